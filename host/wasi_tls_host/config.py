@@ -1,0 +1,137 @@
+"""What a guest is allowed to see and do. Everything is off unless granted."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable
+
+from .tls.policy import TrustPolicy, client_context
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Preopen:
+    """A host directory the guest sees as `guest_path`."""
+
+    host_path: str
+    guest_path: str
+    read_only: bool = False
+
+    @classmethod
+    def parse(cls, spec: str) -> Preopen:
+        """`HOST[::GUEST][:ro]`, as on the command line."""
+        read_only = spec.endswith(":ro")
+        if read_only:
+            spec = spec[: -len(":ro")]
+        host, sep, guest = spec.partition("::")
+        if not os.path.isdir(host):
+            raise ValueError(f"--dir {host}: not a directory on the host")
+        return cls(os.path.abspath(host), guest if sep else host, read_only)
+
+
+@dataclass(frozen=True)
+class NetRule:
+    """Addresses the guest may connect to, bind or send to: one host, any or one port."""
+
+    addresses: frozenset[IpAddress]
+    port: int | None
+    spec: str
+
+    @classmethod
+    def parse(cls, spec: str) -> NetRule:
+        """`HOST`, `HOST:PORT`, `[V6]:PORT` or `V6`; names are resolved now."""
+        host, port = spec, None
+        if spec.startswith("["):
+            host, _, rest = spec[1:].partition("]")
+            if rest:
+                port = _port(rest.removeprefix(":"), spec)
+        elif spec.count(":") == 1:
+            host, port_text = spec.split(":")
+            port = _port(port_text, spec)
+        try:
+            addresses = frozenset({ipaddress.ip_address(host)})
+        except ValueError:
+            try:
+                infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+            except socket.gaierror as error:
+                raise ValueError(f"--allow-net {spec}: cannot resolve {host}: {error}") from None
+            addresses = frozenset(ipaddress.ip_address(info[4][0]) for info in infos)
+        return cls(addresses, port, spec)
+
+    def allows(self, address: IpAddress, port: int) -> bool:
+        return address in self.addresses and (self.port is None or self.port == port)
+
+
+def _port(text: str, spec: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise ValueError(f"--allow-net {spec}: bad port {text!r}")
+    return int(text)
+
+
+@dataclass
+class TlsSettings:
+    """The host's TLS client policy; guests cannot change any of it.
+
+    Trust anchors are certifi's bundle unless CA files or the system store
+    are named. The key log (for Wireshark) defaults to $SSLKEYLOGFILE.
+    """
+
+    ca_files: list[str] = field(default_factory=list)
+    system_trust: bool = False
+    keylog_file: str | None = None
+    handshake_timeout: float = 30.0
+    _context: ssl.SSLContext | None = field(default=None, init=False, repr=False)
+
+    def client_context(self) -> ssl.SSLContext:
+        """Built once; raises ValueError naming a bad CA or key-log file."""
+        if self._context is None:
+            keylog = self.keylog_file or os.environ.get("SSLKEYLOGFILE") or None
+            self._context = client_context(TrustPolicy(
+                ca_files=tuple(self.ca_files), system_trust=self.system_trust,
+                keylog_file=keylog))
+        return self._context
+
+
+@dataclass
+class HostConfig:
+    """Everything the host grants one guest run.
+
+    Clocks and randomness are injectable so that tests can pin them.
+    """
+
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    inherit_env: bool = False
+    preopens: list[Preopen] = field(default_factory=list)
+    allow_net: list[NetRule] = field(default_factory=list)
+    inherit_network: bool = False
+    initial_cwd: str | None = None
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    stdin: BinaryIO | None = None
+    stdout: BinaryIO | None = None
+    stderr: BinaryIO | None = None
+    monotonic_ns: Callable[[], int] = time.monotonic_ns
+    wall_ns: Callable[[], int] = time.time_ns
+    secure_random: Callable[[int], bytes] = secrets.token_bytes
+    insecure_random: Callable[[int], bytes] = os.urandom
+
+    def environment(self) -> dict[str, str]:
+        merged = dict(os.environ) if self.inherit_env else {}
+        merged.update(self.env)
+        return merged
+
+    def network_allows(self, address: IpAddress, port: int) -> bool:
+        if self.inherit_network:
+            return True
+        return any(rule.allows(address, port) for rule in self.allow_net)
+
+    @property
+    def has_network(self) -> bool:
+        return self.inherit_network or bool(self.allow_net)

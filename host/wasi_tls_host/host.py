@@ -1,0 +1,197 @@
+"""Loading components, linking the host's interfaces, and running `wasi:cli/run`."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import wasmtime
+from wasmtime import component as wc
+
+from .config import HostConfig
+from .runtime.calls import Interface, link
+from .runtime.context import WasiCtx
+
+
+class HostError(Exception):
+    """A problem with the component or its imports, explained in one paragraph."""
+
+
+def all_interfaces() -> list[Interface]:
+    """Every interface this host provides, each defined once."""
+    from .cli import environment, exit, stdio, terminal
+    from .clocks import monotonic_clock, wall_clock
+    from .filesystem import preopens, types as filesystem_types
+    from .io import error, poll, streams
+    from .random import insecure, insecure_seed, random
+    from .sockets import (instance_network, ip_name_lookup, network, tcp,
+                          tcp_create_socket, udp, udp_create_socket)
+    from .wasi_tls import types as tls_types
+    return [
+        error.interface, poll.interface, streams.interface,
+        monotonic_clock.interface, wall_clock.interface,
+        random.interface, insecure.interface, insecure_seed.interface,
+        environment.interface, exit.interface, *stdio.interfaces, *terminal.interfaces,
+        filesystem_types.interface, preopens.interface,
+        network.interface, instance_network.interface, tcp.interface,
+        tcp_create_socket.interface, udp.interface, udp_create_socket.interface,
+        ip_name_lookup.interface, tls_types.interface,
+    ]
+
+
+def add_to_linker(linker: wc.Linker, ctx: WasiCtx,
+                  interfaces: list[Interface] | None = None) -> None:
+    """Define the host's interfaces in `linker`, bound to `ctx`.
+
+    The linker may also hold the embedder's own functions (define them in
+    other instances). Never combine this with `Linker.add_wasip2()`: its
+    streams are not the host's and cannot cross into wasi:tls.
+    """
+    with linker.root() as root:
+        link(root, ctx, all_interfaces() if interfaces is None else interfaces)
+
+
+_NAME = re.compile(r"^(?P<name>[^@]+)(?:@(?P<version>.+))?$")
+
+
+def _compatible(provided: str | None, wanted: str | None) -> bool:
+    """Semver compatibility as wasmtime's linker applies it."""
+    if provided is None or wanted is None:
+        return provided == wanted
+    if "-" in provided or "-" in wanted:
+        return provided == wanted
+    p, w = provided.split("."), wanted.split(".")
+    if p[0] != "0":
+        return p[0] == w[0]
+    return p[:2] == w[:2]
+
+
+def missing_imports(engine: wasmtime.Engine, component: wc.Component,
+                    interfaces: list[Interface]) -> list[str]:
+    """Describe each import of `component` the interfaces do not satisfy."""
+    by_name: dict[str, list[Interface]] = {}
+    for interface in interfaces:
+        by_name.setdefault(interface.unversioned, []).append(interface)
+    problems = []
+    for import_name, extern in component.type.imports(engine).items():
+        match = _NAME.match(import_name)
+        name, version = match.group("name"), match.group("version")
+        candidates = [i for i in by_name.get(name, [])
+                      if _compatible(i.name.partition("@")[2] or None, version)]
+        if not candidates:
+            problems.append(f"`{import_name}`")
+            continue
+        item = extern.ty
+        if isinstance(item, wc.ComponentInstanceType):
+            provided = set(candidates[0].functions) | set(candidates[0].resources)
+            lacking = sorted(set(item.exports(engine)) - provided - _type_names(item, engine))
+            if lacking:
+                problems.append(f"`{import_name}` (its {', '.join(lacking)})")
+    return problems
+
+
+def _type_names(item: wc.ComponentInstanceType, engine: wasmtime.Engine) -> set[str]:
+    return {name for name, extern in item.exports(engine).items()
+            if not isinstance(extern.ty, (wc.FuncType, wc.ResourceType))}
+
+
+@dataclass
+class _Loaded:
+    mtime_ns: int
+    component: wc.Component
+
+
+class Host:
+    """Runs WASI 0.2 command components with wasi:tls, one store per run.
+
+    Compiled components are kept in wasmtime's on-disk cache, so a second
+    run of the same file skips compilation.
+    """
+
+    def __init__(self, *, cache: bool = True):
+        config = wasmtime.Config()
+        config.cache = cache
+        self.engine = wasmtime.Engine(config)
+        self._loaded: dict[str, _Loaded] = {}
+
+    def load(self, path: str) -> wc.Component:
+        try:
+            mtime_ns = os.stat(path).st_mtime_ns
+        except OSError as error:
+            raise HostError(f"cannot read component {path}: {error.strerror}") from None
+        loaded = self._loaded.get(path)
+        if loaded is not None and loaded.mtime_ns == mtime_ns:
+            return loaded.component
+        with open(path, "rb") as file:
+            header = file.read(8)
+        if header[:4] != b"\0asm":
+            raise HostError(f"{path} is not a WebAssembly file (no \\0asm header).")
+        if header[4:8] == b"\x01\0\0\0":
+            raise HostError(
+                f"{path} is a core WebAssembly module, not a component. This host runs "
+                "WASI 0.2 components; build one with componentize-py or wrap a WASI 0.1 "
+                "module with `wasm-tools component new --adapt`.")
+        try:
+            component = wc.Component.from_file(self.engine, path)
+        except wasmtime.WasmtimeError as error:
+            raise HostError(f"{path} is not a valid component: {error}") from None
+        self._loaded[path] = _Loaded(mtime_ns, component)
+        return component
+
+    def run(self, component: wc.Component | str, config: HostConfig) -> int:
+        """Run the component's `wasi:cli/run` export; return its exit status."""
+        if isinstance(component, str):
+            path = component
+            component = self.load(component)
+        else:
+            path = "the component"
+        interfaces = all_interfaces()
+        missing = missing_imports(self.engine, component, interfaces)
+        if missing:
+            raise HostError(
+                f"{path} imports {', '.join(missing)}, which this host does not provide. "
+                "It provides WASI 0.2 (io, clocks, random, cli, filesystem, sockets) and "
+                "wasi:tls/types@0.2.0-draft; rebuild the guest against those interfaces.")
+        store = wasmtime.Store(self.engine)
+        ctx = WasiCtx(config)
+        linker = wc.Linker(self.engine)
+        try:
+            add_to_linker(linker, ctx, interfaces)
+            try:
+                instance = linker.instantiate(store, component)
+            except wasmtime.WasmtimeError as error:
+                raise HostError(f"cannot instantiate {path}: {error}") from None
+            run = _run_export(store, instance, component, self.engine, path)
+            try:
+                outcome = run(store)
+                run.post_return(store)
+            except wasmtime.WasmtimeError as trap:
+                if ctx.exit_code is not None:
+                    return ctx.exit_code
+                raise GuestTrap(str(trap)) from None
+            return 0 if _is_ok(outcome) else 1
+        finally:
+            ctx.close()
+            linker.close()
+
+
+class GuestTrap(Exception):
+    """The guest trapped; the message has wasmtime's backtrace."""
+
+
+def _is_ok(outcome: object) -> bool:
+    return getattr(outcome, "tag", "ok") == "ok"
+
+
+def _run_export(store: wasmtime.Store, instance: wc.Instance, component: wc.Component,
+                engine: wasmtime.Engine, path: str) -> wc.Func:
+    for export_name in component.type.exports(engine):
+        if export_name.split("@")[0] == "wasi:cli/run":
+            index = instance.get_export_index(store, export_name)
+            run_index = instance.get_export_index(store, "run", index)
+            if run_index is not None:
+                func = instance.get_func(store, run_index)
+                if func is not None:
+                    return func
+    raise HostError(f"{path} does not export wasi:cli/run; it is not a command component.")

@@ -1,0 +1,1 @@
+"""wasi:io — errors, pollables and byte streams."""

@@ -1,0 +1,23 @@
+"""wasi:io/error: the `error` resource carried by a failed stream operation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.resources import Res
+
+interface = Interface(f"wasi:io/error@{WASI_VERSION}")
+interface.resource("error", Res.IO_ERROR)
+
+
+@dataclass
+class IoError:
+    message: str
+    network_code: str | None = None
+    filesystem_code: str | None = None
+
+
+@interface.func("[method]error.to-debug-string")
+def to_debug_string(ctx, error: IoError) -> str:
+    return error.message

@@ -1,0 +1,1 @@
+"""wasi:random — secure and insecure randomness (injectable for tests)."""

@@ -1,0 +1,334 @@
+"""Moving values between wasmtime's C value cells and the host's Python values.
+
+wasmtime-py converts values by re-reading the function type on every call and
+by guessing, per value, whether a variant is "tagged". This module instead
+compiles, once per host function, a lift (C -> Python) and a lower
+(Python -> C) closure for each parameter and for the result, from the
+declared WIT type. `list<u8>` is moved as one block: each element is a
+32-byte cell with its kind byte at offset 0 and the byte at offset 8.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from ctypes import POINTER, byref
+from typing import Any, Callable
+
+from wasmtime import WasmtimeError
+from wasmtime import _ffi as ffi
+from wasmtime import component as wc
+
+from .errors import Trap
+from .table import ResourceTable
+from .values import Case, Child, Err, Ok, Some
+
+Val = ffi.wasmtime_component_val_t
+CELL = ctypes.sizeof(Val)
+assert CELL == 32, "wasmtime_component_val_t layout changed; revisit bulk list<u8>"
+
+
+class CallScope:
+    """What lifting and lowering need for one call: the store context and the table."""
+
+    __slots__ = ("context", "table")
+
+    def __init__(self, context: Any, table: ResourceTable):
+        self.context = context
+        self.table = table
+
+
+Lift = Callable[[CallScope, Any], Any]
+Lower = Callable[[CallScope, Any, Any], None]
+ResourceIds = Callable[[wc.ResourceType], int]
+
+
+def _kind(name: str) -> int:
+    return getattr(ffi, "WASMTIME_COMPONENT_" + name).value
+
+
+K_LIST = _kind("LIST")
+K_U8 = _kind("U8")
+K_STRING = _kind("STRING")
+K_RECORD = _kind("RECORD")
+K_TUPLE = _kind("TUPLE")
+K_VARIANT = _kind("VARIANT")
+K_ENUM = _kind("ENUM")
+K_OPTION = _kind("OPTION")
+K_RESULT = _kind("RESULT")
+K_FLAGS = _kind("FLAGS")
+K_RESOURCE = _kind("RESOURCE")
+
+_SCALARS: dict[type, tuple[str, str, type]] = {
+    wc.Bool: ("BOOL", "boolean", bool),
+    wc.S8: ("S8", "s8", int),
+    wc.U8: ("U8", "u8", int),
+    wc.S16: ("S16", "s16", int),
+    wc.U16: ("U16", "u16", int),
+    wc.S32: ("S32", "s32", int),
+    wc.U32: ("U32", "u32", int),
+    wc.S64: ("S64", "s64", int),
+    wc.U64: ("U64", "u64", int),
+    wc.F32: ("F32", "f32", float),
+    wc.F64: ("F64", "f64", float),
+}
+
+_INT_RANGE = {"u8": (0, 0xFF), "u16": (0, 0xFFFF), "u32": (0, 0xFFFFFFFF),
+             "u64": (0, 0xFFFFFFFFFFFFFFFF), "s8": (-0x80, 0x7F),
+             "s16": (-0x8000, 0x7FFF), "s32": (-0x80000000, 0x7FFFFFFF),
+             "s64": (-0x8000000000000000, 0x7FFFFFFFFFFFFFFF)}
+
+
+def _boxed(raw: Any) -> Any:
+    """Copy a stack cell into a heap cell owned by its enclosing value."""
+    return ffi.wasmtime_component_val_new(byref(raw))
+
+
+# -- lifting: C cell -> Python ------------------------------------------------
+
+def lifter(ty: wc.ValType) -> Lift:
+    scalar = _SCALARS.get(type(ty))
+    if scalar is not None:
+        field, convert = scalar[1], scalar[2]
+        return lambda scope, c: convert(getattr(c.of, field))
+    if isinstance(ty, wc.Char):
+        return lambda scope, c: chr(c.of.character)
+    if isinstance(ty, wc.String):
+        return lambda scope, c: ffi.to_str(c.of.string)
+    if isinstance(ty, wc.ListType):
+        element = ty.element
+        if isinstance(element, wc.U8):
+            def lift_bytes(scope: CallScope, c: Any) -> bytes:
+                n = c.of.list.size
+                return ctypes.string_at(c.of.list.data, n * CELL)[8::CELL] if n else b""
+            return lift_bytes
+        lift_element = lifter(element)
+        return lambda scope, c: [lift_element(scope, c.of.list.data[i])
+                                 for i in range(c.of.list.size)]
+    if isinstance(ty, wc.RecordType):
+        fields = [(name, lifter(fty)) for name, fty in ty.fields]
+        return lambda scope, c: {name: lift(scope, c.of.record.data[i].val)
+                                 for i, (name, lift) in enumerate(fields)}
+    if isinstance(ty, wc.TupleType):
+        elements = [lifter(ety) for ety in ty.elements]
+        return lambda scope, c: tuple(lift(scope, c.of.tuple.data[i])
+                                      for i, lift in enumerate(elements))
+    if isinstance(ty, wc.EnumType):
+        return lambda scope, c: ffi.to_str(c.of.enumeration)
+    if isinstance(ty, wc.FlagsType):
+        return lambda scope, c: {ffi.to_str(c.of.flags.data[i]) for i in range(c.of.flags.size)}
+    if isinstance(ty, wc.VariantType):
+        cases = {name: (lifter(cty) if cty is not None else None) for name, cty in ty.cases}
+
+        def lift_variant(scope: CallScope, c: Any) -> Case:
+            tag = ffi.to_str(c.of.variant.discriminant)
+            lift = cases[tag]
+            return Case(tag, lift(scope, c.of.variant.val.contents) if lift else None)
+        return lift_variant
+    if isinstance(ty, wc.OptionType):
+        payload = ty.payload
+        lift_payload = lifter(payload)
+        nested = isinstance(payload, wc.OptionType)
+
+        def lift_option(scope: CallScope, c: Any) -> Any:
+            if not c.of.option:
+                return None
+            value = lift_payload(scope, c.of.option.contents)
+            return Some(value) if nested else value
+        return lift_option
+    if isinstance(ty, wc.ResultType):
+        lift_ok = lifter(ty.ok) if ty.ok is not None else None
+        lift_err = lifter(ty.err) if ty.err is not None else None
+
+        def lift_result(scope: CallScope, c: Any) -> Any:
+            res = c.of.result
+            lift = lift_ok if res.is_ok else lift_err
+            value = lift(scope, res.val.contents) if lift else None
+            return Ok(value) if res.is_ok else Err(value)
+        return lift_result
+    if isinstance(ty, wc.OwnType):
+        return lambda scope, c: _resource_arg(scope, c, owned=True)
+    if isinstance(ty, wc.BorrowType):
+        return lambda scope, c: _resource_arg(scope, c, owned=False)
+    raise TypeError(f"unsupported WIT type in a host function: {ty!r}")
+
+
+def _resource_arg(scope: CallScope, c: Any, owned: bool) -> Any:
+    """Resolve a handle to its host object; this also ends a borrow."""
+    host = POINTER(ffi.wasmtime_component_resource_host_t)()
+    error = ffi.wasmtime_component_resource_any_to_host(scope.context, c.of.resource, byref(host))
+    if error:
+        raise Trap(str(WasmtimeError._from_ptr(error)))
+    try:
+        rep = ffi.wasmtime_component_resource_host_rep(host)
+        type_id = ffi.wasmtime_component_resource_host_type(host)
+    finally:
+        ffi.wasmtime_component_resource_host_delete(host)
+    if owned:
+        return scope.table.delete(rep, type_id)
+    return scope.table.get(rep, type_id)
+
+
+# -- lowering: Python -> C cell -----------------------------------------------
+
+def lowerer(ty: wc.ValType, resource_ids: ResourceIds) -> Lower:
+    scalar = _SCALARS.get(type(ty))
+    if scalar is not None:
+        kind, field, convert = _kind(scalar[0]), scalar[1], scalar[2]
+        bounds = _INT_RANGE.get(field)
+
+        def lower_scalar(scope: CallScope, value: Any, dst: Any) -> None:
+            if bounds is not None and not bounds[0] <= value <= bounds[1]:
+                raise ValueError(f"{value} does not fit {field}")
+            dst.kind = kind
+            setattr(dst.of, field, convert(value))
+        return lower_scalar
+    if isinstance(ty, wc.Char):
+        kind = _kind("CHAR")
+
+        def lower_char(scope: CallScope, value: Any, dst: Any) -> None:
+            dst.kind = kind
+            dst.of.character = ord(value)
+        return lower_char
+    if isinstance(ty, wc.String):
+        def lower_string(scope: CallScope, value: Any, dst: Any) -> None:
+            dst.kind = K_STRING
+            dst.of.string = ffi.str_to_capi(value)
+        return lower_string
+    if isinstance(ty, wc.EnumType):
+        names = set(ty.names)
+
+        def lower_enum(scope: CallScope, value: Any, dst: Any) -> None:
+            if value not in names:
+                raise ValueError(f"{value!r} is not a case of enum {sorted(names)}")
+            dst.kind = K_ENUM
+            dst.of.enumeration = ffi.str_to_capi(value)
+        return lower_enum
+    if isinstance(ty, wc.FlagsType):
+        names = set(ty.names)
+
+        def lower_flags(scope: CallScope, value: Any, dst: Any) -> None:
+            unknown = set(value) - names
+            if unknown:
+                raise ValueError(f"unknown flags {sorted(unknown)}")
+            raw = ffi.wasmtime_component_valflags_t()
+            ffi.wasmtime_component_valflags_new_uninit(raw, len(value))
+            for i, name in enumerate(sorted(value)):
+                raw.data[i] = ffi.str_to_capi(name)
+            dst.kind = K_FLAGS
+            dst.of.flags = raw
+        return lower_flags
+    if isinstance(ty, wc.ListType):
+        element = ty.element
+        if isinstance(element, wc.U8):
+            return _lower_bytes
+        lower_element = lowerer(element, resource_ids)
+
+        def lower_list(scope: CallScope, value: Any, dst: Any) -> None:
+            raw = ffi.wasmtime_component_vallist_t()
+            ffi.wasmtime_component_vallist_new_uninit(raw, len(value))
+            for i, item in enumerate(value):
+                lower_element(scope, item, raw.data[i])
+            dst.kind = K_LIST
+            dst.of.list = raw
+        return lower_list
+    if isinstance(ty, wc.RecordType):
+        fields = [(name, lowerer(fty, resource_ids)) for name, fty in ty.fields]
+
+        def lower_record(scope: CallScope, value: Any, dst: Any) -> None:
+            raw = ffi.wasmtime_component_valrecord_t()
+            ffi.wasmtime_component_valrecord_new_uninit(raw, len(fields))
+            for i, (name, lower) in enumerate(fields):
+                raw.data[i].name = ffi.str_to_capi(name)
+                lower(scope, value[name], raw.data[i].val)
+            dst.kind = K_RECORD
+            dst.of.record = raw
+        return lower_record
+    if isinstance(ty, wc.TupleType):
+        elements = [lowerer(ety, resource_ids) for ety in ty.elements]
+
+        def lower_tuple(scope: CallScope, value: Any, dst: Any) -> None:
+            if len(value) != len(elements):
+                raise ValueError(f"expected a {len(elements)}-tuple, got {len(value)} items")
+            raw = ffi.wasmtime_component_valtuple_t()
+            ffi.wasmtime_component_valtuple_new_uninit(raw, len(elements))
+            for i, (lower, item) in enumerate(zip(elements, value)):
+                lower(scope, item, raw.data[i])
+            dst.kind = K_TUPLE
+            dst.of.tuple = raw
+        return lower_tuple
+    if isinstance(ty, wc.VariantType):
+        cases = {name: (lowerer(cty, resource_ids) if cty is not None else None)
+                 for name, cty in ty.cases}
+
+        def lower_variant(scope: CallScope, value: Any, dst: Any) -> None:
+            if not isinstance(value, Case) or value.tag not in cases:
+                raise ValueError(f"expected Case with a tag in {sorted(cases)}, got {value!r}")
+            lower = cases[value.tag]
+            dst.kind = K_VARIANT
+            dst.of.variant.discriminant = ffi.str_to_capi(value.tag)
+            dst.of.variant.val = _payload(scope, lower, value.payload)
+        return lower_variant
+    if isinstance(ty, wc.OptionType):
+        lower_payload = lowerer(ty.payload, resource_ids)
+
+        def lower_option(scope: CallScope, value: Any, dst: Any) -> None:
+            dst.kind = K_OPTION
+            if value is None:
+                dst.of.option = None
+                return
+            if isinstance(value, Some):
+                value = value.value
+            dst.of.option = _payload(scope, lower_payload, value)
+        return lower_option
+    if isinstance(ty, wc.ResultType):
+        lower_ok = lowerer(ty.ok, resource_ids) if ty.ok is not None else None
+        lower_err = lowerer(ty.err, resource_ids) if ty.err is not None else None
+
+        def lower_result(scope: CallScope, value: Any, dst: Any) -> None:
+            is_ok = not isinstance(value, Err)
+            if isinstance(value, (Ok, Err)):
+                value = value.value
+            dst.kind = K_RESULT
+            dst.of.result.is_ok = is_ok
+            dst.of.result.val = _payload(scope, lower_ok if is_ok else lower_err, value)
+        return lower_result
+    if isinstance(ty, wc.OwnType):
+        type_id = resource_ids(ty.ty)
+
+        def lower_own(scope: CallScope, value: Any, dst: Any) -> None:
+            obj, parent = value if isinstance(value, Child) else (value, None)
+            rep = scope.table.push(obj, type_id, parent)
+            host = ffi.wasmtime_component_resource_host_new(True, rep, type_id)
+            any_ptr = POINTER(ffi.wasmtime_component_resource_any_t)()
+            try:
+                error = ffi.wasmtime_component_resource_host_to_any(
+                    scope.context, host, byref(any_ptr))
+            finally:
+                ffi.wasmtime_component_resource_host_delete(host)
+            if error:
+                raise Trap(str(WasmtimeError._from_ptr(error)))
+            dst.kind = K_RESOURCE
+            dst.of.resource = any_ptr
+        return lower_own
+    raise TypeError(f"unsupported WIT type in a host result: {ty!r}")
+
+
+def _payload(scope: CallScope, lower: Lower | None, value: Any) -> Any:
+    if lower is None:
+        return None
+    raw = Val()
+    lower(scope, value, raw)
+    return _boxed(raw)
+
+
+def _lower_bytes(scope: CallScope, value: Any, dst: Any) -> None:
+    n = len(value)
+    raw = ffi.wasmtime_component_vallist_t()
+    ffi.wasmtime_component_vallist_new_uninit(raw, n)
+    if n:
+        cells = bytearray(n * CELL)
+        cells[0::CELL] = bytes((K_U8,)) * n
+        cells[8::CELL] = value
+        ctypes.memmove(raw.data, (ctypes.c_char * len(cells)).from_buffer(cells), len(cells))
+    dst.kind = K_LIST
+    dst.of.list = raw

@@ -1,0 +1,70 @@
+"""The per-store context every host function receives as `ctx`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from wasmtime import WasmtimeError
+from wasmtime import component as wc
+
+from ..config import HostConfig
+from .poll import Waitable, wait_any
+from .resources import Res
+from .streams import FileInput, FileOutput, InputStream, OutputStream
+from .table import ResourceTable, TableError
+
+
+class WasiCtx:
+    def __init__(self, config: HostConfig):
+        self.config = config
+        self.table = ResourceTable()
+        self.exit_code: int | None = None
+        self.now_ns = config.monotonic_ns
+        self._resource_types = {res: wc.ResourceType.host(res) for res in Res}
+        self.stdin: InputStream = FileInput(config.stdin or sys.stdin.buffer)
+        self.stdout: OutputStream = FileOutput(config.stdout or sys.stdout.buffer)
+        self.stderr: OutputStream = FileOutput(config.stderr or sys.stderr.buffer)
+        # Filled in by interfaces that keep per-store state (e.g. preopens).
+        self.state: dict[str, Any] = {}
+
+    # -- resource types ----------------------------------------------------
+    def resource_type(self, type_id: int) -> wc.ResourceType:
+        return self._resource_types[Res(type_id)]
+
+    def resource_id(self, resource_type: wc.ResourceType) -> int:
+        for res, known in self._resource_types.items():
+            if known == resource_type:
+                return int(res)
+        raise TypeError("a host function returns a resource type the host does not define")
+
+    def drop_resource(self, type_id: int) -> Callable[[Any, int], None]:
+        """The destructor wasmtime runs when the guest drops a handle."""
+        def drop(store: Any, rep: int) -> None:
+            try:
+                obj = self.table.delete(rep, type_id)
+            except TableError as misuse:
+                raise WasmtimeError(f"dropping {Res(type_id).name.lower()}: {misuse}") from None
+            close = getattr(obj, "close", None)
+            if close is not None:
+                close()
+        return drop
+
+    # -- waiting -----------------------------------------------------------
+    def wait_any(self, waitables: list[Waitable]) -> list[int]:
+        return wait_any(self.now_ns, waitables)
+
+    def wait_for(self, waitable: Waitable) -> None:
+        wait_any(self.now_ns, (waitable,))
+
+    def close(self) -> None:
+        """Release everything the guest left open (sockets, files, TLS)."""
+        for obj in self.table.drain():
+            close = getattr(obj, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # closing is best effort once the guest is gone
+                    pass
+        for stream in (self.stdout, self.stderr):
+            stream.close()

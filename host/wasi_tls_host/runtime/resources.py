@@ -1,0 +1,28 @@
+"""Host resource type ids, shared by every interface that names the type.
+
+An interface that `use`s a resource from another interface must define it
+again under the same `ResourceType.host(id)`, or instantiation fails with
+"mismatched resource types"; keeping the ids in one place makes that hold.
+"""
+
+from enum import IntEnum
+
+
+class Res(IntEnum):
+    POLLABLE = 1
+    IO_ERROR = 2
+    INPUT_STREAM = 3
+    OUTPUT_STREAM = 4
+    DESCRIPTOR = 5
+    DIRECTORY_ENTRY_STREAM = 6
+    NETWORK = 7
+    TCP_SOCKET = 8
+    UDP_SOCKET = 9
+    INCOMING_DATAGRAM_STREAM = 10
+    OUTGOING_DATAGRAM_STREAM = 11
+    RESOLVE_ADDRESS_STREAM = 12
+    TERMINAL_INPUT = 13
+    TERMINAL_OUTPUT = 14
+    CLIENT_HANDSHAKE = 15
+    CLIENT_CONNECTION = 16
+    FUTURE_CLIENT_STREAMS = 17

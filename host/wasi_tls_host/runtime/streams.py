@@ -1,0 +1,241 @@
+"""Host-side byte streams behind `wasi:io/streams`.
+
+Any stream here can back a guest's `input-stream`/`output-stream`, and any
+of them can be the transport under TLS. All operations are non-blocking;
+waiting is done by the poll loop through `ready()`/`wait_on()`.
+
+Input: `read(n)` returns up to n bytes, `b""` when nothing is available yet,
+and raises `StreamClosed` at end of stream or `StreamFailed` on error.
+
+Output: `check_write()` is how many bytes may be written now (0 while full
+or while a requested flush is still in progress); `write(data)` accepts at
+most that many; `flush()` asks for buffered bytes to be sent. Both raise the
+same two exceptions.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import stat
+from typing import BinaryIO
+
+from .poll import NEVER, READ, WRITE, WaitSpec
+
+#: How much an output stream buffers before `check-write` says 0.
+OUTPUT_BUDGET = 64 * 1024
+
+
+class StreamClosed(Exception):
+    """End of stream (input) or the stream is no longer writable (output)."""
+
+
+class StreamFailed(Exception):
+    """The last operation failed; the message goes into an `error` resource."""
+
+    def __init__(self, message: str, *, network_code: str | None = None,
+                 filesystem_code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.network_code = network_code
+        self.filesystem_code = filesystem_code
+
+
+class InputStream:
+    def read(self, max_bytes: int) -> bytes:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return True
+
+    def wait_on(self) -> WaitSpec:
+        return NEVER
+
+    def close(self) -> None:
+        pass
+
+
+class OutputStream:
+    #: What the guest's last `check-write` allowed and it has not yet written.
+    permit = 0
+
+    def check_write(self) -> int:
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        pass
+
+    def ready(self) -> bool:
+        try:
+            return self.check_write() > 0
+        except (StreamClosed, StreamFailed):
+            return True
+
+    def wait_on(self) -> WaitSpec:
+        return NEVER
+
+    def close(self) -> None:
+        pass
+
+
+class Pipe:
+    """An in-memory one-way pipe with a bounded buffer: `.input` and `.output`."""
+
+    def __init__(self, capacity: int = OUTPUT_BUDGET):
+        self.buffer = bytearray()
+        self.capacity = capacity
+        self.writer_closed = False
+        self.reader_closed = False
+        self.input = _PipeInput(self)
+        self.output = _PipeOutput(self)
+
+
+class _PipeInput(InputStream):
+    def __init__(self, pipe: Pipe):
+        self.pipe = pipe
+
+    def read(self, max_bytes: int) -> bytes:
+        pipe = self.pipe
+        if not pipe.buffer:
+            if pipe.writer_closed:
+                raise StreamClosed()
+            return b""
+        data = bytes(pipe.buffer[:max_bytes])
+        del pipe.buffer[:max_bytes]
+        return data
+
+    def ready(self) -> bool:
+        return bool(self.pipe.buffer) or self.pipe.writer_closed
+
+    def close(self) -> None:
+        self.pipe.reader_closed = True
+
+
+class _PipeOutput(OutputStream):
+    def __init__(self, pipe: Pipe):
+        self.pipe = pipe
+
+    def check_write(self) -> int:
+        pipe = self.pipe
+        if pipe.reader_closed or pipe.writer_closed:
+            raise StreamClosed()
+        return pipe.capacity - len(pipe.buffer)
+
+    def write(self, data: bytes) -> None:
+        if self.pipe.reader_closed:
+            raise StreamClosed()
+        self.pipe.buffer += data
+
+    def close(self) -> None:
+        self.pipe.writer_closed = True
+
+
+class FileInput(InputStream):
+    """Reads a host file object; a pipe or terminal is polled, a regular file is always ready."""
+
+    def __init__(self, file: BinaryIO, *, close_file: bool = False):
+        self.file = file
+        self.close_file = close_file
+        self.fd = _pollable_fd(file)
+
+    def read(self, max_bytes: int) -> bytes:
+        if max_bytes == 0:
+            return b""
+        try:
+            if self.fd is not None:
+                # Leave the fd's blocking mode alone (it is shared with the
+                # parent's terminal); read only what poll says is there.
+                if not readable_now(self.fd):
+                    return b""
+                data = os.read(self.fd, max_bytes)
+            else:
+                data = self.file.read(max_bytes)
+        except OSError as error:
+            raise StreamFailed(f"read failed: {error.strerror or error}") from None
+        if not data:
+            raise StreamClosed()
+        return data
+
+    def ready(self) -> bool:
+        return self.fd is None or readable_now(self.fd)
+
+    def wait_on(self) -> WaitSpec:
+        return WaitSpec(fds=((self.fd, READ),)) if self.fd is not None else NEVER
+
+    def close(self) -> None:
+        if self.close_file:
+            self.file.close()
+
+
+class FileOutput(OutputStream):
+    """Writes through to a host file object (stdout, stderr, a regular file)."""
+
+    def __init__(self, file: BinaryIO, *, close_file: bool = False):
+        self.file = file
+        self.close_file = close_file
+        self.failed: StreamFailed | None = None
+
+    def check_write(self) -> int:
+        if self.failed:
+            raise self.failed
+        if self.file.closed:
+            raise StreamClosed()
+        return OUTPUT_BUDGET
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.file.write(data)
+        except BrokenPipeError:
+            raise StreamClosed() from None
+        except OSError as error:
+            self.failed = StreamFailed(f"write failed: {error.strerror or error}")
+            raise self.failed from None
+
+    def flush(self) -> None:
+        try:
+            self.file.flush()
+        except BrokenPipeError:
+            raise StreamClosed() from None
+        except OSError as error:
+            self.failed = StreamFailed(f"flush failed: {error.strerror or error}")
+            raise self.failed from None
+
+    def close(self) -> None:
+        if self.close_file:
+            self.file.close()
+        else:
+            self.flush_quietly()
+
+    def flush_quietly(self) -> None:
+        try:
+            self.file.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _pollable_fd(file: BinaryIO) -> int | None:
+    """The fd to poll, or None for sources that never block (regular files, memory)."""
+    try:
+        fd = file.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    mode = os.fstat(fd).st_mode
+    return None if stat.S_ISREG(mode) else fd
+
+
+def ready_now(fd: int, events: int) -> bool:
+    """Whether `fd` is ready for `events` right now, without blocking."""
+    poller = select.poll()
+    poller.register(fd, events)
+    return bool(poller.poll(0))
+
+
+def readable_now(fd: int) -> bool:
+    return ready_now(fd, READ)
+
+
+def writable_now(fd: int) -> bool:
+    return ready_now(fd, WRITE)

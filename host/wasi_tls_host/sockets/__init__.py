@@ -1,0 +1,1 @@
+"""wasi:sockets — TCP, UDP and name lookup, denied unless the config allows."""

@@ -1,0 +1,105 @@
+"""wasi:sockets/ip-name-lookup: resolve names off the main thread.
+
+`getaddrinfo` can block, and no host call may block outside `poll`, so each
+lookup runs on a worker thread that signals completion through a pipe the
+poll loop can wait on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import threading
+from typing import Any
+
+from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.poll import READ, Pollable, WaitSpec
+from ..runtime.resources import Res
+from ..runtime.values import Child
+from .network import fail, ip_address_value
+
+interface = Interface(f"wasi:sockets/ip-name-lookup@{WASI_VERSION}")
+for _name, _res in (("resolve-address-stream", Res.RESOLVE_ADDRESS_STREAM),
+                    ("network", Res.NETWORK), ("pollable", Res.POLLABLE)):
+    interface.resource(_name, _res)
+
+_GAI_CODES = {
+    socket.EAI_NONAME: "name-unresolvable",
+    socket.EAI_AGAIN: "temporary-resolver-failure",
+}
+
+
+class ResolveAddressStream:
+    def __init__(self, name: str):
+        self.addresses: list[Any] | None = None
+        self.error: str | None = None
+        self._read_fd, self._write_fd = os.pipe()
+        self._thread = threading.Thread(target=self._resolve, args=(name,), daemon=True)
+        self._thread.start()
+
+    def _resolve(self, name: str) -> None:
+        try:
+            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+            unique: list[Any] = []
+            for info in infos:
+                address = ipaddress.ip_address(info[4][0].split("%")[0])
+                if address not in unique:
+                    unique.append(address)
+            self.addresses = unique
+        except socket.gaierror as error:
+            self.error = _GAI_CODES.get(error.errno, "permanent-resolver-failure")
+        except (UnicodeError, ValueError):
+            self.error = "invalid-argument"
+        finally:
+            os.write(self._write_fd, b"x")
+
+    def ready(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait_on(self) -> WaitSpec:
+        return WaitSpec(fds=((self._read_fd, READ),))
+
+    def close(self) -> None:
+        self._thread.join()
+        os.close(self._read_fd)
+        os.close(self._write_fd)
+
+
+def _valid_name(name: str) -> bool:
+    if not name or len(name) > 253 or name.startswith("[") or ":" in name and not _is_ip(name):
+        return False
+    return all(0 < len(label) < 64 for label in name.rstrip(".").split(".")) or _is_ip(name)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+@interface.func("resolve-addresses")
+def resolve_addresses(ctx, network: Any, name: str) -> ResolveAddressStream:
+    if not ctx.config.has_network:
+        raise fail("access-denied")
+    if not _valid_name(name):
+        raise fail("invalid-argument")
+    return ResolveAddressStream(name)
+
+
+@interface.func("[method]resolve-address-stream.resolve-next-address")
+def resolve_next_address(ctx, stream: ResolveAddressStream):
+    if not stream.ready():
+        raise fail("would-block")
+    if stream.error is not None:
+        raise fail(stream.error)
+    if stream.addresses:
+        return ip_address_value(stream.addresses.pop(0))
+    return None
+
+
+@interface.func("[method]resolve-address-stream.subscribe")
+def subscribe(ctx, stream: ResolveAddressStream) -> Child:
+    return Child(Pollable(stream), stream)

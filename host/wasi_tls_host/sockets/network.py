@@ -1,0 +1,122 @@
+"""wasi:sockets/network: the `network` capability, error codes and addresses."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+
+from ..config import IpAddress
+from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.errors import ErrorValue
+from ..runtime.resources import Res
+from ..runtime.values import Case
+
+interface = Interface(f"wasi:sockets/network@{WASI_VERSION}")
+interface.resource("network", Res.NETWORK)
+interface.resource("error", Res.IO_ERROR)
+
+
+class Network:
+    """The capability to use the network; what it permits is in the host config."""
+
+
+@interface.func("network-error-code")
+def network_error_code(ctx, error) -> str | None:
+    return error.network_code
+
+
+_ERRNO_CODES = {
+    errno.EACCES: "access-denied",
+    errno.EPERM: "access-denied",
+    errno.EADDRINUSE: "address-in-use",
+    errno.EADDRNOTAVAIL: "address-not-bindable",
+    errno.ECONNREFUSED: "connection-refused",
+    errno.ECONNRESET: "connection-reset",
+    errno.EPIPE: "connection-reset",
+    errno.ECONNABORTED: "connection-aborted",
+    errno.ETIMEDOUT: "timeout",
+    errno.EHOSTUNREACH: "remote-unreachable",
+    errno.ENETUNREACH: "remote-unreachable",
+    errno.ENETDOWN: "remote-unreachable",
+    errno.EMSGSIZE: "datagram-too-large",
+    errno.EAFNOSUPPORT: "not-supported",
+    errno.EOPNOTSUPP: "not-supported",
+    errno.ENOMEM: "out-of-memory",
+    errno.ENOBUFS: "out-of-memory",
+    errno.EMFILE: "new-socket-limit",
+    errno.ENFILE: "new-socket-limit",
+    errno.EINVAL: "invalid-argument",
+    errno.EAGAIN: "would-block",
+    errno.EINPROGRESS: "would-block",
+    errno.EISCONN: "invalid-state",
+    errno.ENOTCONN: "invalid-state",
+}
+
+
+def error_code(error: OSError) -> str:
+    return _ERRNO_CODES.get(error.errno or 0, "unknown")
+
+
+def fail(code: str) -> ErrorValue:
+    return ErrorValue(code)
+
+
+# -- addresses ---------------------------------------------------------------
+
+FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
+
+
+def family_name(family: int) -> str:
+    return "ipv4" if family == socket.AF_INET else "ipv6"
+
+
+def ip_address_value(address: IpAddress) -> Case:
+    if isinstance(address, ipaddress.IPv4Address):
+        return Case("ipv4", tuple(address.packed))
+    packed = address.packed
+    return Case("ipv6", tuple(int.from_bytes(packed[i:i + 2], "big") for i in range(0, 16, 2)))
+
+
+def ip_from_value(value: Case) -> IpAddress:
+    if value.tag == "ipv4":
+        return ipaddress.IPv4Address(bytes(value.payload))
+    return ipaddress.IPv6Address(b"".join(part.to_bytes(2, "big") for part in value.payload))
+
+
+def socket_address_value(sockaddr: tuple) -> Case:
+    """A Python socket address as a WIT `ip-socket-address`."""
+    address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+    if isinstance(address, ipaddress.IPv4Address):
+        return Case("ipv4", {"port": sockaddr[1], "address": ip_address_value(address).payload})
+    return Case("ipv6", {"port": sockaddr[1], "flow-info": sockaddr[2],
+                         "address": ip_address_value(address).payload, "scope-id": sockaddr[3]})
+
+
+def sockaddr_from_value(value: Case) -> tuple[IpAddress, tuple]:
+    """A WIT `ip-socket-address` as (ip, Python socket address)."""
+    record = value.payload
+    address = ip_from_value(Case(value.tag, record["address"]))
+    if value.tag == "ipv4":
+        return address, (str(address), record["port"])
+    return address, (str(address), record["port"], record["flow-info"], record["scope-id"])
+
+
+def check_family(address: IpAddress, family: int) -> None:
+    """WASI forbids mixing families, including IPv4-mapped IPv6 addresses."""
+    if family_name(family) != ("ipv4" if address.version == 4 else "ipv6"):
+        raise fail("invalid-argument")
+    if address.version == 6 and address.ipv4_mapped is not None:
+        raise fail("invalid-argument")
+
+
+def check_remote(address: IpAddress, port: int) -> None:
+    if address.is_unspecified or port == 0 or address.is_multicast:
+        raise fail("invalid-argument")
+    if address.version == 4 and address == ipaddress.IPv4Address("255.255.255.255"):
+        raise fail("invalid-argument")
+
+
+def check_allowed(ctx, address: IpAddress, port: int) -> None:
+    if not ctx.config.network_allows(address, port):
+        raise fail("access-denied")

@@ -1,0 +1,419 @@
+"""wasi:sockets/tcp: the start/finish state machine over non-blocking sockets.
+
+States follow the spec's operational semantics: unbound -> bind-started ->
+bound -> listen-started -> listening, or (unbound|bound) -> connecting ->
+connected, and closed after a failed connect. The socket's pollable is ready
+exactly when the pending `finish-*`/`accept` would not say would-block.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.poll import NEVER, READ, WRITE, Pollable, WaitSpec
+from ..runtime.resources import Res
+from ..runtime.streams import (OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed,
+                               StreamFailed, readable_now, writable_now)
+from ..runtime.values import Child
+from .network import (FAMILIES, check_allowed, check_family, check_remote, error_code, fail,
+                      family_name, sockaddr_from_value, socket_address_value)
+
+interface = Interface(f"wasi:sockets/tcp@{WASI_VERSION}")
+for _name, _res in (("tcp-socket", Res.TCP_SOCKET), ("network", Res.NETWORK),
+                    ("input-stream", Res.INPUT_STREAM), ("output-stream", Res.OUTPUT_STREAM),
+                    ("pollable", Res.POLLABLE)):
+    interface.resource(_name, _res)
+
+NS_PER_S = 1_000_000_000
+DEFAULT_BACKLOG = 128
+SHUTDOWN = {"receive": socket.SHUT_RD, "send": socket.SHUT_WR, "both": socket.SHUT_RDWR}
+
+
+def _stream_failure(error: OSError) -> StreamFailed:
+    code = error_code(error)
+    return StreamFailed(f"{code}: {error.strerror or error}", network_code=code)
+
+
+class SharedSocket:
+    """Keeps the fd open until the socket resource and both streams are gone.
+
+    The guest may drop the tcp-socket while its streams live on inside a
+    TLS connection (the streams were moved there), as wasmtime allows.
+    """
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.users = 1
+
+    def acquire(self) -> socket.socket:
+        self.users += 1
+        return self.sock
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self.sock.close()
+
+
+class TcpInput(InputStream):
+    def __init__(self, shared: SharedSocket):
+        self.shared = shared
+        self.sock = shared.acquire()
+        self.shut = False
+        self.closed = False
+
+    def read(self, max_bytes: int) -> bytes:
+        if self.shut:
+            raise StreamClosed()
+        try:
+            data = self.sock.recv(max_bytes)
+        except BlockingIOError:
+            return b""
+        except OSError as error:
+            raise _stream_failure(error) from None
+        if not data:
+            self.shut = True
+            raise StreamClosed()
+        return data
+
+    def ready(self) -> bool:
+        return self.shut or self.sock.fileno() < 0 or readable_now(self.sock.fileno())
+
+    def wait_on(self) -> WaitSpec:
+        return WaitSpec(fds=((self.sock.fileno(), READ),))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.shared.release()
+
+
+class TcpOutput(OutputStream):
+    """Buffers up to OUTPUT_BUDGET bytes and sends as the socket allows."""
+
+    def __init__(self, shared: SharedSocket):
+        self.shared = shared
+        self.sock = shared.acquire()
+        self.closed = False
+        self.pending = bytearray()
+        self.flushing = False
+        self.shut = False
+        self.failure: StreamFailed | None = None
+
+    def _send(self) -> None:
+        while self.pending and self.failure is None:
+            try:
+                sent = self.sock.send(self.pending)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                self.failure = _stream_failure(error)
+                return
+            del self.pending[:sent]
+        if not self.pending:
+            self.flushing = False
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if self.shut:
+            raise StreamClosed()
+
+    def check_write(self) -> int:
+        self._check()
+        self._send()
+        self._check()
+        if self.flushing:
+            return 0
+        return max(0, OUTPUT_BUDGET - len(self.pending))
+
+    def write(self, data: bytes) -> None:
+        self._check()
+        self.pending += data
+        self._send()
+        self._check()
+
+    def flush(self) -> None:
+        self._check()
+        self.flushing = bool(self.pending)
+        self._send()
+        self._check()
+
+    def wait_on(self) -> WaitSpec:
+        if self.pending and self.sock.fileno() >= 0:
+            return WaitSpec(fds=((self.sock.fileno(), WRITE),))
+        return NEVER
+
+    def close(self) -> None:
+        """Dropping the stream still delivers what the guest wrote (bounded wait)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.deliver_pending()
+        self.shared.release()
+
+    def deliver_pending(self) -> None:
+        if self.pending and self.failure is None and self.sock.fileno() >= 0:
+            try:
+                self.sock.settimeout(5.0)
+                self.sock.sendall(self.pending)
+            except OSError:
+                pass
+            finally:
+                self.sock.setblocking(False)
+        self.pending.clear()
+
+
+class TcpSocket:
+    def __init__(self, sock: socket.socket, state: str):
+        self.shared = SharedSocket(sock)
+        self.sock = sock
+        self.family = sock.family
+        self.state = state
+        self.backlog = DEFAULT_BACKLOG
+        self.input: TcpInput | None = None
+        self.output: TcpOutput | None = None
+        self.pending_connect_error: OSError | None = None
+
+    @classmethod
+    def create(cls, address_family: str) -> TcpSocket:
+        try:
+            sock = socket.socket(FAMILIES[address_family], socket.SOCK_STREAM)
+        except OSError as error:
+            raise fail(error_code(error)) from None
+        sock.setblocking(False)
+        if address_family == "ipv6":
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        return cls(sock, "unbound")
+
+    # -- readiness (the socket's pollable) ---------------------------------
+    def ready(self) -> bool:
+        if self.state == "connecting":
+            return writable_now(self.sock.fileno())
+        if self.state == "listening":
+            return readable_now(self.sock.fileno())
+        return True
+
+    def wait_on(self) -> WaitSpec:
+        if self.state == "connecting":
+            return WaitSpec(fds=((self.sock.fileno(), WRITE),))
+        if self.state == "listening":
+            return WaitSpec(fds=((self.sock.fileno(), READ),))
+        return NEVER
+
+    def close(self) -> None:
+        self.shared.release()
+
+    def require(self, *states: str) -> None:
+        if self.state not in states:
+            raise fail("invalid-state")
+
+    def connected_streams(self) -> tuple[Child, Child]:
+        self.state = "connected"
+        self.input = TcpInput(self.shared)
+        self.output = TcpOutput(self.shared)
+        return Child(self.input, self), Child(self.output, self)
+
+
+def _in_progress(tcp: TcpSocket) -> None:
+    if tcp.state in ("bind-started", "listen-started", "connecting"):
+        raise fail("concurrency-conflict")
+
+
+@interface.func("[method]tcp-socket.start-bind")
+def start_bind(ctx, tcp: TcpSocket, network: Any, local_address) -> None:
+    _in_progress(tcp)
+    tcp.require("unbound")
+    address, sockaddr = sockaddr_from_value(local_address)
+    check_family(address, tcp.family)
+    check_allowed(ctx, address, sockaddr[1])
+    try:
+        tcp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.sock.bind(sockaddr)
+    except OSError as error:
+        raise fail(error_code(error)) from None
+    tcp.state = "bind-started"
+
+
+@interface.func("[method]tcp-socket.finish-bind")
+def finish_bind(ctx, tcp: TcpSocket) -> None:
+    if tcp.state != "bind-started":
+        raise fail("not-in-progress")
+    tcp.state = "bound"
+
+
+@interface.func("[method]tcp-socket.start-connect")
+def start_connect(ctx, tcp: TcpSocket, network: Any, remote_address) -> None:
+    _in_progress(tcp)
+    tcp.require("unbound", "bound")
+    address, sockaddr = sockaddr_from_value(remote_address)
+    check_family(address, tcp.family)
+    check_remote(address, sockaddr[1])
+    check_allowed(ctx, address, sockaddr[1])
+    result = tcp.sock.connect_ex(sockaddr)
+    if result not in (0, errno.EINPROGRESS):
+        tcp.state = "closed"
+        raise fail(error_code(OSError(result, "connect")))
+    tcp.state = "connecting"
+
+
+@interface.func("[method]tcp-socket.finish-connect")
+def finish_connect(ctx, tcp: TcpSocket):
+    if tcp.state != "connecting":
+        raise fail("not-in-progress")
+    if not writable_now(tcp.sock.fileno()):
+        raise fail("would-block")
+    status = tcp.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if status:
+        tcp.state = "closed"
+        raise fail(error_code(OSError(status, "connect")))
+    return tcp.connected_streams()
+
+
+@interface.func("[method]tcp-socket.start-listen")
+def start_listen(ctx, tcp: TcpSocket) -> None:
+    _in_progress(tcp)
+    tcp.require("bound")
+    try:
+        tcp.sock.listen(tcp.backlog)
+    except OSError as error:
+        raise fail(error_code(error)) from None
+    tcp.state = "listen-started"
+
+
+@interface.func("[method]tcp-socket.finish-listen")
+def finish_listen(ctx, tcp: TcpSocket) -> None:
+    if tcp.state != "listen-started":
+        raise fail("not-in-progress")
+    tcp.state = "listening"
+
+
+@interface.func("[method]tcp-socket.accept")
+def accept(ctx, tcp: TcpSocket):
+    tcp.require("listening")
+    try:
+        sock, _ = tcp.sock.accept()
+    except BlockingIOError:
+        raise fail("would-block") from None
+    except OSError as error:
+        raise fail(error_code(error)) from None
+    sock.setblocking(False)
+    client = TcpSocket(sock, "connected")
+    input_stream, output_stream = client.connected_streams()
+    return client, input_stream, output_stream
+
+
+@interface.func("[method]tcp-socket.local-address")
+def local_address(ctx, tcp: TcpSocket):
+    if tcp.state in ("unbound", "closed"):
+        raise fail("invalid-state")
+    return socket_address_value(tcp.sock.getsockname())
+
+
+@interface.func("[method]tcp-socket.remote-address")
+def remote_address(ctx, tcp: TcpSocket):
+    tcp.require("connected")
+    try:
+        return socket_address_value(tcp.sock.getpeername())
+    except OSError as error:
+        raise fail(error_code(error)) from None
+
+
+@interface.func("[method]tcp-socket.is-listening")
+def is_listening(ctx, tcp: TcpSocket) -> bool:
+    return tcp.state == "listening"
+
+
+@interface.func("[method]tcp-socket.address-family")
+def address_family(ctx, tcp: TcpSocket) -> str:
+    return family_name(tcp.family)
+
+
+@interface.func("[method]tcp-socket.set-listen-backlog-size")
+def set_listen_backlog_size(ctx, tcp: TcpSocket, value: int) -> None:
+    if value == 0:
+        raise fail("invalid-argument")
+    if tcp.state in ("connecting", "connected", "closed"):
+        raise fail("invalid-state")
+    tcp.backlog = min(value, 0x7FFFFFFF)
+    if tcp.state == "listening":
+        tcp.sock.listen(tcp.backlog)
+
+
+def _option(level: int, name: int, *, positive: bool = True, scale: int = 1,
+            limit: int = 0x7FFFFFFF):
+    """A getter/setter pair over one socket option (durations are in ns)."""
+    def get(ctx, tcp: TcpSocket) -> int:
+        try:
+            return tcp.sock.getsockopt(level, name) * scale
+        except OSError as error:
+            raise fail(error_code(error)) from None
+
+    def set_(ctx, tcp: TcpSocket, value: int) -> None:
+        if positive and value == 0:
+            raise fail("invalid-argument")
+        # Round durations up so a small positive value never becomes 0.
+        raw = min(max(1, -(-value // scale)) if positive else value // scale, limit)
+        try:
+            tcp.sock.setsockopt(level, name, raw)
+        except OSError as error:
+            raise fail(error_code(error)) from None
+    return get, set_
+
+
+def _define_option(wit_name: str, getter, setter) -> None:
+    interface.func(f"[method]tcp-socket.{wit_name}")(getter)
+    interface.func(f"[method]tcp-socket.set-{wit_name}")(setter)
+
+
+_keepalive_get, _keepalive_set = _option(socket.SOL_SOCKET, socket.SO_KEEPALIVE, positive=False)
+_define_option("keep-alive-enabled",
+               lambda ctx, tcp: bool(_keepalive_get(ctx, tcp)),
+               lambda ctx, tcp, value: _keepalive_set(ctx, tcp, int(value)))
+_define_option("keep-alive-idle-time",
+               *_option(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, scale=NS_PER_S, limit=32767))
+_define_option("keep-alive-interval",
+               *_option(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, scale=NS_PER_S, limit=32767))
+_define_option("keep-alive-count", *_option(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, limit=127))
+_define_option("receive-buffer-size", *_option(socket.SOL_SOCKET, socket.SO_RCVBUF))
+_define_option("send-buffer-size", *_option(socket.SOL_SOCKET, socket.SO_SNDBUF))
+
+
+def _hop_limit_option(tcp: TcpSocket) -> tuple[int, int]:
+    if tcp.family == socket.AF_INET:
+        return socket.IPPROTO_IP, socket.IP_TTL
+    return socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS
+
+
+@interface.func("[method]tcp-socket.hop-limit")
+def hop_limit(ctx, tcp: TcpSocket) -> int:
+    return tcp.sock.getsockopt(*_hop_limit_option(tcp))
+
+
+@interface.func("[method]tcp-socket.set-hop-limit")
+def set_hop_limit(ctx, tcp: TcpSocket, value: int) -> None:
+    if value == 0:
+        raise fail("invalid-argument")
+    tcp.sock.setsockopt(*_hop_limit_option(tcp), value)
+
+
+@interface.func("[method]tcp-socket.subscribe")
+def subscribe(ctx, tcp: TcpSocket) -> Child:
+    return Child(Pollable(tcp), tcp)
+
+
+@interface.func("[method]tcp-socket.shutdown")
+def shutdown(ctx, tcp: TcpSocket, shutdown_type: str) -> None:
+    tcp.require("connected")
+    if shutdown_type in ("send", "both") and tcp.output is not None:
+        tcp.output.deliver_pending()
+        tcp.output.shut = True
+    try:
+        tcp.sock.shutdown(SHUTDOWN[shutdown_type])
+    except OSError as error:
+        raise fail(error_code(error)) from None
+    if shutdown_type in ("receive", "both") and tcp.input is not None:
+        tcp.input.shut = True

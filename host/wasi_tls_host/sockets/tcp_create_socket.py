@@ -1,0 +1,16 @@
+"""wasi:sockets/tcp-create-socket."""
+
+from __future__ import annotations
+
+from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.resources import Res
+from .tcp import TcpSocket
+
+interface = Interface(f"wasi:sockets/tcp-create-socket@{WASI_VERSION}")
+interface.resource("tcp-socket", Res.TCP_SOCKET)
+interface.resource("network", Res.NETWORK)
+
+
+@interface.func("create-tcp-socket")
+def create_tcp_socket(ctx, address_family: str) -> TcpSocket:
+    return TcpSocket.create(address_family)

@@ -1,0 +1,270 @@
+"""wasi:sockets/udp: bind, then datagram streams, optionally fixed to one peer."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.errors import Trap
+from ..runtime.poll import READ, Pollable, WaitSpec
+from ..runtime.resources import Res
+from ..runtime.streams import readable_now
+from ..runtime.values import Child
+from .network import (FAMILIES, check_allowed, check_family, check_remote, error_code, fail,
+                      family_name, sockaddr_from_value, socket_address_value)
+
+interface = Interface(f"wasi:sockets/udp@{WASI_VERSION}")
+for _name, _res in (("udp-socket", Res.UDP_SOCKET), ("network", Res.NETWORK),
+                    ("incoming-datagram-stream", Res.INCOMING_DATAGRAM_STREAM),
+                    ("outgoing-datagram-stream", Res.OUTGOING_DATAGRAM_STREAM),
+                    ("pollable", Res.POLLABLE)):
+    interface.resource(_name, _res)
+
+MAX_DATAGRAM = 65535
+#: How many datagrams one `check-send` permits.
+SEND_PERMIT = 64
+
+
+class UdpSocket:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.family = sock.family
+        self.state = "unbound"
+        self.remote: tuple | None = None
+        self.streams: tuple[IncomingDatagrams, OutgoingDatagrams] | None = None
+
+    @classmethod
+    def create(cls, address_family: str) -> UdpSocket:
+        try:
+            sock = socket.socket(FAMILIES[address_family], socket.SOCK_DGRAM)
+        except OSError as error:
+            raise fail(error_code(error)) from None
+        sock.setblocking(False)
+        if address_family == "ipv6":
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        return cls(sock)
+
+    def ready(self) -> bool:
+        return True
+
+    def wait_on(self) -> WaitSpec:
+        return WaitSpec()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class IncomingDatagrams:
+    def __init__(self, udp: UdpSocket):
+        self.udp = udp
+
+    def ready(self) -> bool:
+        return readable_now(self.udp.sock.fileno())
+
+    def wait_on(self) -> WaitSpec:
+        return WaitSpec(fds=((self.udp.sock.fileno(), READ),))
+
+    def close(self) -> None:
+        self.udp.streams = None
+
+
+class OutgoingDatagrams:
+    def __init__(self, udp: UdpSocket):
+        self.udp = udp
+        self.permit = 0
+
+    def ready(self) -> bool:
+        return True
+
+    def wait_on(self) -> WaitSpec:
+        return WaitSpec()
+
+    def close(self) -> None:
+        self.udp.streams = None
+
+
+@interface.func("[method]udp-socket.start-bind")
+def start_bind(ctx, udp: UdpSocket, network: Any, local_address) -> None:
+    if udp.state != "unbound":
+        raise fail("invalid-state")
+    address, sockaddr = sockaddr_from_value(local_address)
+    check_family(address, udp.family)
+    check_allowed(ctx, address, sockaddr[1])
+    try:
+        udp.sock.bind(sockaddr)
+    except OSError as error:
+        raise fail(error_code(error)) from None
+    udp.state = "bind-started"
+
+
+@interface.func("[method]udp-socket.finish-bind")
+def finish_bind(ctx, udp: UdpSocket) -> None:
+    if udp.state != "bind-started":
+        raise fail("not-in-progress")
+    udp.state = "bound"
+
+
+@interface.func("[method]udp-socket.stream")
+def stream(ctx, udp: UdpSocket, remote_address):
+    if udp.state != "bound":
+        raise fail("invalid-state")
+    if udp.streams is not None:
+        # The previous pair must be dropped first, as the spec requires.
+        raise fail("invalid-state")
+    if remote_address is not None:
+        address, sockaddr = sockaddr_from_value(remote_address)
+        check_family(address, udp.family)
+        check_remote(address, sockaddr[1])
+        check_allowed(ctx, address, sockaddr[1])
+        try:
+            udp.sock.connect(sockaddr)
+        except OSError as error:
+            raise fail(error_code(error)) from None
+        udp.remote = sockaddr
+    elif udp.remote is not None:
+        udp.sock.connect(("", 0) if udp.family == socket.AF_INET else ("::", 0))
+        udp.remote = None
+    udp.streams = (IncomingDatagrams(udp), OutgoingDatagrams(udp))
+    return Child(udp.streams[0], udp), Child(udp.streams[1], udp)
+
+
+@interface.func("[method]udp-socket.local-address")
+def local_address(ctx, udp: UdpSocket):
+    if udp.state == "unbound":
+        raise fail("invalid-state")
+    return socket_address_value(udp.sock.getsockname())
+
+
+@interface.func("[method]udp-socket.remote-address")
+def remote_address(ctx, udp: UdpSocket):
+    if udp.remote is None:
+        raise fail("invalid-state")
+    return socket_address_value(udp.sock.getpeername())
+
+
+@interface.func("[method]udp-socket.address-family")
+def address_family(ctx, udp: UdpSocket) -> str:
+    return family_name(udp.family)
+
+
+def _hop_limit_option(udp: UdpSocket) -> tuple[int, int]:
+    if udp.family == socket.AF_INET:
+        return socket.IPPROTO_IP, socket.IP_TTL
+    return socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS
+
+
+@interface.func("[method]udp-socket.unicast-hop-limit")
+def unicast_hop_limit(ctx, udp: UdpSocket) -> int:
+    return udp.sock.getsockopt(*_hop_limit_option(udp))
+
+
+@interface.func("[method]udp-socket.set-unicast-hop-limit")
+def set_unicast_hop_limit(ctx, udp: UdpSocket, value: int) -> None:
+    if value == 0:
+        raise fail("invalid-argument")
+    udp.sock.setsockopt(*_hop_limit_option(udp), value)
+
+
+def _buffer_size(name: int):
+    def get(ctx, udp: UdpSocket) -> int:
+        return udp.sock.getsockopt(socket.SOL_SOCKET, name)
+
+    def set_(ctx, udp: UdpSocket, value: int) -> None:
+        if value == 0:
+            raise fail("invalid-argument")
+        udp.sock.setsockopt(socket.SOL_SOCKET, name, min(value, 0x7FFFFFFF))
+    return get, set_
+
+
+for _wit, _opt in (("receive-buffer-size", socket.SO_RCVBUF),
+                   ("send-buffer-size", socket.SO_SNDBUF)):
+    _get, _set = _buffer_size(_opt)
+    interface.func(f"[method]udp-socket.{_wit}")(_get)
+    interface.func(f"[method]udp-socket.set-{_wit}")(_set)
+
+
+@interface.func("[method]udp-socket.subscribe")
+def subscribe(ctx, udp: UdpSocket) -> Child:
+    return Child(Pollable(udp), udp)
+
+
+@interface.func("[method]incoming-datagram-stream.receive")
+def receive(ctx, incoming: IncomingDatagrams, max_results: int) -> list[dict]:
+    datagrams: list[dict] = []
+    while len(datagrams) < max_results:
+        try:
+            data, sender = incoming.udp.sock.recvfrom(MAX_DATAGRAM)
+        except BlockingIOError:
+            break
+        except OSError as error:
+            if datagrams:
+                break
+            raise fail(error_code(error)) from None
+        datagrams.append({"data": data, "remote-address": socket_address_value(sender)})
+    return datagrams
+
+
+@interface.func("[method]incoming-datagram-stream.subscribe")
+def subscribe_incoming(ctx, incoming: IncomingDatagrams) -> Child:
+    return Child(Pollable(incoming), incoming)
+
+
+@interface.func("[method]outgoing-datagram-stream.check-send")
+def check_send(ctx, outgoing: OutgoingDatagrams) -> int:
+    outgoing.permit = SEND_PERMIT
+    return SEND_PERMIT
+
+
+@interface.func("[method]outgoing-datagram-stream.send")
+def send(ctx, outgoing: OutgoingDatagrams, datagrams: list[dict]) -> int:
+    if len(datagrams) > outgoing.permit:
+        raise Trap(f"send of {len(datagrams)} datagrams exceeds the {outgoing.permit} "
+                   "that check-send permitted")
+    outgoing.permit -= len(datagrams)
+    udp = outgoing.udp
+    sent = 0
+    for datagram in datagrams:
+        try:
+            _send_one(ctx, udp, datagram)
+        except BlockingIOError:
+            break
+        except Exception:
+            if sent:
+                break  # report the datagrams that went out; the next call reports the error
+            raise
+        sent += 1
+    return sent
+
+
+def _send_one(ctx, udp: UdpSocket, datagram: dict) -> None:
+    target = datagram["remote-address"]
+    data = datagram["data"]
+    if target is None:
+        if udp.remote is None:
+            raise fail("invalid-argument")
+        sendto = None
+    else:
+        address, sockaddr = sockaddr_from_value(target)
+        check_family(address, udp.family)
+        check_remote(address, sockaddr[1])
+        if udp.remote is not None and sockaddr[:2] != udp.remote[:2]:
+            raise fail("invalid-argument")
+        check_allowed(ctx, address, sockaddr[1])
+        sendto = sockaddr
+    if udp.remote is not None:
+        sendto = None
+    try:
+        if sendto is None:
+            udp.sock.send(data)
+        else:
+            udp.sock.sendto(data, sendto)
+    except BlockingIOError:
+        raise
+    except OSError as error:
+        raise fail(error_code(error)) from None
+
+
+@interface.func("[method]outgoing-datagram-stream.subscribe")
+def subscribe_outgoing(ctx, outgoing: OutgoingDatagrams) -> Child:
+    return Child(Pollable(outgoing), outgoing)

@@ -1,0 +1,1 @@
+"""wasi:tls — TLS client connections for guests, over the sans-IO core in tls/."""

@@ -1,0 +1,89 @@
+"""Shared fixtures: guests built from source once per session, the host CLI
+in a subprocess, the wasmtime CLI for differential runs, and loopback peers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "guests"
+
+
+@pytest.fixture(scope="session")
+def guests() -> dict[str, Path]:
+    """Build every guest (up-to-date ones are skipped) and map name -> .wasm."""
+    subprocess.run([sys.executable, str(ROOT / "guests" / "build.py")], check=True,
+                   stdout=subprocess.DEVNULL)
+    return {path.stem: path for path in BUILD.glob("*.wasm")}
+
+
+def run_host(component: Path | str, *args: str, flags: tuple[str, ...] = (),
+             timeout: float = 120, stdin: bytes | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`wasi-tls-host run FLAGS COMPONENT ARGS` in a subprocess."""
+    command = [sys.executable, "-m", "wasi_tls_host", "run", *flags, str(component), *args]
+    return subprocess.run(command, input=stdin if stdin is not None else b"",
+                          capture_output=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def wasmtime_cli() -> str:
+    import wasmtime_cli
+    return str(Path(wasmtime_cli.__file__).with_name("wasmtime"))
+
+
+def run_wasmtime(component: Path | str, *args: str, flags: tuple[str, ...] = (),
+                 timeout: float = 120, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    command = [wasmtime_cli(), "run", *flags, str(component), *args]
+    return subprocess.run(command, input=stdin if stdin is not None else b"",
+                          capture_output=True, timeout=timeout)
+
+
+class EchoServer:
+    """A threaded TCP echo server on loopback; counts connections it served."""
+
+    def __init__(self, family: int = socket.AF_INET):
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))
+        self.listener.listen()
+        self.port = self.listener.getsockname()[1]
+        self.served = 0
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    def _echo(self, conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+        self.served += 1
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def echo_server():
+    server = EchoServer()
+    yield server
+    server.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,257 @@
+"""One stream contract, checked against every kind of host stream.
+
+The checker drives `wasi:io/streams` exactly as a guest does (the interface
+functions, with a real context) over an in-memory pipe, a loopback TCP
+connection to a Python echo peer, and TLS 1.2/1.3 to a Python `ssl` echo
+peer. Bytes written to the output stream must come back on the input
+stream, intact, with the spec's budgets, traps and end-of-stream rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+import trustme
+
+from wasi_tls_host.config import HostConfig, TlsSettings
+from wasi_tls_host.io import poll, streams
+from wasi_tls_host.runtime.context import WasiCtx
+from wasi_tls_host.runtime.errors import ErrorValue, Trap
+from wasi_tls_host.runtime.streams import Pipe
+from wasi_tls_host.runtime.values import Case
+from wasi_tls_host.sockets.tcp import TcpSocket
+from wasi_tls_host.wasi_tls import types as tls_types
+
+
+@dataclass
+class Loop:
+    """An output stream whose bytes come back on an input stream."""
+
+    output: object
+    input: object
+    end_output: Callable[[], None]
+
+
+def echo_peer(listener: socket.socket, wrap=None) -> threading.Thread:
+    def serve():
+        conn, _ = listener.accept()
+        if wrap is not None:
+            conn = wrap(conn)
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except (ssl.SSLZeroReturnError, ConnectionResetError):
+                    data = b""
+                if not data:
+                    break
+                conn.sendall(data)
+            if isinstance(conn, ssl.SSLSocket):
+                try:
+                    conn.unwrap()
+                except (ssl.SSLError, OSError):
+                    pass
+            else:
+                conn.shutdown(socket.SHUT_WR)
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def connected_tcp() -> tuple[TcpSocket, socket.socket]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    sock = socket.create_connection(listener.getsockname())
+    sock.setblocking(False)
+    return TcpSocket(sock, "connected"), listener
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+def pipe_loop(ctx, ca, version):
+    pipe = Pipe()
+    return Loop(pipe.output, pipe.input, pipe.output.close)
+
+
+def tcp_loop(ctx, ca, version):
+    tcp, listener = connected_tcp()
+    echo_peer(listener)
+    input_stream, output_stream = (child.obj for child in tcp.connected_streams())
+
+    def end_output():
+        streams.flush(ctx, output_stream)
+        output_stream.deliver_pending()
+        tcp.sock.shutdown(socket.SHUT_WR)
+    return Loop(output_stream, input_stream, end_output)
+
+
+def tls_loop(ctx, ca, version):
+    server_cert = ca.issue_cert("localhost")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.minimum_version = server.maximum_version = version
+    server_cert.configure_cert(server)
+    tcp, listener = connected_tcp()
+    echo_peer(listener, lambda conn: server.wrap_socket(conn, server_side=True))
+    input_stream, output_stream = (child.obj for child in tcp.connected_streams())
+    handshake = tls_types.new_client_handshake(ctx, "localhost", input_stream, output_stream)
+    future = tls_types.finish(ctx, handshake)
+    ctx.wait_for(future)
+    outcome = tls_types.get(ctx, future)
+    connection = outcome.value.value[0]
+    assert connection.session.core.version() == {
+        ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+    return Loop(connection.output, connection.input, connection.output.close_notify)
+
+
+KINDS = [
+    pytest.param((pipe_loop, None), id="pipe"),
+    pytest.param((tcp_loop, None), id="tcp"),
+    pytest.param((tls_loop, ssl.TLSVersion.TLSv1_2), id="tls1.2"),
+    pytest.param((tls_loop, ssl.TLSVersion.TLSv1_3), id="tls1.3"),
+]
+
+
+@pytest.fixture(params=KINDS)
+def loop(request, ca, tmp_path):
+    make, version = request.param
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ctx = WasiCtx(HostConfig(tls=TlsSettings(ca_files=[str(ca_file)], handshake_timeout=10)))
+    yield ctx, make(ctx, ca, version)
+    ctx.close()
+
+
+def write_all(ctx, output, data: bytes) -> None:
+    """What a careful guest does: honour check-write, wait on subscribe."""
+    view = memoryview(data)
+    while view:
+        permit = streams.check_write(ctx, output)
+        if permit == 0:
+            poll.block(ctx, streams.subscribe_output(ctx, output).obj)
+            continue
+        streams.write(ctx, output, bytes(view[:permit]))
+        view = view[permit:]
+    streams.blocking_flush(ctx, output)
+
+
+def read_exactly(ctx, input_stream, size: int) -> bytes:
+    received = bytearray()
+    pollable = streams.subscribe_input(ctx, input_stream).obj
+    while len(received) < size:
+        chunk = streams.read(ctx, input_stream, size - len(received))
+        if not chunk:
+            assert poll.poll(ctx, [pollable]) == [0]
+            continue
+        received += chunk
+    return bytes(received)
+
+
+def stream_error(call) -> Case:
+    with pytest.raises(ErrorValue) as caught:
+        call()
+    return caught.value.payload
+
+
+def test_bytes_come_back_intact_in_both_small_and_large_writes(loop):
+    ctx, pair = loop
+    for size in (1, 4095, 4097, 1 << 20):
+        payload = hashlib.shake_256(str(size).encode()).digest(size)
+        # Write and read concurrently in one thread: the loop must never need
+        # the whole payload buffered.
+        sent = 0
+        received = bytearray()
+        while len(received) < size:
+            permit = streams.check_write(ctx, pair.output)
+            if permit and sent < size:
+                chunk = payload[sent:sent + permit]
+                streams.write(ctx, pair.output, chunk)
+                sent += len(chunk)
+                streams.flush(ctx, pair.output)
+            received += streams.read(ctx, pair.input, 65536)
+            if not received and permit == 0:
+                poll.poll(ctx, [streams.subscribe_input(ctx, pair.input).obj,
+                                streams.subscribe_output(ctx, pair.output).obj])
+        assert hashlib.sha256(received).digest() == hashlib.sha256(payload).digest()
+
+
+def test_zero_length_read_returns_at_once(loop):
+    ctx, pair = loop
+    assert streams.read(ctx, pair.input, 0) == b""
+    assert streams.blocking_read(ctx, pair.input, 0) == b""
+
+
+def test_write_beyond_the_permit_traps(loop):
+    ctx, pair = loop
+    permit = streams.check_write(ctx, pair.output)
+    assert permit > 0
+    with pytest.raises(Trap, match="exceeds"):
+        streams.write(ctx, pair.output, bytes(permit + 1))
+
+
+def test_write_without_check_write_traps(loop):
+    ctx, pair = loop
+    with pytest.raises(Trap, match="exceeds the 0 bytes"):
+        streams.write(ctx, pair.output, b"x")
+
+
+def test_one_shot_blocking_write_is_limited_to_4096(loop):
+    ctx, pair = loop
+    with pytest.raises(Trap, match="at most 4096"):
+        streams.blocking_write_and_flush(ctx, pair.output, bytes(4097))
+    streams.blocking_write_and_flush(ctx, pair.output, b"z" * 4096)
+    assert read_exactly(ctx, pair.input, 4096) == b"z" * 4096
+
+
+def test_write_zeroes_and_skip(loop):
+    ctx, pair = loop
+    streams.blocking_write_zeroes_and_flush(ctx, pair.output, 100)
+    write_all(ctx, pair.output, b"tail")
+    skipped = 0
+    while skipped < 100:
+        skipped += streams.blocking_skip(ctx, pair.input, 100 - skipped)
+    assert read_exactly(ctx, pair.input, 4) == b"tail"
+
+
+def test_input_pollable_is_ready_only_with_data(loop):
+    ctx, pair = loop
+    pollable = streams.subscribe_input(ctx, pair.input).obj
+    assert poll.ready(ctx, pollable) is False
+    write_all(ctx, pair.output, b"ping")
+    poll.block(ctx, pollable)
+    assert poll.ready(ctx, pollable) is True
+    assert read_exactly(ctx, pair.input, 4) == b"ping"
+
+
+def test_end_of_output_reaches_the_reader_after_the_data(loop):
+    ctx, pair = loop
+    write_all(ctx, pair.output, b"last words")
+    pair.end_output()
+    assert read_exactly(ctx, pair.input, 10) == b"last words"
+    assert stream_error(lambda: streams.blocking_read(ctx, pair.input, 10)) == Case("closed")
+    assert stream_error(lambda: streams.read(ctx, pair.input, 10)) == Case("closed")
+
+
+def test_splice_moves_bytes_into_another_stream(loop):
+    ctx, pair = loop
+    sink = Pipe(capacity=1 << 20)
+    write_all(ctx, pair.output, b"spliced!" * 1000)
+    moved = 0
+    while moved < 8000:
+        moved += streams.blocking_splice(ctx, sink.output, pair.input, 8000 - moved)
+    assert bytes(sink.buffer) == b"spliced!" * 1000
+
+
+def test_poll_reports_each_listed_index(loop):
+    ctx, pair = loop
+    writable = streams.subscribe_output(ctx, pair.output).obj
+    assert poll.poll(ctx, [writable, writable]) == [0, 1]
+    with pytest.raises(Trap, match="empty"):
+        poll.poll(ctx, [])

@@ -1,0 +1,898 @@
+"""Unit tests for the sans-IO TLS core and the trust policy.
+
+Real TLS (OpenSSL through the ``ssl`` module), no mocks, no wasmtime: two
+endpoints are wired back to back through an in-memory "lockstep" pump that
+moves ciphertext between them until neither side makes progress.  Every TLS
+test runs once with TLS 1.2 and once with TLS 1.3 (the server is pinned to
+the version).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import ssl
+import warnings
+from dataclasses import dataclass
+
+import pytest
+import trustme
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from wasi_tls_host.tls import (
+    TLSConnection,
+    TLSError,
+    TLSState,
+    TrustPolicy,
+    client_context,
+    server_context,
+)
+
+VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+ALERT_RECORD = 0x15  # TLS record content type "alert"
+APPLICATION_DATA_RECORD = 0x17  # TLS 1.3 hides encrypted alerts in this type
+HANDSHAKE_FAILURE_ALERT = "peer sent alert: handshake failure [SSLV3_ALERT_HANDSHAKE_FAILURE]"
+PROTOCOL_VERSION_ALERT = "peer sent alert: protocol version [TLSV1_ALERT_PROTOCOL_VERSION]"
+
+
+def looks_like_alert(data: bytes, version: str) -> bool:
+    """One small record that is (or, in TLS 1.3, may be) an alert."""
+    if not data or len(data) > 64:
+        return False
+    if version == "TLSv1.3":
+        return data[0] in (ALERT_RECORD, APPLICATION_DATA_RECORD)
+    return data[0] == ALERT_RECORD
+
+
+# ----------------------------------------------------------------------------
+# certificates and contexts
+
+
+@dataclass
+class PKI:
+    ca: trustme.CA
+    ca_file: str
+    other_ca_file: str
+    leaf_cert: str  # chain PEM for localhost/127.0.0.1
+    leaf_key: str
+    leaf_der: bytes
+    expired_cert: str
+    expired_key: str
+    tmp: str
+
+    def server(self, version: str, *, expired: bool = False) -> ssl.SSLContext:
+        pinned = VERSIONS[version]
+        cert, key = (
+            (self.expired_cert, self.expired_key) if expired else (self.leaf_cert, self.leaf_key)
+        )
+        return server_context(cert, key, min_version=pinned, max_version=pinned)
+
+    def client(self, *, other_ca: bool = False, **kwargs) -> ssl.SSLContext:
+        ca_file = self.other_ca_file if other_ca else self.ca_file
+        return client_context(TrustPolicy(ca_files=(ca_file,)), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> PKI:
+    tmp = tmp_path_factory.mktemp("pki")
+    ca = trustme.CA()
+    other_ca = trustme.CA()
+    leaf = ca.issue_cert("localhost", "127.0.0.1")
+    now = datetime.datetime.now(datetime.UTC)
+    expired = ca.issue_cert(
+        "localhost",
+        not_before=now - datetime.timedelta(days=30),
+        not_after=now - datetime.timedelta(days=1),
+    )
+
+    def write(name: str, blob) -> str:
+        path = tmp / name
+        blob.write_to_path(str(path))
+        return str(path)
+
+    ca_file = write("ca.pem", ca.cert_pem)
+    other_ca_file = write("other-ca.pem", other_ca.cert_pem)
+    leaf_cert = str(tmp / "leaf.pem")
+    for i, blob in enumerate(leaf.cert_chain_pems):
+        blob.write_to_path(leaf_cert, append=i > 0)
+    expired_cert = str(tmp / "expired.pem")
+    for i, blob in enumerate(expired.cert_chain_pems):
+        blob.write_to_path(expired_cert, append=i > 0)
+    return PKI(
+        ca=ca,
+        ca_file=ca_file,
+        other_ca_file=other_ca_file,
+        leaf_cert=leaf_cert,
+        leaf_key=write("leaf.key", leaf.private_key_pem),
+        leaf_der=ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode()),
+        expired_cert=expired_cert,
+        expired_key=write("expired.key", expired.private_key_pem),
+        tmp=str(tmp),
+    )
+
+
+@pytest.fixture(params=sorted(VERSIONS))
+def version(request) -> str:
+    return request.param
+
+
+def make_pair(
+    pki: PKI, version: str, *, hostname="localhost", client_ctx=None, server_ctx=None, **client_kw
+):
+    client = TLSConnection(client_ctx or pki.client(), server_hostname=hostname, **client_kw)
+    server = TLSConnection(server_ctx or pki.server(version), server_side=True)
+    return client, server
+
+
+# ----------------------------------------------------------------------------
+# a plain ssl.SSLObject endpoint with the same duck-typed transport interface
+
+
+class PlainSSLPeer:
+    """The stdlib's own SSLObject, driven directly (no TLSConnection)."""
+
+    def __init__(self, ctx: ssl.SSLContext, *, server_side: bool, server_hostname=None):
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(
+            self.incoming, self.outgoing, server_side=server_side, server_hostname=server_hostname
+        )
+
+    def handshake(self) -> bool:
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            return False
+        return True
+
+    def receive_ciphertext(self, data: bytes) -> None:
+        self.incoming.write(data)
+
+    def receive_eof(self) -> None:
+        self.incoming.write_eof()
+
+    def ciphertext_to_send(self) -> bytes:
+        return self.outgoing.read()
+
+    def read(self, n: int):
+        try:
+            return self.obj.read(n)
+        except ssl.SSLWantReadError:
+            return None
+        except ssl.SSLZeroReturnError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self.obj.write(data)
+
+    def close(self) -> None:
+        try:
+            self.obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+
+
+# ----------------------------------------------------------------------------
+# the lockstep pump
+
+
+def deliver(dst, data: bytes, chunk_sizes, on_chunk) -> None:
+    """Give ``data`` to ``dst`` in pieces (sizes cycle through chunk_sizes)."""
+    if not chunk_sizes:
+        dst.receive_ciphertext(data)
+        on_chunk(dst)
+        return
+    pos, i = 0, 0
+    while pos < len(data):
+        size = chunk_sizes[i % len(chunk_sizes)]
+        dst.receive_ciphertext(data[pos : pos + size])
+        on_chunk(dst)
+        pos += size
+        i += 1
+
+
+def lockstep(a, b, *, chunk_sizes=(), max_rounds: int = 10_000) -> dict:
+    """Run both handshakes, moving ciphertext until neither side progresses.
+
+    Returns {endpoint: exception or None}; a side that fails keeps its alert
+    in the outgoing buffer and the pump still delivers it to the other side.
+    """
+    done = {a: False, b: False}
+    errors = {a: None, b: None}
+
+    def step(conn) -> None:
+        if errors[conn] is None and not done[conn]:
+            try:
+                done[conn] = conn.handshake()
+            except (TLSError, ssl.SSLError) as exc:
+                errors[conn] = exc
+
+    for _ in range(max_rounds):
+        step(a)
+        step(b)
+        moved = False
+        for src, dst in ((a, b), (b, a)):
+            data = src.ciphertext_to_send()
+            if data:
+                moved = True
+                if errors[dst] is None:
+                    deliver(dst, data, chunk_sizes, step)
+        if not moved:
+            break
+    else:  # pragma: no cover
+        raise AssertionError("lockstep did not settle")
+    return errors
+
+
+def handshake_ok(a, b, **kw) -> None:
+    errors = lockstep(a, b, **kw)
+    assert errors == {a: None, b: None}
+
+
+def flush(src, dst, chunk_sizes=()) -> int:
+    """Move everything src has queued to dst; returns the byte count."""
+    data = src.ciphertext_to_send()
+    if data:
+        deliver(dst, data, chunk_sizes, lambda _c: None)
+    return len(data)
+
+
+def read_all(conn, *, want: int | None = None, max_bytes: int = 65536) -> bytes:
+    """Read until read() says "nothing more yet" (None) or end of stream."""
+    out = bytearray()
+    while want is None or len(out) < want:
+        chunk = conn.read(max_bytes)
+        if not chunk:  # None (need data) or b"" (EOF)
+            break
+        out += chunk
+    return bytes(out)
+
+
+def send(src, dst, payload: bytes, chunk_sizes=(), max_bytes: int = 65536) -> bytes:
+    """Write payload on src, deliver it, return what dst reads."""
+    src.write(payload)
+    received = bytearray()
+    for _ in range(len(payload) + 10):
+        moved = flush(src, dst, chunk_sizes)
+        received += read_all(dst, max_bytes=max_bytes)
+        flush(dst, src)  # e.g. nothing, but keep both directions honest
+        if len(received) >= len(payload) and not moved:
+            break
+    return bytes(received)
+
+
+# ----------------------------------------------------------------------------
+# handshake
+
+
+def test_handshake_success_reports_version(pki, version):
+    client, server = make_pair(pki, version)
+    assert client.state == TLSState.HANDSHAKING == "handshaking"
+    assert client.version() is None and client.cipher() is None
+    assert client.peer_certificate_der() is None and client.alpn_protocol() is None
+    handshake_ok(client, server)
+    for conn in (client, server):
+        assert conn.state == "open"
+        assert conn.handshake_complete
+        assert conn.handshake() is True  # idempotent
+        assert conn.version() == version
+        assert conn.cipher()[1] == version
+        assert conn.alpn_protocol() is None
+    assert client.peer_certificate_der() == pki.leaf_der
+    assert server.peer_certificate_der() is None  # no client certificate
+
+
+def test_handshake_against_ip_address(pki, version):
+    client, server = make_pair(pki, version, hostname="127.0.0.1")
+    handshake_ok(client, server)
+    assert client.version() == version
+
+
+def test_alpn(pki, version):
+    server_ctx = pki.server(version)
+    server_ctx.set_alpn_protocols(["http/1.1"])
+    client_ctx = pki.client(alpn_protocols=("h2", "http/1.1"))
+    client, server = make_pair(pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
+    handshake_ok(client, server)
+    assert client.alpn_protocol() == server.alpn_protocol() == "http/1.1"
+
+
+def test_handshake_byte_by_byte(pki, version):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server, chunk_sizes=(1,))
+    assert client.version() == server.version() == version
+    payload = os.urandom(3000)
+    assert send(client, server, payload, chunk_sizes=(1,)) == payload
+    assert send(server, client, payload, chunk_sizes=(1,), max_bytes=7) == payload
+
+
+def test_handshake_against_plain_sslobject_server(pki, version):
+    client = TLSConnection(pki.client(), server_hostname="localhost")
+    server = PlainSSLPeer(pki.server(version), server_side=True)
+    handshake_ok(client, server)
+    assert client.version() == server.obj.version() == version
+    payload = os.urandom(50_000)
+    assert send(client, server, payload) == payload
+    assert send(server, client, payload) == payload
+    server.close()
+    flush(server, client)
+    assert read_all(client) == b""
+    assert client.read(10) == b""
+    client.close()
+    flush(client, server)
+    assert server.read(10) == b""
+
+
+def test_plain_sslobject_client_against_server(pki, version):
+    client = PlainSSLPeer(pki.client(), server_side=False, server_hostname="localhost")
+    server = TLSConnection(pki.server(version), server_side=True)
+    handshake_ok(client, server)
+    payload = os.urandom(20_000)
+    assert send(client, server, payload) == payload
+    assert send(server, client, payload) == payload
+
+
+def test_read_and_write_before_handshake(pki, version):
+    client, server = make_pair(pki, version)
+    assert client.read(100) is None  # drives the handshake: ClientHello queued
+    client.write(b"early")  # kept until the handshake completes
+    assert server.read(100) is None
+    handshake_ok(client, server)
+    flush(client, server)
+    assert read_all(server) == b"early"
+
+
+def test_wants_ciphertext(pki, version):
+    client, server = make_pair(pki, version)
+    assert not client.wants_ciphertext()
+    assert client.handshake() is False
+    assert client.wants_ciphertext()
+    assert server.handshake() is False and server.wants_ciphertext()
+    flush(client, server)
+    assert not server.wants_ciphertext()  # new input arrived: retry
+    handshake_ok(client, server)
+    assert client.read(100) is None
+    assert client.wants_ciphertext()
+    server.write(b"x" * 10)
+    flush(server, client)
+    assert not client.wants_ciphertext()
+    assert client.read_ready()
+    assert client.read(4) == b"xxxx"
+    assert not client.wants_ciphertext()  # plaintext still buffered
+    assert client.read(100) == b"x" * 6
+    assert client.read(100) is None and client.wants_ciphertext()
+    assert not client.read_ready()
+    client.receive_eof()
+    assert not client.wants_ciphertext()
+
+
+# ----------------------------------------------------------------------------
+# application data
+
+
+@pytest.mark.parametrize("size", [0, 1, 16383, 16384, 16385])
+def test_data_both_ways(pki, version, size):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server)
+    payload = os.urandom(size)
+    before = client.ciphertext_pending()
+    assert send(client, server, payload) == payload
+    assert send(server, client, payload[::-1]) == payload[::-1]
+    if size == 0:
+        assert before == 0
+        client.write(payload)
+        assert client.ciphertext_to_send() == b""  # write(b"") produces nothing
+
+
+def test_one_mebibyte_sha256(pki, version):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server)
+    payload = os.urandom(1 << 20)
+    digest = hashlib.sha256(payload).hexdigest()
+    got = send(client, server, payload)
+    assert len(got) == len(payload) and hashlib.sha256(got).hexdigest() == digest
+    got = send(server, client, payload)
+    assert hashlib.sha256(got).hexdigest() == digest
+
+
+def test_many_small_writes_coalesce_in_order(pki, version):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server)
+    parts = [bytes([i]) * (i + 1) for i in range(200)]
+    for p in parts:
+        client.write(p)
+    flush(client, server)
+    assert read_all(server, max_bytes=1000) == b"".join(parts)
+
+
+def test_read_rejects_nonpositive_size(pki, version):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server)
+    with pytest.raises(ValueError):
+        client.read(0)
+
+
+# ----------------------------------------------------------------------------
+# closing
+
+
+def test_close_notify_peer_reads_empty(pki, version):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server)
+    client.write(b"last words")
+    client.close()
+    assert client.state == "closed" and client.close_notify_sent
+    flush(client, server)
+    assert server.read(100) == b"last words"
+    assert server.read(100) == b""
+    assert server.read(100) == b""
+    assert server.peer_closed and not server.wants_ciphertext()
+    # half-close: the server may still answer; the client still reads
+    server.write(b"reply")
+    server.close()
+    flush(server, client)
+    assert client.read(100) == b"reply"
+    assert client.read(100) == b""
+    assert client.read(100) == b""
+
+
+def test_close_is_idempotent_and_write_after_close_fails(pki, version):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server)
+    client.close()
+    first = client.ciphertext_to_send()
+    assert looks_like_alert(first, version)
+    client.close()
+    client.close()
+    assert client.ciphertext_to_send() == b""  # close_notify exactly once
+    with pytest.raises(TLSError, match="^connection closed for writing$") as info:
+        client.write(b"more")
+    assert info.value.kind == "closed"
+    with pytest.raises(TLSError, match="connection closed for writing"):
+        client.write(b"")
+    assert client.state == "closed"  # a usage error does not break the connection
+    server.receive_ciphertext(first)
+    assert server.read(10) == b""
+
+
+def test_close_with_unread_application_data_pending(pki, version):
+    # unwrap() would fail with APPLICATION_DATA_AFTER_CLOSE_NOTIFY if the
+    # core did not drain the incoming buffer first.
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server)
+    server.write(b"unread-1")
+    server.write(b"unread-2")
+    data = server.ciphertext_to_send()
+    client.receive_ciphertext(data[:-3])  # the second record is incomplete
+    client.close()
+    assert client.close_notify_sent
+    client.receive_ciphertext(data[-3:])
+    assert read_all(client) == b"unread-1unread-2"
+    flush(client, server)
+    assert server.read(100) == b""
+
+
+def test_close_during_handshake(pki, version):
+    client, server = make_pair(pki, version)
+    assert client.handshake() is False
+    client.ciphertext_to_send()
+    client.close()
+    assert client.state == "closed"
+    assert client.ciphertext_to_send() == b""
+    with pytest.raises(TLSError, match="closed before the handshake completed"):
+        client.handshake()
+    assert client.read(10) == b""
+
+
+def test_both_sides_close(pki, version):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server)
+    client.close()
+    server.close()
+    flush(client, server)
+    flush(server, client)
+    assert client.read(10) == b"" and server.read(10) == b""
+    assert client.read(10) == b"" and server.read(10) == b""
+
+
+# ----------------------------------------------------------------------------
+# transport EOF
+
+
+def test_eof_without_close_notify_is_truncation(pki, version):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server)
+    server.write(b"partial")
+    flush(server, client)
+    client.receive_eof()
+    assert client.read(100) == b"partial"  # data before the EOF comes first
+    with pytest.raises(TLSError) as info:
+        client.read(100)
+    assert str(info.value) == "peer closed without close_notify (truncated)"
+    assert info.value.kind == "truncated"
+    assert client.state != "broken"
+    assert client.read(100) == b""
+    assert client.read(100) == b""
+    with pytest.raises(TLSError, match="transport ended without close_notify"):
+        client.write(b"x")
+    client.close()  # nothing to say goodbye to; must not raise
+    assert client.state == "closed"
+
+
+def test_suppress_ragged_eofs(pki, version):
+    client, server = make_pair(pki, version, suppress_ragged_eofs=True)
+    handshake_ok(client, server)
+    server.write(b"partial")
+    flush(server, client)
+    client.receive_eof()
+    assert client.read(100) == b"partial"
+    assert client.read(100) == b""
+    assert client.read(100) == b""
+    assert client.state == "open"
+
+
+def test_eof_mid_handshake_client(pki, version):
+    client, server = make_pair(pki, version)
+    client.handshake()
+    flush(client, server)
+    server.handshake()
+    flight = server.ciphertext_to_send()
+    client.receive_ciphertext(flight[: len(flight) // 2])
+    assert client.handshake() is False
+    client.receive_eof()
+    with pytest.raises(TLSError) as info:
+        client.handshake()
+    assert str(info.value) == "peer closed the connection during the handshake"
+    assert info.value.kind == "eof"
+    assert client.state == "broken"
+
+
+def test_eof_mid_handshake_server(pki, version):
+    client, server = make_pair(pki, version)
+    client.handshake()
+    hello = client.ciphertext_to_send()
+    server.receive_ciphertext(hello[:10])
+    assert server.handshake() is False
+    server.receive_eof()
+    with pytest.raises(TLSError, match="^peer closed the connection during the handshake$"):
+        server.handshake()
+
+
+def test_eof_before_anything(pki, version):
+    client, _server = make_pair(pki, version)
+    client.handshake()
+    client.receive_eof()
+    with pytest.raises(TLSError, match="peer closed the connection during the handshake"):
+        client.handshake()
+
+
+# ----------------------------------------------------------------------------
+# verification failures
+
+
+def test_unknown_ca(pki, version):
+    client, server = make_pair(pki, version, client_ctx=pki.client(other_ca=True))
+    errors = lockstep(client, server)
+    err = errors[client]
+    assert isinstance(err, TLSError) and err.kind == "certificate"
+    assert str(err) == (
+        "certificate verify failed: unable to get local issuer certificate (server name: localhost)"
+    )
+    assert err.verify_code == 20
+    # the client's alert reached the server
+    assert isinstance(errors[server], TLSError)
+    assert str(errors[server]).startswith("peer sent alert: unknown ca")
+    assert errors[server].alert == "unknown ca"
+
+
+def test_hostname_mismatch(pki, version):
+    client, server = make_pair(pki, version, hostname="wrong.example")
+    errors = lockstep(client, server)
+    assert str(errors[client]) == (
+        "certificate verify failed: Hostname mismatch, certificate is not valid for "
+        "'wrong.example'. (server name: wrong.example)"
+    )
+    assert errors[client].kind == "certificate"
+    assert "peer sent alert:" in str(errors[server])
+
+
+def test_expired_certificate(pki, version):
+    client, server = make_pair(pki, version, server_ctx=pki.server(version, expired=True))
+    errors = lockstep(client, server)
+    assert str(errors[client]) == (
+        "certificate verify failed: certificate has expired (server name: localhost)"
+    )
+    assert str(errors[server]).startswith("peer sent alert: certificate expired")
+
+
+def test_failed_handshake_keeps_alert_for_the_transport(pki, version):
+    client, server = make_pair(pki, version, client_ctx=pki.client(other_ca=True))
+    for _ in range(3):
+        try:
+            client.handshake()
+        except TLSError:
+            break
+        flush(client, server)
+        server.handshake()
+        flush(server, client)
+    assert client.state == "broken"
+    alert = client.ciphertext_to_send()
+    assert looks_like_alert(alert, version)
+    assert client.ciphertext_to_send() == b""
+
+
+def test_client_certificate_required_but_missing(pki, version):
+    server_ctx = pki.server(version)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    server_ctx.load_verify_locations(cafile=pki.ca_file)
+    client, server = make_pair(pki, version, server_ctx=server_ctx)
+    errors = lockstep(client, server)
+    assert errors[server] is not None and errors[server].kind == "protocol"
+    assert "peer did not return a certificate" in str(errors[server])
+    if version == "TLSv1.3":
+        # The client finished its side before the server judged it; the
+        # alert arrives on the first read.
+        assert errors[client] is None
+        with pytest.raises(TLSError) as info:
+            client.read(100)
+        assert str(info.value) == (
+            "peer sent alert: certificate required [TLSV13_ALERT_CERTIFICATE_REQUIRED]"
+        )
+    else:
+        assert str(errors[client]).startswith("peer sent alert: handshake failure")
+    assert client.state == "broken"
+
+
+def test_client_certificate_verified_by_server(pki, version, tmp_path):
+    other = trustme.CA()
+    client_leaf = other.issue_cert("client.example")
+    chain, key = tmp_path / "client.pem", tmp_path / "client.key"
+    client_leaf.cert_chain_pems[0].write_to_path(str(chain))
+    client_leaf.private_key_pem.write_to_path(str(key))
+    server_ctx = pki.server(version)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    server_ctx.load_verify_locations(cafile=pki.ca_file)  # does not trust `other`
+    client_ctx = pki.client()
+    client_ctx.load_cert_chain(str(chain), str(key))
+    client, server = make_pair(pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
+    errors = lockstep(client, server)
+    assert str(errors[server]) == (
+        "certificate verify failed: unable to get local issuer certificate (client certificate)"
+    )
+    # now trust it
+    server_ctx = pki.server(version)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    other.configure_trust(server_ctx)
+    client, server = make_pair(pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
+    handshake_ok(client, server)
+    assert server.peer_certificate_der() == ssl.PEM_cert_to_DER_cert(
+        client_leaf.cert_chain_pems[0].bytes().decode()
+    )
+
+
+# ----------------------------------------------------------------------------
+# protocol failures
+
+
+@pytest.mark.parametrize("legacy", ["TLSv1", "TLSv1_1"])
+def test_legacy_only_server_is_refused(pki, version, legacy):
+    # OpenSSL 3 refuses TLS 1.0/1.1 at its default security level ("no
+    # ciphers available"); server_context lowers it to 0 when asked for a
+    # legacy minimum so that the server really offers the old version.
+    # Here the *client* is pinned to a maximum of 1.2 or 1.3 (its minimum is
+    # the policy's 1.2):
+    # * max 1.3: the ClientHello carries supported_versions (1.3, 1.2); the
+    #   server finds no overlap and answers with a protocol_version alert.
+    # * max 1.2: no supported_versions extension, so the server tries to
+    #   negotiate down to its legacy version, but the client's default
+    #   cipher list has no suite usable below TLS 1.2 (no SHA-1 CBC suites):
+    #   the server fails with "no shared cipher" and sends handshake_failure.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old = getattr(ssl.TLSVersion, legacy)
+        server_ctx = server_context(pki.leaf_cert, pki.leaf_key, min_version=old, max_version=old)
+    client_ctx = pki.client()
+    client_ctx.maximum_version = VERSIONS[version]
+    client, server = make_pair(pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
+    errors = lockstep(client, server)
+    assert client.state == server.state == "broken"
+    if version == "TLSv1.3":
+        assert str(errors[client]) == PROTOCOL_VERSION_ALERT
+        assert errors[client].kind == "version"
+        assert str(errors[server]) == (
+            "no TLS protocol version in common with the peer: "
+            "unsupported protocol [UNSUPPORTED_PROTOCOL]"
+        )
+        assert errors[server].kind == "version"
+    else:
+        assert str(errors[client]) == HANDSHAKE_FAILURE_ALERT
+        assert errors[client].kind == "alert"
+        assert str(errors[server]) == "TLS handshake failed: no shared cipher [NO_SHARED_CIPHER]"
+
+
+def test_no_common_key_exchange_group_is_a_handshake_failure_alert(pki, version):
+    # Python 3.11 cannot restrict TLS 1.3 cipher suites, but a single
+    # disjoint ECDH group on each side fails both versions the same way.
+    server_ctx = pki.server(version)
+    server_ctx.set_ecdh_curve("prime256v1")
+    client_ctx = pki.client()
+    client_ctx.set_ecdh_curve("secp384r1")
+    client, server = make_pair(pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
+    errors = lockstep(client, server)
+    assert str(errors[client]) == HANDSHAKE_FAILURE_ALERT
+    assert errors[client].alert == "handshake failure"
+    assert errors[client].kind == "alert"
+    expected = "no shared cipher" if version == "TLSv1.2" else "no suitable key share"
+    assert str(errors[server]).startswith(f"TLS handshake failed: {expected}")
+
+
+def test_garbage_from_server(pki, version):
+    client, _server = make_pair(pki, version)
+    client.handshake()
+    client.ciphertext_to_send()
+    client.receive_ciphertext(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    with pytest.raises(TLSError) as info:
+        client.handshake()
+    assert str(info.value) == (
+        "peer sent data that is not TLS: wrong version number [WRONG_VERSION_NUMBER]"
+    )
+    assert info.value.kind == "not-tls"
+
+
+def test_garbage_from_client(pki, version):
+    _client, server = make_pair(pki, version)
+    server.receive_ciphertext(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    with pytest.raises(TLSError, match="^peer sent data that is not TLS: http request") as info:
+        server.handshake()
+    assert info.value.kind == "not-tls"
+
+
+def test_garbage_after_handshake(pki, version):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server)
+    client.read(10)  # consume session tickets
+    client.receive_ciphertext(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)  # bogus app-data record
+    with pytest.raises(TLSError) as info:
+        client.read(100)
+    assert info.value.kind == "protocol"
+    assert "bad record mac" in str(info.value).lower() or "decrypt" in str(info.value).lower()
+    assert client.state == "broken"
+
+
+# ----------------------------------------------------------------------------
+# sticky broken state
+
+
+def test_broken_state_is_sticky(pki, version):
+    client, server = make_pair(pki, version, hostname="wrong.example")
+    errors = lockstep(client, server)
+    first = errors[client]
+    assert client.state == TLSState.BROKEN == "broken"
+    assert client.error is first
+    for op in (
+        client.handshake,
+        lambda: client.read(10),
+        lambda: client.write(b"x"),
+        lambda: client.write(b""),
+        lambda: client.receive_ciphertext(b"\x16\x03\x03"),
+    ):
+        with pytest.raises(TLSError) as info:
+            op()
+        assert info.value is first
+    client.close()  # no-op, does not raise
+    client.receive_eof()  # no-op
+    assert client.ciphertext_to_send() == b""
+    assert not client.wants_ciphertext()
+    assert client.read_ready()
+    assert client.state == "broken"
+
+
+def test_error_after_buffered_plaintext_is_delivered_later(pki, version):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server)
+    server.write(b"good data")
+    flush(server, client)
+    client.receive_ciphertext(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
+    assert client.read(100) == b"good data"
+    with pytest.raises(TLSError) as info:
+        client.read(100)
+    with pytest.raises(TLSError) as again:
+        client.read(100)
+    assert again.value is info.value
+
+
+def test_receive_after_eof_is_a_usage_error(pki, version):
+    client, _server = make_pair(pki, version)
+    client.receive_eof()
+    client.receive_eof()  # idempotent
+    client.receive_ciphertext(b"")  # empty data ignored
+    with pytest.raises(ValueError):
+        client.receive_ciphertext(b"x")
+
+
+# ----------------------------------------------------------------------------
+# random split points
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    version=st.sampled_from(sorted(VERSIONS)),
+    chunks=st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=12),
+    back_chunks=st.lists(st.integers(min_value=1, max_value=3000), min_size=1, max_size=12),
+    payload=st.binary(min_size=0, max_size=40_000),
+    read_size=st.integers(min_value=1, max_value=20_000),
+)
+def test_random_split_points_deliver_identical_plaintext(
+    pki, version, chunks, back_chunks, payload, read_size
+):
+    client, server = make_pair(pki, version)
+    handshake_ok(client, server, chunk_sizes=tuple(chunks))
+    assert client.version() == version
+    forth = send(client, server, payload, chunk_sizes=tuple(chunks), max_bytes=read_size)
+    assert forth == payload
+    back = send(server, client, payload, chunk_sizes=tuple(back_chunks), max_bytes=read_size)
+    assert back == payload
+    server.close()
+    flush(server, client, tuple(chunks))
+    assert read_all(client) == b""
+    assert client.read(read_size) == b""
+
+
+# ----------------------------------------------------------------------------
+# policy
+
+
+def test_client_context_defaults(pki):
+    ctx = client_context(TrustPolicy(ca_files=(pki.ca_file,)))
+    assert ctx.verify_mode == ssl.CERT_REQUIRED
+    assert ctx.check_hostname is True
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert ctx.cert_store_stats()["x509_ca"] == 1  # only the given CA, no certifi
+
+
+def test_client_context_uses_certifi_by_default():
+    ctx = client_context(TrustPolicy())
+    assert ctx.cert_store_stats()["x509_ca"] > 50
+
+
+def test_client_context_certifi_and_ca_file(pki):
+    ctx = client_context(TrustPolicy(ca_files=(pki.ca_file,), use_certifi=True))
+    assert ctx.cert_store_stats()["x509_ca"] > 50
+
+
+def test_missing_ca_file_names_it(tmp_path):
+    missing = str(tmp_path / "nope.pem")
+    with pytest.raises(ValueError) as info:
+        client_context(TrustPolicy(ca_files=(missing,)))
+    assert missing in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_ca_file_names_it(tmp_path):
+    bogus = tmp_path / "bogus.pem"
+    bogus.write_text("this is not a certificate\n")
+    with pytest.raises(ValueError, match="bogus.pem"):
+        client_context(TrustPolicy(ca_files=(str(bogus),)))
+    with pytest.raises(ValueError, match="directory"):
+        client_context(TrustPolicy(ca_files=(str(tmp_path),)))
+
+
+def test_server_context_errors_name_the_file(tmp_path, pki):
+    with pytest.raises(ValueError, match="missing.pem"):
+        server_context(str(tmp_path / "missing.pem"))
+    bogus = tmp_path / "bogus-cert.pem"
+    bogus.write_text("junk\n")
+    with pytest.raises(ValueError, match="bogus-cert.pem"):
+        server_context(str(bogus), pki.leaf_key)
+
+
+def test_keylog_file_is_written(pki, version, tmp_path):
+    keylog = tmp_path / "keys.log"
+    ctx = client_context(TrustPolicy(ca_files=(pki.ca_file,), keylog_file=str(keylog)))
+    client, server = make_pair(pki, version, client_ctx=ctx)
+    handshake_ok(client, server)
+    text = keylog.read_text()
+    label = "CLIENT_TRAFFIC_SECRET_0" if version == "TLSv1.3" else "CLIENT_RANDOM"
+    assert label in text
