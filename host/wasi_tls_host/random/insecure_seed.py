@@ -1,4 +1,8 @@
-"""wasi:random/insecure-seed: a 128-bit seed for hash-map style randomisation."""
+"""wasi:random/insecure-seed: a 128-bit seed for hash-map style randomisation.
+
+The seed is drawn once per store: it stands in for a value import, so every
+call returns the same pair (as wasmtime does).
+"""
 
 from __future__ import annotations
 
@@ -9,5 +13,7 @@ interface = Interface(f"wasi:random/insecure-seed@{WASI_VERSION}")
 
 @interface.func("insecure-seed")
 def insecure_seed(ctx) -> tuple[int, int]:
-    seed = ctx.config.insecure_random(16)
+    seed = ctx.state.get("insecure-seed")
+    if seed is None:
+        seed = ctx.state["insecure-seed"] = ctx.config.insecure_random(16)
     return int.from_bytes(seed[:8], "little"), int.from_bytes(seed[8:], "little")

@@ -1,0 +1,1 @@
+"""wasi:filesystem — descriptors sandboxed beneath the preopened directories."""

@@ -1,0 +1,71 @@
+"""The `run` command's error paths: clear one-paragraph messages, no tracebacks."""
+
+import wasmtime
+
+from conftest import run_host
+
+
+def assert_clean_error(result, *fragments):
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in stderr
+
+
+def test_missing_file(tmp_path):
+    result = run_host(tmp_path / "nope.wasm")
+    assert_clean_error(result, "cannot read component", "nope.wasm")
+
+
+def test_not_webassembly(tmp_path):
+    path = tmp_path / "text.wasm"
+    path.write_text("hello")
+    assert_clean_error(run_host(path), "not a WebAssembly file")
+
+
+def test_core_module_is_not_a_component(tmp_path):
+    path = tmp_path / "core.wasm"
+    path.write_bytes(wasmtime.wat2wasm("(module)"))
+    assert_clean_error(run_host(path), "core WebAssembly module, not a component")
+
+
+def test_component_importing_an_unknown_interface(tmp_path):
+    path = tmp_path / "odd.wasm"
+    path.write_bytes(wasmtime.wat2wasm("""
+        (component
+          (import "example:missing/thing@1.0.0" (instance
+            (export "hello" (func))))
+        )"""))
+    assert_clean_error(run_host(path), "`example:missing/thing@1.0.0`",
+                       "which this host does not provide")
+
+
+def test_component_needing_a_function_the_host_lacks(tmp_path):
+    path = tmp_path / "lacking.wasm"
+    path.write_bytes(wasmtime.wat2wasm("""
+        (component
+          (import "wasi:cli/environment@0.2.3" (instance
+            (export "get-everything" (func))))
+        )"""))
+    assert_clean_error(run_host(path), "wasi:cli/environment@0.2.3", "get-everything")
+
+
+def test_component_without_run_export(tmp_path):
+    path = tmp_path / "library.wasm"
+    path.write_bytes(wasmtime.wat2wasm("(component)"))
+    assert_clean_error(run_host(path), "does not export wasi:cli/run")
+
+
+def test_bad_permission_flags_are_usage_errors(tmp_path, guests):
+    result = run_host(guests["wasi-probe"], flags=("--allow-net", "127.0.0.1:notaport"))
+    assert result.returncode == 2
+    assert "bad port" in result.stderr.decode()
+    result = run_host(guests["wasi-probe"], flags=("--dir", str(tmp_path / "absent")))
+    assert result.returncode == 2
+    assert "not a directory" in result.stderr.decode()
+
+
+def test_missing_ca_file_is_named(guests, tmp_path):
+    result = run_host(guests["wasi-probe"], flags=("--ca-file", str(tmp_path / "ca.pem")))
+    assert_clean_error(result, "CA file not found", "ca.pem")
