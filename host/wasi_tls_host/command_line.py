@@ -8,7 +8,7 @@ import sys
 from .config import HostConfig, NetRule, Preopen, TlsSettings
 from .host import GuestTrap, Host, HostError
 
-#: Exit status when the guest traps: the conventional abort status (128 + SIGABRT).
+#: Exit status when the guest traps, as `wasmtime run` reports it (128 + SIGABRT).
 TRAP_STATUS = 134
 #: Exit status when the host cannot start the guest at all.
 USAGE_STATUS = 2

@@ -1,0 +1,52 @@
+"""wasi_guest: a small pure-Python helper library for WASI 0.2 guests built
+with componentize-py.
+
+Modules:
+  errors  -- exception types carrying WASI error-code names
+  io      -- wasi:io stream helpers (read_exactly, read_all, write_all, wait)
+  net     -- wasi:sockets TCP helpers (parse_address, connect_tcp, listen_tcp)
+  fs      -- wasi:filesystem helpers (preopens, whole-file read/write)
+  cli     -- process exit helper
+
+componentize-py snapshots the guest after importing it at build time, and
+modules that were not imported then are NOT available at run time.  Every
+module here therefore imports what it needs at top level, and apps must import
+the submodules they use at top level too (``from wasi_guest import io, net``),
+never inside a function.
+
+Resources (streams, sockets, pollables) are dropped with ``close(...)`` in the
+order given; children (pollables, streams) must go before their parents
+(streams, sockets), or the host traps.
+"""
+
+from .errors import (  # noqa: F401
+    FsError,
+    NetError,
+    StreamClosed,
+    StreamFailed,
+    UnexpectedEof,
+    WasiError,
+    code_name,
+)
+
+
+def close(*resources):
+    """Drop WASI resources now, in the given order (None entries are skipped).
+
+    Pass children before parents: pollables, then streams, then sockets.
+    """
+    for r in resources:
+        if r is not None:
+            r.__exit__(None, None, None)
+
+
+__all__ = [
+    "FsError",
+    "NetError",
+    "StreamClosed",
+    "StreamFailed",
+    "UnexpectedEof",
+    "WasiError",
+    "close",
+    "code_name",
+]

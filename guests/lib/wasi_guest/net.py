@@ -1,0 +1,293 @@
+"""wasi:sockets TCP helpers.
+
+Addresses are strings "HOST:PORT": "127.0.0.1:8080", "[::1]:8080", or (for
+connect_tcp / listen_tcp) "localhost:8080", resolved with
+wasi:sockets/ip-name-lookup.  Failures raise NetError whose ``code`` is the
+wasi:sockets error-code name, e.g. NetError("connection-refused").
+"""
+
+import ipaddress
+
+from componentize_py_types import Err
+from wit_world.imports import (
+    instance_network,
+    ip_name_lookup,
+    network,
+    poll,
+    tcp,
+    tcp_create_socket,
+)
+
+from .errors import NetError, code_name
+
+ErrorCode = network.ErrorCode
+
+_network = None
+
+
+def get_network():
+    """The instance network (created on first use, then reused)."""
+    global _network
+    if _network is None:
+        _network = instance_network.instance_network()
+    return _network
+
+
+def _net_error(err, what=None):
+    value = err.value if isinstance(err, Err) else err
+    return NetError(code_name(value), what)
+
+
+def _is_would_block(err):
+    return isinstance(err, Err) and err.value == ErrorCode.WOULD_BLOCK
+
+
+def _wait_socket(sock):
+    p = sock.subscribe()
+    try:
+        poll.poll([p])
+    finally:
+        p.__exit__(None, None, None)
+
+
+def _finish(sock, finish):
+    """Call a finish-* method until it stops answering would-block, waiting
+    on the socket's pollable in between."""
+    while True:
+        try:
+            return finish()
+        except Err as e:
+            if _is_would_block(e):
+                _wait_socket(sock)
+                continue
+            raise _net_error(e) from None
+
+
+# ---------------------------------------------------------------- addresses
+
+
+def split_host_port(host_port: str):
+    """ "h:p" / "[v6]:p" -> (host, port).  Raises ValueError."""
+    s = host_port.strip()
+    if s.startswith("["):
+        end = s.find("]")
+        if end < 0 or not s[end + 1 :].startswith(":"):
+            raise ValueError(f"bad address {host_port!r}: expected [IPV6]:PORT")
+        host, port_s = s[1:end], s[end + 2 :]
+    else:
+        host, sep, port_s = s.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f"bad address {host_port!r}: expected HOST:PORT")
+        if ":" in host:
+            raise ValueError(f"bad address {host_port!r}: IPv6 needs [brackets]")
+    if not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        raise ValueError(f"bad port in {host_port!r}")
+    return host, int(port_s)
+
+
+def parse_ip(host: str):
+    """IP literal -> wasi IpAddress, or None if ``host`` is not an IP literal."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version == 4:
+        return network.IpAddress_Ipv4(tuple(ip.packed))
+    b = ip.packed
+    return network.IpAddress_Ipv6(tuple((b[i] << 8) | b[i + 1] for i in range(0, 16, 2)))
+
+
+def socket_address(ip, port: int):
+    """wasi IpAddress + port -> IpSocketAddress."""
+    if isinstance(ip, network.IpAddress_Ipv4):
+        return network.IpSocketAddress_Ipv4(network.Ipv4SocketAddress(port, ip.value))
+    return network.IpSocketAddress_Ipv6(network.Ipv6SocketAddress(port, 0, ip.value, 0))
+
+
+def parse_address(host_port: str):
+    """ "127.0.0.1:8080" or "[::1]:8080" -> IpSocketAddress.  Raises
+    ValueError for malformed input or a host name (use resolve())."""
+    host, port = split_host_port(host_port)
+    ip = parse_ip(host)
+    if ip is None:
+        raise ValueError(f"not an IP address: {host!r}")
+    return socket_address(ip, port)
+
+
+def format_ip(ip) -> str:
+    if isinstance(ip, network.IpAddress_Ipv4):
+        return ".".join(str(x) for x in ip.value)
+    packed = b"".join(x.to_bytes(2, "big") for x in ip.value)
+    return str(ipaddress.IPv6Address(packed))
+
+
+def format_address(addr) -> str:
+    """IpSocketAddress -> "127.0.0.1:8080" / "[::1]:8080"."""
+    v = addr.value
+    if isinstance(addr, network.IpSocketAddress_Ipv4):
+        return f"{format_ip(network.IpAddress_Ipv4(v.address))}:{v.port}"
+    return f"[{format_ip(network.IpAddress_Ipv6(v.address))}]:{v.port}"
+
+
+def _family(addr):
+    if isinstance(addr, network.IpSocketAddress_Ipv4):
+        return network.IpAddressFamily.IPV4
+    return network.IpAddressFamily.IPV6
+
+
+def resolve(host: str):
+    """Host name or IP literal -> list of wasi IpAddress (in resolver order)."""
+    ip = parse_ip(host)
+    if ip is not None:
+        return [ip]
+    try:
+        stream = ip_name_lookup.resolve_addresses(get_network(), host)
+    except Err as e:
+        raise _net_error(e, host) from None
+    out = []
+    try:
+        while True:
+            try:
+                ip = stream.resolve_next_address()
+            except Err as e:
+                if _is_would_block(e):
+                    _wait_socket(stream)
+                    continue
+                raise _net_error(e, host) from None
+            if ip is None:
+                break
+            out.append(ip)
+    finally:
+        stream.__exit__(None, None, None)
+    if not out:
+        raise NetError("name-unresolvable", host)
+    return out
+
+
+def _addresses(host_port: str):
+    host, port = split_host_port(host_port)
+    return [socket_address(ip, port) for ip in resolve(host)]
+
+
+# ---------------------------------------------------------------- TCP
+
+
+def create_tcp_socket(family):
+    try:
+        return tcp_create_socket.create_tcp_socket(family)
+    except Err as e:
+        raise _net_error(e) from None
+
+
+def connect_address(addr):
+    """Connect to one IpSocketAddress -> (socket, input-stream, output-stream)."""
+    sock = create_tcp_socket(_family(addr))
+    try:
+        try:
+            sock.start_connect(get_network(), addr)
+        except Err as e:
+            raise _net_error(e) from None
+        inp, out = _finish(sock, sock.finish_connect)
+    except BaseException:
+        sock.__exit__(None, None, None)
+        raise
+    return sock, inp, out
+
+
+def connect_tcp(host_port: str):
+    """Connect to "HOST:PORT" (IP literal or host name; each resolved address
+    is tried in turn) -> (socket, input-stream, output-stream).
+
+    Drop in the order input, output, socket (see close_connection)."""
+    last = None
+    for addr in _addresses(host_port):
+        try:
+            return connect_address(addr)
+        except NetError as e:
+            last = e
+    raise last
+
+
+def listen_tcp(addr: str, backlog: int = 128):
+    """Bind and listen on "HOST:PORT" (port 0 picks a free port; see
+    local_address) -> listening socket."""
+    sa = _addresses(addr)[0]
+    sock = create_tcp_socket(_family(sa))
+    try:
+        try:
+            sock.set_listen_backlog_size(backlog)
+        except Err as e:
+            if e.value != ErrorCode.NOT_SUPPORTED:
+                raise _net_error(e) from None
+        try:
+            sock.start_bind(get_network(), sa)
+        except Err as e:
+            raise _net_error(e) from None
+        _finish(sock, sock.finish_bind)
+        try:
+            sock.start_listen()
+        except Err as e:
+            raise _net_error(e) from None
+        _finish(sock, sock.finish_listen)
+    except BaseException:
+        sock.__exit__(None, None, None)
+        raise
+    return sock
+
+
+def accept(listener, block: bool = True):
+    """Accept one connection -> (socket, input, output).  With block=False,
+    return None instead of waiting when no connection is pending."""
+    while True:
+        try:
+            return listener.accept()
+        except Err as e:
+            if _is_would_block(e):
+                if not block:
+                    return None
+                _wait_socket(listener)
+                continue
+            raise _net_error(e) from None
+
+
+def local_address(sock) -> str:
+    try:
+        return format_address(sock.local_address())
+    except Err as e:
+        raise _net_error(e) from None
+
+
+def remote_address(sock) -> str:
+    try:
+        return format_address(sock.remote_address())
+    except Err as e:
+        raise _net_error(e) from None
+
+
+def close_connection(sock, inp=None, out=None):
+    """Drop a connection's streams, then its socket (child resources first)."""
+    for r in (inp, out, sock):
+        if r is not None:
+            r.__exit__(None, None, None)
+
+
+__all__ = [
+    "ErrorCode",
+    "accept",
+    "close_connection",
+    "connect_address",
+    "connect_tcp",
+    "create_tcp_socket",
+    "format_address",
+    "format_ip",
+    "get_network",
+    "listen_tcp",
+    "local_address",
+    "parse_address",
+    "parse_ip",
+    "remote_address",
+    "resolve",
+    "socket_address",
+    "split_host_port",
+    "tcp",
+]
