@@ -22,11 +22,19 @@ def all_interfaces() -> list[Interface]:
     """Every interface this host provides, each defined once."""
     from .cli import environment, exit, stdio, terminal
     from .clocks import monotonic_clock, wall_clock
-    from .filesystem import preopens, types as filesystem_types
+    from .filesystem import preopens
+    from .filesystem import types as filesystem_types
     from .io import error, poll, streams
     from .random import insecure, insecure_seed, random
-    from .sockets import (instance_network, ip_name_lookup, network, tcp,
-                          tcp_create_socket, udp, udp_create_socket)
+    from .sockets import (
+        instance_network,
+        ip_name_lookup,
+        network,
+        tcp,
+        tcp_create_socket,
+        udp,
+        udp_create_socket,
+    )
     from .wasi_tls import types as tls_types
     return [
         error.interface, poll.interface, streams.interface,

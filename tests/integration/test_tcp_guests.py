@@ -88,12 +88,12 @@ def test_echo_server_serves_concurrent_clients_through_one_poll(guests):
         payloads = [pattern(100_000 + i) for i in range(3)]
         # Interleave: every client sends before any reads, so the guest must
         # serve them concurrently.
-        for client, payload in zip(clients, payloads):
+        for client, payload in zip(clients, payloads, strict=True):
             client.sendall(payload[:50_000])
-        for client, payload in zip(clients, payloads):
+        for client, payload in zip(clients, payloads, strict=True):
             client.sendall(payload[50_000:])
             client.shutdown(socket.SHUT_WR)
-        for client, payload in zip(clients, payloads):
+        for client, payload in zip(clients, payloads, strict=True):
             received = bytearray()
             while data := client.recv(65536):
                 received += data

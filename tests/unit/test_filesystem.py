@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from wasi_tls_host.config import HostConfig, Preopen
 from wasi_tls_host.filesystem import preopens
 from wasi_tls_host.filesystem import types as fs

@@ -13,8 +13,8 @@ import hashlib
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 import trustme

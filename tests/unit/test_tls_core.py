@@ -20,6 +20,7 @@ import pytest
 import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from wasi_tls_host.tls import (
     TLSConnection,
     TLSError,

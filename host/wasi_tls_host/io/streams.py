@@ -7,7 +7,8 @@ permit, and a `write` larger than the permit left is a trap.
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..runtime.calls import WASI_VERSION, Interface
 from ..runtime.errors import ErrorValue, Trap
@@ -40,9 +41,9 @@ def stream_error(error: Exception) -> ErrorValue:
         error.message, network_code=error.network_code, filesystem_code=error.filesystem_code)))
 
 
-def _guarded(operation: Callable[[], T]) -> T:
+def _guarded(operation: Callable[..., T], *args: object) -> T:
     try:
-        return operation()
+        return operation(*args)
     except (StreamClosed, StreamFailed) as error:
         raise stream_error(error) from None
 
@@ -53,7 +54,7 @@ def _guarded(operation: Callable[[], T]) -> T:
 def read(ctx, stream: InputStream, length: int) -> bytes:
     if length == 0:
         return b""
-    return _guarded(lambda: stream.read(min(length, MAX_READ)))
+    return _guarded(stream.read, min(length, MAX_READ))
 
 
 @interface.func("[method]input-stream.blocking-read")
@@ -61,7 +62,7 @@ def blocking_read(ctx, stream: InputStream, length: int) -> bytes:
     if length == 0:
         return b""
     while True:
-        data = _guarded(lambda: stream.read(min(length, MAX_READ)))
+        data = _guarded(stream.read, min(length, MAX_READ))
         if data:
             return data
         ctx.wait_for(stream)
@@ -96,7 +97,7 @@ def _write(stream: OutputStream, data: bytes) -> None:
         raise Trap(f"write of {len(data)} bytes exceeds the {permit} bytes check-write permitted")
     stream.permit = permit - len(data)
     if data:
-        _guarded(lambda: stream.write(data))
+        _guarded(stream.write, data)
 
 
 @interface.func("[method]output-stream.check-write")
@@ -148,9 +149,9 @@ def splice(ctx, dst: OutputStream, src: InputStream, length: int) -> int:
     budget = min(length, _guarded(dst.check_write), MAX_READ)
     if budget == 0:
         return 0
-    data = _guarded(lambda: src.read(budget))
+    data = _guarded(src.read, budget)
     if data:
-        _guarded(lambda: dst.write(data))
+        _guarded(dst.write, data)
     return len(data)
 
 
@@ -186,5 +187,5 @@ def _write_all(ctx, stream: OutputStream, data: bytes) -> None:
     while view:
         permit = _wait_writable(ctx, stream)
         chunk = bytes(view[:permit])
-        _guarded(lambda: stream.write(chunk))
+        _guarded(stream.write, chunk)
         view = view[permit:]

@@ -19,8 +19,9 @@ from __future__ import annotations
 import ctypes
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
@@ -144,9 +145,11 @@ def link(root: wc.LinkerInstance, ctx: WasiCtx, interfaces: list[Interface]) -> 
     for interface in interfaces:
         with root.add_instance(interface.name) as instance:
             for wit_name, type_id in interface.resources.items():
-                instance.add_resource(wit_name, ctx.resource_type(type_id), ctx.drop_resource(type_id))
+                instance.add_resource(wit_name, ctx.resource_type(type_id),
+                                      ctx.drop_resource(type_id))
             for wit_name, impl in interface.functions.items():
-                _add_func(instance, wit_name, HostFunction(ctx, f"{interface.name}#{wit_name}", impl))
+                qualified = f"{interface.name}#{wit_name}"
+                _add_func(instance, wit_name, HostFunction(ctx, qualified, impl))
 
 
 #: The WASI 0.2 version the host defines; guests importing any 0.2.x link to it.

@@ -11,8 +11,9 @@ declared WIT type. `list<u8>` is moved as one block: each element is a
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from ctypes import POINTER, byref
-from typing import Any, Callable
+from typing import Any
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
@@ -251,7 +252,7 @@ def lowerer(ty: wc.ValType, resource_ids: ResourceIds) -> Lower:
                 raise ValueError(f"expected a {len(elements)}-tuple, got {len(value)} items")
             raw = ffi.wasmtime_component_valtuple_t()
             ffi.wasmtime_component_valtuple_new_uninit(raw, len(elements))
-            for i, (lower, item) in enumerate(zip(elements, value)):
+            for i, (lower, item) in enumerate(zip(elements, value, strict=True)):
                 lower(scope, item, raw.data[i])
             dst.kind = K_TUPLE
             dst.of.tuple = raw

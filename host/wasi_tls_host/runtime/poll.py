@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import select
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from .errors import Trap
 

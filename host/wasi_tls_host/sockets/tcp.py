@@ -15,11 +15,27 @@ from typing import Any
 from ..runtime.calls import WASI_VERSION, Interface
 from ..runtime.poll import NEVER, READ, WRITE, Pollable, WaitSpec
 from ..runtime.resources import Res
-from ..runtime.streams import (OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed,
-                               StreamFailed, readable_now, writable_now)
+from ..runtime.streams import (
+    OUTPUT_BUDGET,
+    InputStream,
+    OutputStream,
+    StreamClosed,
+    StreamFailed,
+    readable_now,
+    writable_now,
+)
 from ..runtime.values import Child
-from .network import (FAMILIES, check_allowed, check_family, check_remote, error_code, fail,
-                      family_name, sockaddr_from_value, socket_address_value)
+from .network import (
+    FAMILIES,
+    check_allowed,
+    check_family,
+    check_remote,
+    error_code,
+    fail,
+    family_name,
+    sockaddr_from_value,
+    socket_address_value,
+)
 
 interface = Interface(f"wasi:sockets/tcp@{WASI_VERSION}")
 for _name, _res in (("tcp-socket", Res.TCP_SOCKET), ("network", Res.NETWORK),

@@ -11,8 +11,17 @@ from ..runtime.poll import READ, Pollable, WaitSpec
 from ..runtime.resources import Res
 from ..runtime.streams import readable_now
 from ..runtime.values import Child
-from .network import (FAMILIES, check_allowed, check_family, check_remote, error_code, fail,
-                      family_name, sockaddr_from_value, socket_address_value)
+from .network import (
+    FAMILIES,
+    check_allowed,
+    check_family,
+    check_remote,
+    error_code,
+    fail,
+    family_name,
+    sockaddr_from_value,
+    socket_address_value,
+)
 
 interface = Interface(f"wasi:sockets/udp@{WASI_VERSION}")
 for _name, _res in (("udp-socket", Res.UDP_SOCKET), ("network", Res.NETWORK),

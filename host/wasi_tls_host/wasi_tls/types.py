@@ -17,12 +17,11 @@ TLS 1.2 is the floor. The handshake has a deadline.
 
 from __future__ import annotations
 
+from ..io.error import IoError
 from ..runtime.calls import Interface
 from ..runtime.poll import Pollable, WaitSpec
 from ..runtime.resources import Res
-from ..runtime.streams import (OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed,
-                               StreamFailed)
-from ..io.error import IoError
+from ..runtime.streams import OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed, StreamFailed
 from ..runtime.values import Child, Err, Ok
 from ..tls.core import TLSConnection, TLSError
 

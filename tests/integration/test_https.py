@@ -1,0 +1,279 @@
+"""HTTPS and raw TLS through guests, against real servers on loopback.
+
+Every success case runs under TLS 1.2 and TLS 1.3 against Python's ssl,
+`openssl s_server` and nginx; bodies of edge sizes arrive with matching
+SHA-256. The failure cases each end in a specific io-error message within a
+bounded time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+import ssl
+import struct
+import threading
+from pathlib import Path
+
+import pytest
+import trustme
+
+from conftest import run_host, run_wasmtime
+from peers import Nginx, OpenSSLServer, PythonHttps
+from wasi_tls_host.tls.policy import server_context
+
+TLS_VERSIONS = ["1.2", "1.3"]
+BODY_SIZES = [0, 1, 16383, 16384, 16385, 8 << 20]
+#: A failure must be reported well within this (the guest's own run included).
+FAILURE_BUDGET_S = 60
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> dict[str, bytes]:
+    root = tmp_path_factory.mktemp("site")
+    bodies = {}
+    for size in BODY_SIZES:
+        body = hashlib.shake_256(str(size).encode()).digest(size)
+        (root / f"{size}.bin").write_bytes(body)
+        bodies[f"{size}.bin"] = body
+    bodies["__root__"] = root
+    return bodies
+
+
+def https_get(guests, ca_file, port: int, path: str, *extra_flags: str, timeout=120):
+    return run_host(guests["https-get"], f"https://localhost:{port}/{path}",
+                    flags=("--ca-file", str(ca_file), "--allow-net", f"localhost:{port}",
+                           *extra_flags), timeout=timeout)
+
+
+def body_line(body: bytes) -> str:
+    return f"body: {len(body)} bytes sha256={hashlib.sha256(body).hexdigest()}"
+
+
+PEERS = {
+    "python": lambda cert, root, version, workdir: PythonHttps(cert, root, version),
+    "openssl": OpenSSLServer,
+    "nginx": Nginx,
+}
+
+
+@pytest.fixture(params=[(peer, version) for peer in PEERS for version in TLS_VERSIONS],
+                ids=lambda p: f"{p[0]}-tls{p[1]}", scope="module")
+def server(request, ca, site, tmp_path_factory):
+    peer, version = request.param
+    if peer == "nginx" and shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        pytest.fail("nginx is missing: `make peers` installs it")
+    workdir = tmp_path_factory.mktemp(peer)
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    instance = PEERS[peer](cert, site["__root__"], version, workdir)
+    yield instance
+    instance.close()
+
+
+@pytest.mark.parametrize("size", BODY_SIZES)
+def test_body_arrives_intact(guests, ca_file, site, server, size):
+    result = https_get(guests, ca_file, server.port, f"{size}.bin")
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert lines[0].split()[1] == "200"
+    assert lines[-1] == body_line(site[f"{size}.bin"])
+
+
+def tls_echo_server(ca: trustme.CA, version: str) -> tuple[socket.socket, int]:
+    """A Python ssl echo peer that answers close_notify with its own."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = context.maximum_version = getattr(
+        ssl.TLSVersion, f"TLSv1_{version[-1]}")
+    ca.issue_cert("localhost").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def echo():
+        raw, _ = listener.accept()
+        with context.wrap_socket(raw, server_side=True) as conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+            conn.unwrap()
+    threading.Thread(target=echo, daemon=True).start()
+    return listener, listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS)
+def test_tls_echo_of_one_mebibyte_with_clean_close(guests, ca, ca_file, version):
+    listener, port = tls_echo_server(ca, version)
+    result = run_host(guests["tls-echo-client"], f"127.0.0.1:{port}", str(1 << 20),
+                      "localhost", flags=("--ca-file", str(ca_file),
+                                          "--allow-net", f"127.0.0.1:{port}"))
+    listener.close()
+    assert result.returncode == 0, result.stderr.decode()
+    out = result.stdout.decode()
+    assert f"echoed {1 << 20} bytes" in out
+    assert "closed cleanly" in out
+
+
+# -- failures ------------------------------------------------------------------
+
+class OneShotServer:
+    """Accepts one connection and runs `behave(conn)` on it in a thread."""
+
+    def __init__(self, behave):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, args=(behave,), daemon=True).start()
+
+    def _serve(self, behave) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        try:
+            behave(conn)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def tls_server(cert: trustme.LeafCert, version: str, respond):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = context.maximum_version = getattr(
+        ssl.TLSVersion, f"TLSv1_{version[-1]}")
+    cert.configure_cert(context)
+
+    def behave(raw):
+        conn = context.wrap_socket(raw, server_side=True)
+        respond(conn)
+    return OneShotServer(behave)
+
+
+def read_request(conn) -> None:
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        received += chunk
+
+
+def expect_failure(guests, ca_file, server, message, *flags):
+    try:
+        result = https_get(guests, ca_file, server.port, "x", *flags, timeout=FAILURE_BUDGET_S)
+    finally:
+        server.close()
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert message in stderr, stderr
+    assert "Traceback" not in stderr
+    return stderr
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS)
+def test_unknown_ca(guests, ca_file, version):
+    stranger = trustme.CA().issue_cert("localhost")
+    expect_failure(guests, ca_file, tls_server(stranger, version, read_request),
+                   "certificate verify failed: unable to get local issuer certificate "
+                   "(server name: localhost)")
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS)
+def test_wrong_hostname(guests, ca, ca_file, version):
+    cert = ca.issue_cert("other.example")
+    expect_failure(guests, ca_file, tls_server(cert, version, read_request),
+                   "Hostname mismatch")
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS)
+def test_expired_certificate(guests, ca, ca_file, version):
+    import datetime
+    past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    cert = ca.issue_cert("localhost", not_before=past - datetime.timedelta(days=30),
+                         not_after=past)
+    expect_failure(guests, ca_file, tls_server(cert, version, read_request),
+                   "certificate has expired")
+
+
+def test_server_that_only_speaks_tls_1_0_and_1_1(guests, ca, ca_file, tmp_path):
+    cert = ca.issue_cert("localhost")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    context = server_context(str(cert_file), str(key_file),
+                             min_version=ssl.TLSVersion.TLSv1,
+                             max_version=ssl.TLSVersion.TLSv1_1)
+    server = OneShotServer(lambda raw: context.wrap_socket(raw, server_side=True))
+    expect_failure(guests, ca_file, server, "peer sent alert: protocol version")
+
+
+def test_server_closing_mid_handshake(guests, ca_file):
+    def hang_up(conn):
+        conn.recv(100)  # part of the ClientHello, then close
+    expect_failure(guests, ca_file, OneShotServer(hang_up),
+                   "peer closed the connection during the handshake")
+
+
+def test_server_sending_garbage(guests, ca_file):
+    def babble(conn):
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 20)
+    expect_failure(guests, ca_file, OneShotServer(babble), "peer sent data that is not TLS")
+
+
+def test_handshake_timeout(guests, ca_file):
+    silent = threading.Event()
+    server = OneShotServer(lambda conn: silent.wait(30))
+    stderr = expect_failure(guests, ca_file, server, "handshake timed out (server name: localhost)",
+                            "--tls-handshake-timeout", "1")
+    silent.set()
+    assert stderr
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS)
+def test_server_resetting_mid_body(guests, ca, ca_file, version):
+    def reset(conn):
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n" + bytes(100_000))
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    expect_failure(guests, ca_file, tls_server(ca.issue_cert("localhost"), version, reset),
+                   "connection-reset")
+
+
+@pytest.mark.parametrize("version", TLS_VERSIONS)
+def test_eof_without_close_notify_is_truncation(guests, ca, ca_file, version):
+    def truncate(conn):
+        read_request(conn)
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\npartial body")
+        # Close the TCP connection under TLS: no close_notify.
+        socket.socket(fileno=conn.detach()).close()
+    expect_failure(guests, ca_file, tls_server(ca.issue_cert("localhost"), version, truncate),
+                   "peer closed without close_notify (truncated)")
+
+
+def test_untrusted_certificate_fails_under_both_hosts(guests, ca_file):
+    """Differential: wasmtime's own wasi:tls (rustls) rejects it too."""
+    stranger = trustme.CA().issue_cert("localhost")
+    server = tls_server(stranger, "1.3", read_request)
+    ours = https_get(guests, ca_file, server.port, "x", timeout=FAILURE_BUDGET_S)
+    server.close()
+    server = tls_server(stranger, "1.3", read_request)
+    theirs = run_wasmtime(guests["https-get"], f"https://localhost:{server.port}/x",
+                          flags=("-S", "tls", "-S", "inherit-network",
+                                 "-S", "allow-ip-name-lookup"), timeout=FAILURE_BUDGET_S)
+    server.close()
+    assert ours.returncode == 1 and theirs.returncode == 1, (ours.stderr, theirs.stderr)
+    assert "certificate verify failed" in ours.stderr.decode()
+    assert "error:" in theirs.stderr.decode()

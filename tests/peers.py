@@ -1,0 +1,166 @@
+"""Real TLS peers on loopback for the end-to-end tests.
+
+Each peer serves files from a directory over HTTPS, pinned to one TLS
+version: Python's ssl (a threaded http.server), `openssl s_server -WWW`,
+and nginx. They all present a certificate for localhost/127.0.0.1 from the
+test CA.
+"""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import trustme
+
+VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def wait_for_port(port: int, process: subprocess.Popen | None = None,
+                  timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"peer exited early: {process.stderr.read().decode()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on port {port}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class PythonHttps:
+    """http.server over ssl, HTTP/1.1 with Content-Length."""
+
+    name = "python"
+
+    def __init__(self, cert: trustme.LeafCert, root: Path, version: str):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = context.maximum_version = VERSIONS[version]
+        cert.configure_cert(context)
+        handler = _file_handler(root)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _file_handler(root: Path):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802
+            path = root / self.path.lstrip("/")
+            if not path.is_file():
+                self.send_error(404)
+                return
+            body = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+    return Handler
+
+
+class _Files:
+    def __init__(self, cert: trustme.LeafCert, workdir: Path):
+        self.cert_file = workdir / "cert.pem"
+        self.key_file = workdir / "key.pem"
+        cert.cert_chain_pems[0].write_to_path(str(self.cert_file))
+        for extra in cert.cert_chain_pems[1:]:
+            extra.write_to_path(str(self.cert_file), append=True)
+        cert.private_key_pem.write_to_path(str(self.key_file))
+
+
+class OpenSSLServer:
+    """`openssl s_server -WWW`: HTTP/1.0 responses delimited by connection close."""
+
+    name = "openssl"
+
+    def __init__(self, cert: trustme.LeafCert, root: Path, version: str, workdir: Path):
+        files = _Files(cert, workdir)
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            ["openssl", "s_server", "-quiet", "-accept", f"127.0.0.1:{self.port}",
+             "-cert", str(files.cert_file), "-key", str(files.key_file), "-WWW",
+             "-tls1_2" if version == "1.2" else "-tls1_3"],
+            cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        wait_for_port(self.port, self.process)
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+class Nginx:
+    """nginx, HTTP/1.1 with keep-alive and Content-Length."""
+
+    name = "nginx"
+
+    def __init__(self, cert: trustme.LeafCert, root: Path, version: str, workdir: Path):
+        files = _Files(cert, workdir)
+        self.port = free_port()
+        prefix = workdir / "nginx"
+        (prefix / "logs").mkdir(parents=True, exist_ok=True)
+        config = prefix / "nginx.conf"
+        config.write_text(f"""
+            daemon off;
+            master_process off;
+            user root;
+            error_log stderr warn;
+            pid {prefix}/nginx.pid;
+            events {{ worker_connections 64; }}
+            http {{
+                access_log off;
+                client_body_temp_path {prefix}/body;
+                proxy_temp_path {prefix}/proxy;
+                fastcgi_temp_path {prefix}/fastcgi;
+                uwsgi_temp_path {prefix}/uwsgi;
+                scgi_temp_path {prefix}/scgi;
+                server {{
+                    listen 127.0.0.1:{self.port} ssl;
+                    ssl_certificate {files.cert_file};
+                    ssl_certificate_key {files.key_file};
+                    ssl_protocols TLSv{version};
+                    root {root};
+                }}
+            }}
+        """)
+        self.process = subprocess.Popen(
+            [nginx_binary(), "-p", str(prefix), "-c", str(config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_port(self.port, self.process)
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def nginx_binary() -> str:
+    return shutil.which("nginx") or "/usr/sbin/nginx"
