@@ -45,6 +45,17 @@ def componentize_cmd():
     return [sys.executable, "-m", "componentize_py"]
 
 
+def componentize_env():
+    """Environment for componentize-py.  It adds $VIRTUAL_ENV's site-packages
+    to the Python path (that is how third-party packages such as h11 get
+    bundled), so set VIRTUAL_ENV when build.py runs from a venv that was not
+    activated."""
+    env = dict(os.environ)
+    if "VIRTUAL_ENV" not in env and sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
+    return env
+
+
 def newest_mtime(*roots):
     newest = 0.0
     for root in roots:
@@ -119,7 +130,7 @@ def build_one(name, out_dir, force):
         str(tmp),
     ]
     start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=componentize_env())
     took = time.monotonic() - start
     if proc.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)

@@ -13,8 +13,9 @@ exits 1 (also for a short or mismatched echo and for bad arguments).
 import hashlib
 import sys
 
-from wasi_guest import WasiError, cli, io, net
 from wit_world import exports
+
+from wasi_guest import WasiError, cli, io, net
 
 USAGE = "usage: tcp-echo-client HOST:PORT [MESSAGE_BYTES]"
 

@@ -14,9 +14,10 @@ Per-connection events are logged to stderr; errors print `error: <code>`.
 import sys
 
 from componentize_py_types import Err
-from wasi_guest import WasiError, cli, io, net
 from wit_world import exports
 from wit_world.imports import poll
+
+from wasi_guest import WasiError, cli, io, net
 
 USAGE = "usage: tcp-echo-server HOST:PORT [MAX_CONNECTIONS]"
 

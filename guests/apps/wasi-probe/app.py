@@ -18,7 +18,6 @@ import hashlib
 import json
 import sys
 
-from wasi_guest import WasiError, cli, fs, io
 from wit_world import exports
 from wit_world.imports import (
     environment,
@@ -30,6 +29,8 @@ from wit_world.imports import (
     stdin,
     wall_clock,
 )
+
+from wasi_guest import WasiError, cli, fs, io
 
 PROBE_CONTENT = b"wasi-probe: hello from the guest\n"
 SUBDIR = "probe-subdir"

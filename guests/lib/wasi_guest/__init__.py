@@ -7,6 +7,10 @@ Modules:
   net     -- wasi:sockets TCP helpers (parse_address, connect_tcp, listen_tcp)
   fs      -- wasi:filesystem helpers (preopens, whole-file read/write)
   cli     -- process exit helper
+  tls     -- wasi:tls client connections (connect_tls, TlsConnection, TlsError);
+             world tls-client (imports in plain too, connect_tls then fails)
+  http    -- HTTP/1.1 client on h11 over tls / TCP (get, request,
+             request_stream, Response, HttpError); needs h11 bundled
 
 componentize-py snapshots the guest after importing it at build time, and
 modules that were not imported then are NOT available at run time.  Every

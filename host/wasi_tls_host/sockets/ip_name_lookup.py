@@ -66,27 +66,37 @@ class ResolveAddressStream:
         os.close(self._write_fd)
 
 
-def _valid_name(name: str) -> bool:
-    if not name or len(name) > 253 or name.startswith("[") or ":" in name and not _is_ip(name):
-        return False
-    return all(0 < len(label) < 64 for label in name.rstrip(".").split(".")) or _is_ip(name)
+#: Code points a host name may not contain (the URL standard's forbidden
+#: domain code points, which is what wasmtime applies).
+_FORBIDDEN = set("\x00\t\n\r #%/:<>?@[\\]^|\x7f") | {chr(c) for c in range(0x20)}
 
 
-def _is_ip(name: str) -> bool:
+def _lookup_target(name: str) -> str | None:
+    """The name or address to resolve, or None if the name is malformed.
+
+    Like wasmtime: `[v6]` is accepted as an IPv6 literal, a zone (`%eth0`) is
+    not, and other names fail only at resolution (name-unresolvable).
+    """
+    literal = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    if "%" in literal:
+        return None
     try:
-        ipaddress.ip_address(name)
+        return str(ipaddress.ip_address(literal))
     except ValueError:
-        return False
-    return True
+        pass
+    if not name or _FORBIDDEN & set(name):
+        return None
+    return name
 
 
 @interface.func("resolve-addresses")
 def resolve_addresses(ctx, network: Any, name: str) -> ResolveAddressStream:
     if not ctx.config.has_network:
         raise fail("access-denied")
-    if not _valid_name(name):
+    target = _lookup_target(name)
+    if target is None:
         raise fail("invalid-argument")
-    return ResolveAddressStream(name)
+    return ResolveAddressStream(target)
 
 
 @interface.func("[method]resolve-address-stream.resolve-next-address")

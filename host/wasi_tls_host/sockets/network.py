@@ -120,3 +120,12 @@ def check_remote(address: IpAddress, port: int) -> None:
 def check_allowed(ctx, address: IpAddress, port: int) -> None:
     if not ctx.config.network_allows(address, port):
         raise fail("access-denied")
+
+
+def check_bind_allowed(ctx, address: IpAddress, port: int) -> None:
+    """Binding the unspecified address to an ephemeral port is what a client
+    does before sending (the implicit bind of TCP connect); it is allowed
+    whenever any network access is granted. Anything else needs a rule."""
+    if address.is_unspecified and port == 0 and ctx.config.has_network:
+        return
+    check_allowed(ctx, address, port)

@@ -28,6 +28,7 @@ from ..runtime.values import Child
 from .network import (
     FAMILIES,
     check_allowed,
+    check_bind_allowed,
     check_family,
     check_remote,
     error_code,
@@ -245,7 +246,7 @@ def start_bind(ctx, tcp: TcpSocket, network: Any, local_address) -> None:
     tcp.require("unbound")
     address, sockaddr = sockaddr_from_value(local_address)
     check_family(address, tcp.family)
-    check_allowed(ctx, address, sockaddr[1])
+    check_bind_allowed(ctx, address, sockaddr[1])
     try:
         tcp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         tcp.sock.bind(sockaddr)

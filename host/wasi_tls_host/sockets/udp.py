@@ -14,6 +14,7 @@ from ..runtime.values import Child
 from .network import (
     FAMILIES,
     check_allowed,
+    check_bind_allowed,
     check_family,
     check_remote,
     error_code,
@@ -99,7 +100,7 @@ def start_bind(ctx, udp: UdpSocket, network: Any, local_address) -> None:
         raise fail("invalid-state")
     address, sockaddr = sockaddr_from_value(local_address)
     check_family(address, udp.family)
-    check_allowed(ctx, address, sockaddr[1])
+    check_bind_allowed(ctx, address, sockaddr[1])
     try:
         udp.sock.bind(sockaddr)
     except OSError as error:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..io.error import IoError
 from ..runtime.calls import Interface
-from ..runtime.poll import Pollable, WaitSpec
+from ..runtime.poll import Pollable, WaitSpec, wait_any
 from ..runtime.resources import Res
 from ..runtime.streams import OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed, StreamFailed
 from ..runtime.values import Child, Err, Ok
@@ -35,6 +35,8 @@ for _name, _res in (("client-handshake", Res.CLIENT_HANDSHAKE),
 
 #: Most transport bytes one pump step reads.
 TRANSPORT_READ = 64 * 1024
+#: How long dropping a connection may wait to deliver what is queued.
+CLOSE_GRACE_NS = 5_000_000_000
 
 
 class TlsSession:
@@ -105,6 +107,11 @@ class TlsSession:
         except StreamClosed:
             self.core.receive_eof()
             return
+        except StreamFailed as error:
+            if not self.handshake_done and error.network_code == "connection-reset":
+                raise TLSError("peer closed the connection during the handshake "
+                               "(connection reset)") from None
+            raise
         self.core.receive_ciphertext(data)
 
     # -- readiness ------------------------------------------------------------
@@ -125,9 +132,30 @@ class TlsSession:
         return f"transport failed: {failure.message}" if failure else "unknown failure"
 
     def close(self) -> None:
+        """Deliver queued ciphertext (close_notify included, bounded wait), then
+        release the transport."""
+        deadline = self.now_ns() + CLOSE_GRACE_NS
         self._send_ciphertext()
+        while self.outgoing and not self.transport_closed and self.now_ns() < deadline:
+            wait_any(self.now_ns, [_TransportWritable(self.transport_out, self.now_ns, deadline)])
+            self._send_ciphertext()
         self.transport_in.close()
         self.transport_out.close()
+
+
+class _TransportWritable:
+    """Ready when the transport takes bytes again, or at the deadline."""
+
+    def __init__(self, transport_out: OutputStream, now_ns, deadline_ns: int):
+        self.transport_out = transport_out
+        self.now_ns = now_ns
+        self.deadline_ns = deadline_ns
+
+    def ready(self) -> bool:
+        return self.transport_out.ready() or self.now_ns() >= self.deadline_ns
+
+    def wait_on(self) -> WaitSpec:
+        return WaitSpec(fds=self.transport_out.wait_on().fds, deadline_ns=self.deadline_ns)
 
 
 class ClientHandshake:

@@ -1,0 +1,87 @@
+"""tls-echo-client HOST:PORT [BYTES] [SERVER_NAME]
+
+Opens a TLS connection (server name SERVER_NAME, default HOST), sends BYTES
+(default 1024) bytes of the pattern bytes(i % 251 for i in range(N)) while
+reading the echo back concurrently (one poll per iteration), verifies it, then
+sends close_notify and reads until the peer's close_notify (clean end of
+stream).  Prints
+
+    echoed N bytes sha256=<hex>
+    closed cleanly
+
+Exit 0 on success.  On failure prints `error: <message>` to stderr and exits 1:
+the host's TLS io-error debug string verbatim, or the wasi:sockets error code
+(also `error: data-mismatch ...` / `error: invalid-argument ...`).
+"""
+
+import hashlib
+import sys
+
+from wit_world import exports
+
+from wasi_guest import WasiError, cli, net, tls
+
+USAGE = "usage: tls-echo-client HOST:PORT [BYTES] [SERVER_NAME]"
+
+
+def pattern(n: int) -> bytes:
+    return bytes(i % 251 for i in range(n))
+
+
+def describe(exc) -> str:
+    if isinstance(exc, tls.TlsError):
+        return exc.message
+    return exc.code
+
+
+def main(argv) -> int:
+    if not 1 <= len(argv) <= 3:
+        cli.eprint(USAGE)
+        return 1
+    try:
+        n = int(argv[1]) if len(argv) > 1 else 1024
+        if n < 0:
+            raise ValueError("BYTES must be >= 0")
+        host, port = net.split_host_port(argv[0])
+    except ValueError as e:
+        cli.eprint(f"error: invalid-argument ({e})")
+        cli.eprint(USAGE)
+        return 1
+    server_name = argv[2] if len(argv) > 2 else host
+
+    data = pattern(n)
+    try:
+        conn = tls.connect_tls(host, port, server_name=server_name)
+    except WasiError as e:
+        cli.eprint(f"error: {describe(e)}")
+        return 1
+    try:
+        echoed = conn.duplex(data, n)
+        if echoed != data:
+            bad = next(i for i in range(n) if echoed[i] != data[i])
+            cli.eprint(f"error: data-mismatch (first difference at byte {bad})")
+            return 1
+        print(f"echoed {n} bytes sha256={hashlib.sha256(echoed).hexdigest()}", flush=True)
+        conn.close_output()
+        extra = 0
+        while True:
+            chunk = conn.read()
+            if not chunk:
+                break
+            extra += len(chunk)
+        if extra:
+            cli.eprint(f"error: data-mismatch ({extra} unexpected bytes after the echo)")
+            return 1
+        print("closed cleanly")
+    except WasiError as e:
+        cli.flush_stdio()
+        cli.eprint(f"error: {describe(e)}")
+        return 1
+    finally:
+        conn.close()
+    return 0
+
+
+class Run(exports.Run):
+    def run(self) -> None:
+        cli.exit(main(sys.argv[1:]))
