@@ -123,7 +123,7 @@ def native_https(port: int, ca_file: str) -> float:
 
 def row(name: str, ours: float, reference: float, reference_name: str, unit: str) -> None:
     print(f"{name:<34} {ours:9.3f} {unit:<5} {reference_name:<16} {reference:9.3f} {unit:<5} "
-          f"ratio {ours / reference:6.1f}x")
+          f"ours/ref {ours / reference:.3g}x")
 
 
 def main() -> int:

@@ -56,10 +56,10 @@ def main() -> int:
         url = f"https://localhost:{port}/hello"
         command = [sys.executable, "-m", "wasi_tls_host", "run",
                    "--ca-file", str(ca_file), "--allow-net", f"localhost:{port}",
-                   str(GUEST), url]
+                   str(GUEST), "--print-body", url]
         print(f"HTTPS server on 127.0.0.1:{port} (certificate from a throwaway trustme CA)")
         print("$ wasi-tls-host run --ca-file demo-ca.pem "
-              f"--allow-net localhost:{port} build/guests/https-get.wasm {url}")
+              f"--allow-net localhost:{port} build/guests/https-get.wasm --print-body {url}")
         try:
             status = subprocess.run(command, timeout=120).returncode
         finally:

@@ -1,4 +1,4 @@
-"""https-get URL
+"""https-get [--print-body] URL
 
 Fetches URL (https:// over wasi:tls, or http://) with one GET request
 (redirects are not followed) and prints to stdout
@@ -9,7 +9,8 @@ Fetches URL (https:// over wasi:tls, or http://) with one GET request
 
 The status line uses the response's own HTTP version and reason phrase.  The
 body is streamed into the hash, never held in memory as a whole.  Exit 0 for
-any HTTP status.
+any HTTP status. With --print-body the body follows the summary line,
+decoded as UTF-8 (for text pages; `make demo` uses it).
 
 On failure prints `error: <message>` to stderr and exits 1.  <message> is the
 host's TLS io-error debug string verbatim (e.g. `certificate verify failed:
@@ -25,7 +26,9 @@ from wit_world import exports
 
 from wasi_guest import StreamFailed, WasiError, cli, http, tls
 
-USAGE = "usage: https-get URL"
+USAGE = "usage: https-get [--print-body] URL"
+#: --print-body keeps at most this much of the body to show.
+MAX_SHOWN = 64 * 1024
 
 
 def describe(exc) -> str:
@@ -39,6 +42,9 @@ def describe(exc) -> str:
 
 
 def main(argv) -> int:
+    print_body = argv[:1] == ["--print-body"]
+    if print_body:
+        argv = argv[1:]
     if len(argv) != 1:
         cli.eprint(USAGE)
         return 1
@@ -53,16 +59,22 @@ def main(argv) -> int:
         print(f"{name}: {value}")
     digest = hashlib.sha256()
     size = 0
+    shown = bytearray()
     try:
         with resp:
             for chunk in resp:
                 digest.update(chunk)
                 size += len(chunk)
+                if print_body and len(shown) < MAX_SHOWN:
+                    shown += chunk[: MAX_SHOWN - len(shown)]
     except (http.HttpError, WasiError) as e:
         cli.flush_stdio()
         cli.eprint(f"error: {describe(e)}")
         return 1
     print(f"body: {size} bytes sha256={digest.hexdigest()}")
+    if print_body:
+        print()
+        print(shown.decode("utf-8", errors="replace"))
     return 0
 
 
