@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wasi-tls-host: {error}", file=sys.stderr)
         return USAGE_STATUS
     try:
-        return Host().run(options.component, config)
+        return Host().run(options.component, config=config)
     except HostError as error:
         print(f"wasi-tls-host: {error}", file=sys.stderr)
         return USAGE_STATUS

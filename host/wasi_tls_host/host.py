@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import wasmtime
 from wasmtime import component as wc
@@ -147,8 +147,16 @@ class Host:
         self._loaded[path] = _Loaded(mtime_ns, component)
         return component
 
-    def run(self, component: wc.Component | str, config: HostConfig) -> int:
-        """Run the component's `wasi:cli/run` export; return its exit status."""
+    def run(self, component: wc.Component | str, args: list[str] | None = None,
+            env: dict[str, str] | None = None, *, config: HostConfig | None = None) -> int:
+        """Run the component's `wasi:cli/run` export; return its exit status.
+
+        `args` (argv, program name first) and `env` override those of
+        `config`; everything else the guest may do comes from `config`.
+        """
+        config = replace(config or HostConfig(),
+                         **({"args": list(args)} if args is not None else {}),
+                         **({"env": dict(env)} if env is not None else {}))
         if isinstance(component, str):
             path = component
             component = self.load(component)

@@ -277,3 +277,41 @@ def test_untrusted_certificate_fails_under_both_hosts(guests, ca_file):
     assert ours.returncode == 1 and theirs.returncode == 1, (ours.stderr, theirs.stderr)
     assert "certificate verify failed" in ours.stderr.decode()
     assert "error:" in theirs.stderr.decode()
+
+
+def test_key_log_is_written_for_wireshark(guests, ca, ca_file, site, tmp_path):
+    server = PythonHttps(ca.issue_cert("localhost", "127.0.0.1"), site["__root__"], "1.3")
+    key_log = tmp_path / "keys.log"
+    try:
+        result = https_get(guests, ca_file, server.port, "1.bin", "--tls-keylog", str(key_log))
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr.decode()
+    labels = {line.split()[0] for line in key_log.read_text().splitlines() if line.strip()}
+    assert "CLIENT_TRAFFIC_SECRET_0" in labels
+
+
+def test_sslkeylogfile_environment_variable(guests, ca, ca_file, site, tmp_path):
+    server = PythonHttps(ca.issue_cert("localhost", "127.0.0.1"), site["__root__"], "1.2")
+    key_log = tmp_path / "env-keys.log"
+    try:
+        result = run_host(guests["https-get"], f"https://localhost:{server.port}/1.bin",
+                          flags=("--ca-file", str(ca_file),
+                                 "--allow-net", f"localhost:{server.port}"),
+                          env={"SSLKEYLOGFILE": str(key_log)})
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr.decode()
+    assert "CLIENT_RANDOM" in key_log.read_text()
+
+
+def test_default_trust_is_certifi_not_the_test_ca(guests, ca, site):
+    """Without --ca-file the local CA is unknown: trust is the host's choice."""
+    server = PythonHttps(ca.issue_cert("localhost", "127.0.0.1"), site["__root__"], "1.3")
+    try:
+        result = run_host(guests["https-get"], f"https://localhost:{server.port}/1.bin",
+                          flags=("--allow-net", f"localhost:{server.port}"))
+    finally:
+        server.close()
+    assert result.returncode == 1
+    assert "unable to get local issuer certificate" in result.stderr.decode()
