@@ -54,7 +54,10 @@ class TlsSession:
         self.outgoing = bytearray()
         self.failure: TLSError | StreamFailed | None = None
         self.transport_closed = False
-        self.handshake_done = False
+
+    @property
+    def handshake_done(self) -> bool:
+        return self.core.handshake_complete
 
     # -- the pump -----------------------------------------------------------
     def pump(self) -> None:
@@ -76,9 +79,7 @@ class TlsSession:
             self._send_ciphertext()
 
     def _step_handshake(self) -> None:
-        if self.core.handshake():
-            self.handshake_done = True
-        elif self.now_ns() >= self.handshake_deadline_ns:
+        if not self.core.handshake() and self.now_ns() >= self.handshake_deadline_ns:
             raise TLSError(f"handshake timed out (server name: {self.server_name})")
 
     def _send_ciphertext(self) -> None:
