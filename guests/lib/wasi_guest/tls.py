@@ -21,11 +21,13 @@ and the connection's transport belongs to the TCP socket.  close() therefore
 drops TLS input, TLS output, the connection, then the socket.
 """
 
-from componentize_py_types import Err, Ok
-from wit_world.imports import poll, streams
+import contextlib
 
-from . import net
-from .errors import NetError, WasiError
+from componentize_py_types import Err, Ok
+from wit_world.imports import streams
+
+from . import io, net
+from .errors import NetError, StreamClosed, UnexpectedEof, WasiError
 
 try:
     from wit_world.imports import wasi_tls_types as tls_types
@@ -33,7 +35,6 @@ except ImportError:  # world without wasi:tls
     tls_types = None
 
 READ_CHUNK = 64 * 1024
-WRITE_CHUNK = 64 * 1024
 
 
 class TlsError(WasiError):
@@ -77,14 +78,6 @@ def _stream_exc(err):
     return TlsError(repr(value))
 
 
-def _wait_for(source):
-    p = source.subscribe()
-    try:
-        poll.poll([p])
-    finally:
-        p.__exit__(None, None, None)
-
-
 def _split_host(host, port):
     """Accept "host", "[v6]", "host:port", "[v6]:port" (when port is None)."""
     if port is None:
@@ -119,7 +112,7 @@ def handshake(server_name, inp, out):
         while True:
             result = future.get()
             if result is None:
-                _wait_for(future)
+                io.wait_for(future)
                 continue
             break
     finally:
@@ -155,6 +148,19 @@ def connect_tls(host, port=None, server_name=None):
         sock.__exit__(None, None, None)
         raise
     return TlsConnection(sock, connection, tin, tout)
+
+
+@contextlib.contextmanager
+def _tls_errors():
+    """Report wasi_guest.io failures on the TLS streams as TlsError."""
+    try:
+        yield
+    except UnexpectedEof as e:
+        raise TlsError(f"end of stream after {len(e.data)} of {e.expected} bytes") from None
+    except StreamClosed:
+        raise TlsError("connection closed for writing") from None
+    except WasiError as e:
+        raise TlsError(e.detail or e.code) from None
 
 
 class TlsConnection:
@@ -194,7 +200,7 @@ class TlsConnection:
                 return b""
             if data:
                 return data
-            _wait_for(self.input)
+            io.wait_for(self.input)
 
     def read_all(self, limit=None) -> bytes:
         """Read until clean end of stream.  With ``limit``, raise TlsError
@@ -219,87 +225,23 @@ class TlsConnection:
 
     # ------------------------------------------------------------ writing
 
-    def _check_write(self) -> int:
-        try:
-            return self.output.check_write()
-        except Err as e:
-            raise self._write_exc(e) from None
-
-    def _write_exc(self, err):
-        exc = _stream_exc(err)
-        return exc if exc is not None else TlsError("connection closed for writing")
-
     def flush(self) -> None:
         """Flush and wait until the flush completes."""
-        try:
-            self.output.flush()
-        except Err as e:
-            raise self._write_exc(e) from None
-        while self._check_write() == 0:
-            _wait_for(self.output)
+        with _tls_errors():
+            io.flush(self.output)
 
     def write_all(self, data, flush=True) -> None:
         """Write all of ``data`` (honouring check-write), then flush and wait
         for the flush to complete."""
-        view = memoryview(data).cast("B")
-        off = 0
-        while off < len(view):
-            budget = self._check_write()
-            if budget == 0:
-                _wait_for(self.output)
-                continue
-            n = min(budget, WRITE_CHUNK, len(view) - off)
-            try:
-                self.output.write(bytes(view[off : off + n]))
-            except Err as e:
-                raise self._write_exc(e) from None
-            off += n
-        if flush:
-            self.flush()
+        with _tls_errors():
+            io.write_all(self.output, data, flush)
 
     def duplex(self, data, expect) -> bytes:
         """Write ``data`` while reading ``expect`` bytes back, with one poll
         per iteration (no deadlock with a peer that answers while we are
         still sending).  Raises TlsError, also if the input ends first."""
-        view = memoryview(data).cast("B")
-        sent = 0
-        flushing = False
-        received = bytearray()
-        while len(received) < expect or sent < len(view) or flushing:
-            pollables, kinds = [], []
-            if sent < len(view) or flushing:
-                pollables.append(self.output.subscribe())
-                kinds.append("w")
-            if len(received) < expect:
-                pollables.append(self.input.subscribe())
-                kinds.append("r")
-            try:
-                ready = poll.poll(pollables)
-            finally:
-                _drop(*pollables)
-            for i in ready:
-                if kinds[i] == "w":
-                    budget = self._check_write()
-                    if budget == 0:
-                        continue
-                    if flushing:
-                        flushing = False
-                        continue
-                    n = min(budget, WRITE_CHUNK, len(view) - sent)
-                    try:
-                        self.output.write(bytes(view[sent : sent + n]))
-                        sent += n
-                        if sent == len(view):
-                            self.output.flush()
-                            flushing = True
-                    except Err as e:
-                        raise self._write_exc(e) from None
-                else:
-                    chunk = self.try_read(min(READ_CHUNK, expect - len(received)))
-                    if chunk is None:
-                        raise TlsError(f"end of stream after {len(received)} of {expect} bytes")
-                    received += chunk
-        return bytes(received)
+        with _tls_errors():
+            return io.duplex(self.input, self.output, data, expect)
 
     # ------------------------------------------------------------ closing
 

@@ -129,3 +129,10 @@ def check_bind_allowed(ctx, address: IpAddress, port: int) -> None:
     if address.is_unspecified and port == 0 and ctx.config.has_network:
         return
     check_allowed(ctx, address, port)
+
+
+def hop_limit_option(family: int) -> tuple[int, int]:
+    """The socket option behind `hop-limit` / `unicast-hop-limit`."""
+    if family == socket.AF_INET:
+        return socket.IPPROTO_IP, socket.IP_TTL
+    return socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS

@@ -34,6 +34,7 @@ from .network import (
     error_code,
     fail,
     family_name,
+    hop_limit_option,
     sockaddr_from_value,
     socket_address_value,
 )
@@ -399,22 +400,16 @@ _define_option("receive-buffer-size", *_option(socket.SOL_SOCKET, socket.SO_RCVB
 _define_option("send-buffer-size", *_option(socket.SOL_SOCKET, socket.SO_SNDBUF))
 
 
-def _hop_limit_option(tcp: TcpSocket) -> tuple[int, int]:
-    if tcp.family == socket.AF_INET:
-        return socket.IPPROTO_IP, socket.IP_TTL
-    return socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS
-
-
 @interface.func("[method]tcp-socket.hop-limit")
 def hop_limit(ctx, tcp: TcpSocket) -> int:
-    return tcp.sock.getsockopt(*_hop_limit_option(tcp))
+    return tcp.sock.getsockopt(*hop_limit_option(tcp.family))
 
 
 @interface.func("[method]tcp-socket.set-hop-limit")
 def set_hop_limit(ctx, tcp: TcpSocket, value: int) -> None:
     if value == 0:
         raise fail("invalid-argument")
-    tcp.sock.setsockopt(*_hop_limit_option(tcp), value)
+    tcp.sock.setsockopt(*hop_limit_option(tcp.family), value)
 
 
 @interface.func("[method]tcp-socket.subscribe")

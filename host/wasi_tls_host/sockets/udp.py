@@ -20,6 +20,7 @@ from .network import (
     error_code,
     fail,
     family_name,
+    hop_limit_option,
     sockaddr_from_value,
     socket_address_value,
 )
@@ -158,22 +159,16 @@ def address_family(ctx, udp: UdpSocket) -> str:
     return family_name(udp.family)
 
 
-def _hop_limit_option(udp: UdpSocket) -> tuple[int, int]:
-    if udp.family == socket.AF_INET:
-        return socket.IPPROTO_IP, socket.IP_TTL
-    return socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS
-
-
 @interface.func("[method]udp-socket.unicast-hop-limit")
 def unicast_hop_limit(ctx, udp: UdpSocket) -> int:
-    return udp.sock.getsockopt(*_hop_limit_option(udp))
+    return udp.sock.getsockopt(*hop_limit_option(udp.family))
 
 
 @interface.func("[method]udp-socket.set-unicast-hop-limit")
 def set_unicast_hop_limit(ctx, udp: UdpSocket, value: int) -> None:
     if value == 0:
         raise fail("invalid-argument")
-    udp.sock.setsockopt(*_hop_limit_option(udp), value)
+    udp.sock.setsockopt(*hop_limit_option(udp.family), value)
 
 
 def _buffer_size(name: int):
