@@ -10,6 +10,8 @@ from .host import GuestTrap, Host, HostError
 
 #: Exit status when the guest traps, as `wasmtime run` reports it (128 + SIGABRT).
 TRAP_STATUS = 134
+#: Exit status after Ctrl-C, as shells report SIGINT (128 + 2).
+INTERRUPTED_STATUS = 130
 #: Exit status when the host cannot start the guest at all.
 USAGE_STATUS = 2
 
@@ -95,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except GuestTrap as trap:
         print(f"wasi-tls-host: the guest trapped: {trap}", file=sys.stderr)
         return TRAP_STATUS
+    except KeyboardInterrupt:
+        print("wasi-tls-host: interrupted", file=sys.stderr)
+        return INTERRUPTED_STATUS
 
 
 if __name__ == "__main__":

@@ -104,7 +104,9 @@ class TlsSettings:
 class HostConfig:
     """Everything the host grants one guest run.
 
-    Clocks and randomness are injectable so that tests can pin them.
+    Clocks and randomness are injectable so that tests can pin them. An
+    injected monotonic clock must advance with real time for timers to
+    fire: the poll loop sleeps in real time until the clock's deadline.
     """
 
     args: list[str] = field(default_factory=list)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import wasmtime
@@ -12,6 +16,7 @@ from wasmtime import component as wc
 from .config import HostConfig
 from .runtime.calls import Interface, link
 from .runtime.context import WasiCtx
+from .runtime.poll import INTERRUPTS
 
 
 class HostError(Exception):
@@ -120,6 +125,8 @@ class Host:
     def __init__(self, *, cache: bool = True):
         config = wasmtime.Config()
         config.cache = cache
+        # Lets Ctrl-C stop a guest that is computing rather than waiting.
+        config.epoch_interruption = True
         self.engine = wasmtime.Engine(config)
         self._loaded: dict[str, _Loaded] = {}
 
@@ -170,6 +177,7 @@ class Host:
                 "It provides WASI 0.2 (io, clocks, random, cli, filesystem, sockets) and "
                 "wasi:tls/types@0.2.0-draft; rebuild the guest against those interfaces.")
         store = wasmtime.Store(self.engine)
+        store.set_epoch_deadline(1)
         ctx = WasiCtx(config)
         linker = wc.Linker(self.engine)
         try:
@@ -180,9 +188,14 @@ class Host:
                 raise HostError(f"cannot instantiate {path}: {error}") from None
             run = _run_export(store, instance, component, self.engine, path)
             try:
-                outcome = run(store)
-                run.post_return(store)
+                with _sigint_stops(self.engine):
+                    outcome = run(store)
+                    run.post_return(store)
             except wasmtime.WasmtimeError as trap:
+                if INTERRUPTS.requested:
+                    raise KeyboardInterrupt from None
+                if ctx.interrupted is not None:
+                    raise ctx.interrupted from None
                 if ctx.exit_code is not None:
                     return ctx.exit_code
                 raise GuestTrap(str(trap)) from None
@@ -190,6 +203,26 @@ class Host:
         finally:
             ctx.close()
             linker.close()
+
+
+@contextlib.contextmanager
+def _sigint_stops(engine: wasmtime.Engine) -> Iterator[None]:
+    """While the guest runs, Ctrl-C wakes any wait in the poll loop and
+    trips the engine's epoch, instead of raising KeyboardInterrupt inside a
+    host call (where it cannot be delivered safely)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    INTERRUPTS.arm()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        INTERRUPTS.request()
+        engine.increment_epoch()
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class GuestTrap(Exception):

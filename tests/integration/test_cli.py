@@ -69,3 +69,30 @@ def test_bad_permission_flags_are_usage_errors(tmp_path, guests):
 def test_missing_ca_file_is_named(guests, tmp_path):
     result = run_host(guests["wasi-probe"], flags=("--ca-file", str(tmp_path / "ca.pem")))
     assert_clean_error(result, "CA file not found", "ca.pem")
+
+
+def test_ctrl_c_while_blocked_in_poll_exits_130(guests):
+    import signal
+    import subprocess
+    import sys
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wasi_tls_host", "run", "--allow-net", "127.0.0.1",
+         str(guests["tcp-echo-server"]), "127.0.0.1:0", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert server.stdout.readline().startswith(b"listening on")
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 130
+        assert "interrupted" in server.stderr.read().decode()
+    finally:
+        server.kill()
+
+
+def test_closed_stdin_and_stdout_are_empty_and_discarding(guests):
+    import subprocess
+    import sys
+    result = subprocess.run(
+        f"{sys.executable} -m wasi_tls_host run {guests['wasi-probe']} --stdin <&- >&-",
+        shell=True, capture_output=False, stderr=subprocess.PIPE, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()

@@ -164,3 +164,62 @@ def test_udp_stream_rules(ctx):
     for child in (incoming.obj, outgoing.obj):
         child.close()
     sock.close()
+
+
+def test_tcp_bind_on_all_interfaces_needs_its_own_rule(ctx, sock):
+    """Listening on 0.0.0.0 is never implied by a rule for one address."""
+    assert error_code(tcp.start_bind, ctx, sock, NET, v4((0, 0, 0, 0), 0)) == "access-denied"
+
+
+def udp_sender(source: str, payload: bytes, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.bind((source, 0))
+        sender.sendto(payload, ("127.0.0.1", port))
+
+
+def received(ctx, incoming) -> list[bytes]:
+    ctx.wait_for(incoming)
+    return [datagram["data"] for datagram in udp.receive(ctx, incoming, 10)]
+
+
+def test_udp_client_bind_hears_only_permitted_peers(ctx):
+    sock = UdpSocket.create("ipv4")
+    udp.start_bind(ctx, sock, NET, v4((0, 0, 0, 0), 0))
+    udp.finish_bind(ctx, sock)
+    incoming, outgoing = udp.stream(ctx, sock, None)
+    port = sock.sock.getsockname()[1]
+    udp_sender("127.0.0.2", b"stranger", port)  # not on the allow-list
+    udp_sender("127.0.0.1", b"friend", port)
+    assert received(ctx, incoming.obj) == [b"friend"]
+    for child in (incoming.obj, outgoing.obj):
+        child.close()
+    sock.close()
+
+
+def test_udp_stream_none_dissolves_the_association_and_keeps_the_port():
+    ctx = WasiCtx(HostConfig(inherit_network=True))
+    sock = UdpSocket.create("ipv4")
+    udp.start_bind(ctx, sock, NET, v4((0, 0, 0, 0), 0))
+    udp.finish_bind(ctx, sock)
+    port = sock.sock.getsockname()[1]
+    for child in udp.stream(ctx, sock, v4((127, 0, 0, 1), 9)):
+        child.obj.close()
+    incoming, outgoing = udp.stream(ctx, sock, None)
+    assert udp.local_address(ctx, sock).payload["port"] == port
+    udp_sender("127.0.0.2", b"anyone", port)
+    assert received(ctx, incoming.obj) == [b"anyone"]
+    for child in (incoming.obj, outgoing.obj):
+        child.close()
+    sock.close()
+    ctx.close()
+
+
+def test_large_ipv6_flow_info_is_accepted():
+    ctx = WasiCtx(HostConfig(allow_net=[NetRule.parse("::1")]))
+    sock6 = TcpSocket.create("ipv6")
+    address = Case("ipv6", {"port": 0, "flow-info": 0xFFFFFFFF, "address": (0,) * 7 + (1,),
+                            "scope-id": 0})
+    tcp.start_bind(ctx, sock6, NET, address)
+    tcp.finish_bind(ctx, sock6)
+    sock6.close()
+    ctx.close()

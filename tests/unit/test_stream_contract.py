@@ -25,6 +25,7 @@ from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue, Trap
 from wasi_tls_host.runtime.streams import Pipe
 from wasi_tls_host.runtime.values import Case
+from wasi_tls_host.sockets import tcp as tcp_interface
 from wasi_tls_host.sockets.tcp import TcpSocket
 from wasi_tls_host.wasi_tls import types as tls_types
 
@@ -86,11 +87,7 @@ def tcp_loop(ctx, ca, version):
     echo_peer(listener)
     input_stream, output_stream = (child.obj for child in tcp.connected_streams())
 
-    def end_output():
-        streams.flush(ctx, output_stream)
-        output_stream.deliver_pending()
-        tcp.sock.shutdown(socket.SHUT_WR)
-    return Loop(output_stream, input_stream, end_output)
+    return Loop(output_stream, input_stream, lambda: tcp_interface.shutdown(ctx, tcp, "send"))
 
 
 def tls_loop(ctx, ca, version):
@@ -255,3 +252,10 @@ def test_poll_reports_each_listed_index(loop):
     assert poll.poll(ctx, [writable, writable]) == [0, 1]
     with pytest.raises(Trap, match="empty"):
         poll.poll(ctx, [])
+
+
+def test_write_zeroes_beyond_the_permit_traps_before_allocating(loop):
+    ctx, pair = loop
+    streams.check_write(ctx, pair.output)
+    with pytest.raises(Trap, match="exceeds"):
+        streams.write_zeroes(ctx, pair.output, 1 << 63)

@@ -91,11 +91,15 @@ def _check_write(stream: OutputStream) -> int:
     return permit
 
 
-def _write(stream: OutputStream, data: bytes) -> None:
+def _take_permit(stream: OutputStream, length: int) -> None:
     permit = stream.permit
-    if len(data) > permit:
-        raise Trap(f"write of {len(data)} bytes exceeds the {permit} bytes check-write permitted")
-    stream.permit = permit - len(data)
+    if length > permit:
+        raise Trap(f"write of {length} bytes exceeds the {permit} bytes check-write permitted")
+    stream.permit = permit - length
+
+
+def _write(stream: OutputStream, data: bytes) -> None:
+    _take_permit(stream, len(data))
     if data:
         _guarded(stream.write, data)
 
@@ -132,7 +136,9 @@ def blocking_write_and_flush(ctx, stream: OutputStream, contents: bytes) -> None
 
 @interface.func("[method]output-stream.write-zeroes")
 def write_zeroes(ctx, stream: OutputStream, length: int) -> None:
-    _write(stream, bytes(length))
+    _take_permit(stream, length)  # before allocating: the length is the guest's
+    if length:
+        _guarded(stream.write, bytes(length))
 
 
 @interface.func("[method]output-stream.blocking-write-zeroes-and-flush")

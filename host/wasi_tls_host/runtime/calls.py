@@ -28,7 +28,7 @@ from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
 from . import codec
-from .errors import ErrorValue, GuestExit, Trap
+from .errors import ErrorValue, GuestExit, Interrupted, Trap
 from .table import TableError
 from .values import Err
 
@@ -103,10 +103,18 @@ class HostFunction:
             return _error(str(exit_request))
         except (Trap, TableError) as misuse:
             return _error(f"{self.name}: {misuse}")
+        except Interrupted:
+            return _error(f"{self.name}: interrupted")
         except Exception as bug:  # a host defect must not take the process down
             print(f"wasi-tls-host: internal error in {self.name}", file=sys.stderr)
             traceback.print_exc()
             return _error(f"{self.name}: internal host error: {bug!r}")
+        except BaseException as interrupt:
+            # Ctrl-C (or SystemExit) must not escape a ctypes callback: that
+            # leaves the result unwritten. Unwind the guest instead; the
+            # runner re-raises it once wasmtime has returned.
+            self.ctx.interrupted = interrupt
+            return _error(f"{self.name}: interrupted")
 
 
 def _error(message: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -10,10 +11,22 @@ from wasmtime import WasmtimeError
 from wasmtime import component as wc
 
 from ..config import HostConfig
+from . import background
 from .poll import Waitable, wait_any
 from .resources import Res
 from .streams import FileInput, FileOutput, InputStream, OutputStream
 from .table import ResourceTable, TableError
+
+
+def _process_stream(stream, mode: str):
+    """The process's own stdio, or /dev/null when it was closed (`<&-`)."""
+    if stream is None:
+        return open(os.devnull, mode)  # noqa: SIM115 - lives as long as the process
+    return stream.buffer
+
+
+#: How long closing a context waits for data still being delivered.
+LINGER_S = 10.0
 
 
 class WasiCtx:
@@ -21,11 +34,13 @@ class WasiCtx:
         self.config = config
         self.table = ResourceTable()
         self.exit_code: int | None = None
+        #: A KeyboardInterrupt (or other BaseException) caught in a host call.
+        self.interrupted: BaseException | None = None
         self.now_ns = config.monotonic_ns
         self._resource_types = {res: wc.ResourceType.host(res) for res in Res}
-        self.stdin: InputStream = FileInput(config.stdin or sys.stdin.buffer)
-        self.stdout: OutputStream = FileOutput(config.stdout or sys.stdout.buffer)
-        self.stderr: OutputStream = FileOutput(config.stderr or sys.stderr.buffer)
+        self.stdin: InputStream = FileInput(config.stdin or _process_stream(sys.stdin, "rb"))
+        self.stdout: OutputStream = FileOutput(config.stdout or _process_stream(sys.stdout, "wb"))
+        self.stderr: OutputStream = FileOutput(config.stderr or _process_stream(sys.stderr, "wb"))
         # Filled in by interfaces that keep per-store state (e.g. preopens).
         self.state: dict[str, Any] = {}
 
@@ -69,3 +84,4 @@ class WasiCtx:
                     pass
         for stream in (self.stdout, self.stderr):
             stream.close()
+        background.wait_all(LINGER_S)

@@ -22,6 +22,10 @@ class ErrorValue(Exception):
         self.payload = payload
 
 
+class Interrupted(Exception):
+    """The host was asked to stop (Ctrl-C) while the guest waited in a host call."""
+
+
 class GuestExit(Exception):
     """The guest asked to exit with `code`."""
 

@@ -11,12 +11,16 @@ once with `select.poll`, so no host call blocks except `poll` and the
 from __future__ import annotations
 
 import math
+import os
 import select
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import Trap
+from .errors import Interrupted, Trap
+
+#: The largest timeout select.poll accepts.
+MAX_TIMEOUT_MS = 2**31 - 1
 
 READ = select.POLLIN
 WRITE = select.POLLOUT
@@ -66,9 +70,40 @@ class Deadline:
         return WaitSpec(deadline_ns=self.deadline_ns)
 
 
+class InterruptSwitch:
+    """Lets a signal handler wake every wait: it sets `requested` and writes
+    to a pipe that `wait_any` always watches while the switch is armed."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.read_fd: int | None = None
+        self.write_fd: int | None = None
+
+    def arm(self) -> None:
+        if self.read_fd is None:
+            self.read_fd, self.write_fd = os.pipe()
+            os.set_blocking(self.write_fd, False)
+        self.requested = False
+
+    def request(self) -> None:
+        """Async-signal-safe enough for a Python signal handler."""
+        self.requested = True
+        if self.write_fd is not None:
+            try:
+                os.write(self.write_fd, b"!")
+            except BlockingIOError:
+                pass  # a wake-up is already pending
+
+
+#: The process-wide switch `Host.run` connects to SIGINT.
+INTERRUPTS = InterruptSwitch()
+
+
 def wait_any(now_ns: Callable[[], int], waitables: Sequence[Waitable]) -> list[int]:
     """Block until at least one waitable is ready; return the ready indexes."""
     while True:
+        if INTERRUPTS.requested:
+            raise Interrupted()
         ready = [index for index, waitable in enumerate(waitables) if waitable.ready()]
         if ready:
             return ready
@@ -82,12 +117,15 @@ def wait_any(now_ns: Callable[[], int], waitables: Sequence[Waitable]) -> list[i
                 deadline = spec.deadline_ns if deadline is None else min(deadline, spec.deadline_ns)
         if not masks and deadline is None:
             raise Trap("poll would block forever: none of the pollables can become ready")
+        if INTERRUPTS.read_fd is not None:
+            masks[INTERRUPTS.read_fd] = READ
         poller = select.poll()
         for fd, events in masks.items():
             poller.register(fd, events)
         timeout_ms = None
         if deadline is not None:
-            timeout_ms = max(0, math.ceil((deadline - now_ns()) / 1_000_000))
+            # poll() takes a C int; a farther deadline is simply re-checked.
+            timeout_ms = min(MAX_TIMEOUT_MS, max(0, math.ceil((deadline - now_ns()) / 1_000_000)))
         poller.poll(timeout_ms)
 
 

@@ -35,6 +35,9 @@ class ResolveAddressStream:
         self.addresses: list[Any] | None = None
         self.error: str | None = None
         self._read_fd, self._write_fd = os.pipe()
+        self._lock = threading.Lock()
+        self._dropped = False
+        self._done = False
         self._thread = threading.Thread(target=self._resolve, args=(name,), daemon=True)
         self._thread.start()
 
@@ -52,16 +55,27 @@ class ResolveAddressStream:
         except (UnicodeError, ValueError):
             self.error = "invalid-argument"
         finally:
-            os.write(self._write_fd, b"x")
+            with self._lock:
+                self._done = True
+                if self._dropped:  # nobody waits any more: clean up here
+                    self._close_pipe()
+                else:
+                    os.write(self._write_fd, b"x")
 
     def ready(self) -> bool:
-        return not self._thread.is_alive()
+        return self._done
 
     def wait_on(self) -> WaitSpec:
         return WaitSpec(fds=((self._read_fd, READ),))
 
     def close(self) -> None:
-        self._thread.join()
+        """Never waits for the resolver: a lookup still running cleans up after itself."""
+        with self._lock:
+            self._dropped = True
+            if self._done:
+                self._close_pipe()
+
+    def _close_pipe(self) -> None:
         os.close(self._read_fd)
         os.close(self._write_fd)
 

@@ -99,7 +99,9 @@ def sockaddr_from_value(value: Case) -> tuple[IpAddress, tuple]:
     address = ip_from_value(Case(value.tag, record["address"]))
     if value.tag == "ipv4":
         return address, (str(address), record["port"])
-    return address, (str(address), record["port"], record["flow-info"], record["scope-id"])
+    # The kernel takes a 20-bit flow label; higher bits of the u32 are ignored.
+    return address, (str(address), record["port"], record["flow-info"] & 0xFFFFF,
+                     record["scope-id"])
 
 
 def check_family(address: IpAddress, family: int) -> None:
@@ -122,13 +124,11 @@ def check_allowed(ctx, address: IpAddress, port: int) -> None:
         raise fail("access-denied")
 
 
-def check_bind_allowed(ctx, address: IpAddress, port: int) -> None:
-    """Binding the unspecified address to an ephemeral port is what a client
-    does before sending (the implicit bind of TCP connect); it is allowed
-    whenever any network access is granted. Anything else needs a rule."""
-    if address.is_unspecified and port == 0 and ctx.config.has_network:
-        return
-    check_allowed(ctx, address, port)
+def client_bind_allowed(ctx, address: IpAddress, port: int) -> bool:
+    """Whether a bind is the unspecified address on an ephemeral port: what a
+    UDP client does before sending. It is allowed whenever any network
+    access is granted; such a socket then only hears from permitted peers."""
+    return address.is_unspecified and port == 0 and ctx.config.has_network
 
 
 def hop_limit_option(family: int) -> tuple[int, int]:

@@ -9,9 +9,13 @@ exactly when the pending `finish-*`/`accept` would not say would-block.
 from __future__ import annotations
 
 import errno
+import select
 import socket
+import threading
+import time
 from typing import Any
 
+from ..runtime import background
 from ..runtime.calls import WASI_VERSION, Interface
 from ..runtime.poll import NEVER, READ, WRITE, Pollable, WaitSpec
 from ..runtime.resources import Res
@@ -28,7 +32,6 @@ from ..runtime.values import Child
 from .network import (
     FAMILIES,
     check_allowed,
-    check_bind_allowed,
     check_family,
     check_remote,
     error_code,
@@ -47,7 +50,8 @@ for _name, _res in (("tcp-socket", Res.TCP_SOCKET), ("network", Res.NETWORK),
 
 NS_PER_S = 1_000_000_000
 DEFAULT_BACKLOG = 128
-SHUTDOWN = {"receive": socket.SHUT_RD, "send": socket.SHUT_WR, "both": socket.SHUT_RDWR}
+#: How long a dropped output stream keeps trying to deliver what it buffered.
+LINGER_S = 10.0
 
 
 def _stream_failure(error: OSError) -> StreamFailed:
@@ -65,14 +69,18 @@ class SharedSocket:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.users = 1
+        self._lock = threading.Lock()  # a background sender may release too
 
     def acquire(self) -> socket.socket:
-        self.users += 1
+        with self._lock:
+            self.users += 1
         return self.sock
 
     def release(self) -> None:
-        self.users -= 1
-        if self.users == 0:
+        with self._lock:
+            self.users -= 1
+            last = self.users == 0
+        if last:
             self.sock.close()
 
 
@@ -119,6 +127,8 @@ class TcpOutput(OutputStream):
         self.pending = bytearray()
         self.flushing = False
         self.shut = False
+        self.fin_requested = False
+        self.lingering = False
         self.failure: StreamFailed | None = None
 
     def _send(self) -> None:
@@ -166,23 +176,57 @@ class TcpOutput(OutputStream):
         return NEVER
 
     def close(self) -> None:
-        """Dropping the stream still delivers what the guest wrote (bounded wait)."""
+        """Dropping the stream still delivers what the guest wrote, in the background."""
         if self.closed:
             return
         self.closed = True
-        self.deliver_pending()
+        self.finish_sending(shutdown=False)
         self.shared.release()
 
-    def deliver_pending(self) -> None:
-        if self.pending and self.failure is None and self.sock.fileno() >= 0:
-            try:
-                self.sock.settimeout(5.0)
-                self.sock.sendall(self.pending)
-            except OSError:
-                pass
-            finally:
-                self.sock.setblocking(False)
+    def finish_sending(self, *, shutdown: bool) -> None:
+        """Stop taking writes; deliver what is buffered without blocking the
+        guest, then (if asked) send FIN."""
+        self.shut = True
+        self.fin_requested = self.fin_requested or shutdown
+        self._send()
+        if self.lingering:
+            return  # the background sender sends FIN when it is done
+        if not self.pending or self.failure is not None:
+            self.pending.clear()
+            if self.fin_requested:
+                self.sock.shutdown(socket.SHUT_WR)
+            return
+        data = bytes(self.pending)
         self.pending.clear()
+        self.lingering = True
+        self.shared.acquire()  # the sender's own reference keeps the fd open
+        background.start(lambda: _deliver(self, data), "tcp-linger")
+
+
+def _deliver(output: TcpOutput, data: bytes) -> None:
+    """Send `data` on the (non-blocking) socket from a background thread,
+    giving up after LINGER_S; then send FIN if the guest asked for it."""
+    deadline = time.monotonic() + LINGER_S
+    view = memoryview(data)
+    shared = output.shared
+    sock = shared.sock
+    try:
+        while view and time.monotonic() < deadline:
+            poller = select.poll()
+            poller.register(sock.fileno(), WRITE)
+            if not poller.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+                continue
+            try:
+                view = view[sock.send(view):]
+            except BlockingIOError:
+                continue
+        output.lingering = False
+        if output.fin_requested:
+            sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the peer is gone: nothing left to deliver to
+    finally:
+        shared.release()
 
 
 class TcpSocket:
@@ -194,7 +238,6 @@ class TcpSocket:
         self.backlog = DEFAULT_BACKLOG
         self.input: TcpInput | None = None
         self.output: TcpOutput | None = None
-        self.pending_connect_error: OSError | None = None
 
     @classmethod
     def create(cls, address_family: str) -> TcpSocket:
@@ -247,7 +290,7 @@ def start_bind(ctx, tcp: TcpSocket, network: Any, local_address) -> None:
     tcp.require("unbound")
     address, sockaddr = sockaddr_from_value(local_address)
     check_family(address, tcp.family)
-    check_bind_allowed(ctx, address, sockaddr[1])
+    check_allowed(ctx, address, sockaddr[1])
     try:
         tcp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         tcp.sock.bind(sockaddr)
@@ -298,6 +341,7 @@ def start_listen(ctx, tcp: TcpSocket) -> None:
     try:
         tcp.sock.listen(tcp.backlog)
     except OSError as error:
+        tcp.state = "closed"  # as the operational semantics say
         raise fail(error_code(error)) from None
     tcp.state = "listen-started"
 
@@ -420,11 +464,12 @@ def subscribe(ctx, tcp: TcpSocket) -> Child:
 @interface.func("[method]tcp-socket.shutdown")
 def shutdown(ctx, tcp: TcpSocket, shutdown_type: str) -> None:
     tcp.require("connected")
-    if shutdown_type in ("send", "both") and tcp.output is not None:
-        tcp.output.deliver_pending()
-        tcp.output.shut = True
     try:
-        tcp.sock.shutdown(SHUTDOWN[shutdown_type])
+        if shutdown_type in ("send", "both") and tcp.output is not None:
+            # FIN goes out after what the guest already wrote.
+            tcp.output.finish_sending(shutdown=True)
+        if shutdown_type != "send":
+            tcp.sock.shutdown(socket.SHUT_RD)
     except OSError as error:
         raise fail(error_code(error)) from None
     if shutdown_type in ("receive", "both") and tcp.input is not None:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import ctypes
+import ipaddress
+import os
 import socket
+import struct
 from typing import Any
 
 from ..runtime.calls import WASI_VERSION, Interface
 from ..runtime.errors import Trap
-from ..runtime.poll import READ, Pollable, WaitSpec
+from ..runtime.poll import READ, WRITE, Pollable, WaitSpec
 from ..runtime.resources import Res
-from ..runtime.streams import readable_now
+from ..runtime.streams import readable_now, writable_now
 from ..runtime.values import Child
 from .network import (
     FAMILIES,
     check_allowed,
-    check_bind_allowed,
     check_family,
     check_remote,
+    client_bind_allowed,
     error_code,
     fail,
     family_name,
@@ -33,6 +37,7 @@ for _name, _res in (("udp-socket", Res.UDP_SOCKET), ("network", Res.NETWORK),
     interface.resource(_name, _res)
 
 MAX_DATAGRAM = 65535
+_libc = ctypes.CDLL(None, use_errno=True)
 #: How many datagrams one `check-send` permits.
 SEND_PERMIT = 64
 
@@ -43,6 +48,9 @@ class UdpSocket:
         self.family = sock.family
         self.state = "unbound"
         self.remote: tuple | None = None
+        #: Bound as a client (unspecified address, any port, without a rule):
+        #: datagrams from peers the guest could not send to are dropped.
+        self.hears_only_permitted_peers = False
         self.streams: tuple[IncomingDatagrams, OutgoingDatagrams] | None = None
 
     @classmethod
@@ -86,10 +94,10 @@ class OutgoingDatagrams:
         self.permit = 0
 
     def ready(self) -> bool:
-        return True
+        return writable_now(self.udp.sock.fileno())
 
     def wait_on(self) -> WaitSpec:
-        return WaitSpec()
+        return WaitSpec(fds=((self.udp.sock.fileno(), WRITE),))
 
     def close(self) -> None:
         self.udp.streams = None
@@ -101,7 +109,9 @@ def start_bind(ctx, udp: UdpSocket, network: Any, local_address) -> None:
         raise fail("invalid-state")
     address, sockaddr = sockaddr_from_value(local_address)
     check_family(address, udp.family)
-    check_bind_allowed(ctx, address, sockaddr[1])
+    udp.hears_only_permitted_peers = client_bind_allowed(ctx, address, sockaddr[1])
+    if not udp.hears_only_permitted_peers:
+        check_allowed(ctx, address, sockaddr[1])
     try:
         udp.sock.bind(sockaddr)
     except OSError as error:
@@ -134,10 +144,30 @@ def stream(ctx, udp: UdpSocket, remote_address):
             raise fail(error_code(error)) from None
         udp.remote = sockaddr
     elif udp.remote is not None:
-        udp.sock.connect(("", 0) if udp.family == socket.AF_INET else ("::", 0))
+        try:
+            _disconnect(udp.sock)
+        except OSError as error:
+            raise fail(error_code(error)) from None
         udp.remote = None
     udp.streams = (IncomingDatagrams(udp), OutgoingDatagrams(udp))
     return Child(udp.streams[0], udp), Child(udp.streams[1], udp)
+
+
+def _disconnect(sock: socket.socket) -> None:
+    """Dissolve a UDP association: connect to an AF_UNSPEC address (POSIX).
+
+    Python's socket.connect cannot express that, so libc is called directly.
+    """
+    bound = sock.getsockname()
+    unspecified = ctypes.create_string_buffer(struct.pack("=H", socket.AF_UNSPEC), 16)
+    if _libc.connect(sock.fileno(), unspecified, len(unspecified)) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    # Linux forgets an ephemeral port on disconnect; keep the one the guest
+    # was given (on the unspecified address the association had replaced).
+    if sock.getsockname()[1] != bound[1]:
+        wildcard = "0.0.0.0" if sock.family == socket.AF_INET else "::"
+        sock.bind((wildcard, *bound[1:]))
 
 
 @interface.func("[method]udp-socket.local-address")
@@ -206,6 +236,9 @@ def receive(ctx, incoming: IncomingDatagrams, max_results: int) -> list[dict]:
             if datagrams:
                 break
             raise fail(error_code(error)) from None
+        if incoming.udp.hears_only_permitted_peers and not ctx.config.network_allows(
+                ipaddress.ip_address(sender[0].split("%")[0]), sender[1]):
+            continue
         datagrams.append({"data": data, "remote-address": socket_address_value(sender)})
     return datagrams
 
@@ -217,8 +250,8 @@ def subscribe_incoming(ctx, incoming: IncomingDatagrams) -> Child:
 
 @interface.func("[method]outgoing-datagram-stream.check-send")
 def check_send(ctx, outgoing: OutgoingDatagrams) -> int:
-    outgoing.permit = SEND_PERMIT
-    return SEND_PERMIT
+    outgoing.permit = SEND_PERMIT if outgoing.ready() else 0
+    return outgoing.permit
 
 
 @interface.func("[method]outgoing-datagram-stream.send")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..io.error import IoError
 from ..runtime.calls import Interface
-from ..runtime.poll import Pollable, WaitSpec, wait_any
+from ..runtime.poll import NEVER, Pollable, WaitSpec
 from ..runtime.resources import Res
 from ..runtime.streams import OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed, StreamFailed
 from ..runtime.values import Child, Err, Ok
@@ -35,12 +35,16 @@ for _name, _res in (("client-handshake", Res.CLIENT_HANDSHAKE),
 
 #: Most transport bytes one pump step reads.
 TRANSPORT_READ = 64 * 1024
-#: How long dropping a connection may wait to deliver what is queued.
-CLOSE_GRACE_NS = 5_000_000_000
 
 
 class TlsSession:
-    """A TLS connection glued to its transport streams."""
+    """A TLS connection glued to its transport streams.
+
+    `failure` is fatal (a TLS error, the transport's input failing, or its
+    output failing before the handshake is done). A transport write failure
+    after the handshake is kept apart in `write_failure`, so that what the
+    peer already sent (say, an early error response) can still be read.
+    """
 
     def __init__(self, core: TLSConnection, transport_in: InputStream,
                  transport_out: OutputStream, now_ns, handshake_deadline_ns: int,
@@ -53,7 +57,7 @@ class TlsSession:
         self.server_name = server_name
         self.outgoing = bytearray()
         self.failure: TLSError | StreamFailed | None = None
-        self.transport_closed = False
+        self.write_failure: StreamFailed | None = None
 
     @property
     def handshake_done(self) -> bool:
@@ -83,24 +87,25 @@ class TlsSession:
             raise TLSError(f"handshake timed out (server name: {self.server_name})")
 
     def _send_ciphertext(self) -> None:
+        """Hand queued ciphertext to the transport as far as it takes it.
+
+        `check_write` is called even with nothing queued here: it is what
+        lets a buffering transport (TCP) push out what it still holds.
+        """
         self.outgoing += self.core.ciphertext_to_send()
-        if not self.outgoing or self.transport_closed:
+        if self.write_failure is not None:
             return
         try:
             permit = self.transport_out.check_write()
-            if permit:
+            if permit and self.outgoing:
                 chunk = bytes(self.outgoing[:permit])
                 self.transport_out.write(chunk)
                 del self.outgoing[:len(chunk)]
-                self.transport_out.flush()
-        except StreamClosed:
-            self.transport_closed = True
-            if self.failure is None:
-                self.failure = StreamFailed("the transport closed while TLS data was pending")
-        except StreamFailed as error:
-            self.transport_closed = True
-            if self.failure is None:
-                self.failure = error
+        except (StreamClosed, StreamFailed) as error:
+            self.write_failure = (error if isinstance(error, StreamFailed) else
+                                  StreamFailed("the transport closed for writing"))
+            if not self.handshake_done and self.failure is None:
+                self.failure = self.write_failure
 
     def _receive_ciphertext(self) -> None:
         try:
@@ -118,45 +123,29 @@ class TlsSession:
     # -- readiness ------------------------------------------------------------
     def wait_spec(self, *, deadline: bool) -> WaitSpec:
         """What could unblock the pump: transport input, transport output, time."""
-        fds: list[tuple[int, int]] = []
+        fds = self.transport_out.wait_on().fds
         if self.core.wants_ciphertext():
             fds += self.transport_in.wait_on().fds
-        if self.outgoing:
-            fds += self.transport_out.wait_on().fds
-        return WaitSpec(fds=tuple(fds),
-                        deadline_ns=self.handshake_deadline_ns if deadline else None)
+        return WaitSpec(fds=fds, deadline_ns=self.handshake_deadline_ns if deadline else None)
 
     def error_message(self) -> str:
-        failure = self.failure
+        failure = self.failure or self.write_failure
         if isinstance(failure, TLSError):
             return str(failure)
         return f"transport failed: {failure.message}" if failure else "unknown failure"
 
     def close(self) -> None:
-        """Deliver queued ciphertext (close_notify included, bounded wait), then
-        release the transport."""
-        deadline = self.now_ns() + CLOSE_GRACE_NS
-        self._send_ciphertext()
-        while self.outgoing and not self.transport_closed and self.now_ns() < deadline:
-            wait_any(self.now_ns, [_TransportWritable(self.transport_out, self.now_ns, deadline)])
-            self._send_ciphertext()
+        """Hand everything queued (close_notify included) to the transport,
+        which delivers it in the background, and release the transport."""
+        self.outgoing += self.core.ciphertext_to_send()
+        if self.outgoing and self.write_failure is None:
+            try:
+                self.transport_out.write(bytes(self.outgoing))
+            except (StreamClosed, StreamFailed):
+                pass
+            self.outgoing.clear()
         self.transport_in.close()
         self.transport_out.close()
-
-
-class _TransportWritable:
-    """Ready when the transport takes bytes again, or at the deadline."""
-
-    def __init__(self, transport_out: OutputStream, now_ns, deadline_ns: int):
-        self.transport_out = transport_out
-        self.now_ns = now_ns
-        self.deadline_ns = deadline_ns
-
-    def ready(self) -> bool:
-        return self.transport_out.ready() or self.now_ns() >= self.deadline_ns
-
-    def wait_on(self) -> WaitSpec:
-        return WaitSpec(fds=self.transport_out.wait_on().fds, deadline_ns=self.deadline_ns)
 
 
 class ClientHandshake:
@@ -181,24 +170,28 @@ class ClientConnection:
 
 
 class FutureClientStreams:
-    """Ready once the handshake has finished either way; `get` hands out the result once."""
+    """Ready once the handshake has finished either way; `get` hands out the result once.
 
-    def __init__(self, session: TlsSession):
+    A handshake refused before it started (e.g. an invalid server name) has
+    no session, only `early_error`.
+    """
+
+    def __init__(self, session: TlsSession | None, early_error: str | None = None):
         self.session = session
+        self.early_error = early_error
         self.taken = False
 
-    def settled(self) -> bool:
+    def ready(self) -> bool:
+        if self.session is None:
+            return True
+        self.session.pump()
         return self.session.handshake_done or self.session.failure is not None
 
-    def ready(self) -> bool:
-        self.session.pump()
-        return self.settled()
-
     def wait_on(self) -> WaitSpec:
-        return self.session.wait_spec(deadline=True)
+        return self.session.wait_spec(deadline=True) if self.session else NEVER
 
     def close(self) -> None:
-        if not self.taken:
+        if self.session is not None and not self.taken:
             self.session.close()
 
 
@@ -248,18 +241,28 @@ class TlsOutput(OutputStream):
     def _check(self) -> None:
         if self.closed:
             raise StreamClosed()
-        if self.session.failure is not None:
+        if self.session.failure is not None or self.session.write_failure is not None:
             raise StreamFailed(self.session.error_message())
 
     def check_write(self) -> int:
         self._check()
-        self.session.pump()
+        session = self.session
+        session.pump()
         self._check()
-        pending = len(self.session.outgoing)
-        if self.flushing and pending:
-            return 0
-        self.flushing = False
-        return max(0, OUTPUT_BUDGET - pending)
+        if self.flushing:
+            # Done only when our queue is empty and the transport has sent
+            # everything it was handed (its own flush covers all of it).
+            if session.outgoing:
+                return 0
+            try:
+                session.transport_out.flush()
+                if session.transport_out.check_write() == 0:
+                    return 0
+            except (StreamClosed, StreamFailed):
+                session.pump()
+                self._check()
+            self.flushing = False
+        return max(0, OUTPUT_BUDGET - len(session.outgoing))
 
     def write(self, data: bytes) -> None:
         self._check()
@@ -271,8 +274,9 @@ class TlsOutput(OutputStream):
 
     def flush(self) -> None:
         self._check()
-        self.session.pump()
-        self.flushing = bool(self.session.outgoing)
+        session = self.session
+        session.pump()
+        self.flushing = True
 
     def wait_on(self) -> WaitSpec:
         return self.session.wait_spec(deadline=False)
@@ -296,7 +300,12 @@ def new_client_handshake(ctx, server_name: str, transport_in: InputStream,
 @interface.func("[static]client-handshake.finish")
 def finish(ctx, handshake: ClientHandshake) -> FutureClientStreams:
     settings = ctx.config.tls
-    core = TLSConnection(settings.client_context(), server_hostname=handshake.server_name)
+    try:
+        core = TLSConnection(settings.client_context(), server_hostname=handshake.server_name)
+    except (ValueError, TypeError) as error:  # UnicodeError is a ValueError
+        handshake.close()
+        return FutureClientStreams(
+            None, f"invalid server name {handshake.server_name!r}: {error}")
     deadline = ctx.now_ns() + int(settings.handshake_timeout * 1_000_000_000)
     session = TlsSession(core, handshake.transport_in, handshake.transport_out,
                          ctx.now_ns, deadline, handshake.server_name)
@@ -322,10 +331,11 @@ def get(ctx, future: FutureClientStreams):
         return None
     future.taken = True
     session = future.session
+    if session is None:
+        return Ok(Err(IoError(future.early_error)))
     if session.failure is not None:
         session.close()
         return Ok(Err(IoError(session.error_message())))
     connection = ClientConnection(session)
     return Ok(Ok((connection, Child(connection.input, connection),
                   Child(connection.output, connection))))
-

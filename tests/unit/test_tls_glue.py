@@ -1,0 +1,140 @@
+"""wasi:tls glue edge cases, driven like a guest against Python ssl peers."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+import trustme
+
+from wasi_tls_host.config import HostConfig, TlsSettings
+from wasi_tls_host.io import streams
+from wasi_tls_host.runtime.context import WasiCtx
+from wasi_tls_host.runtime.errors import ErrorValue
+from wasi_tls_host.runtime.streams import Pipe
+from wasi_tls_host.runtime.values import Err, Ok
+from wasi_tls_host.sockets.tcp import TcpSocket
+from wasi_tls_host.wasi_tls import types as tls_types
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture
+def ctx(ca, tmp_path):
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    context = WasiCtx(HostConfig(tls=TlsSettings(ca_files=[str(ca_file)], handshake_timeout=10)))
+    yield context
+    context.close()
+
+
+def serve_once(ca, behave) -> tuple[int, threading.Thread]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run():
+        raw, _ = listener.accept()
+        listener.close()
+        conn = context.wrap_socket(raw, server_side=True)
+        try:
+            behave(conn)
+        finally:
+            conn.close()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def connect(ctx, port: int):
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setblocking(False)
+    tcp = TcpSocket(sock, "connected")
+    transport_in, transport_out = (child.obj for child in tcp.connected_streams())
+    handshake = tls_types.new_client_handshake(ctx, "localhost", transport_in, transport_out)
+    future = tls_types.finish(ctx, handshake)
+    ctx.wait_for(future)
+    outcome = tls_types.get(ctx, future)
+    assert isinstance(outcome, Ok) and isinstance(outcome.value, Ok), outcome
+    tcp.close()  # the TLS connection owns the streams now, as with a real guest
+    return outcome.value.value[0]
+
+
+@pytest.mark.parametrize("name", ["", ".x", "a\0b", "x" * 64 + ".example"])
+def test_invalid_server_name_settles_the_future_with_an_error(ctx, name):
+    upstream, downstream = Pipe(), Pipe()
+    handshake = tls_types.new_client_handshake(ctx, name, upstream.input, downstream.output)
+    future = tls_types.finish(ctx, handshake)
+    outcome = tls_types.get(ctx, future)
+    assert isinstance(outcome, Ok) and isinstance(outcome.value, Err)
+    assert "invalid server name" in outcome.value.value.message
+    assert tls_types.get(ctx, future) == Err()
+    assert downstream.writer_closed  # the transport was released
+
+
+def test_flush_completes_only_once_the_transport_sent_everything(ctx, ca):
+    size = 4 << 20
+    got = bytearray()
+
+    def slow_reader(conn):
+        time.sleep(0.3)  # let the client's buffers fill first
+        while len(got) < size:
+            got.extend(conn.recv(1 << 16))
+        conn.sendall(b"OK")
+    port, _ = serve_once(ca, slow_reader)
+    connection = connect(ctx, port)
+    sent = 0
+    while sent < size:
+        permit = streams.check_write(ctx, connection.output)
+        if not permit:
+            ctx.wait_for(connection.output)
+            continue
+        chunk = min(permit, size - sent)
+        streams.write(ctx, connection.output, bytes(chunk))
+        sent += chunk
+    streams.blocking_flush(ctx, connection.output)
+    assert connection.session.transport_out.pending == bytearray()
+    assert streams.blocking_read(ctx, connection.input, 10) == b"OK"
+    assert len(got) == size
+
+
+def test_early_response_is_readable_after_the_upload_fails(ctx, ca):
+    def refuse(conn):
+        conn.recv(100)
+        conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\n\r\n")
+        try:
+            conn.unwrap()
+        except (ssl.SSLError, OSError):
+            pass
+        time.sleep(0.3)  # closing with unread upload bytes resets the connection
+    port, _ = serve_once(ca, refuse)
+    connection = connect(ctx, port)
+    with pytest.raises(ErrorValue):
+        for _ in range(4000):
+            streams.blocking_write_and_flush(ctx, connection.output, bytes(4096))
+    assert streams.blocking_read(ctx, connection.input, 100).startswith(b"HTTP/1.1 413")
+
+
+def test_dropping_the_connection_sends_close_notify_without_blocking(ctx, ca):
+    outcome = {}
+
+    def wait_for_close_notify(conn):
+        outcome["data"] = conn.recv(100)
+        outcome["after"] = conn.recv(100)  # b"" once close_notify arrives
+    port, server = serve_once(ca, wait_for_close_notify)
+    connection = connect(ctx, port)
+    streams.blocking_write_and_flush(ctx, connection.output, b"bye")
+    tls_types.close_output(ctx, connection)
+    started = time.monotonic()
+    connection.input.close()
+    connection.output.close()
+    connection.close()
+    assert time.monotonic() - started < 1
+    server.join(10)
+    assert outcome == {"data": b"bye", "after": b""}
