@@ -138,3 +138,23 @@ def test_dropping_the_connection_sends_close_notify_without_blocking(ctx, ca):
     assert time.monotonic() - started < 1
     server.join(10)
     assert outcome == {"data": b"bye", "after": b""}
+
+
+def test_get_alone_drives_the_handshake(ctx, ca):
+    """A guest that only calls `get` (no poll) must still see the handshake finish."""
+    def echo_once(conn):
+        conn.sendall(conn.recv(100))
+    port, _ = serve_once(ca, echo_once)
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setblocking(False)
+    tcp = TcpSocket(sock, "connected")
+    transport_in, transport_out = (child.obj for child in tcp.connected_streams())
+    future = tls_types.finish(
+        ctx, tls_types.new_client_handshake(ctx, "localhost", transport_in, transport_out))
+    deadline = time.monotonic() + 10
+    outcome = None
+    while outcome is None and time.monotonic() < deadline:
+        outcome = tls_types.get(ctx, future)
+        time.sleep(0.001)
+    assert isinstance(outcome, Ok) and isinstance(outcome.value, Ok), outcome
+    tcp.close()
