@@ -14,37 +14,11 @@ name resolved, else 1.
 
 import sys
 
-from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import ip_name_lookup, network, poll
 
-from wasi_guest import cli, code_name, net
+from wasi_guest import NetError, cli, net
 
 USAGE = "usage: name-lookup NAME..."
-
-
-def lookup(name):
-    """-> list of formatted addresses.  Raises Err(error-code)."""
-    stream = ip_name_lookup.resolve_addresses(net.get_network(), name)
-    out = []
-    try:
-        while True:
-            try:
-                ip = stream.resolve_next_address()
-            except Err as e:
-                if e.value != network.ErrorCode.WOULD_BLOCK:
-                    raise
-                p = stream.subscribe()
-                try:
-                    poll.poll([p])
-                finally:
-                    p.__exit__(None, None, None)
-                continue
-            if ip is None:
-                return out
-            out.append(net.format_ip(ip))
-    finally:
-        stream.__exit__(None, None, None)
 
 
 def main(argv) -> int:
@@ -54,9 +28,9 @@ def main(argv) -> int:
     failures = 0
     for name in argv:
         try:
-            addrs = lookup(name)
-        except Err as e:
-            print(f"{name}: error {code_name(e.value)}")
+            addrs = [net.format_ip(ip) for ip in net.lookup(name)]
+        except NetError as e:
+            print(f"{name}: error {e.code}")
             failures += 1
             continue
         if not addrs:

@@ -140,6 +140,15 @@ def resolve(host: str):
     ip = parse_ip(host)
     if ip is not None:
         return [ip]
+    out = lookup(host)
+    if not out:
+        raise NetError("name-unresolvable", host)
+    return out
+
+
+def lookup(host: str):
+    """Ask the host's ip-name-lookup about ``host`` (literals included) ->
+    list of wasi IpAddress, possibly empty.  Raises NetError."""
     try:
         stream = ip_name_lookup.resolve_addresses(get_network(), host)
     except Err as e:
@@ -159,8 +168,6 @@ def resolve(host: str):
             out.append(ip)
     finally:
         stream.__exit__(None, None, None)
-    if not out:
-        raise NetError("name-unresolvable", host)
     return out
 
 
