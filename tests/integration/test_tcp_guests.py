@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 
-from conftest import free_port, run_host
+from conftest import free_port, run_host, run_wasmtime
 
 
 def pattern(size: int) -> bytes:
@@ -102,3 +102,12 @@ def test_echo_server_serves_concurrent_clients_through_one_poll(guests):
         assert server.wait(timeout=60) == 0, server.stderr.read().decode()
     finally:
         server.kill()
+
+
+def test_echo_client_matches_wasmtime(guests, echo_server):
+    target = f"127.0.0.1:{echo_server.port}"
+    ours = run_host(guests["tcp-echo-client"], target, "100000", flags=("--allow-net", target))
+    theirs = run_wasmtime(guests["tcp-echo-client"], target, "100000",
+                          flags=("-S", "inherit-network"))
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
+    assert ours.returncode == 0

@@ -1,0 +1,40 @@
+"""The per-store context: drops, misuse messages and cleanup."""
+
+import pytest
+from wasmtime import WasmtimeError
+
+from wasi_tls_host.config import HostConfig
+from wasi_tls_host.runtime.context import WasiCtx
+from wasi_tls_host.runtime.poll import Pollable
+from wasi_tls_host.runtime.resources import Res
+from wasi_tls_host.runtime.streams import Pipe
+
+
+def test_dropping_a_stream_with_a_live_pollable_names_the_problem():
+    ctx = WasiCtx(HostConfig())
+    pipe = Pipe()
+    stream_rep = ctx.table.push(pipe.input, Res.INPUT_STREAM)
+    ctx.table.push(Pollable(pipe.input), Res.POLLABLE, parent=pipe.input)
+    with pytest.raises(WasmtimeError, match=rf"dropping input_stream: resource {stream_rep} "
+                                            r"still has 1 child"):
+        ctx.drop_resource(Res.INPUT_STREAM)(None, stream_rep)
+    ctx.close()
+
+
+def test_drop_closes_the_host_object():
+    ctx = WasiCtx(HostConfig())
+    pipe = Pipe()
+    rep = ctx.table.push(pipe.output, Res.OUTPUT_STREAM)
+    ctx.drop_resource(Res.OUTPUT_STREAM)(None, rep)
+    assert pipe.writer_closed
+    assert len(ctx.table) == 0
+
+
+def test_close_releases_everything_the_guest_left_open():
+    ctx = WasiCtx(HostConfig())
+    pipes = [Pipe() for _ in range(3)]
+    for pipe in pipes:
+        ctx.table.push(pipe.output, Res.OUTPUT_STREAM)
+    ctx.close()
+    assert all(pipe.writer_closed for pipe in pipes)
+    assert len(ctx.table) == 0
