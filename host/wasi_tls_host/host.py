@@ -170,12 +170,6 @@ class Host:
         else:
             path = "the component"
         interfaces = all_interfaces()
-        missing = missing_imports(self.engine, component, interfaces)
-        if missing:
-            raise HostError(
-                f"{path} imports {', '.join(missing)}, which this host does not provide. "
-                "It provides WASI 0.2 (io, clocks, random, cli, filesystem, sockets) and "
-                "wasi:tls/types@0.2.0-draft; rebuild the guest against those interfaces.")
         store = wasmtime.Store(self.engine)
         store.set_epoch_deadline(1)
         ctx = WasiCtx(config)
@@ -185,6 +179,14 @@ class Host:
             try:
                 instance = linker.instantiate(store, component)
             except wasmtime.WasmtimeError as error:
+                # Only now pay for walking the import types, to say what is missing.
+                missing = missing_imports(self.engine, component, interfaces)
+                if missing:
+                    raise HostError(
+                        f"{path} imports {', '.join(missing)}, which this host does not "
+                        "provide. It provides WASI 0.2 (io, clocks, random, cli, filesystem, "
+                        "sockets) and wasi:tls/types@0.2.0-draft; rebuild the guest against "
+                        "those interfaces.") from None
                 raise HostError(f"cannot instantiate {path}: {error}") from None
             run = _run_export(store, instance, component, self.engine, path)
             try:
