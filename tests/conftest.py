@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from peers import free_port  # noqa: F401 - re-exported for the tests
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "guests"
 
@@ -81,9 +83,3 @@ def echo_server():
     server = EchoServer()
     yield server
     server.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
