@@ -96,3 +96,32 @@ def test_closed_stdin_and_stdout_are_empty_and_discarding(guests):
         shell=True, capture_output=False, stderr=subprocess.PIPE, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     assert "Traceback" not in result.stderr.decode()
+
+
+def run_component(body: str) -> str:
+    """A command component whose `run` is the core function `body`."""
+    return f"""
+        (component
+          (core module $m (func (export "run") (result i32) {body}))
+          (core instance $i (instantiate $m))
+          (func $run (result (result)) (canon lift (core func $i "run")))
+          (instance $r (export "run" (func $run)))
+          (export "wasi:cli/run@0.2.8" (instance $r))
+        )"""
+
+
+def test_a_trap_exits_134_with_wasmtimes_message(tmp_path):
+    path = tmp_path / "trap.wasm"
+    path.write_bytes(wasmtime.wat2wasm(run_component("unreachable")))
+    result = run_host(path)
+    assert result.returncode == 134
+    assert "the guest trapped" in result.stderr.decode()
+    assert "unreachable" in result.stderr.decode()
+
+
+def test_run_returning_err_exits_1(tmp_path):
+    path = tmp_path / "err.wasm"
+    path.write_bytes(wasmtime.wat2wasm(run_component("i32.const 1")))
+    assert run_host(path).returncode == 1
+    path.write_bytes(wasmtime.wat2wasm(run_component("i32.const 0")))
+    assert run_host(path).returncode == 0

@@ -10,9 +10,6 @@ from ..runtime.resources import Res
 interface = Interface(f"wasi:io/poll@{WASI_VERSION}")
 interface.resource("pollable", Res.POLLABLE)
 
-#: The spec bounds the list by what fits in a u32 index.
-MAX_POLLABLES = 0xFFFFFFFF
-
 
 @interface.func("[method]pollable.ready")
 def ready(ctx, pollable: Pollable) -> bool:
@@ -30,6 +27,4 @@ def poll(ctx, pollables: list[Pollable]) -> list[int]:
     # is reported at each index where it appears.
     if not pollables:
         raise Trap("poll: the list of pollables is empty")
-    if len(pollables) > MAX_POLLABLES:
-        raise Trap("poll: too many pollables")
     return ctx.wait_any([pollable.waitable for pollable in pollables])

@@ -48,14 +48,6 @@ class Pollable:
         self.waitable = waitable
 
 
-class AlwaysReady:
-    def ready(self) -> bool:
-        return True
-
-    def wait_on(self) -> WaitSpec:
-        return NEVER
-
-
 class Deadline:
     """Ready once the monotonic clock reaches `deadline_ns`."""
 

@@ -136,9 +136,8 @@ class _PipeOutput(OutputStream):
 class FileInput(InputStream):
     """Reads a host file object; a pipe or terminal is polled, a regular file is always ready."""
 
-    def __init__(self, file: BinaryIO, *, close_file: bool = False):
+    def __init__(self, file: BinaryIO):
         self.file = file
-        self.close_file = close_file
         self.fd = _pollable_fd(file)
 
     def read(self, max_bytes: int) -> bytes:
@@ -165,17 +164,13 @@ class FileInput(InputStream):
     def wait_on(self) -> WaitSpec:
         return WaitSpec(fds=((self.fd, READ),)) if self.fd is not None else NEVER
 
-    def close(self) -> None:
-        if self.close_file:
-            self.file.close()
-
 
 class FileOutput(OutputStream):
-    """Writes through to a host file object (stdout, stderr, a regular file)."""
+    """Writes through to a host file object (the process's stdout or stderr, or
+    whatever binary file an embedder passes in the config). The file stays open."""
 
-    def __init__(self, file: BinaryIO, *, close_file: bool = False):
+    def __init__(self, file: BinaryIO):
         self.file = file
-        self.close_file = close_file
         self.failed: StreamFailed | None = None
 
     def check_write(self) -> int:
@@ -204,12 +199,6 @@ class FileOutput(OutputStream):
             raise self.failed from None
 
     def close(self) -> None:
-        if self.close_file:
-            self.file.close()
-        else:
-            self.flush_quietly()
-
-    def flush_quietly(self) -> None:
         try:
             self.file.flush()
         except (OSError, ValueError):
