@@ -50,11 +50,6 @@ def wait_for(source) -> None:
         p.__exit__(None, None, None)
 
 
-def wait_any(pollables):
-    """poll() wrapper returning the list of ready indices."""
-    return list(poll.poll(list(pollables)))
-
-
 # ---------------------------------------------------------------- reading
 
 

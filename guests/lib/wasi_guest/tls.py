@@ -26,6 +26,7 @@ import contextlib
 from componentize_py_types import Err, Ok
 from wit_world.imports import streams
 
+from . import close as drop_resources
 from . import io, net
 from .errors import NetError, StreamClosed, UnexpectedEof, WasiError
 
@@ -52,12 +53,6 @@ class TlsError(WasiError):
 
     def __str__(self):
         return self.message
-
-
-def _drop(*resources):
-    for r in resources:
-        if r is not None:
-            r.__exit__(None, None, None)
 
 
 def _debug_string(error) -> str:
@@ -104,7 +99,7 @@ def handshake(server_name, inp, out):
     (ownership passes to the host), polling the future's pollable.
     -> (client-connection, tls-input, tls-output).  Raises TlsError."""
     if tls_types is None:
-        _drop(inp, out)
+        drop_resources(inp, out)
         raise TlsError("wasi:tls is not available in this world")
     hs = tls_types.ClientHandshake(server_name, inp, out)
     future = tls_types.ClientHandshake.finish(hs)
@@ -260,7 +255,7 @@ class TlsConnection:
             return
         self.close_output()
         self.closed = True
-        _drop(self.input, self.output, self.connection, self.sock)
+        drop_resources(self.input, self.output, self.connection, self.sock)
         self.input = self.output = self.connection = self.sock = None
 
     def __enter__(self):
