@@ -4,64 +4,31 @@
     python guests/build.py [--out DIR] [--jobs N] [--force] [NAME ...]
 
 Each app directory holds app.py (module ``app`` exporting wasi:cli/run) and a
-one-line WORLD file naming the world in wit/tls.wit (``plain`` or
-``tls-client``).  Apps are built with componentize-py into DIR/NAME.wasm
-(default build/guests/), with guests/lib on the Python path.  An app whose
-output is newer than every file in its directory, guests/lib and wit/ is
-skipped.  Two builds run at a time; one line is printed per guest.  On failure
-componentize-py's message is printed and the exit status is 1.
-
-``--features tls`` is passed to every build: wit/tls.wit declares the
-tls-client world, which imports the @unstable(feature = tls) interface, and
-componentize-py rejects the whole WIT directory without the feature even when
-building ``plain`` (the plain world still imports nothing from wasi:tls).
+one-line WORLD file naming the world in the package's wit/tls.wit (``plain``
+or ``tls-client``).  Each app is built into DIR/NAME.wasm (default
+build/guests/) by the same code as ``wasi-tls-host build APP_DIR -w WORLD -o
+OUT``: componentize-py with the package's WIT tree and its guest library
+``wasi_guest``.  An app whose output is newer than every file in its
+directory, the guest library and the WIT tree is skipped.  Two builds run at
+a time; one line is printed per guest.  On failure componentize-py's message
+is printed and the exit status is 1.
 """
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from wasi_tls_host.guest_tools import GUEST_LIB_DIR, WIT_DIR, WORLDS, build_component
+
 ROOT = Path(__file__).resolve().parent.parent
-GUESTS = ROOT / "guests"
-APPS = GUESTS / "apps"
-LIB = GUESTS / "lib"
-WIT = ROOT / "wit"
-WORLDS = ("plain", "tls-client")
-FEATURES = "tls"
-
-
-def componentize_cmd():
-    exe = Path(sys.executable).with_name("componentize-py")
-    if exe.is_file() and os.access(exe, os.X_OK):
-        return [str(exe)]
-    found = shutil.which("componentize-py")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "componentize_py"]
-
-
-def componentize_env():
-    """Environment for componentize-py.  It adds $VIRTUAL_ENV's site-packages
-    to the Python path (that is how third-party packages such as h11 get
-    bundled), so set VIRTUAL_ENV when build.py runs from a venv that was not
-    activated."""
-    env = dict(os.environ)
-    if "VIRTUAL_ENV" not in env and sys.prefix != sys.base_prefix:
-        env["VIRTUAL_ENV"] = sys.prefix
-    return env
+APPS = ROOT / "guests" / "apps"
 
 
 def newest_mtime(*roots):
     newest = 0.0
     for root in roots:
-        if root.is_file():
-            newest = max(newest, root.stat().st_mtime)
-            continue
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = [d for d in dirnames if d != "__pycache__"]
             newest = max(newest, Path(dirpath).stat().st_mtime)
@@ -84,24 +51,6 @@ def read_world(app_dir):
     return world
 
 
-def trim_message(text):
-    """componentize-py failures end with a long Rust stack backtrace: keep the
-    message above it."""
-    lines = text.rstrip().splitlines()
-    for i, line in enumerate(lines):
-        if line.strip() == "Stack backtrace:":
-            lines = lines[:i]
-            break
-    # Drop the wrapper's own Python traceback ("File .../componentize-py ...
-    # sys.exit(script())") that precedes the AssertionError carrying the
-    # actual message.
-    for i, line in enumerate(lines):
-        if line.startswith("AssertionError: "):
-            lines = [line[len("AssertionError: ") :]] + lines[i + 1 :]
-            break
-    return "\n".join(lines).rstrip()
-
-
 def build_one(name, out_dir, force):
     """Returns (ok, line, message)."""
     app_dir = APPS / name
@@ -110,38 +59,19 @@ def build_one(name, out_dir, force):
         world = read_world(app_dir)
     except ValueError as e:
         return False, f"{name}: FAILED", str(e)
-    if not force and out.is_file() and out.stat().st_mtime > newest_mtime(app_dir, LIB, WIT):
+    if not force and out.is_file() and out.stat().st_mtime > newest_mtime(
+        app_dir, GUEST_LIB_DIR, WIT_DIR
+    ):
         return True, f"{name}: up to date ({out_rel(out)})", ""
-    tmp = out.with_name(f".{name}.{os.getpid()}.tmp.wasm")
-    cmd = componentize_cmd() + [
-        "-d",
-        str(WIT),
-        "-w",
-        world,
-        "--features",
-        FEATURES,
-        "componentize",
-        "-p",
-        str(app_dir),
-        "-p",
-        str(LIB),
-        "app",
-        "-o",
-        str(tmp),
-    ]
-    start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=componentize_env())
-    took = time.monotonic() - start
-    if proc.returncode != 0 or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
-        msg = (
-            trim_message(proc.stderr or proc.stdout)
-            or f"componentize-py exited with {proc.returncode}"
-        )
-        return False, f"{name}: FAILED ({world}, {took:.1f}s)", msg
-    os.replace(tmp, out)
+    result = build_component(app_dir, world, out)
+    if not result.ok:
+        return False, f"{name}: FAILED ({world}, {result.seconds:.1f}s)", result.error
     size = out.stat().st_size
-    return True, f"{name}: built {out_rel(out)} ({world}, {size / 1e6:.1f} MB, {took:.1f}s)", ""
+    return (
+        True,
+        f"{name}: built {out_rel(out)} ({world}, {size / 1e6:.1f} MB, {result.seconds:.1f}s)",
+        "",
+    )
 
 
 def out_rel(p):
