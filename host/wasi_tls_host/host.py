@@ -119,27 +119,30 @@ class Host:
     """Runs WASI 0.2 command components with wasi:tls, one store per run.
 
     Compiled components are kept in wasmtime's on-disk cache, so a second
-    run of the same file skips compilation.
+    run of the same file skips compilation. A defect in the host traps the
+    guest with a one-line message (`GuestTrap`); `debug` also prints its
+    traceback (default: when $WASI_TLS_HOST_DEBUG is set).
     """
 
-    def __init__(self, *, cache: bool = True):
+    def __init__(self, *, cache: bool = True, debug: bool | None = None):
         config = wasmtime.Config()
         config.cache = cache
         # Lets Ctrl-C stop a guest that is computing rather than waiting.
         config.epoch_interruption = True
         self.engine = wasmtime.Engine(config)
+        self.debug = debug
         self._loaded: dict[str, _Loaded] = {}
 
     def load(self, path: str) -> wc.Component:
         try:
             mtime_ns = os.stat(path).st_mtime_ns
+            loaded = self._loaded.get(path)
+            if loaded is not None and loaded.mtime_ns == mtime_ns:
+                return loaded.component
+            with open(path, "rb") as file:
+                header = file.read(8)
         except OSError as error:
             raise HostError(f"cannot read component {path}: {error.strerror}") from None
-        loaded = self._loaded.get(path)
-        if loaded is not None and loaded.mtime_ns == mtime_ns:
-            return loaded.component
-        with open(path, "rb") as file:
-            header = file.read(8)
         if header[:4] != b"\0asm":
             raise HostError(f"{path} is not a WebAssembly file (no \\0asm header).")
         if header[4:8] == b"\x01\0\0\0":
@@ -172,7 +175,7 @@ class Host:
         interfaces = all_interfaces()
         store = wasmtime.Store(self.engine)
         store.set_epoch_deadline(1)
-        ctx = WasiCtx(config)
+        ctx = WasiCtx(config, debug=self.debug)
         linker = wc.Linker(self.engine)
         try:
             add_to_linker(linker, ctx, interfaces)
@@ -200,7 +203,9 @@ class Host:
                     raise ctx.interrupted from None
                 if ctx.exit_code is not None:
                     return ctx.exit_code
-                raise GuestTrap(str(trap)) from None
+                # A host defect is reported as its own line, without the
+                # guest's backtrace that wasmtime appends.
+                raise GuestTrap(ctx.host_bug or str(trap)) from None
             return 0 if _is_ok(outcome) else 1
         finally:
             ctx.close()
@@ -228,7 +233,8 @@ def _sigint_stops(engine: wasmtime.Engine) -> Iterator[None]:
 
 
 class GuestTrap(Exception):
-    """The guest trapped; the message has wasmtime's backtrace."""
+    """The guest trapped; the message has wasmtime's backtrace, or is the one
+    line naming the host function that failed."""
 
 
 def _is_ok(outcome: object) -> bool:

@@ -1,5 +1,7 @@
 """The per-store context: drops, misuse messages and cleanup."""
 
+import re
+
 import pytest
 from wasmtime import WasmtimeError
 
@@ -9,15 +11,18 @@ from wasi_tls_host.runtime.poll import Pollable
 from wasi_tls_host.runtime.resources import Res
 from wasi_tls_host.runtime.streams import Pipe
 
+DROP_INPUT = "wasi:io/streams@0.2.9#[resource-drop]input-stream"
+DROP_OUTPUT = "wasi:io/streams@0.2.9#[resource-drop]output-stream"
+
 
 def test_dropping_a_stream_with_a_live_pollable_names_the_problem():
     ctx = WasiCtx(HostConfig())
     pipe = Pipe()
     stream_rep = ctx.table.push(pipe.input, Res.INPUT_STREAM)
     ctx.table.push(Pollable(pipe.input), Res.POLLABLE, parent=pipe.input)
-    with pytest.raises(WasmtimeError, match=rf"dropping input_stream: resource {stream_rep} "
+    with pytest.raises(WasmtimeError, match=rf"^{re.escape(DROP_INPUT)}: resource {stream_rep} "
                                             r"still has 1 child"):
-        ctx.drop_resource(Res.INPUT_STREAM)(None, stream_rep)
+        ctx.drop_resource(Res.INPUT_STREAM, DROP_INPUT)(None, stream_rep)
     ctx.close()
 
 
@@ -25,7 +30,7 @@ def test_drop_closes_the_host_object():
     ctx = WasiCtx(HostConfig())
     pipe = Pipe()
     rep = ctx.table.push(pipe.output, Res.OUTPUT_STREAM)
-    ctx.drop_resource(Res.OUTPUT_STREAM)(None, rep)
+    ctx.drop_resource(Res.OUTPUT_STREAM, DROP_OUTPUT)(None, rep)
     assert pipe.writer_closed
     assert len(ctx.table) == 0
 

@@ -11,14 +11,15 @@ call the trampoline:
 * lowers the result from its declared type (an `ErrorValue` raised by the
   implementation becomes the `err` case of the top-level result);
 * turns guest misuse into a trap that names the function, and `GuestExit`
-  into an exit recorded on the context.
+  into an exit recorded on the context;
+* turns any other exception (a host defect) into a trap whose one-line
+  message names the function and the error, so that nothing a guest does
+  can take the host process down.
 """
 
 from __future__ import annotations
 
 import ctypes
-import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -106,9 +107,7 @@ class HostFunction:
         except Interrupted:
             return _error(f"{self.name}: interrupted")
         except Exception as bug:  # a host defect must not take the process down
-            print(f"wasi-tls-host: internal error in {self.name}", file=sys.stderr)
-            traceback.print_exc()
-            return _error(f"{self.name}: internal host error: {bug!r}")
+            return _error(self.ctx.record_host_bug(self.name, bug))
         except BaseException as interrupt:
             # Ctrl-C (or SystemExit) must not escape a ctypes callback: that
             # leaves the result unwritten. Unwind the guest instead; the
@@ -153,8 +152,9 @@ def link(root: wc.LinkerInstance, ctx: WasiCtx, interfaces: list[Interface]) -> 
     for interface in interfaces:
         with root.add_instance(interface.name) as instance:
             for wit_name, type_id in interface.resources.items():
+                destructor = f"{interface.name}#[resource-drop]{wit_name}"
                 instance.add_resource(wit_name, ctx.resource_type(type_id),
-                                      ctx.drop_resource(type_id))
+                                      ctx.drop_resource(type_id, destructor))
             for wit_name, impl in interface.functions.items():
                 qualified = f"{interface.name}#{wit_name}"
                 _add_func(instance, wit_name, HostFunction(ctx, qualified, impl))

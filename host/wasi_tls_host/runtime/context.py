@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -27,15 +28,28 @@ def _process_stream(stream, mode: str):
 
 #: How long closing a context waits for data still being delivered.
 LINGER_S = 10.0
+#: Set to 1 to print the full traceback of every host defect.
+DEBUG_VARIABLE = "WASI_TLS_HOST_DEBUG"
+
+
+def debug_from_environment() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
 
 
 class WasiCtx:
-    def __init__(self, config: HostConfig):
+    """`debug` prints the traceback of each host defect to stderr (by
+    default, when $WASI_TLS_HOST_DEBUG is set); the trap message alone is
+    one line either way."""
+
+    def __init__(self, config: HostConfig, *, debug: bool | None = None):
         self.config = config
+        self.debug = debug_from_environment() if debug is None else debug
         self.table = ResourceTable()
         self.exit_code: int | None = None
         #: A KeyboardInterrupt (or other BaseException) caught in a host call.
         self.interrupted: BaseException | None = None
+        #: The trap message of the first host defect, which ended the guest.
+        self.host_bug: str | None = None
         self.now_ns = config.monotonic_ns
         self._resource_types = {res: wc.ResourceType.host(res) for res in Res}
         self.stdin: InputStream = FileInput(config.stdin or _process_stream(sys.stdin, "rb"))
@@ -54,17 +68,37 @@ class WasiCtx:
                 return int(res)
         raise TypeError("a host function returns a resource type the host does not define")
 
-    def drop_resource(self, type_id: int) -> Callable[[Any, int], None]:
-        """The destructor wasmtime runs when the guest drops a handle."""
+    def drop_resource(self, type_id: int, name: str) -> Callable[[Any, int], None]:
+        """The destructor wasmtime runs when the guest drops a handle; `name`
+        (`interface#[resource-drop]resource`) is what its traps name.
+
+        Nothing may escape it but a WasmtimeError: wasmtime-py would hold any
+        other exception and re-raise it from the guest's entry point.
+        """
         def drop(store: Any, rep: int) -> None:
             try:
                 obj = self.table.delete(rep, type_id)
+                close = getattr(obj, "close", None)
+                if close is not None:
+                    close()
             except TableError as misuse:
-                raise WasmtimeError(f"dropping {Res(type_id).name.lower()}: {misuse}") from None
-            close = getattr(obj, "close", None)
-            if close is not None:
-                close()
+                raise WasmtimeError(f"{name}: {misuse}") from None
+            except Exception as bug:
+                raise WasmtimeError(self.record_host_bug(name, bug)) from None
+            except BaseException as interrupt:  # see HostFunction.invoke
+                self.interrupted = interrupt
+                raise WasmtimeError(f"{name}: interrupted") from None
         return drop
+
+    def record_host_bug(self, name: str, bug: Exception) -> str:
+        """The one-line trap message for a defect in host function `name`."""
+        message = f"{name}: internal host error: {bug!r}"
+        if self.debug:
+            print(f"wasi-tls-host: host error in {name}:", file=sys.stderr)
+            traceback.print_exception(bug, file=sys.stderr)
+        if self.host_bug is None:
+            self.host_bug = message
+        return message
 
     # -- waiting -----------------------------------------------------------
     def wait_any(self, waitables: list[Waitable]) -> list[int]:
