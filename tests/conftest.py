@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 
 from peers import free_port  # noqa: F401 - re-exported for the tests
+from wasi_tls_host.command_line import installed_command
+
+#: The installed console script, as a user runs it.
+HOST = installed_command()
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "guests"
@@ -30,7 +34,7 @@ def run_host(component: Path | str, *args: str, flags: tuple[str, ...] = (),
              timeout: float = 120, stdin: bytes | None = None,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`wasi-tls-host run FLAGS COMPONENT ARGS` in a subprocess."""
-    command = [sys.executable, "-m", "wasi_tls_host", "run", *flags, str(component), *args]
+    command = [HOST, "run", *flags, str(component), *args]
     return subprocess.run(command, input=stdin if stdin is not None else b"",
                           capture_output=True, timeout=timeout,
                           env={**os.environ, **(env or {})})

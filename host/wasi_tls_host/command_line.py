@@ -1,20 +1,44 @@
-"""`wasi-tls-host run …`: run a command component with the permissions given."""
+"""The `wasi-tls-host` command: `run` a component, and `wit`/`build` for guest authors.
+
+Every mistake on the command line is reported by argparse as one `error:`
+line (after the usage) with exit status 2, before anything runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import traceback
+from importlib import metadata
+from pathlib import Path
 
 from .config import HostConfig, NetRule, Preopen, TlsSettings
+from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
 from .host import GuestTrap, Host, HostError
+from .runtime.context import DEBUG_VARIABLE, debug_from_environment
 
 #: Exit status when the guest traps, as `wasmtime run` reports it (128 + SIGABRT).
 TRAP_STATUS = 134
 #: Exit status after Ctrl-C, as shells report SIGINT (128 + 2).
 INTERRUPTED_STATUS = 130
-#: Exit status when the host cannot start the guest at all.
+#: Exit status for a command-line mistake, or when the host cannot start the guest.
 USAGE_STATUS = 2
+#: Exit status when `build` fails.
+BUILD_FAILED_STATUS = 1
 
+COMMANDS_HELP = """\
+commands:
+  run COMPONENT [ARGS...]        run a WASI 0.2 command component
+  wit DIR                        write the WIT this host implements into DIR
+  build APP_DIR -w WORLD -o OUT  build a guest app into a component
+
+`wasi-tls-host COMMAND --help` describes a command's options.
+"""
+
+
+# -- argument types: each raises ArgumentTypeError, which argparse reports as one line
 
 def _env_pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
@@ -32,12 +56,84 @@ def _parsed(parse):
     return convert
 
 
+def _existing_file(what: str):
+    def convert(text: str) -> str:
+        if not os.path.exists(text):
+            raise argparse.ArgumentTypeError(f"{what} not found: {text}")
+        if os.path.isdir(text):
+            raise argparse.ArgumentTypeError(f"{what} is a directory, not a file: {text}")
+        if not os.path.isfile(text):
+            raise argparse.ArgumentTypeError(f"{what} is not a regular file: {text}")
+        return text
+    return convert
+
+
+def _existing_directory(text: str) -> Path:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"not a directory: {text}")
+    return Path(text)
+
+
+def _writable_directory(text: str) -> Path:
+    """A directory that exists or can be created (not an existing file)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"exists and is not a directory: {text}")
+    return Path(text)
+
+
+def _output_file(text: str) -> Path:
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"is a directory: {text}")
+    return Path(text)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, "
+                                         f"got {text!r}")
+    return seconds
+
+
+def installed_command() -> str:
+    """This environment's `wasi-tls-host` console script (next to its Python)."""
+    return str(Path(sys.executable).with_name("wasi-tls-host"))
+
+
+def _version() -> str:
+    try:
+        return metadata.version("wasi-tls-host")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+# -- the parser ---------------------------------------------------------------------
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wasi-tls-host",
-        description="Run WASI 0.2 command components with wasi:tls provided by Python's ssl.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run a command component")
+        description="Run WASI 0.2 command components with wasi:tls provided by Python's ssl, "
+                    "and build guests for them.",
+        epilog=COMMANDS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"wasi-tls-host {_version()}")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    _add_run(commands)
+    _add_wit(commands)
+    _add_build(commands)
+    return parser
+
+
+def _add_run(commands) -> None:
+    run = commands.add_parser(
+        "run", help="run a command component",
+        description="Run a WASI 0.2 command component (its wasi:cli/run export). The guest "
+                    "gets nothing it is not granted by the options below. Exit status: the "
+                    f"guest's (0 or 1); {TRAP_STATUS} when it traps, also on a host defect "
+                    f"(one line; --debug adds the traceback); {INTERRUPTED_STATUS} after "
+                    f"Ctrl-C; {USAGE_STATUS} when it cannot start.")
     run.add_argument("--env", action="append", type=_env_pair, default=[], metavar="K=V",
                      help="set an environment variable for the guest (repeatable)")
     run.add_argument("--inherit-env", action="store_true",
@@ -52,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "repeatable")
     run.add_argument("--inherit-network", action="store_true",
                      help="allow every network address")
-    run.add_argument("--ca-file", action="append", default=[], metavar="PEM",
+    run.add_argument("--ca-file", action="append", type=_existing_file("CA file"), default=[],
+                     metavar="PEM",
                      help="trust the CA certificates in PEM for TLS (repeatable; replaces "
                           "the default certifi bundle)")
     run.add_argument("--system-trust", action="store_true",
@@ -60,12 +157,48 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tls-keylog", metavar="FILE",
                      help="append TLS secrets to FILE in NSS key log format (for Wireshark); "
                           "defaults to $SSLKEYLOGFILE")
-    run.add_argument("--tls-handshake-timeout", type=float, default=30.0, metavar="SECONDS",
+    run.add_argument("--tls-handshake-timeout", type=_positive_seconds, default=30.0,
+                     metavar="SECONDS",
                      help="fail a TLS handshake that takes longer (default: 30)")
-    run.add_argument("component", help="the .wasm component to run")
+    run.add_argument("--debug", action="store_true",
+                     help=f"print the full traceback of a host defect (also: {DEBUG_VARIABLE}=1)")
+    run.add_argument("component", type=_existing_file("component"),
+                     help="the .wasm component to run")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the guest")
-    return parser
 
+
+def _add_wit(commands) -> None:
+    wit = commands.add_parser(
+        "wit", help="write the WIT this host implements into a directory",
+        description="Write the WIT tree this host implements into DIR (created if missing): "
+                    "the worlds in tls.wit (`plain`, `tls-client`), WASI 0.2 and wasi:tls "
+                    "under deps/. Use it with `componentize-py -d DIR -w WORLD "
+                    "--features tls ...`, or let `wasi-tls-host build` do that.")
+    wit.add_argument("directory", type=_writable_directory, metavar="DIR")
+
+
+def _add_build(commands) -> None:
+    build = commands.add_parser(
+        "build", help="build a guest app into a component",
+        description="Build a Python guest app into a WebAssembly component with "
+                    "componentize-py, the bundled WIT and the guest library `wasi_guest` "
+                    "(and h11, which `wasi_guest.http` needs). The app is a module (default "
+                    f"`{DEFAULT_MODULE}.py` in APP_DIR) with a `Run` class implementing "
+                    "wasi:cli/run.")
+    build.add_argument("app_dir", type=_existing_directory, metavar="APP_DIR",
+                       help="directory of the app's module")
+    build.add_argument("-w", "--world", required=True, choices=WORLDS,
+                       help="`plain` (WASI 0.2 only) or `tls-client` (also wasi:tls)")
+    build.add_argument("-o", "--output", required=True, type=_output_file, metavar="OUT.wasm",
+                       help="the component to write")
+    build.add_argument("-m", "--module", default=DEFAULT_MODULE,
+                       help=f"the app's module name (default: {DEFAULT_MODULE})")
+    build.add_argument("-p", "--python-path", action="append", type=_existing_directory,
+                       default=[], metavar="DIR",
+                       help="another directory of modules the app imports (repeatable)")
+
+
+# -- the commands -----------------------------------------------------------------
 
 def config_from_args(options: argparse.Namespace) -> HostConfig:
     return HostConfig(
@@ -81,8 +214,7 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    options = build_parser().parse_args(argv)
+def run_command(options: argparse.Namespace) -> int:
     config = config_from_args(options)
     try:
         config.tls.client_context()
@@ -90,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wasi-tls-host: {error}", file=sys.stderr)
         return USAGE_STATUS
     try:
-        return Host().run(options.component, config=config)
+        return Host(debug=options.debug or None).run(options.component, config=config)
     except HostError as error:
         print(f"wasi-tls-host: {error}", file=sys.stderr)
         return USAGE_STATUS
@@ -100,6 +232,53 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wasi-tls-host: interrupted", file=sys.stderr)
         return INTERRUPTED_STATUS
+
+
+def wit_command(options: argparse.Namespace) -> int:
+    directory = options.directory
+    try:
+        count = copy_wit(directory)
+    except OSError as error:
+        print(f"wasi-tls-host: cannot write {directory}: {error.strerror or error}",
+              file=sys.stderr)
+        return USAGE_STATUS
+    print(f"wrote {count} WIT files to {directory} (worlds in {directory / 'tls.wit'})")
+    return 0
+
+
+def build_command(options: argparse.Namespace) -> int:
+    try:
+        result = build_component(options.app_dir, options.world, options.output,
+                                 module=options.module, python_path=tuple(options.python_path))
+    except OSError as error:
+        print(f"wasi-tls-host: cannot write {options.output}: {error.strerror or error}",
+              file=sys.stderr)
+        return USAGE_STATUS
+    if not result.ok:
+        print(f"wasi-tls-host: build failed:\n{result.error}", file=sys.stderr)
+        return BUILD_FAILED_STATUS
+    size_mb = options.output.stat().st_size / 1e6
+    print(f"built {options.output} ({options.world}, {size_mb:.1f} MB, {result.seconds:.1f}s)")
+    return 0
+
+
+COMMANDS = {"run": run_command, "wit": wit_command, "build": build_command}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    options = parser.parse_args(argv)
+    if options.command is None:
+        parser.print_usage(sys.stderr)
+        print(f"\n{COMMANDS_HELP}", end="", file=sys.stderr)
+        return USAGE_STATUS
+    try:
+        return COMMANDS[options.command](options)
+    except Exception as bug:  # a host defect outside any guest call: one line, not a dump
+        if getattr(options, "debug", False) or debug_from_environment():
+            traceback.print_exc()
+        print(f"wasi-tls-host: internal host error: {bug!r}", file=sys.stderr)
+        return TRAP_STATUS
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import trustme
 
+from .command_line import installed_command
+
 ROOT = Path(__file__).resolve().parents[2]
 GUEST = ROOT / "build" / "guests" / "https-get.wasm"
 PAGE = (b"<!doctype html>\n<title>wasi-tls-host demo</title>\n"
@@ -54,7 +56,7 @@ def main() -> int:
         ca_file = Path(scratch) / "demo-ca.pem"
         ca.cert_pem.write_to_path(str(ca_file))
         url = f"https://localhost:{port}/hello"
-        command = [sys.executable, "-m", "wasi_tls_host", "run",
+        command = [installed_command(), "run",
                    "--ca-file", str(ca_file), "--allow-net", f"localhost:{port}",
                    str(GUEST), "--print-body", url]
         print(f"HTTPS server on 127.0.0.1:{port} (certificate from a throwaway trustme CA)")

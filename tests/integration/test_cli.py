@@ -1,8 +1,38 @@
-"""The `run` command's error paths: clear one-paragraph messages, no tracebacks."""
+"""The installed `wasi-tls-host` command: its help, and the error paths of
+`run`: clear one-paragraph messages, no tracebacks."""
 
+import signal
+import subprocess
+from importlib import metadata
+
+import pytest
 import wasmtime
 
-from conftest import run_host
+from conftest import HOST, run_host
+
+
+def test_no_arguments_lists_the_commands():
+    result = subprocess.run([HOST], capture_output=True, timeout=60)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2
+    assert stderr.startswith("usage: wasi-tls-host")
+    for command in ("run COMPONENT", "wit DIR", "build APP_DIR"):
+        assert command in stderr
+    assert "wasi-tls-host COMMAND --help" in stderr
+
+
+def test_version_is_the_installed_distributions():
+    result = subprocess.run([HOST, "--version"], capture_output=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.decode() == f"wasi-tls-host {metadata.version('wasi-tls-host')}\n"
+
+
+def test_run_help_explains_the_options():
+    result = subprocess.run([HOST, "run", "--help"], capture_output=True, timeout=60)
+    out = result.stdout.decode()
+    assert result.returncode == 0
+    for option in ("--allow-net", "--dir", "--ca-file", "--tls-handshake-timeout", "--debug"):
+        assert option in out
 
 
 def assert_clean_error(result, *fragments):
@@ -13,9 +43,40 @@ def assert_clean_error(result, *fragments):
         assert fragment in stderr
 
 
+def assert_usage_error(result, message):
+    """argparse's report: the usage, then one `error:` line naming the problem; exit 2."""
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert lines[0].startswith("usage: wasi-tls-host run")
+    assert lines[-1] == f"wasi-tls-host run: error: {message}"
+    assert sum("error" in line for line in lines) == 1
+
+
+def test_a_directory_as_the_component_is_a_usage_error(tmp_path):
+    """Regression: `run /tmp` printed an IsADirectoryError traceback."""
+    assert_usage_error(run_host(tmp_path),
+                       f"argument component: component is a directory, not a file: {tmp_path}")
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("-1", "must be a finite number of seconds above 0, got '-1'"),
+    ("0", "must be a finite number of seconds above 0, got '0'"),
+    ("nan", "must be a finite number of seconds above 0, got 'nan'"),
+    ("inf", "must be a finite number of seconds above 0, got 'inf'"),
+    ("soon", "not a number of seconds: 'soon'"),
+])
+def test_bad_handshake_timeouts_are_usage_errors(guests, value, problem):
+    """Regression: -1 was accepted (and failed at the first handshake), nan
+    and inf printed ValueError and OverflowError tracebacks."""
+    result = run_host(guests["wasi-probe"], flags=("--tls-handshake-timeout", value))
+    assert_usage_error(result, f"argument --tls-handshake-timeout: {problem}")
+
+
 def test_missing_file(tmp_path):
     result = run_host(tmp_path / "nope.wasm")
-    assert_clean_error(result, "cannot read component", "nope.wasm")
+    assert_clean_error(result, "component not found", "nope.wasm")
 
 
 def test_not_webassembly(tmp_path):
@@ -72,11 +133,8 @@ def test_missing_ca_file_is_named(guests, tmp_path):
 
 
 def test_ctrl_c_while_blocked_in_poll_exits_130(guests):
-    import signal
-    import subprocess
-    import sys
     server = subprocess.Popen(
-        [sys.executable, "-m", "wasi_tls_host", "run", "--allow-net", "127.0.0.1",
+        [HOST, "run", "--allow-net", "127.0.0.1",
          str(guests["tcp-echo-server"]), "127.0.0.1:0", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -89,10 +147,8 @@ def test_ctrl_c_while_blocked_in_poll_exits_130(guests):
 
 
 def test_closed_stdin_and_stdout_are_empty_and_discarding(guests):
-    import subprocess
-    import sys
     result = subprocess.run(
-        f"{sys.executable} -m wasi_tls_host run {guests['wasi-probe']} --stdin <&- >&-",
+        f"{HOST} run {guests['wasi-probe']} --stdin <&- >&-",
         shell=True, capture_output=False, stderr=subprocess.PIPE, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     assert "Traceback" not in result.stderr.decode()

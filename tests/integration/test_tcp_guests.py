@@ -4,10 +4,9 @@ import hashlib
 import re
 import socket
 import subprocess
-import sys
 import threading
 
-from conftest import free_port, run_host, run_wasmtime
+from conftest import HOST, free_port, run_host, run_wasmtime
 
 
 def pattern(size: int) -> bytes:
@@ -78,7 +77,7 @@ def test_ipv6_loopback(guests):
 def test_echo_server_serves_concurrent_clients_through_one_poll(guests):
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "wasi_tls_host", "run", "--allow-net", f"127.0.0.1:{port}",
+        [HOST, "run", "--allow-net", f"127.0.0.1:{port}",
          str(guests["tcp-echo-server"]), f"127.0.0.1:{port}", "3"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -111,3 +110,4 @@ def test_echo_client_matches_wasmtime(guests, echo_server):
                           flags=("-S", "inherit-network"))
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
     assert ours.returncode == 0
+
