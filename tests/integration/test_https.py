@@ -315,3 +315,36 @@ def test_default_trust_is_certifi_not_the_test_ca(guests, ca, site):
         server.close()
     assert result.returncode == 1
     assert "unable to get local issuer certificate" in result.stderr.decode()
+
+
+def test_handshake_over_a_shut_down_transport_is_an_error_value(guests, echo_server, ca_file):
+    """Regression: the guest shuts down its TCP sending side and the peer
+    closes before the handshake. Releasing that transport after the failed
+    handshake shut the socket down again (ENOTCONN) and trapped as an
+    internal error; it is an error value, as under wasmtime ("write zero")."""
+    target = f"127.0.0.1:{echo_server.port}"
+    ours = run_host(guests["tls-echo-client"], "--shutdown-first", target, "16", "localhost",
+                    flags=("--ca-file", str(ca_file), "--allow-net", target))
+    theirs = run_wasmtime(guests["tls-echo-client"], "--shutdown-first", target, "16",
+                          "localhost", flags=("-S", "tls", "-S", "inherit-network"))
+    assert (ours.returncode, ours.stdout, ours.stderr.decode()) == (
+        1, b"", "error: peer closed the connection during the handshake\n")
+    assert (theirs.returncode, theirs.stderr.decode()) == (1, "error: write zero\n")
+
+
+def test_server_name_openssl_refuses_is_an_error_value(guests, echo_server, ca_file):
+    """Regression: 299 characters in five labels of 59 pass Python's checks,
+    but OpenSSL refuses a name over 255 bytes (SSL3_EXT_INVALID_SERVERNAME).
+    That SSLError trapped; it is the error value "invalid server name", as
+    under wasmtime."""
+    name = ".".join(["a" * 59] * 5)
+    target = f"127.0.0.1:{echo_server.port}"
+    ours = run_host(guests["tls-echo-client"], target, "16", name,
+                    flags=("--ca-file", str(ca_file), "--allow-net", target))
+    theirs = run_wasmtime(guests["tls-echo-client"], target, "16", name,
+                          flags=("-S", "tls", "-S", "inherit-network"))
+    stderr = ours.stderr.decode()
+    assert (ours.returncode, ours.stdout, stderr.count("\n")) == (1, b"", 1), stderr
+    assert stderr.startswith(f"error: invalid server name {name!r}: "
+                             "[SSL: SSL3_EXT_INVALID_SERVERNAME]")
+    assert (theirs.returncode, theirs.stderr.decode()) == (1, "error: invalid server name\n")

@@ -111,3 +111,17 @@ def test_echo_client_matches_wasmtime(guests, echo_server):
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
     assert ours.returncode == 0
 
+
+def test_shutdown_then_read_to_end_then_drop(guests, echo_server):
+    """Regression: send, shut down the sending side, read until the peer
+    closes, drop. Dropping the output stream then must not shut the socket
+    down again (ENOTCONN once the peer is gone); that killed the host."""
+    target = f"127.0.0.1:{echo_server.port}"
+    ours = run_host(guests["tcp-echo-client"], "--shutdown", target, "10000",
+                    flags=("--allow-net", target))
+    theirs = run_wasmtime(guests["tcp-echo-client"], "--shutdown", target, "10000",
+                          flags=("-S", "inherit-network"))
+    digest = hashlib.sha256(pattern(10000)).hexdigest()
+    assert (ours.returncode, ours.stdout.decode(), ours.stderr.decode()) == (
+        0, f"echoed 10000 bytes sha256={digest}\n", "")
+    assert (theirs.returncode, theirs.stdout) == (0, ours.stdout)

@@ -1,10 +1,15 @@
-"""tcp-echo-client HOST:PORT [MESSAGE_BYTES]
+"""tcp-echo-client [--shutdown] HOST:PORT [MESSAGE_BYTES]
 
 Connects, sends MESSAGE_BYTES (default 1024) bytes of the pattern
 bytes(i % 251 for i in range(N)) while reading the echo back (does not rely on
 shutdown: it reads back exactly N bytes), verifies it and prints
 
     echoed N bytes sha256=<hex>
+
+With --shutdown it makes a request the way a one-shot client does instead:
+sends all N bytes, shuts down its sending side, reads the echo until the
+peer closes, then drops the streams and the socket (so N must fit in the
+socket buffers).  Same output.
 
 Exit 0 on success.  On a WASI error prints `error: <error-code>` to stderr and
 exits 1 (also for a short or mismatched echo and for bad arguments).
@@ -17,14 +22,24 @@ from wit_world import exports
 
 from wasi_guest import WasiError, cli, io, net
 
-USAGE = "usage: tcp-echo-client HOST:PORT [MESSAGE_BYTES]"
+USAGE = "usage: tcp-echo-client [--shutdown] HOST:PORT [MESSAGE_BYTES]"
 
 
 def pattern(n: int) -> bytes:
     return bytes(i % 251 for i in range(n))
 
 
+def request_then_shutdown(inp, out, sock, data) -> bytes:
+    """Send everything, shut down the sending side, read to end of stream."""
+    io.write_all(out, data)
+    net.shutdown(sock, "send")
+    return io.read_all(inp)
+
+
 def main(argv) -> int:
+    shutdown = argv[:1] == ["--shutdown"]
+    if shutdown:
+        argv = argv[1:]
     if not 1 <= len(argv) <= 2:
         cli.eprint(USAGE)
         return 1
@@ -45,7 +60,10 @@ def main(argv) -> int:
         cli.eprint(f"error: {e.code}")
         return 1
     try:
-        echoed = io.duplex(inp, out, data, n)
+        if shutdown:
+            echoed = request_then_shutdown(inp, out, sock, data)
+        else:
+            echoed = io.duplex(inp, out, data, n)
     except WasiError as e:
         cli.eprint(f"error: {e.code}")
         if e.detail:
@@ -54,6 +72,9 @@ def main(argv) -> int:
     finally:
         net.close_connection(sock, inp, out)
     if echoed != data:
+        if len(echoed) != n:
+            cli.eprint(f"error: data-mismatch (got {len(echoed)} of {n} bytes)")
+            return 1
         bad = next(i for i in range(n) if echoed[i] != data[i])
         cli.eprint(f"error: data-mismatch (first difference at byte {bad})")
         return 1

@@ -1,4 +1,4 @@
-"""tls-echo-client HOST:PORT [BYTES] [SERVER_NAME]
+"""tls-echo-client [--shutdown-first] HOST:PORT [BYTES] [SERVER_NAME]
 
 Opens a TLS connection (server name SERVER_NAME, default HOST), sends BYTES
 (default 1024) bytes of the pattern bytes(i % 251 for i in range(N)) while
@@ -8,6 +8,10 @@ stream).  Prints
 
     echoed N bytes sha256=<hex>
     closed cleanly
+
+With --shutdown-first it shuts down the TCP connection's sending side and
+waits for the peer to close before the handshake, which therefore cannot
+send its first message: a guest mistake the host must report as an error.
 
 Exit 0 on success.  On failure prints `error: <message>` to stderr and exits 1:
 the host's TLS io-error debug string verbatim, or the wasi:sockets error code
@@ -19,9 +23,9 @@ import sys
 
 from wit_world import exports
 
-from wasi_guest import WasiError, cli, net, tls
+from wasi_guest import WasiError, cli, io, net, tls
 
-USAGE = "usage: tls-echo-client HOST:PORT [BYTES] [SERVER_NAME]"
+USAGE = "usage: tls-echo-client [--shutdown-first] HOST:PORT [BYTES] [SERVER_NAME]"
 
 
 def pattern(n: int) -> bytes:
@@ -34,7 +38,24 @@ def describe(exc) -> str:
     return exc.code
 
 
+def connect_after_shutdown(host_port: str, server_name: str):
+    """TCP connect, shut down the sending side, wait for the peer's close,
+    then hand the streams to a TLS handshake."""
+    sock, inp, out = net.connect_tcp(host_port)
+    try:
+        net.shutdown(sock, "send")
+        io.wait_for(inp)
+        connection, tls_in, tls_out = tls.handshake(server_name, inp, out)
+    except BaseException:
+        sock.__exit__(None, None, None)
+        raise
+    return tls.TlsConnection(sock, connection, tls_in, tls_out)
+
+
 def main(argv) -> int:
+    shutdown_first = argv[:1] == ["--shutdown-first"]
+    if shutdown_first:
+        argv = argv[1:]
     if not 1 <= len(argv) <= 3:
         cli.eprint(USAGE)
         return 1
@@ -51,7 +72,10 @@ def main(argv) -> int:
 
     data = pattern(n)
     try:
-        conn = tls.connect_tls(host, port, server_name=server_name)
+        if shutdown_first:
+            conn = connect_after_shutdown(argv[0], server_name)
+        else:
+            conn = tls.connect_tls(host, port, server_name=server_name)
     except WasiError as e:
         cli.eprint(f"error: {describe(e)}")
         return 1

@@ -52,6 +52,8 @@ NS_PER_S = 1_000_000_000
 DEFAULT_BACKLOG = 128
 #: How long a dropped output stream keeps trying to deliver what it buffered.
 LINGER_S = 10.0
+#: What `shutdown` fails with once the peer has closed or reset the connection.
+PEER_GONE = frozenset({errno.ENOTCONN, errno.EPIPE, errno.ECONNRESET})
 
 
 def _stream_failure(error: OSError) -> StreamFailed:
@@ -128,6 +130,7 @@ class TcpOutput(OutputStream):
         self.flushing = False
         self.shut = False
         self.fin_requested = False
+        self.fin_sent = False
         self.lingering = False
         self.failure: StreamFailed | None = None
 
@@ -180,8 +183,13 @@ class TcpOutput(OutputStream):
         if self.closed:
             return
         self.closed = True
-        self.finish_sending(shutdown=False)
-        self.shared.release()
+        try:
+            self.finish_sending(shutdown=False)
+        except OSError as error:
+            if error.errno not in PEER_GONE:  # a gone peer needs no FIN; drops never fail
+                raise
+        finally:
+            self.shared.release()
 
     def finish_sending(self, *, shutdown: bool) -> None:
         """Stop taking writes; deliver what is buffered without blocking the
@@ -194,13 +202,20 @@ class TcpOutput(OutputStream):
         if not self.pending or self.failure is not None:
             self.pending.clear()
             if self.fin_requested:
-                self.sock.shutdown(socket.SHUT_WR)
+                self.send_fin()
             return
         data = bytes(self.pending)
         self.pending.clear()
         self.lingering = True
         self.shared.acquire()  # the sender's own reference keeps the fd open
         background.start(lambda: _deliver(self, data), "tcp-linger")
+
+    def send_fin(self) -> None:
+        """Shut down the sending side, once: a second shutdown after the peer
+        has closed too would fail with ENOTCONN. Raises OSError."""
+        if not self.fin_sent:
+            self.fin_sent = True
+            self.sock.shutdown(socket.SHUT_WR)
 
 
 def _deliver(output: TcpOutput, data: bytes) -> None:
@@ -222,7 +237,7 @@ def _deliver(output: TcpOutput, data: bytes) -> None:
                 continue
         output.lingering = False
         if output.fin_requested:
-            sock.shutdown(socket.SHUT_WR)
+            output.send_fin()
     except OSError:
         pass  # the peer is gone: nothing left to deliver to
     finally:

@@ -17,6 +17,8 @@ TLS 1.2 is the floor. The handshake has a deadline.
 
 from __future__ import annotations
 
+import ssl
+
 from ..io.error import IoError
 from ..runtime.calls import Interface
 from ..runtime.poll import NEVER, Pollable, WaitSpec
@@ -302,7 +304,9 @@ def finish(ctx, handshake: ClientHandshake) -> FutureClientStreams:
     settings = ctx.config.tls
     try:
         core = TLSConnection(settings.client_context(), server_hostname=handshake.server_name)
-    except (ValueError, TypeError) as error:  # UnicodeError is a ValueError
+    # Python refuses some names (ValueError, UnicodeError, TypeError), OpenSSL
+    # others (SSLError: e.g. longer than 255 bytes): all are invalid names.
+    except (ValueError, TypeError, ssl.SSLError) as error:
         handshake.close()
         return FutureClientStreams(
             None, f"invalid server name {handshake.server_name!r}: {error}")

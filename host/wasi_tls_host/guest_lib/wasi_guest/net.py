@@ -271,6 +271,23 @@ def remote_address(sock) -> str:
         raise _net_error(e) from None
 
 
+_SHUTDOWN_TYPES = {
+    "send": tcp.ShutdownType.SEND,
+    "receive": tcp.ShutdownType.RECEIVE,
+    "both": tcp.ShutdownType.BOTH,
+}
+
+
+def shutdown(sock, how="send"):
+    """Shut down a connection's sending side ("send": the peer reads end of
+    stream after what was written), its receiving side ("receive"), or
+    "both".  Raises NetError."""
+    try:
+        sock.shutdown(_SHUTDOWN_TYPES[how])
+    except Err as e:
+        raise _net_error(e) from None
+
+
 def close_connection(sock, inp=None, out=None):
     """Drop a connection's streams, then its socket (child resources first)."""
     for r in (inp, out, sock):
@@ -294,6 +311,7 @@ __all__ = [
     "parse_ip",
     "remote_address",
     "resolve",
+    "shutdown",
     "socket_address",
     "split_host_port",
     "tcp",
