@@ -10,6 +10,7 @@ stream, intact, with the spec's budgets, traps and end-of-stream rules.
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
 import ssl
 import threading
@@ -23,7 +24,7 @@ from wasi_tls_host.config import HostConfig, TlsSettings
 from wasi_tls_host.io import poll, streams
 from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue, Trap
-from wasi_tls_host.runtime.streams import Pipe
+from wasi_tls_host.runtime.streams import Pipe, StreamClosed
 from wasi_tls_host.runtime.values import Case
 from wasi_tls_host.sockets import tcp as tcp_interface
 from wasi_tls_host.sockets.tcp import TcpSocket
@@ -259,3 +260,16 @@ def test_write_zeroes_beyond_the_permit_traps_before_allocating(loop):
     streams.check_write(ctx, pair.output)
     with pytest.raises(Trap, match="exceeds"):
         streams.write_zeroes(ctx, pair.output, 1 << 63)
+
+
+def test_an_embedders_files_closed_under_the_guest_are_closed_streams():
+    """Using a closed file raises ValueError, which was a host error (a trap)."""
+    source, sink = io.BytesIO(b"unread"), io.BytesIO()
+    ctx = WasiCtx(HostConfig(stdin=source, stdout=sink))
+    source.close()
+    sink.close()
+    assert stream_error(lambda: streams.read(ctx, ctx.stdin, 10)) == Case("closed")
+    assert stream_error(lambda: streams.flush(ctx, ctx.stdout)) == Case("closed")
+    with pytest.raises(StreamClosed):
+        ctx.stdout.write(b"late")
+    ctx.close()

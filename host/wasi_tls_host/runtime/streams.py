@@ -154,6 +154,8 @@ class FileInput(InputStream):
                 data = self.file.read(max_bytes)
         except OSError as error:
             raise StreamFailed(f"read failed: {error.strerror or error}") from None
+        except ValueError:  # the embedder closed the file
+            raise StreamClosed() from None
         if not data:
             raise StreamClosed()
         return data
@@ -183,7 +185,7 @@ class FileOutput(OutputStream):
     def write(self, data: bytes) -> None:
         try:
             self.file.write(data)
-        except BrokenPipeError:
+        except (BrokenPipeError, ValueError):  # ValueError: the embedder closed the file
             raise StreamClosed() from None
         except OSError as error:
             self.failed = StreamFailed(f"write failed: {error.strerror or error}")
@@ -192,7 +194,7 @@ class FileOutput(OutputStream):
     def flush(self) -> None:
         try:
             self.file.flush()
-        except BrokenPipeError:
+        except (BrokenPipeError, ValueError):  # ValueError: the embedder closed the file
             raise StreamClosed() from None
         except OSError as error:
             self.failed = StreamFailed(f"flush failed: {error.strerror or error}")

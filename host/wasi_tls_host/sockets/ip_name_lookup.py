@@ -17,7 +17,7 @@ from ..runtime.calls import WASI_VERSION, Interface
 from ..runtime.poll import READ, Pollable, WaitSpec
 from ..runtime.resources import Res
 from ..runtime.values import Child
-from .network import fail, ip_address_value
+from .network import error_code, fail, ip_address_value
 
 interface = Interface(f"wasi:sockets/ip-name-lookup@{WASI_VERSION}")
 for _name, _res in (("resolve-address-stream", Res.RESOLVE_ADDRESS_STREAM),
@@ -110,7 +110,10 @@ def resolve_addresses(ctx, network: Any, name: str) -> ResolveAddressStream:
     target = _lookup_target(name)
     if target is None:
         raise fail("invalid-argument")
-    return ResolveAddressStream(target)
+    try:
+        return ResolveAddressStream(target)
+    except OSError as error:  # no file descriptor left for its wake-up pipe
+        raise fail(error_code(error)) from None
 
 
 @interface.func("[method]resolve-address-stream.resolve-next-address")

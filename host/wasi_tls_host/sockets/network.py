@@ -5,12 +5,16 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..config import IpAddress
 from ..runtime.calls import WASI_VERSION, Interface
 from ..runtime.errors import ErrorValue
 from ..runtime.resources import Res
 from ..runtime.values import Case
+
+T = TypeVar("T")
 
 interface = Interface(f"wasi:sockets/network@{WASI_VERSION}")
 interface.resource("network", Res.NETWORK)
@@ -60,6 +64,14 @@ def error_code(error: OSError) -> str:
 
 def fail(code: str) -> ErrorValue:
     return ErrorValue(code)
+
+
+def socket_call(call: Callable[[], T]) -> T:
+    """Run a socket query or option change; an OS refusal is the guest's error code."""
+    try:
+        return call()
+    except OSError as error:
+        raise fail(error_code(error)) from None
 
 
 # -- addresses ---------------------------------------------------------------

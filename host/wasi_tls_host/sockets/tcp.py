@@ -40,6 +40,7 @@ from .network import (
     hop_limit_option,
     sockaddr_from_value,
     socket_address_value,
+    socket_call,
 )
 
 interface = Interface(f"wasi:sockets/tcp@{WASI_VERSION}")
@@ -387,7 +388,7 @@ def accept(ctx, tcp: TcpSocket):
 def local_address(ctx, tcp: TcpSocket):
     if tcp.state in ("unbound", "closed"):
         raise fail("invalid-state")
-    return socket_address_value(tcp.sock.getsockname())
+    return socket_call(lambda: socket_address_value(tcp.sock.getsockname()))
 
 
 @interface.func("[method]tcp-socket.remote-address")
@@ -417,7 +418,7 @@ def set_listen_backlog_size(ctx, tcp: TcpSocket, value: int) -> None:
         raise fail("invalid-state")
     tcp.backlog = min(value, 0x7FFFFFFF)
     if tcp.state == "listening":
-        tcp.sock.listen(tcp.backlog)
+        socket_call(lambda: tcp.sock.listen(tcp.backlog))
 
 
 def _option(level: int, name: int, *, positive: bool = True, scale: int = 1,
@@ -461,14 +462,14 @@ _define_option("send-buffer-size", *_option(socket.SOL_SOCKET, socket.SO_SNDBUF)
 
 @interface.func("[method]tcp-socket.hop-limit")
 def hop_limit(ctx, tcp: TcpSocket) -> int:
-    return tcp.sock.getsockopt(*hop_limit_option(tcp.family))
+    return socket_call(lambda: tcp.sock.getsockopt(*hop_limit_option(tcp.family)))
 
 
 @interface.func("[method]tcp-socket.set-hop-limit")
 def set_hop_limit(ctx, tcp: TcpSocket, value: int) -> None:
     if value == 0:
         raise fail("invalid-argument")
-    tcp.sock.setsockopt(*hop_limit_option(tcp.family), value)
+    socket_call(lambda: tcp.sock.setsockopt(*hop_limit_option(tcp.family), value))
 
 
 @interface.func("[method]tcp-socket.subscribe")

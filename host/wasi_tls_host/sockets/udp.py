@@ -27,6 +27,7 @@ from .network import (
     hop_limit_option,
     sockaddr_from_value,
     socket_address_value,
+    socket_call,
 )
 
 interface = Interface(f"wasi:sockets/udp@{WASI_VERSION}")
@@ -174,14 +175,14 @@ def _disconnect(sock: socket.socket) -> None:
 def local_address(ctx, udp: UdpSocket):
     if udp.state == "unbound":
         raise fail("invalid-state")
-    return socket_address_value(udp.sock.getsockname())
+    return socket_call(lambda: socket_address_value(udp.sock.getsockname()))
 
 
 @interface.func("[method]udp-socket.remote-address")
 def remote_address(ctx, udp: UdpSocket):
     if udp.remote is None:
         raise fail("invalid-state")
-    return socket_address_value(udp.sock.getpeername())
+    return socket_call(lambda: socket_address_value(udp.sock.getpeername()))
 
 
 @interface.func("[method]udp-socket.address-family")
@@ -191,24 +192,25 @@ def address_family(ctx, udp: UdpSocket) -> str:
 
 @interface.func("[method]udp-socket.unicast-hop-limit")
 def unicast_hop_limit(ctx, udp: UdpSocket) -> int:
-    return udp.sock.getsockopt(*hop_limit_option(udp.family))
+    return socket_call(lambda: udp.sock.getsockopt(*hop_limit_option(udp.family)))
 
 
 @interface.func("[method]udp-socket.set-unicast-hop-limit")
 def set_unicast_hop_limit(ctx, udp: UdpSocket, value: int) -> None:
     if value == 0:
         raise fail("invalid-argument")
-    udp.sock.setsockopt(*hop_limit_option(udp.family), value)
+    socket_call(lambda: udp.sock.setsockopt(*hop_limit_option(udp.family), value))
 
 
 def _buffer_size(name: int):
     def get(ctx, udp: UdpSocket) -> int:
-        return udp.sock.getsockopt(socket.SOL_SOCKET, name)
+        return socket_call(lambda: udp.sock.getsockopt(socket.SOL_SOCKET, name))
 
     def set_(ctx, udp: UdpSocket, value: int) -> None:
         if value == 0:
             raise fail("invalid-argument")
-        udp.sock.setsockopt(socket.SOL_SOCKET, name, min(value, 0x7FFFFFFF))
+        socket_call(lambda: udp.sock.setsockopt(socket.SOL_SOCKET, name,
+                                                  min(value, 0x7FFFFFFF)))
     return get, set_
 
 
