@@ -247,6 +247,15 @@ def wit_command(options: argparse.Namespace) -> int:
 
 
 def build_command(options: argparse.Namespace) -> int:
+    # componentize-py would take half a minute to say the module is missing.
+    search = [options.app_dir, *options.python_path]
+    if not any((directory / f"{options.module}.py").is_file()
+               or (directory / options.module / "__init__.py").is_file()
+               for directory in search):
+        print(f"wasi-tls-host: no module {options.module!r} ({options.module}.py or "
+              f"{options.module}/__init__.py) in {', '.join(map(str, search))}",
+              file=sys.stderr)
+        return USAGE_STATUS
     try:
         result = build_component(options.app_dir, options.world, options.output,
                                  module=options.module, python_path=tuple(options.python_path))

@@ -9,6 +9,7 @@ import pytest
 import wasmtime
 
 from conftest import HOST, run_host
+from wasi_tls_host.guest_tools import WIT_DIR
 
 
 def test_no_arguments_lists_the_commands():
@@ -181,3 +182,33 @@ def test_run_returning_err_exits_1(tmp_path):
     assert run_host(path).returncode == 1
     path.write_bytes(wasmtime.wat2wasm(run_component("i32.const 0")))
     assert run_host(path).returncode == 0
+
+
+@pytest.mark.parametrize("arguments, problem", [
+    (["build", "{tmp}/absent", "-w", "plain", "-o", "{tmp}/x.wasm"],
+     "wasi-tls-host build: error: argument APP_DIR: not a directory: {tmp}/absent"),
+    (["build", "{tmp}", "-w", "nope", "-o", "{tmp}/x.wasm"],
+     "wasi-tls-host build: error: argument -w/--world: invalid choice: 'nope' "
+     "(choose from 'plain', 'tls-client')"),
+    (["build", "{tmp}", "-w", "plain", "-o", "{tmp}/x.wasm"],
+     "wasi-tls-host: no module 'app' (app.py or app/__init__.py) in {tmp}"),
+    (["wit", "{tmp}/file"], "wasi-tls-host wit: error: argument DIR: "
+                            "exists and is not a directory: {tmp}/file"),
+])
+def test_build_and_wit_mistakes_are_one_line(tmp_path, arguments, problem):
+    (tmp_path / "file").write_text("")
+    result = subprocess.run([HOST, *(a.format(tmp=tmp_path) for a in arguments)],
+                            capture_output=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines()[-1] == problem.format(tmp=tmp_path)
+    assert not (tmp_path / "x.wasm").exists()
+
+
+def test_wit_writes_the_tree_the_host_implements(tmp_path):
+    result = subprocess.run([HOST, "wit", str(tmp_path / "wit")], capture_output=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    written = {str(path.relative_to(tmp_path / "wit"))
+               for path in (tmp_path / "wit").rglob("*.wit")}
+    assert written == {str(path.relative_to(WIT_DIR)) for path in WIT_DIR.rglob("*.wit")}
+    assert (tmp_path / "wit" / "tls.wit").read_text() == (WIT_DIR / "tls.wit").read_text()
