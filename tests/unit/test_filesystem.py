@@ -17,13 +17,14 @@ import pytest
 from wasi_tls_host.config import HostConfig, Preopen
 from wasi_tls_host.filesystem import preopens
 from wasi_tls_host.filesystem import types as fs
+from wasi_tls_host.guest_tools import WIT_DIR
 from wasi_tls_host.io import streams as io_streams
 from wasi_tls_host.runtime.errors import ErrorValue, Trap
 from wasi_tls_host.runtime.resources import Res
 from wasi_tls_host.runtime.streams import StreamClosed, StreamFailed
 from wasi_tls_host.runtime.values import Case
 
-WIT = Path(__file__).resolve().parents[2] / "wit" / "deps" / "filesystem" / "types.wit"
+WIT = WIT_DIR / "deps" / "filesystem" / "types.wit"
 
 NOFOLLOW: set[str] = set()
 FOLLOW = {"symlink-follow"}
