@@ -22,6 +22,26 @@ import trustme
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
+def server_context(certfile: str, keyfile: str | None = None, *,
+                   min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+                   max_version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    """A Python ssl server context for test peers, pinned to versions.
+
+    Below TLS 1.2 the OpenSSL security level is lowered to 0, because at the
+    default level OpenSSL refuses TLS 1.0/1.1 at all ("no ciphers
+    available"); that is only for peers that play legacy servers.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    context.load_cert_chain(certfile, keyfile)
+    if min_version < ssl.TLSVersion.TLSv1_2:
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    context.minimum_version = min_version
+    if max_version is not None:
+        context.maximum_version = max_version
+    return context
+
+
 def wait_for_port(port: int, process: subprocess.Popen | None = None,
                   timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout

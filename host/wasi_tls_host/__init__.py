@@ -4,11 +4,12 @@ Embedders use `Host` to run command components, or `add_to_linker` to put
 the host's interfaces into their own wasmtime-py component linker.
 """
 
-from .config import HostConfig, NetRule, Preopen, TlsSettings
+from .config import HostConfig, NetRule, Preopen
 from .host import GuestTrap, Host, HostError, add_to_linker, all_interfaces
 from .runtime.context import WasiCtx
+from .tls.policy import TlsPolicy
 
 __all__ = [
-    "GuestTrap", "Host", "HostConfig", "HostError", "NetRule", "Preopen", "TlsSettings",
+    "GuestTrap", "Host", "HostConfig", "HostError", "NetRule", "Preopen", "TlsPolicy",
     "WasiCtx", "add_to_linker", "all_interfaces",
 ]

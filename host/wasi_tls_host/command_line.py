@@ -14,10 +14,11 @@ import traceback
 from importlib import metadata
 from pathlib import Path
 
-from .config import HostConfig, NetRule, Preopen, TlsSettings
+from .config import HostConfig, NetRule, Preopen
 from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
 from .host import GuestTrap, Host, HostError
 from .runtime.context import DEBUG_VARIABLE, debug_from_environment
+from .tls.policy import TlsPolicy
 
 #: Exit status when the guest traps, as `wasmtime run` reports it (128 + SIGABRT).
 TRAP_STATUS = 134
@@ -208,16 +209,16 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
         preopens=list(options.dir),
         allow_net=list(options.allow_net),
         inherit_network=options.inherit_network,
-        tls=TlsSettings(ca_files=list(options.ca_file), system_trust=options.system_trust,
-                        keylog_file=options.tls_keylog,
-                        handshake_timeout=options.tls_handshake_timeout),
+        tls=TlsPolicy(ca_files=list(options.ca_file), system_trust=options.system_trust,
+                      handshake_timeout=options.tls_handshake_timeout,
+                      **({"keylog_file": options.tls_keylog} if options.tls_keylog else {})),
     )
 
 
 def run_command(options: argparse.Namespace) -> int:
     config = config_from_args(options)
     try:
-        config.tls.client_context()
+        config.tls.check()
     except ValueError as error:
         print(f"wasi-tls-host: {error}", file=sys.stderr)
         return USAGE_STATUS

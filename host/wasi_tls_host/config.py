@@ -6,13 +6,12 @@ import ipaddress
 import os
 import secrets
 import socket
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from .tls.policy import TrustPolicy, client_context
+from .tls.policy import TlsPolicy
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -77,30 +76,6 @@ def _port(text: str, spec: str) -> int:
 
 
 @dataclass
-class TlsSettings:
-    """The host's TLS client policy; guests cannot change any of it.
-
-    Trust anchors are certifi's bundle unless CA files or the system store
-    are named. The key log (for Wireshark) defaults to $SSLKEYLOGFILE.
-    """
-
-    ca_files: list[str] = field(default_factory=list)
-    system_trust: bool = False
-    keylog_file: str | None = None
-    handshake_timeout: float = 30.0
-    _context: ssl.SSLContext | None = field(default=None, init=False, repr=False)
-
-    def client_context(self) -> ssl.SSLContext:
-        """Built once; raises ValueError naming a bad CA or key-log file."""
-        if self._context is None:
-            keylog = self.keylog_file or os.environ.get("SSLKEYLOGFILE") or None
-            self._context = client_context(TrustPolicy(
-                ca_files=tuple(self.ca_files), system_trust=self.system_trust,
-                keylog_file=keylog))
-        return self._context
-
-
-@dataclass
 class HostConfig:
     """Everything the host grants one guest run.
 
@@ -116,7 +91,7 @@ class HostConfig:
     allow_net: list[NetRule] = field(default_factory=list)
     inherit_network: bool = False
     initial_cwd: str | None = None
-    tls: TlsSettings = field(default_factory=TlsSettings)
+    tls: TlsPolicy = field(default_factory=TlsPolicy)
     stdin: BinaryIO | None = None
     stdout: BinaryIO | None = None
     stderr: BinaryIO | None = None

@@ -12,6 +12,7 @@ like the bundled ones.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ WIT_DIR = PACKAGE_DIR / "wit"
 #: The directory that holds the `wasi_guest` package (put on the guest's Python path).
 GUEST_LIB_DIR = PACKAGE_DIR / "guest_lib"
 #: The worlds in wit/tls.wit a guest can target.
-WORLDS = ("plain", "tls-client")
+WORLDS = tuple(re.findall(r"^world ([a-z0-9-]+) \{", (WIT_DIR / "tls.wit").read_text(), re.M))
 #: tls.wit declares the tls-client world, which imports the
 #: @unstable(feature = tls) interface; componentize-py rejects the whole WIT
 #: directory without the feature, even when building `plain`.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import wasmtime
 from wasmtime import component as wc
 
+from . import interfaces as registry
 from .config import HostConfig
 from .runtime.calls import Interface, link
 from .runtime.context import WasiCtx
@@ -24,33 +25,8 @@ class HostError(Exception):
 
 
 def all_interfaces() -> list[Interface]:
-    """Every interface this host provides, each defined once."""
-    from .cli import environment, exit, stdio, terminal
-    from .clocks import monotonic_clock, wall_clock
-    from .filesystem import preopens
-    from .filesystem import types as filesystem_types
-    from .io import error, poll, streams
-    from .random import insecure, insecure_seed, random
-    from .sockets import (
-        instance_network,
-        ip_name_lookup,
-        network,
-        tcp,
-        tcp_create_socket,
-        udp,
-        udp_create_socket,
-    )
-    from .wasi_tls import types as tls_types
-    return [
-        error.interface, poll.interface, streams.interface,
-        monotonic_clock.interface, wall_clock.interface,
-        random.interface, insecure.interface, insecure_seed.interface,
-        environment.interface, exit.interface, *stdio.interfaces, *terminal.interfaces,
-        filesystem_types.interface, preopens.interface,
-        network.interface, instance_network.interface, tcp.interface,
-        tcp_create_socket.interface, udp.interface, udp_create_socket.interface,
-        ip_name_lookup.interface, tls_types.interface,
-    ]
+    """Every interface this host provides, each defined once (see `interfaces`)."""
+    return registry.load()
 
 
 def add_to_linker(linker: wc.Linker, ctx: WasiCtx,
@@ -187,9 +163,8 @@ class Host:
                 if missing:
                     raise HostError(
                         f"{path} imports {', '.join(missing)}, which this host does not "
-                        "provide. It provides WASI 0.2 (io, clocks, random, cli, filesystem, "
-                        "sockets) and wasi:tls/types@0.2.0-draft; rebuild the guest against "
-                        "those interfaces.") from None
+                        f"provide. It provides {registry.summary()}; rebuild the guest "
+                        "against those interfaces.") from None
                 raise HostError(f"cannot instantiate {path}: {error}") from None
             run = _run_export(store, instance, component, self.engine, path)
             try:
@@ -197,6 +172,11 @@ class Host:
                     outcome = run(store)
                     run.post_return(store)
             except wasmtime.WasmtimeError as trap:
+                # wasmtime-py keeps the error in a frame of its own, which its
+                # traceback holds (a cycle); dropping the traceback lets this
+                # frame, the context and its wasmtime handles go now rather
+                # than at a collection during interpreter shutdown.
+                trap.__traceback__ = None
                 if INTERRUPTS.requested:
                     raise KeyboardInterrupt from None
                 if ctx.interrupted is not None:

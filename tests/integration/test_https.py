@@ -20,8 +20,7 @@ import pytest
 import trustme
 
 from conftest import run_host, run_wasmtime
-from peers import Nginx, OpenSSLServer, PythonHttps
-from wasi_tls_host.tls.policy import server_context
+from peers import Nginx, OpenSSLServer, PythonHttps, server_context
 
 TLS_VERSIONS = ["1.2", "1.3"]
 BODY_SIZES = [0, 1, 16383, 16384, 16385, 8 << 20]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pytest
 import trustme
 
-from wasi_tls_host.config import HostConfig, TlsSettings
+from wasi_tls_host.config import HostConfig
 from wasi_tls_host.io import poll, streams
 from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue, Trap
@@ -28,6 +28,7 @@ from wasi_tls_host.runtime.streams import Pipe, StreamClosed
 from wasi_tls_host.runtime.values import Case
 from wasi_tls_host.sockets import tcp as tcp_interface
 from wasi_tls_host.sockets.tcp import TcpSocket
+from wasi_tls_host.tls import TlsPolicy
 from wasi_tls_host.wasi_tls import types as tls_types
 
 
@@ -122,7 +123,7 @@ def loop(request, ca, tmp_path):
     make, version = request.param
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    ctx = WasiCtx(HostConfig(tls=TlsSettings(ca_files=[str(ca_file)], handshake_timeout=10)))
+    ctx = WasiCtx(HostConfig(tls=TlsPolicy(ca_files=[str(ca_file)], handshake_timeout=10)))
     yield ctx, make(ctx, ca, version)
     ctx.close()
 

@@ -10,13 +10,14 @@ import time
 import pytest
 import trustme
 
-from wasi_tls_host.config import HostConfig, TlsSettings
+from wasi_tls_host.config import HostConfig
 from wasi_tls_host.io import streams
 from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue
 from wasi_tls_host.runtime.streams import Pipe
 from wasi_tls_host.runtime.values import Err, Ok
 from wasi_tls_host.sockets.tcp import TcpSocket
+from wasi_tls_host.tls import TlsPolicy
 from wasi_tls_host.wasi_tls import types as tls_types
 
 
@@ -29,7 +30,7 @@ def ca():
 def ctx(ca, tmp_path):
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    context = WasiCtx(HostConfig(tls=TlsSettings(ca_files=[str(ca_file)], handshake_timeout=10)))
+    context = WasiCtx(HostConfig(tls=TlsPolicy(ca_files=[str(ca_file)], handshake_timeout=10)))
     yield context
     context.close()
 

@@ -13,7 +13,8 @@ from wasmtime import component as wc
 
 from ..config import HostConfig
 from . import background
-from .poll import Waitable, wait_any
+from .errors import Interrupted
+from .poll import Waitable, finish_lingering, wait_any
 from .resources import Res
 from .streams import FileInput, FileOutput, InputStream, OutputStream
 from .table import ResourceTable, TableError
@@ -57,6 +58,9 @@ class WasiCtx:
         self.stderr: OutputStream = FileOutput(config.stderr or _process_stream(sys.stderr, "wb"))
         # Filled in by interfaces that keep per-store state (e.g. preopens).
         self.state: dict[str, Any] = {}
+        #: Work a dropped resource left behind (a TLS goodbye still being
+        #: sent); every wait moves it on, and `close` gives it time to end.
+        self.lingering: list[Waitable] = []
 
     # -- resource types ----------------------------------------------------
     def resource_type(self, type_id: int) -> wc.ResourceType:
@@ -101,11 +105,14 @@ class WasiCtx:
         return message
 
     # -- waiting -----------------------------------------------------------
+    def linger(self, work: Waitable) -> None:
+        self.lingering.append(work)
+
     def wait_any(self, waitables: list[Waitable]) -> list[int]:
-        return wait_any(self.now_ns, waitables)
+        return wait_any(self.now_ns, waitables, self.lingering)
 
     def wait_for(self, waitable: Waitable) -> None:
-        wait_any(self.now_ns, (waitable,))
+        wait_any(self.now_ns, (waitable,), self.lingering)
 
     def close(self) -> None:
         """Release everything the guest left open (sockets, files, TLS)."""
@@ -116,6 +123,13 @@ class WasiCtx:
                     close()
                 except Exception:  # closing is best effort once the guest is gone
                     pass
+        try:
+            finish_lingering(self.now_ns, self.lingering, int(LINGER_S * 1e9))
+        except Interrupted:
+            pass
+        for work in self.lingering:
+            work.close()  # out of time: release what it still holds
+        self.lingering.clear()
         for stream in (self.stdout, self.stderr):
             stream.close()
         background.wait_all(LINGER_S)

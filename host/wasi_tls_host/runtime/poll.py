@@ -91,17 +91,25 @@ class InterruptSwitch:
 INTERRUPTS = InterruptSwitch()
 
 
-def wait_any(now_ns: Callable[[], int], waitables: Sequence[Waitable]) -> list[int]:
-    """Block until at least one waitable is ready; return the ready indexes."""
+def wait_any(now_ns: Callable[[], int], waitables: Sequence[Waitable],
+             lingering: list[Waitable] | None = None) -> list[int]:
+    """Block until at least one waitable is ready; return the ready indexes.
+
+    `lingering` is work left behind by dropped resources (a TLS goodbye still
+    being sent): it makes progress on every turn and its waits are watched
+    too, but it never counts as ready; finished work is removed from the list.
+    """
     while True:
         if INTERRUPTS.requested:
             raise Interrupted()
+        if lingering:
+            lingering[:] = [work for work in lingering if not work.ready()]
         ready = [index for index, waitable in enumerate(waitables) if waitable.ready()]
         if ready:
             return ready
         masks: dict[int, int] = {}
         deadline: int | None = None
-        for waitable in waitables:
+        for waitable in (*waitables, *(lingering or ())):
             spec = waitable.wait_on()
             for fd, events in spec.fds:
                 masks[fd] = masks.get(fd, 0) | events
@@ -121,5 +129,23 @@ def wait_any(now_ns: Callable[[], int], waitables: Sequence[Waitable]) -> list[i
         poller.poll(timeout_ms)
 
 
-def wait_for(now_ns: Callable[[], int], waitable: Waitable) -> None:
-    wait_any(now_ns, (waitable,))
+def finish_lingering(now_ns: Callable[[], int], lingering: list[Waitable],
+                     timeout_ns: int) -> None:
+    """Give lingering work up to `timeout_ns` to finish (when the store ends)."""
+    until = Deadline(now_ns, now_ns() + timeout_ns)
+    done_or_late = _Either(until, lingering)
+    wait_any(now_ns, (done_or_late,), lingering)
+
+
+class _Either:
+    """Ready at a deadline or once the lingering work is all done."""
+
+    def __init__(self, deadline: Deadline, lingering: list[Waitable]):
+        self.deadline = deadline
+        self.lingering = lingering
+
+    def ready(self) -> bool:
+        return not self.lingering or self.deadline.ready()
+
+    def wait_on(self) -> WaitSpec:
+        return self.deadline.wait_on()

@@ -1,48 +1,58 @@
-"""Sans-IO TLS connection on top of the standard library's ``ssl`` module.
+"""Sans-IO TLS connection, client or server, on top of ``ssl.SSLObject``.
 
 Theory of operation
 -------------------
-The host has to speak TLS on behalf of a WebAssembly guest whose transport is
-a pair of WASI streams that the host itself implements.  Python's
-``ssl.SSLSocket`` wants to own a real socket and block on it, which does not
-fit: the bytes travel through host code, the guest polls, and nothing may
-block.  So this module does no I/O at all.  It wraps an ``ssl.SSLObject``
-whose two ends are ``ssl.MemoryBIO`` buffers:
+The host speaks TLS for a WebAssembly guest over a pair of WASI streams the
+host implements itself. ``ssl.SSLSocket`` wants to own a real socket and
+block on it, which does not fit, so this module does no I/O at all. It wraps
+an ``ssl.SSLObject`` whose two ends are ``ssl.MemoryBIO`` buffers:
 
-    transport bytes --receive_ciphertext()--> [incoming BIO] --> OpenSSL
+    transport bytes --receive_ciphertext()--> [inbox] --> [incoming BIO] --> OpenSSL
     OpenSSL --> [outgoing BIO] --ciphertext_to_send()--> transport bytes
 
-The caller (the WASI glue) moves bytes between the BIOs and the network and
-decides *when* to do so; this class only decides *what* the bytes mean.  That
-keeps the TLS state machine testable in memory, with two instances wired
-back to back, and keeps time (timeouts) out of it entirely.
+The caller (the WASI glue) moves bytes between these buffers and the network
+and decides *when*; this class decides *what* the bytes mean. The role
+(client or server) matters only where the protocol differs: who speaks
+first, which stop points exist, who reads the ClientHello.
 
-Habits borrowed from sans-IO libraries (h11) and from trio's ssl wrapper:
+Suspension
+~~~~~~~~~~
+The full wasi:tls draft lets a guest stop the handshake at points of
+interest (`Point`) and resume it later, with no bytes moving while it waits.
+The core runs the handshake only up to ``resume(until=...)``. Until the
+handshake is done it holds the peer's ciphertext in an inbox and gives
+OpenSSL one record at a time, so after each record it can tell, from the
+handshake messages OpenSSL reports (``tls.openssl``), whether a point has
+been passed. When one has, it stops feeding and holds whatever OpenSSL
+queued to send: ``ciphertext_to_send()`` returns nothing and
+``wants_ciphertext()`` is False until the caller resumes. A server's
+handshake begins before any ``SSLObject`` exists: the ClientHello is parsed
+from the inbox (``tls.client_hello``) so that the context, with its
+certificates and ALPN ids, can be chosen from it; OpenSSL then gets the same
+bytes. A TLS 1.2 CertificateRequest is plaintext, so a client that waits for
+one looks into each record before feeding it and stops *before* the record
+that carries it; that is what lets the guest still choose a certificate.
 
-* "Need more data" is a return value (``False`` from :meth:`handshake`,
-  ``None`` from :meth:`read`), never an exception.  Exceptions mean failure.
-* The handshake is an explicit step; reads and writes issued before it
-  completes drive or wait for it instead of letting OpenSSL do it implicitly.
-* Failures are sticky: the first fatal error puts the connection in the
-  ``broken`` state and every later operation raises that same
-  :class:`TLSError`.  OpenSSL's own behaviour after a fatal error is
-  unhelpful (a retried handshake reports "Some I/O error occurred"), so it is
-  never asked twice.  Whatever alert OpenSSL queued while failing stays in the
-  outgoing BIO so the caller can still flush it to the peer.
-* ``SSLObject.write`` is never called with empty data, and a write that
-  OpenSSL refuses with ``SSL_ERROR_WANT_READ`` (possible during a
-  renegotiation) is kept and retried with the same bytes later.
-* close_notify is queued at most once; :meth:`close` is idempotent.  Before
-  calling ``SSLObject.unwrap`` the incoming BIO is drained into a plaintext
-  buffer, because ``unwrap`` runs ``SSL_shutdown`` twice and the second call
-  fails with APPLICATION_DATA_AFTER_CLOSE_NOTIFY if application data is
-  waiting.  Reading still works after our close_notify (TLS half-close).
-* ``SSLObject.read`` returns ``b""`` once the peer's close_notify has been
-  processed (and raises ``SSLZeroReturnError`` if we already sent ours); both
-  are treated as end of stream, so no loop spins on an empty read.
-* A transport EOF without close_notify is a possible truncation attack; it is
-  reported once as a :class:`TLSError` and reads return ``b""`` afterwards,
-  unless ``suppress_ragged_eofs`` asks for it to count as a clean EOF.
+State
+~~~~~
+`TLSState` and `TRANSITIONS` below are the whole life cycle, as data;
+`_transition` is the one place the state changes. Failures are sticky: the
+first fatal error moves the connection to BROKEN and every later operation
+raises that same `TLSError` (OpenSSL's own answers after a fatal error are
+unhelpful, so it is never asked twice); an alert OpenSSL queued while
+failing is still handed out for the transport. A server's outstanding
+post-handshake certificate request (TLS 1.3) runs beside the life cycle in
+``post_handshake_request``.
+
+Habits borrowed from h11 and trio's ssl wrapper: "need more data" is a value
+(``False`` from `handshake`, ``None`` from `read`), never an exception; reads
+and writes before the handshake completes drive or wait for it;
+``SSLObject.write`` is never given empty data, and plaintext OpenSSL could
+not take yet is retried by the one pump `_push_plaintext`; close_notify is
+queued at most once, after draining the incoming BIO (``unwrap`` runs
+``SSL_shutdown`` twice and fails if application data is waiting); an empty
+``SSLObject.read`` is end of stream; a transport EOF without close_notify is
+reported once as truncation.
 
 Nothing in this module imports wasmtime.
 """
@@ -50,224 +60,163 @@ Nothing in this module imports wasmtime.
 from __future__ import annotations
 
 import enum
-import re
+import functools
 import ssl
 import sys
+from collections.abc import Callable
 
-__all__ = ["TLSConnection", "TLSError", "TLSState"]
+from . import openssl
+from .client_hello import ClientHello, ClientHelloError, parse_client_hello
+from .errors import (
+    MSG_CLOSED_FOR_WRITING,
+    MSG_EOF_IN_HANDSHAKE,
+    ErrorKind,
+    TLSError,
+    translate,
+    without_source_line,
+)
+from .records import (
+    AlertDescription,
+    ContentType,
+    HandshakeScanner,
+    HandshakeType,
+    alert_record,
+    take_record,
+)
+
+__all__ = ["TLSConnection", "TLSError", "TLSState", "Point", "ErrorKind", "TRANSITIONS"]
+
+TLS_1_3 = 0x0304
 
 
 class TLSState(enum.StrEnum):
-    """Life cycle of a :class:`TLSConnection`.
+    """Life cycle of a `TLSConnection`; members compare equal to their values."""
 
-    The members compare equal to their string values (``state == "open"``).
-    """
-
-    HANDSHAKING = "handshaking"  #: handshake not complete yet
-    OPEN = "open"  #: handshake complete, this side may still write
-    CLOSED = "closed"  #: :meth:`TLSConnection.close` was called on this side
+    SUSPENDED = "suspended"  #: the handshake waits for `resume` (see `suspended_at`)
+    AWAITING_CLIENT_HELLO = "awaiting-client-hello"  #: server, reading the ClientHello
+    HANDSHAKING = "handshaking"
+    OPEN = "open"
+    WRITE_CLOSED = "write-closed"  #: our close_notify is queued; reading goes on
+    READ_CLOSED = "read-closed"  #: the peer's stream ended; writing goes on
+    CLOSED = "closed"  #: both directions are over (or closed before the handshake ended)
     BROKEN = "broken"  #: a fatal error happened; every operation re-raises it
 
 
-class TLSError(Exception):
-    """A TLS failure with a specific, human-readable message.
-
-    Attributes:
-        message: the text (also ``str(error)``).
-        kind: a coarse category, one of ``"certificate"`` (verification of
-            the peer's certificate failed), ``"alert"`` (the peer sent a fatal
-            alert), ``"not-tls"`` (the peer's bytes are not TLS records),
-            ``"version"`` (no common protocol version), ``"eof"`` (the
-            transport ended during the handshake, or writing after it ended),
-            ``"truncated"`` (transport EOF without close_notify),
-            ``"closed"`` (use after :meth:`TLSConnection.close`) and
-            ``"protocol"`` (anything else OpenSSL reported).
-        reason: OpenSSL's reason code name (e.g. ``"WRONG_VERSION_NUMBER"``)
-            when the error came from the library, else ``None``.
-        alert: the alert description (``"handshake failure"``) for
-            ``kind == "alert"``, else ``None``.
-        verify_code: the X.509 verification result code for
-            ``kind == "certificate"``, else ``None``.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: str = "protocol",
-        reason: str | None = None,
-        alert: str | None = None,
-        verify_code: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
-        self.reason = reason
-        self.alert = alert
-        self.verify_code = verify_code
-
-    def __str__(self) -> str:
-        return self.message
+class Event(enum.StrEnum):
+    RESUME = "resume"  #: the caller lets the handshake run further
+    AWAIT_HELLO = "await-hello"  #: a server resumed before the ClientHello arrived
+    STOP = "stop"  #: the handshake reached the point it may run to
+    FINISH = "finish"  #: the handshake completed
+    CLOSE = "close"  #: this side ends its sending (close_notify once established)
+    PEER_CLOSE = "peer-close"  #: the peer's stream ended
+    FAIL = "fail"  #: allowed from every state but BROKEN
 
 
-# Reason names OpenSSL uses for "the peer sent this alert".  Most follow the
-# <version>_ALERT_<name> pattern; a few alert reasons (codes 1110-1114) do not.
-_ALERT_REASON = re.compile(r"^(?:SSLV3|TLSV1|TLSV1_1|TLSV1_2|TLSV13)_ALERT_(?P<name>[A-Z0-9_]+)$")
-_IRREGULAR_ALERT_REASONS = {
-    "TLSV1_UNSUPPORTED_EXTENSION": "unsupported extension",
-    "TLSV1_CERTIFICATE_UNOBTAINABLE": "certificate unobtainable",
-    "TLSV1_UNRECOGNIZED_NAME": "unrecognized name",
-    "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE": "bad certificate status response",
-    "TLSV1_BAD_CERTIFICATE_HASH_VALUE": "bad certificate hash value",
+TRANSITIONS: dict[TLSState, dict[Event, TLSState]] = {
+    TLSState.SUSPENDED: {Event.RESUME: TLSState.HANDSHAKING,
+                         Event.AWAIT_HELLO: TLSState.AWAITING_CLIENT_HELLO,
+                         Event.CLOSE: TLSState.CLOSED},
+    TLSState.AWAITING_CLIENT_HELLO: {Event.STOP: TLSState.SUSPENDED,
+                                     Event.RESUME: TLSState.HANDSHAKING,
+                                     Event.CLOSE: TLSState.CLOSED},
+    TLSState.HANDSHAKING: {Event.STOP: TLSState.SUSPENDED, Event.FINISH: TLSState.OPEN,
+                           Event.CLOSE: TLSState.CLOSED},
+    TLSState.OPEN: {Event.CLOSE: TLSState.WRITE_CLOSED, Event.PEER_CLOSE: TLSState.READ_CLOSED},
+    TLSState.WRITE_CLOSED: {Event.PEER_CLOSE: TLSState.CLOSED},
+    TLSState.READ_CLOSED: {Event.CLOSE: TLSState.CLOSED},
+    TLSState.CLOSED: {},
+    TLSState.BROKEN: {},
 }
-# Reasons that mean the bytes from the peer were not TLS records at all
-# (a plaintext server, an HTTP request, random garbage).
-_NOT_TLS_REASONS = frozenset(
-    {
-        "WRONG_VERSION_NUMBER",
-        "UNKNOWN_PROTOCOL",
-        "HTTP_REQUEST",
-        "HTTPS_PROXY_REQUEST",
-        "PACKET_LENGTH_TOO_LONG",
-    }
-)
-# Reasons that mean both sides are TLS but share no protocol version.
-_VERSION_REASONS = frozenset(
-    {
-        "UNSUPPORTED_PROTOCOL",
-        "NO_PROTOCOLS_AVAILABLE",
-        "VERSION_TOO_LOW",
-        "VERSION_TOO_HIGH",
-        "WRONG_SSL_VERSION",
-        "TLSV1_ALERT_PROTOCOL_VERSION",
-    }
-)
-_SSL_C_SUFFIX = re.compile(r"\s*\(_ssl\.c:\d+\)$")
 
-MSG_TRUNCATED = "peer closed without close_notify (truncated)"
-MSG_EOF_IN_HANDSHAKE = "peer closed the connection during the handshake"
-MSG_CLOSED_FOR_WRITING = "connection closed for writing"
+_HANDSHAKE_STATES = frozenset({TLSState.SUSPENDED, TLSState.AWAITING_CLIENT_HELLO,
+                               TLSState.HANDSHAKING})
+#: States in which the peer's bytes are still consumed.
+_RECEIVING = frozenset({TLSState.AWAITING_CLIENT_HELLO, TLSState.HANDSHAKING, TLSState.OPEN,
+                        TLSState.WRITE_CLOSED})
+_SENDING_CLOSED = frozenset({TLSState.WRITE_CLOSED, TLSState.CLOSED})
 
 
-def _humanize(reason: str) -> str:
-    return reason.lower().replace("_", " ")
+class Point(enum.IntEnum):
+    """Where a handshake can stop, in the order a handshake passes them."""
+
+    START = 0  #: nothing sent or read
+    CLIENT_HELLO = 1  #: server: the ClientHello has been read
+    SERVER_CERTIFICATE = 2  #: client: the server's chain has been received and verified
+    CLIENT_IDENTITY_REQUEST = 3  #: client: the server asked for a certificate, or can no longer
+    CLIENT_CERTIFICATE = 4  #: server: the client's certificate, or its absence, is verified
+    DONE = 5
 
 
-def _translate(
-    exc: ssl.SSLError, *, during_handshake: bool, server_side: bool, server_hostname: str | None
-) -> TLSError:
-    """Turn an ``ssl`` exception into a :class:`TLSError` with a specific message."""
-    reason = getattr(exc, "reason", None)
-
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        detail = exc.verify_message or _humanize(reason or "certificate verify failed")
-        if server_side:
-            whose = "client certificate"
-        else:
-            whose = f"server name: {server_hostname}"
-        return TLSError(
-            f"certificate verify failed: {detail} ({whose})",
-            kind="certificate",
-            reason=reason,
-            verify_code=exc.verify_code,
-        )
-
-    if isinstance(exc, ssl.SSLZeroReturnError) and during_handshake:
-        return TLSError(f"{MSG_EOF_IN_HANDSHAKE} (close_notify)", kind="eof", reason=reason)
-    if isinstance(exc, ssl.SSLEOFError):
-        if during_handshake:
-            return TLSError(MSG_EOF_IN_HANDSHAKE, kind="eof", reason=reason)
-        return TLSError(MSG_TRUNCATED, kind="truncated", reason=reason)
-
-    if reason:
-        match = _ALERT_REASON.match(reason)
-        alert = _humanize(match.group("name")) if match else _IRREGULAR_ALERT_REASONS.get(reason)
-        if alert is not None:
-            return TLSError(
-                f"peer sent alert: {alert} [{reason}]",
-                kind="version" if reason in _VERSION_REASONS else "alert",
-                reason=reason,
-                alert=alert,
-            )
-        if reason in _NOT_TLS_REASONS:
-            return TLSError(
-                f"peer sent data that is not TLS: {_humanize(reason)} [{reason}]",
-                kind="not-tls",
-                reason=reason,
-            )
-        if reason in _VERSION_REASONS:
-            return TLSError(
-                f"no TLS protocol version in common with the peer: {_humanize(reason)} [{reason}]",
-                kind="version",
-                reason=reason,
-            )
-        where = "TLS handshake failed" if during_handshake else "TLS error"
-        return TLSError(f"{where}: {_humanize(reason)} [{reason}]", kind="protocol", reason=reason)
-
-    raw = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
-    text = _SSL_C_SUFFIX.sub("", raw) or type(exc).__name__
-    where = "TLS handshake failed" if during_handshake else "TLS error"
-    return TLSError(f"{where}: {text}", kind="protocol")
+#: Builds the context once a server knows the ClientHello (None if unreadable).
+ContextFactory = Callable[[ClientHello | None], ssl.SSLContext]
 
 
 class TLSConnection:
     """One TLS session, client or server, driven entirely by the caller.
 
-    Transport side: feed bytes from the network with :meth:`receive_ciphertext`
-    / :meth:`receive_eof`, and send whatever :meth:`ciphertext_to_send`
-    returns after *every* call (it may be ``b""``).
+    Transport side: feed bytes from the network with `receive_ciphertext` /
+    `receive_eof`, and send whatever `ciphertext_to_send` returns after
+    *every* call (it may be ``b""``).
 
-    Application side: :meth:`handshake` until it returns ``True``, then
-    :meth:`read` / :meth:`write`, and :meth:`close` to send close_notify.
+    Application side: `handshake` until it returns ``True`` (with `resume` to
+    let a suspended handshake go on), then `read` / `write`, and `close` to
+    send close_notify.
 
-    Error behaviour: a fatal error raises :class:`TLSError` and moves the
-    connection to ``"broken"``; from then on :meth:`handshake`, :meth:`read`,
-    :meth:`write` and :meth:`receive_ciphertext` raise that same error object,
-    :meth:`ciphertext_to_send` still drains any queued alert,
-    :meth:`receive_eof` and :meth:`close` do nothing, and
-    :meth:`wants_ciphertext` returns ``False``.
+    ``context`` is an ``ssl.SSLContext``, or for a server a `ContextFactory`.
+    ``run_until`` is how far the handshake may go before the first `resume`:
+    `Point.DONE` runs it straight through, `Point.START` keeps it suspended
+    until asked.
     """
 
     #: Plaintext requested from OpenSSL per call: one full record.
     _CHUNK = 16384
 
-    def __init__(
-        self,
-        context: ssl.SSLContext,
-        *,
-        server_side: bool = False,
-        server_hostname: str | None = None,
-        suppress_ragged_eofs: bool = False,
-    ) -> None:
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        # ValueError from here (e.g. check_hostname without server_hostname)
-        # is a configuration bug of the caller and is left as is.
-        self._obj = context.wrap_bio(
-            self._incoming,
-            self._outgoing,
-            server_side=server_side,
-            server_hostname=server_hostname,
-        )
+    def __init__(self, context: ssl.SSLContext | ContextFactory, *, server_side: bool = False,
+                 server_hostname: str | None = None, suppress_ragged_eofs: bool = False,
+                 run_until: Point = Point.DONE) -> None:
+        if not server_side:
+            check_server_name(server_hostname)
+        self._context = context
         self._server_side = server_side
         self._server_hostname = server_hostname
         self._suppress_ragged_eofs = suppress_ragged_eofs
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._obj: ssl.SSLObject | None = None
 
-        self._state = TLSState.HANDSHAKING
-        self._error: TLSError | None = None  # sticky fatal error (state BROKEN)
-        self._handshake_done = False
+        self._limit = run_until
+        self._reached: set[Point] = {Point.START}
+        if run_until == Point.START:
+            self._state = TLSState.SUSPENDED
+        else:
+            self._state = (TLSState.AWAITING_CLIENT_HELLO if server_side
+                           else TLSState.HANDSHAKING)
+        self._error: TLSError | None = None
+        self._established = False  # the handshake completed (the state may have moved on)
+        self._openssl_done = False  # OpenSSL finished, perhaps while held at a stop
+
+        self._inbox = bytearray()  # the peer's bytes not yet given to OpenSSL
+        self._held_record: bytes | None = None  # a record kept back at a stop
+        self._scanner = HandshakeScanner()
+        self._peer_encrypts = False  # the peer sent ChangeCipherSpec (TLS 1.2)
+        self._transport_eof = False
+        self._eof_fed = False
+        self._blocked_on_input = False
+
+        self._client_hello: ClientHello | None = None
+        self._messages: list[tuple[str, int, int, bytes]] = []
+        self._certificate_requested = False
+        self._own_certificate_sent = False
+        self._own_certificate: bytes | None = None
+        self.post_handshake_request = False
 
         self._rx = bytearray()  # decrypted plaintext not yet returned by read()
-        self._rx_eof = False  # end of the plaintext stream has been reached
-        self._rx_error: TLSError | None = None  # error to raise once _rx is drained
-
+        self._rx_eof = False
+        self._rx_error: TLSError | None = None  # raised once _rx is drained
         self._tx = bytearray()  # plaintext accepted by write() but not yet encrypted
-        self._close_requested = False
         self._close_notify_sent = False
-
-        self._transport_eof = False
-        self._ssl_dead = False  # OpenSSL hit a fatal condition (e.g. ragged EOF)
-        self._blocked_on_input = False  # last attempt needed more ciphertext
+        self._ssl_dead = False  # OpenSSL hit a fatal condition (a ragged EOF)
+        self._alert = b""  # an alert of our own, sent when abandoning a handshake
 
     # ------------------------------------------------------------------
     # state
@@ -290,7 +239,21 @@ class TLSConnection:
 
     @property
     def handshake_complete(self) -> bool:
-        return self._handshake_done
+        return self._established
+
+    @property
+    def suspended_at(self) -> Point | None:
+        return self._limit if self._state is TLSState.SUSPENDED else None
+
+    def reached(self, point: Point) -> bool:
+        """Whether the handshake has got to `point` (TLS 1.3 does not pass
+        them in order: its CertificateRequest comes before the certificate)."""
+        return self._established or point in self._reached
+
+    @property
+    def started(self) -> bool:
+        """Whether the context has been chosen (the SSLObject exists)."""
+        return self._obj is not None
 
     @property
     def peer_closed(self) -> bool:
@@ -299,14 +262,39 @@ class TLSConnection:
 
     @property
     def close_notify_sent(self) -> bool:
-        """True once our close_notify has been queued in the outgoing buffer."""
         return self._close_notify_sent
+
+    @property
+    def client_hello(self) -> ClientHello | None:
+        return self._client_hello
+
+    @property
+    def certificate_requested(self) -> bool:
+        """Client: the server sent a CertificateRequest in the handshake."""
+        return self._certificate_requested
+
+    @property
+    def identity_committed(self) -> bool:
+        """Client: OpenSSL has already written the Certificate message it answers with."""
+        return self._own_certificate_sent
+
+    @property
+    def own_certificate_message(self) -> bytes | None:
+        """The Certificate handshake message this side sent, if any."""
+        return self._own_certificate
+
+    def _transition(self, event: Event) -> None:
+        """The one place the state changes."""
+        if event is Event.FAIL:
+            self._state = TLSState.BROKEN
+            return
+        self._state = TRANSITIONS[self._state][event]
 
     def _fail(self, error: TLSError) -> None:
         """Enter the broken state with ``error`` and raise it."""
         if self._error is None:
             self._error = error
-            self._state = TLSState.BROKEN
+            self._transition(Event.FAIL)
             self._rx.clear()
             self._tx.clear()
             self._blocked_on_input = False
@@ -319,94 +307,333 @@ class TLSConnection:
             raise self._error.with_traceback(None)
 
     def _translate(self, exc: ssl.SSLError, *, during_handshake: bool) -> TLSError:
-        return _translate(
-            exc,
-            during_handshake=during_handshake,
-            server_side=self._server_side,
-            server_hostname=self._server_hostname,
-        )
+        return translate(exc, during_handshake=during_handshake, server_side=self._server_side,
+                         server_hostname=self._server_hostname)
 
     # ------------------------------------------------------------------
     # transport side
     def receive_ciphertext(self, data: bytes) -> None:
-        """Hand bytes read from the transport to TLS.  Empty data is ignored."""
+        """Hand bytes read from the transport to TLS. Empty data is ignored."""
         self._raise_if_broken()
         if not data:
             return
         if self._transport_eof:
             raise ValueError("receive_ciphertext() called after receive_eof()")
-        self._incoming.write(data)
+        if self._established:
+            self._incoming.write(data)
+        else:
+            self._inbox += data
         self._blocked_on_input = False
 
     def receive_eof(self) -> None:
-        """Tell TLS that the transport reached end of file.  Idempotent."""
+        """Tell TLS that the transport reached end of file. Idempotent."""
         if self._transport_eof:
             return
         self._transport_eof = True
         self._blocked_on_input = False
-        self._incoming.write_eof()
+        if self._established:
+            self._feed_eof()
+
+    def _feed_eof(self) -> None:
+        if not self._eof_fed:
+            self._eof_fed = True
+            self._incoming.write_eof()
 
     def ciphertext_to_send(self) -> bytes:
         """Return (and forget) every byte waiting to go to the transport.
 
-        Never raises; a connection that just broke still yields the alert
-        OpenSSL queued while failing.
+        Nothing while the handshake is suspended. Never raises; a connection
+        that just broke still yields the alert queued while failing.
         """
+        if self._state is TLSState.SUSPENDED:
+            return b""
         if self._tx and self._error is None:
             try:
-                self._flush_tx()
+                self._push_plaintext()
             except TLSError:
                 pass  # recorded as the sticky error; raised by the next operation
+        if self._alert:
+            alert, self._alert = self._alert, b""
+            return alert
         return self._outgoing.read()
 
     def ciphertext_pending(self) -> int:
-        """Number of bytes :meth:`ciphertext_to_send` would return now."""
-        return self._outgoing.pending
+        """Number of bytes `ciphertext_to_send` would return now."""
+        if self._state is TLSState.SUSPENDED:
+            return 0
+        return len(self._alert) + self._outgoing.pending
 
     def wants_ciphertext(self) -> bool:
-        """True when the last handshake/read (or write retry) attempt stopped
-        for lack of input.
+        """True when the last attempt to make progress stopped for lack of the
+        peer's bytes (never while suspended, never with plaintext unread).
 
         It becomes False again as soon as new ciphertext (or EOF) arrives, so
         the caller should retry the operation and ask again.
         """
-        return (
-            self._blocked_on_input
-            and self._error is None
-            and not self._transport_eof
-            and not self._rx_eof
-            and not self._rx
-            and self._rx_error is None
-        )
+        return self._blocked_on_input and not self._rx and self._state in _RECEIVING
 
     # ------------------------------------------------------------------
     # handshake
+    def resume(self, until: Point) -> None:
+        """Let the handshake run up to `until` (it never goes back)."""
+        self._raise_if_broken()
+        if until <= self._limit:
+            return
+        self._limit = until
+        if self._state is TLSState.SUSPENDED:
+            waiting = self._server_side and self._client_hello is None
+            self._transition(Event.AWAIT_HELLO if waiting else Event.RESUME)
+
     def handshake(self) -> bool:
-        """Drive the handshake.
+        """Drive the handshake as far as it may go.
 
         Returns ``True`` once it is complete (and on every later call),
-        ``False`` when more ciphertext from the peer is needed: send what
-        :meth:`ciphertext_to_send` returns, feed the reply, call again.
-        Raises :class:`TLSError` on failure.
+        ``False`` when it needs more ciphertext from the peer or is
+        suspended (see `suspended_at`). Raises `TLSError` on failure.
         """
         self._raise_if_broken()
-        if self._handshake_done:
+        if self._established:
             return True
-        if self._close_requested:
-            raise TLSError("connection closed before the handshake completed", kind="closed")
+        state = self._state
+        if state is TLSState.CLOSED:
+            raise TLSError("connection closed before the handshake completed",
+                           kind=ErrorKind.CLOSED)
+        if state is TLSState.SUSPENDED:
+            return False
+        if state is TLSState.AWAITING_CLIENT_HELLO and not self._read_client_hello():
+            return False
+        return self._drive()
+
+    def _read_client_hello(self) -> bool:
+        """Server: parse the ClientHello from the inbox; True once the handshake may go on."""
         try:
-            self._obj.do_handshake()
-        except ssl.SSLWantReadError:
+            hello = parse_client_hello(self._inbox)
+        except ClientHelloError:
+            # Not a ClientHello we can read: OpenSSL judges the bytes, all of
+            # them (no stop here), so the peer gets OpenSSL's alert and the
+            # error its precise reason.
+            self._incoming.write(self._inbox)
+            self._inbox.clear()
+            self._transition(Event.RESUME)
+            return True
+        if hello is None:
+            if self._transport_eof:
+                self._fail(TLSError(MSG_EOF_IN_HANDSHAKE, kind=ErrorKind.EOF))
             self._blocked_on_input = True
             return False
-        except ssl.SSLError as exc:
-            self._fail(self._translate(exc, during_handshake=True))
-        self._handshake_done = True
-        self._blocked_on_input = False
-        self._state = TLSState.OPEN
-        if self._tx:
-            self._flush_tx()
+        self._client_hello = hello
+        self._reached.add(Point.CLIENT_HELLO)
+        if self._limit == Point.CLIENT_HELLO:
+            self._transition(Event.STOP)
+            return False
+        self._transition(Event.RESUME)
         return True
+
+    def _start(self) -> None:
+        """Create the SSLObject, now that the context can be chosen."""
+        try:
+            context = self._context
+            if not isinstance(context, ssl.SSLContext):
+                context = context(self._client_hello)
+            openssl.observe_handshake_messages(context)
+            self._obj = context.wrap_bio(self._incoming, self._outgoing,
+                                         server_side=self._server_side,
+                                         server_hostname=self._server_hostname)
+        except (TLSError, ValueError) as error:
+            # No context can be had (no identity configured, a CA file that
+            # cannot be read): the peer gets an alert, the caller the reason.
+            self._alert = alert_record(AlertDescription.ACCESS_DENIED)
+            self._fail(error if isinstance(error, TLSError)
+                       else TLSError(str(error), kind=ErrorKind.CONFIGURATION))
+        openssl.attach_observer(self._obj, self._observe)
+
+    def _observe(self, direction: str, version: int, message_type: int, data: bytes) -> None:
+        self._messages.append((direction, version, message_type, data))
+
+    def _drive(self) -> bool:
+        """Alternate OpenSSL steps with feeding it the peer's records, until the
+        handshake completes, stops at the limit, or needs more bytes."""
+        if self._obj is None:
+            self._start()
+        while True:
+            if not self._openssl_done:
+                self._step_openssl()
+            if self._at_limit():
+                return False
+            if self._openssl_done:
+                self._finish()
+                return True
+            fed = self._feed_next()
+            if self._at_limit():
+                return False
+            if not fed:
+                self._blocked_on_input = True
+                return False
+
+    def _at_limit(self) -> bool:
+        """Suspend once the handshake has got as far as it may."""
+        if self._limit < Point.DONE and self._limit in self._reached:
+            self._transition(Event.STOP)
+            return True
+        return False
+
+    def _step_openssl(self) -> None:
+        try:
+            self._obj.do_handshake()  # type: ignore[union-attr]
+            self._openssl_done = True
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError as exc:
+            self._messages.clear()  # nothing was reached by a failing step
+            self._fail(self._translate(exc, during_handshake=True))
+        self._note_messages()
+
+    def _feed_next(self) -> bool:
+        """Give OpenSSL the next record (or, with no stop ahead, everything
+        received); False when there is nothing to give or a stop comes first."""
+        if self._held_record is not None:
+            record, self._held_record = self._held_record, None
+            self._incoming.write(record)
+            return True
+        if self._limit == Point.DONE:
+            if self._inbox:
+                self._incoming.write(self._inbox)
+                self._inbox.clear()
+                return True
+        else:
+            record = take_record(self._inbox)
+            if record is not None:
+                return self._feed_record(record)
+        if self._transport_eof and not self._eof_fed:
+            self._incoming.write(self._inbox)
+            self._inbox.clear()
+            self._feed_eof()
+            return True
+        return False
+
+    def _feed_record(self, record: bytes) -> bool:
+        if record[0] == ContentType.CHANGE_CIPHER_SPEC:
+            self._peer_encrypts = True
+        elif not self._server_side and not self._peer_encrypts:
+            types = self._scanner.message_types(record)
+            if (HandshakeType.CERTIFICATE_REQUEST in types
+                    and self._limit == Point.CLIENT_IDENTITY_REQUEST):
+                # A plaintext (TLS 1.2) request: stop before OpenSSL answers it.
+                self._held_record = record
+                self._certificate_requested = True
+                self._reached.add(Point.CLIENT_IDENTITY_REQUEST)
+                return False
+        self._incoming.write(record)
+        return True
+
+    def _note_messages(self) -> None:
+        """Advance the points from the handshake messages OpenSSL reported."""
+        messages, self._messages = self._messages, []
+        for direction, version, message_type, data in messages:
+            if direction == "write":
+                if message_type == HandshakeType.CERTIFICATE:
+                    self._own_certificate_sent = True
+                    self._own_certificate = data
+                continue
+            if self._server_side:
+                self._note_client_message(message_type)
+            else:
+                self._note_server_message(version, message_type)
+
+    def _note_server_message(self, version: int, message_type: int) -> None:
+        if self._established:
+            return  # a post-handshake request; OpenSSL answers it with the current identity
+        if message_type == HandshakeType.CERTIFICATE_REQUEST:
+            self._certificate_requested = True
+            self._reached.add(Point.CLIENT_IDENTITY_REQUEST)
+        elif message_type == HandshakeType.CERTIFICATE:
+            # OpenSSL verifies the chain as it processes this message (a bad
+            # one fails this very step). Stopping here, not after the 1.3
+            # CertificateVerify, matters: once that is processed, OpenSSL no
+            # longer takes a client certificate swapped in by `use_context`.
+            self._reached.add(Point.SERVER_CERTIFICATE)
+            if version == TLS_1_3:
+                # A 1.3 request comes before the certificate or not at all.
+                self._reached.add(Point.CLIENT_IDENTITY_REQUEST)
+        elif message_type in (HandshakeType.SERVER_HELLO_DONE, HandshakeType.FINISHED):
+            self._reached.add(Point.CLIENT_IDENTITY_REQUEST)
+
+    def _note_client_message(self, message_type: int) -> None:
+        if message_type == HandshakeType.CERTIFICATE:
+            if self._established:
+                return  # a post-handshake answer; complete at its Finished
+            if not openssl.unverified_chain(self._obj):  # type: ignore[arg-type]
+                self._reached.add(Point.CLIENT_CERTIFICATE)  # an empty certificate
+        elif message_type == HandshakeType.CERTIFICATE_VERIFY and not self._established:
+            self._reached.add(Point.CLIENT_CERTIFICATE)
+        elif message_type == HandshakeType.FINISHED:
+            if self._established:
+                self.post_handshake_request = False
+            else:
+                self._reached.add(Point.CLIENT_CERTIFICATE)
+
+    def _finish(self) -> None:
+        self._established = True
+        self._blocked_on_input = False
+        if self._held_record is not None:
+            self._inbox[:0] = self._held_record
+            self._held_record = None
+        if self._inbox:
+            self._incoming.write(self._inbox)
+            self._inbox.clear()
+        if self._transport_eof:
+            self._feed_eof()
+        self._transition(Event.FINISH)
+        if self._tx:
+            self._push_plaintext()
+
+    def use_context(self, context: ssl.SSLContext) -> None:
+        """Client: answer a certificate request with the identity in `context`
+        (same trust), before OpenSSL has written its Certificate message."""
+        self._raise_if_broken()
+        if self._own_certificate_sent:
+            raise TLSError(
+                "too late to send a client certificate: the server's certificate request "
+                "arrived in the same record as the rest of its handshake, so there was "
+                "no point at which to stop", kind=ErrorKind.CONFIGURATION)
+        openssl.observe_handshake_messages(context)
+        self._obj.context = context  # type: ignore[union-attr]
+
+    def abort(self) -> None:
+        """Abandon the handshake: drop what OpenSSL queued and send a fatal
+        access_denied alert instead. The peer sees the connection end."""
+        if self._error is not None:
+            return
+        self._outgoing.read()
+        self._alert = alert_record(AlertDescription.ACCESS_DENIED)
+        self._error = TLSError("the handshake was aborted", kind=ErrorKind.ABORTED)
+        self._transition(Event.FAIL)
+
+    def fail(self, error: TLSError) -> None:
+        """Break the connection with an error found outside the core (a timeout)."""
+        try:
+            self._fail(error)
+        except TLSError:
+            pass
+
+    def request_client_certificate(self) -> None:
+        """Server, TLS 1.3, after the handshake: ask the client for a
+        certificate; it arrives with the client's next records. Raises
+        `TLSError` (without breaking the connection) when that cannot be done."""
+        self._raise_if_broken()
+        if not self._established or self._state not in (TLSState.OPEN, TLSState.READ_CLOSED):
+            raise TLSError("a certificate can only be requested on an open connection",
+                           kind=ErrorKind.CONFIGURATION)
+        try:
+            self._obj.verify_client_post_handshake()  # type: ignore[union-attr]
+            self._obj.do_handshake()  # type: ignore[union-attr]  # queues the request
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLError, ValueError) as exc:
+            raise TLSError(f"post-handshake authentication is not possible: "
+                           f"{getattr(exc, 'reason', None) or exc}",
+                           kind=ErrorKind.CONFIGURATION) from None
+        self.post_handshake_request = True
 
     # ------------------------------------------------------------------
     # application data
@@ -415,7 +642,7 @@ class TLSConnection:
 
         ``None``: nothing available yet (feed more ciphertext, or wait).
         ``b""``: the peer ended the stream cleanly (close_notify), and on
-        every call after that.  A transport EOF without close_notify raises
+        every call after that. A transport EOF without close_notify raises
         ``TLSError("peer closed without close_notify (truncated)")`` once
         (after any plaintext received before it), then reads return ``b""``.
         While the handshake is still running this drives it and returns
@@ -424,8 +651,8 @@ class TLSConnection:
         if max_bytes < 1:
             raise ValueError("max_bytes must be at least 1")
         self._raise_if_broken()
-        if not self._handshake_done:
-            if self._close_requested:
+        if not self._established:
+            if self._state is TLSState.CLOSED:
                 return b""
             if not self.handshake():
                 return None
@@ -440,24 +667,24 @@ class TLSConnection:
             return out
         if self._rx_error is not None:
             error, self._rx_error = self._rx_error, None
-            if error.kind == "truncated":
-                raise error  # reported once; _rx_eof is set, later reads give b""
+            if error.kind == ErrorKind.TRUNCATED:
+                raise error  # reported once; the read side is closed, later reads give b""
             self._fail(error)
         if self._rx_eof:
             return b""
         return None
 
     def read_ready(self) -> bool:
-        """True when :meth:`read` would return without needing more ciphertext.
+        """True when `read` would return without needing more ciphertext.
 
         That is: plaintext is buffered, the stream has ended, or an error is
-        waiting to be raised.  Decrypts whatever complete records are already
-        buffered, so it is cheap but not free.  Never raises.
+        waiting to be raised. Decrypts whatever complete records are already
+        buffered, so it is cheap but not free. Never raises.
         """
         if self._error is not None:
             return True
-        if not self._handshake_done:
-            if self._close_requested:
+        if not self._established:
+            if self._state is TLSState.CLOSED:
                 return True
             try:
                 if not self.handshake():
@@ -469,113 +696,105 @@ class TLSConnection:
 
     def _fill(self, want: int) -> None:
         """Decrypt buffered records into ``_rx`` until it holds ``want`` bytes
-        or OpenSSL needs more input.  Stream end and errors are recorded, not
+        or OpenSSL needs more input. Stream end and errors are recorded, not
         raised, so plaintext that arrived before them is delivered first."""
         if self._rx_eof or self._rx_error is not None or self._ssl_dead:
             return
         progressed = False
         while len(self._rx) < want:
             try:
-                chunk = self._obj.read(self._CHUNK)
+                chunk = self._obj.read(self._CHUNK)  # type: ignore[union-attr]
             except ssl.SSLWantReadError:
                 self._blocked_on_input = True
                 break
             except ssl.SSLZeroReturnError:
-                # close_notify after we sent ours
-                self._rx_eof = True
+                self._end_of_input()  # close_notify after we sent ours
                 break
             except ssl.SSLEOFError as exc:
-                # The transport ended without close_notify.  OpenSSL now
+                # The transport ended without close_notify. OpenSSL now
                 # considers the session dead (writes fail too).
                 self._ssl_dead = True
-                self._rx_eof = True
                 if not self._suppress_ragged_eofs:
                     self._rx_error = self._translate(exc, during_handshake=False)
+                self._end_of_input()
                 break
             except ssl.SSLError as exc:
                 self._rx_error = self._translate(exc, during_handshake=False)
+                self._blocked_on_input = False
                 break
+            finally:
+                if self._messages:
+                    self._note_messages()  # post-handshake authentication
             if not chunk:
-                # close_notify processed: SSLObject.read returns b"" from now on
-                self._rx_eof = True
+                self._end_of_input()  # close_notify: SSLObject.read returns b"" from now on
                 break
             self._rx += chunk
             progressed = True
         if progressed and self._tx:
             # A write that was waiting for the peer (renegotiation) may go now.
             try:
-                self._flush_tx()
+                self._push_plaintext()
             except TLSError:
                 pass  # sticky; raised by the next operation
+
+    def _end_of_input(self) -> None:
+        self._rx_eof = True
+        self._blocked_on_input = False
+        self._transition(Event.PEER_CLOSE)
 
     def write(self, data: bytes) -> None:
         """Encrypt all of ``data`` for the peer (then call ciphertext_to_send).
 
-        ``b""`` is a no-op.  Data written before the handshake completes is
-        kept and encrypted once it does.  Raises :class:`TLSError` after
-        :meth:`close` ("connection closed for writing") or when broken.
+        ``b""`` is a no-op. Data written before the handshake completes is
+        kept and encrypted once it does. Raises `TLSError` after `close`
+        ("connection closed for writing") or when broken.
         """
         self._raise_if_broken()
-        if self._close_requested:
-            raise TLSError(MSG_CLOSED_FOR_WRITING, kind="closed")
+        if self._state in _SENDING_CLOSED:
+            raise TLSError(MSG_CLOSED_FOR_WRITING, kind=ErrorKind.CLOSED)
         if self._ssl_dead:
-            raise TLSError("cannot write: the transport ended without close_notify", kind="eof")
+            raise TLSError("cannot write: the transport ended without close_notify",
+                           kind=ErrorKind.EOF)
         if not data:
             return
-        if not self._handshake_done or self._tx:
-            self._tx += data
-            if self._handshake_done:
-                self._flush_tx()
-            return
-        self._write_now(data)
+        self._tx += data
+        if self._established:
+            self._push_plaintext()
 
-    def _write_now(self, data) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                written = self._obj.write(view)
-            except ssl.SSLWantReadError:
-                # Only possible while OpenSSL waits for the peer (for example a
-                # renegotiation); keep the exact bytes for a retry.
-                self._tx += view
-                self._blocked_on_input = True
-                return
-            except ssl.SSLError as exc:
-                self._fail(self._translate(exc, during_handshake=False))
-            view = view[written:]
-
-    def _flush_tx(self) -> None:
-        """Retry plaintext that OpenSSL could not take yet."""
+    def _push_plaintext(self) -> None:
+        """Encrypt buffered plaintext as far as OpenSSL takes it; then, if
+        closing was asked for, queue close_notify."""
         while self._tx:
             try:
-                written = self._obj.write(self._tx)
+                written = self._obj.write(self._tx)  # type: ignore[union-attr]
             except ssl.SSLWantReadError:
+                # Only while OpenSSL waits for the peer (a renegotiation);
+                # the bytes stay for a retry.
                 self._blocked_on_input = True
                 return
             except ssl.SSLError as exc:
                 self._fail(self._translate(exc, during_handshake=False))
             del self._tx[:written]
-        if self._close_requested and not self._close_notify_sent:
+        if self._state in _SENDING_CLOSED and not self._close_notify_sent:
             self._send_close_notify()
 
     def close(self) -> None:
-        """Queue close_notify (once) and refuse further writes.  Idempotent.
+        """Queue close_notify (once) and refuse further writes. Idempotent.
 
         Reading stays possible: the peer may keep sending until its own
-        close_notify (read then returns ``b""``).  Before the handshake
+        close_notify (read then returns ``b""``). Before the handshake
         completes there is no close_notify to send; the connection just
         becomes ``"closed"``.
         """
-        if self._error is not None or self._close_requested:
+        if self._error is not None or self._state in _SENDING_CLOSED:
             return
-        self._close_requested = True
-        self._state = TLSState.CLOSED
-        if not self._handshake_done or self._ssl_dead:
+        self._transition(Event.CLOSE)
+        if not self._established or self._ssl_dead:
             self._tx.clear()
             return
         if self._tx:
             try:
-                self._flush_tx()  # sends close_notify when the backlog is gone
+                self._push_plaintext()  # sends close_notify when the backlog is gone
             except TLSError:
                 pass
             return
@@ -586,11 +805,12 @@ class TLSConnection:
         # with APPLICATION_DATA_AFTER_CLOSE_NOTIFY if records are waiting.
         # So decrypt everything already received into _rx first.
         self._fill(sys.maxsize)
-        if self._ssl_dead or (self._rx_error is not None and self._rx_error.kind != "truncated"):
+        if self._ssl_dead or (self._rx_error is not None
+                              and self._rx_error.kind != ErrorKind.TRUNCATED):
             return
         self._close_notify_sent = True
         try:
-            self._obj.unwrap()
+            self._obj.unwrap()  # type: ignore[union-attr]
         except ssl.SSLWantReadError:
             pass  # close_notify queued; the peer's has not arrived yet
         except ssl.SSLError:
@@ -600,42 +820,86 @@ class TLSConnection:
 
     # ------------------------------------------------------------------
     # information about the session
-    def version(self) -> str | None:
-        """Negotiated protocol ("TLSv1.3", "TLSv1.2", ...) or None."""
-        if not self._handshake_done:
-            return None
-        try:
-            return self._obj.version()
-        except (ValueError, ssl.SSLError):  # pragma: no cover - defensive
-            return None
+    def peer_chain(self) -> tuple[bytes, ...]:
+        """The peer's certificates as it sent them (DER, leaf first); () if none.
 
-    def cipher(self) -> tuple | None:
-        """(name, protocol, secret bits) of the negotiated cipher, or None."""
-        if not self._handshake_done:
-            return None
+        Available as soon as the peer's Certificate message has been processed.
+        """
+        if self._obj is None:
+            return ()
         try:
-            return self._obj.cipher()
-        except (ValueError, ssl.SSLError):  # pragma: no cover - defensive
-            return None
+            return openssl.unverified_chain(self._obj)
+        except (ValueError, ssl.SSLError):
+            return ()
 
-    def alpn_protocol(self) -> str | None:
-        """The ALPN protocol the server selected, or None."""
-        if not self._handshake_done:
-            return None
-        try:
-            return self._obj.selected_alpn_protocol()
-        except (ValueError, ssl.SSLError):  # pragma: no cover - defensive
-            return None
+    def protocol_version(self) -> int | None:
+        """The negotiated version as on the wire (0x0303, 0x0304), or None."""
+        return _PROTOCOL_CODES.get(self.version())
 
-    def peer_certificate_der(self) -> bytes | None:
-        """The peer's leaf certificate (DER), or None if it sent none."""
-        if not self._handshake_done:
+    def cipher_suite(self) -> int | None:
+        """The IANA code of the negotiated cipher suite, or None."""
+        cipher = self.cipher()
+        if cipher is None:
             return None
-        try:
-            return self._obj.getpeercert(binary_form=True)
-        except (ValueError, ssl.SSLError):  # pragma: no cover - defensive
-            return None
+        return _cipher_codes().get(cipher[0])
 
     def __repr__(self) -> str:
         role = "server" if self._server_side else f"client {self._server_hostname!r}"
         return f"<TLSConnection {role} {self._state.value}>"
+
+
+# Session facts OpenSSL knows once the handshake is complete (None before),
+# each an SSLObject method. Listed as data, made into methods below.
+_SESSION_INFO: dict[str, tuple[str, Callable[[ssl.SSLObject], object]]] = {
+    "version": ('Negotiated protocol ("TLSv1.3", "TLSv1.2", ...) or None.',
+                lambda obj: obj.version()),
+    "cipher": ("(name, protocol, secret bits) of the negotiated cipher, or None.",
+               lambda obj: obj.cipher()),
+    "alpn_protocol": ("The ALPN protocol the server selected, or None.",
+                      lambda obj: obj.selected_alpn_protocol()),
+    "peer_certificate_der": ("The peer's leaf certificate (DER), or None if it sent none.",
+                             lambda obj: obj.getpeercert(binary_form=True)),
+}
+
+
+def _session_getter(name: str, doc: str, read: Callable[[ssl.SSLObject], object]):
+    def getter(self: TLSConnection):
+        if not self._established:
+            return None
+        try:
+            return read(self._obj)  # type: ignore[arg-type]
+        except (ValueError, ssl.SSLError):  # pragma: no cover - defensive
+            return None
+    getter.__name__ = getter.__qualname__ = name
+    getter.__doc__ = doc
+    return getter
+
+
+for _name, (_doc, _read) in _SESSION_INFO.items():
+    setattr(TLSConnection, _name, _session_getter(_name, _doc, _read))
+
+_PROTOCOL_CODES = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+@functools.cache
+def _cipher_codes() -> dict[str, int]:
+    """OpenSSL's cipher names and their IANA codes (the low 16 bits of its ids)."""
+    everything = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    everything.set_ciphers("ALL:@SECLEVEL=0")
+    return {cipher["name"]: cipher["id"] & 0xFFFF for cipher in everything.get_ciphers()}
+
+
+_NAME_CHECK_CONTEXT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def check_server_name(name: str | None) -> None:
+    """Raise ValueError for a server name OpenSSL would refuse, whatever the
+    reason (empty, too long, bad characters), before any byte is sent."""
+    if not name:
+        raise ValueError("invalid server name: empty")
+    try:
+        _NAME_CHECK_CONTEXT.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=name)
+    # Python refuses some names (ValueError, UnicodeError, TypeError), OpenSSL
+    # others (SSLError: e.g. longer than 255 bytes): all are invalid names.
+    except (ValueError, TypeError, ssl.SSLError) as error:
+        raise ValueError(f"invalid server name {name!r}: {without_source_line(error)}") from None

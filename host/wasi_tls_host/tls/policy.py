@@ -1,149 +1,175 @@
-"""Host-owned TLS configuration: which certificates the host trusts.
+"""The host's TLS policy: everything about TLS the operator decides and no guest can.
 
-The guest never supplies trust anchors or verification switches; the host
-operator does, through :class:`TrustPolicy`, and :func:`client_context` turns
-that into an ``ssl.SSLContext`` that always verifies the peer's chain and
-host name with TLS 1.2 as the floor.  Problems with the operator's input
-(a missing or malformed CA file, an unwritable key log) raise ``ValueError``
-with a one-line message that names the file, ready for the CLI to print.
+One `TlsPolicy` holds the trust anchors for the host's TLS clients, the
+identities the operator provisions for guests (keyed by name), the trust
+anchors for client certificates, the version floor (TLS 1.2 at least), the
+key log and the handshake deadline, and it builds every ``ssl.SSLContext``
+from them. Verification is always on: a client context checks the server's
+chain and name, and a server that asks for a client certificate checks it
+against the client CAs. Contexts are built on first use and cached per role
+and per option set, because loading a trust store costs tens of
+milliseconds. Problems with the operator's input (a missing CA file, an
+unwritable key log) raise ``ValueError`` with a one-line message that names
+the file.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import ssl
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 
-__all__ = ["TrustPolicy", "client_context", "server_context"]
+from .identity import PrivateIdentity
+
+__all__ = ["ClientAuth", "TlsPolicy"]
+
+#: Contexts kept per role; enough for every ALPN/identity mix a guest uses.
+CONTEXT_CACHE_SIZE = 64
 
 
-@dataclass(frozen=True)
-class TrustPolicy:
-    """Which trust anchors the host's TLS clients use.
+class ClientAuth(enum.Enum):
+    """Whether a server context asks for a client certificate, and when."""
 
-    Attributes:
-        ca_files: extra PEM files of trusted CA certificates.  When given,
-            they replace the certifi bundle (unless ``use_certifi`` is True).
-        system_trust: also trust the operating system's default store.
-        use_certifi: trust the certifi (Mozilla) bundle.  ``None`` means
-            "only when neither ``ca_files`` nor ``system_trust`` is set".
-        keylog_file: append session secrets in NSS key log format to this
-            file (for Wireshark).  Debugging only.
+    NONE = "none"
+    IN_HANDSHAKE = "in-handshake"
+    #: Only after the handshake, on request (TLS 1.3 post-handshake authentication).
+    POST_HANDSHAKE = "post-handshake"
+
+
+@dataclass
+class TlsPolicy:
+    """TLS as the operator configures it for one host (see the module doc).
+
+    Trust anchors for clients are certifi's bundle unless CA files or the
+    system store are named (or ``use_certifi`` says otherwise). The key log
+    (NSS format, for Wireshark) defaults to $SSLKEYLOGFILE.
     """
 
-    ca_files: tuple[str, ...] = ()
+    ca_files: list[str] = field(default_factory=list)
     system_trust: bool = False
     use_certifi: bool | None = None
-    keylog_file: str | None = None
+    client_ca_files: list[str] = field(default_factory=list)
+    identities: dict[str, PrivateIdentity] = field(default_factory=dict)
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    keylog_file: str | None = field(
+        default_factory=lambda: os.environ.get("SSLKEYLOGFILE") or None)
+    handshake_timeout: float = 30.0
+    _client_contexts: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+    _server_contexts: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.minimum_version < ssl.TLSVersion.TLSv1_2:
+            raise ValueError("the TLS version floor cannot be below TLS 1.2")
 
     def wants_certifi(self) -> bool:
         if self.use_certifi is not None:
             return self.use_certifi
         return not self.ca_files and not self.system_trust
 
+    def check(self) -> None:
+        """Read every file the policy names now, so mistakes surface at start-up
+        as ValueError; certifi's bundle and the system store are left for later."""
+        for path in self.ca_files:
+            _load_ca_file(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), path)
+        for path in self.client_ca_files:
+            _load_ca_file(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), path, "client CA file")
+        if self.keylog_file:
+            _base_context(ssl.PROTOCOL_TLS_CLIENT, self)
 
-def _check_readable_file(path: str, what: str) -> None:
+    # -- clients ----------------------------------------------------------------
+    def client_context(self, *, alpn_ids: Sequence[str] = (),
+                       identity: PrivateIdentity | None = None,
+                       post_handshake_auth: bool = False) -> ssl.SSLContext:
+        """A context for the host's TLS clients: CERT_REQUIRED, host names
+        checked, the floor applied; optionally offering ALPN ids, presenting
+        a client certificate, and accepting post-handshake requests."""
+        key = (tuple(alpn_ids), identity, post_handshake_auth)
+        return _cached(self._client_contexts, key, lambda: self._new_client_context(*key))
+
+    def _new_client_context(self, alpn_ids: tuple[str, ...], identity: PrivateIdentity | None,
+                            post_handshake_auth: bool) -> ssl.SSLContext:
+        context = _base_context(ssl.PROTOCOL_TLS_CLIENT, self)
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = True
+        for path in self.ca_files:
+            _load_ca_file(context, path)
+        if self.system_trust:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        if self.wants_certifi():
+            import certifi
+            _load_ca_file(context, certifi.where())
+        if alpn_ids:
+            context.set_alpn_protocols(list(alpn_ids))
+        if identity is not None:
+            identity.load_into(context)
+        context.post_handshake_auth = post_handshake_auth
+        return context
+
+    # -- servers ----------------------------------------------------------------
+    def server_context(self, identities: Sequence[PrivateIdentity], *,
+                       alpn_ids: Sequence[str] = (),
+                       client_auth: ClientAuth = ClientAuth.NONE) -> ssl.SSLContext:
+        """A context serving `identities` (at most one per key type; OpenSSL
+        picks by the client's signature algorithms), selecting among
+        `alpn_ids` in that order of preference, and asking for a client
+        certificate as `client_auth` says, verified against the client CAs."""
+        key = (tuple(identities), tuple(alpn_ids), client_auth)
+        return _cached(self._server_contexts, key, lambda: self._new_server_context(*key))
+
+    def _new_server_context(self, identities: tuple[PrivateIdentity, ...],
+                            alpn_ids: tuple[str, ...], client_auth: ClientAuth) -> ssl.SSLContext:
+        context = _base_context(ssl.PROTOCOL_TLS_SERVER, self)
+        for identity in identities:
+            identity.load_into(context)
+        if alpn_ids:
+            context.set_alpn_protocols(list(alpn_ids))
+        if client_auth is not ClientAuth.NONE:
+            context.verify_mode = ssl.CERT_OPTIONAL
+            for path in self.client_ca_files:
+                _load_ca_file(context, path, "client CA file")
+            context.post_handshake_auth = client_auth is ClientAuth.POST_HANDSHAKE
+        return context
+
+
+def _cached(cache: OrderedDict, key: Hashable, build) -> ssl.SSLContext:
+    context = cache.get(key)
+    if context is None:
+        context = cache[key] = build()
+        if len(cache) > CONTEXT_CACHE_SIZE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return context
+
+
+def _base_context(protocol: int, policy: TlsPolicy) -> ssl.SSLContext:
+    context = ssl.SSLContext(protocol)
+    context.minimum_version = policy.minimum_version
+    # With this option OpenSSL reports a truncated stream as a clean EOF;
+    # the core must see truncation to report it.
+    flag = getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    context.options &= ~flag
+    if policy.keylog_file:
+        try:
+            context.keylog_filename = policy.keylog_file
+        except OSError as exc:
+            raise ValueError(f"key log file cannot be opened: {policy.keylog_file}: "
+                             f"{exc.strerror or exc}") from None
+    return context
+
+
+def _load_ca_file(context: ssl.SSLContext, path: str, what: str = "CA file") -> None:
     if not os.path.exists(path):
         raise ValueError(f"{what} not found: {path}")
     if os.path.isdir(path):
         raise ValueError(f"{what} is a directory, not a file: {path}")
     try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"{what} is not readable: {path}: {exc.strerror or exc}") from None
-
-
-def _load_ca_file(ctx: ssl.SSLContext, path: str) -> None:
-    _check_readable_file(path, "CA file")
-    try:
-        ctx.load_verify_locations(cafile=path)
+        context.load_verify_locations(cafile=path)
     except ssl.SSLError as exc:
         detail = exc.reason.lower().replace("_", " ") if exc.reason else str(exc)
-        raise ValueError(f"CA file has no usable PEM certificates: {path} ({detail})") from None
-    except OSError as exc:  # raced with the check above
-        raise ValueError(f"CA file is not readable: {path}: {exc.strerror or exc}") from None
-
-
-def _clear_ignore_unexpected_eof(ctx: ssl.SSLContext) -> None:
-    # With this option OpenSSL reports a truncated stream as a clean EOF;
-    # the core must see truncation to report it.
-    flag = getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
-    if flag and ctx.options & flag:
-        ctx.options &= ~flag
-
-
-def client_context(
-    policy: TrustPolicy, *, alpn_protocols: tuple[str, ...] | list[str] = ()
-) -> ssl.SSLContext:
-    """Build the ``SSLContext`` the host's TLS clients use.
-
-    Verification is always on (``CERT_REQUIRED`` and ``check_hostname``);
-    TLS 1.2 is the minimum; cipher suites are the ``ssl`` module defaults.
-    The server name (SNI and the name checked) is given per connection by
-    :class:`~wasi_tls_host.tls.core.TLSConnection`.  ``alpn_protocols`` is an
-    optional list offered by every connection made from this context.
-
-    The context is safe to share between connections as long as nobody
-    mutates it afterwards.
-    """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.check_hostname = True
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    _clear_ignore_unexpected_eof(ctx)
-
-    for path in policy.ca_files:
-        _load_ca_file(ctx, path)
-    if policy.system_trust:
-        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    if policy.wants_certifi():
-        import certifi
-
-        _load_ca_file(ctx, certifi.where())
-
-    if alpn_protocols:
-        ctx.set_alpn_protocols(list(alpn_protocols))
-
-    if policy.keylog_file:
-        try:
-            ctx.keylog_filename = policy.keylog_file
-        except OSError as exc:
-            raise ValueError(
-                f"key log file cannot be opened: {policy.keylog_file}: {exc.strerror or exc}"
-            ) from None
-    return ctx
-
-
-def server_context(
-    certfile: str,
-    keyfile: str | None = None,
-    *,
-    min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
-    max_version: ssl.TLSVersion | None = None,
-) -> ssl.SSLContext:
-    """Build a server ``SSLContext`` from a PEM certificate chain and key.
-
-    Used by the tests and by future server support.  If ``min_version`` is
-    below TLS 1.2 the OpenSSL security level is lowered to 0, because at the
-    default level OpenSSL refuses to negotiate TLS 1.0/1.1 at all ("no
-    ciphers available"); that is only useful for testing legacy peers.
-    """
-    _check_readable_file(certfile, "certificate file")
-    if keyfile is not None:
-        _check_readable_file(keyfile, "key file")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    _clear_ignore_unexpected_eof(ctx)
-    try:
-        ctx.load_cert_chain(certfile, keyfile)
-    except (ssl.SSLError, OSError) as exc:
-        names = certfile if keyfile is None else f"{certfile} / {keyfile}"
-        reason = getattr(exc, "reason", None)
-        detail = reason.lower().replace("_", " ") if reason else str(exc)
-        raise ValueError(f"cannot load certificate/key: {names} ({detail})") from None
-    if min_version < ssl.TLSVersion.TLSv1_2:
-        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    ctx.minimum_version = min_version
-    if max_version is not None:
-        ctx.maximum_version = max_version
-    return ctx
+        raise ValueError(f"{what} has no usable PEM certificates: {path} ({detail})") from None
+    except OSError as exc:
+        raise ValueError(f"{what} is not readable: {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,61 @@
+"""The private corners of Python's ``ssl`` module the core relies on, each wrapped once.
+
+* ``SSLContext._msg_callback`` reports every handshake message OpenSSL reads
+  or writes (the decrypted TLS 1.3 ones too). It is the only way to learn,
+  between two records, that the peer's Certificate or CertificateRequest has
+  been processed. One dispatcher serves every context; it finds the
+  connection's own observer through the ``SSLObject`` it is called with.
+* The peer's certificate chain as sent: ``SSLObject.get_unverified_chain`` is
+  public from Python 3.13 and private (``_sslobj``) before.
+
+`tests/unit/test_tls_openssl.py` checks both on the running Python.
+"""
+
+from __future__ import annotations
+
+import ssl
+import weakref
+from collections.abc import Callable
+
+#: (direction "read"/"write", protocol version, handshake message type, message bytes)
+Observer = Callable[[str, int, int, bytes], None]
+
+_HANDSHAKE = 22
+# Both sides weak: the observer's owner holds the SSLObject, so a strong
+# value would keep the entry (and the whole connection) alive forever.
+_observers: weakref.WeakKeyDictionary[ssl.SSLObject, weakref.WeakMethod] = (
+    weakref.WeakKeyDictionary())
+
+
+def _dispatch(connection: object, direction: str, version: int, content_type: int,
+              message_type: int, data: bytes) -> None:
+    if content_type != _HANDSHAKE:
+        return
+    reference = _observers.get(connection)  # type: ignore[call-overload]
+    observer = reference() if reference is not None else None
+    if observer is not None:
+        observer(direction, int(version), int(message_type), data)
+
+
+def observe_handshake_messages(context: ssl.SSLContext) -> None:
+    """Route the handshake messages of connections made from `context` to
+    their observers. Idempotent, and harmless for connections without one."""
+    if getattr(context, "_msg_callback", None) is not _dispatch:
+        context._msg_callback = _dispatch  # type: ignore[attr-defined]
+
+
+def attach_observer(connection: ssl.SSLObject, observer: Observer) -> None:
+    """`observer` is a bound method; it is held weakly."""
+    _observers[connection] = weakref.WeakMethod(observer)  # type: ignore[arg-type]
+
+
+def unverified_chain(connection: ssl.SSLObject) -> tuple[bytes, ...]:
+    """The peer's certificates as it sent them, leaf first, in DER; () if none."""
+    public = getattr(connection, "get_unverified_chain", None)
+    chain = public() if public is not None else connection._sslobj.get_unverified_chain()  # type: ignore[attr-defined]
+    # A server's list starts with the peer's leaf, None when it sent none.
+    return tuple(cert if isinstance(cert, bytes) else cert.public_bytes(_DER)
+                 for cert in chain or () if cert is not None)
+
+
+_DER = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]

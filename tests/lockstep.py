@@ -1,0 +1,94 @@
+"""An in-memory lockstep pump for TLS endpoints (a `TLSConnection` or a bare
+`SSLObject` wrapper), moving ciphertext between two of them until neither
+progresses. Shared by the core's tests."""
+
+from __future__ import annotations
+
+import ssl
+
+from wasi_tls_host.tls import TLSError
+
+
+def deliver(dst, data: bytes, chunk_sizes, on_chunk) -> None:
+    """Give ``data`` to ``dst`` in pieces (sizes cycle through chunk_sizes)."""
+    if not chunk_sizes:
+        dst.receive_ciphertext(data)
+        on_chunk(dst)
+        return
+    pos, i = 0, 0
+    while pos < len(data):
+        size = chunk_sizes[i % len(chunk_sizes)]
+        dst.receive_ciphertext(data[pos : pos + size])
+        on_chunk(dst)
+        pos += size
+        i += 1
+
+
+def lockstep(a, b, *, chunk_sizes=(), max_rounds: int = 10_000) -> dict:
+    """Run both handshakes, moving ciphertext until neither side progresses.
+
+    Returns {endpoint: exception or None}; a side that fails keeps its alert
+    in the outgoing buffer and the pump still delivers it to the other side.
+    """
+    done = {a: False, b: False}
+    errors = {a: None, b: None}
+
+    def step(conn) -> None:
+        if errors[conn] is None and not done[conn]:
+            try:
+                done[conn] = conn.handshake()
+            except (TLSError, ssl.SSLError) as exc:
+                errors[conn] = exc
+
+    for _ in range(max_rounds):
+        step(a)
+        step(b)
+        moved = False
+        for src, dst in ((a, b), (b, a)):
+            data = src.ciphertext_to_send()
+            if data:
+                moved = True
+                if errors[dst] is None:
+                    deliver(dst, data, chunk_sizes, step)
+        if not moved:
+            break
+    else:  # pragma: no cover
+        raise AssertionError("lockstep did not settle")
+    return errors
+
+
+def handshake_ok(a, b, **kw) -> None:
+    errors = lockstep(a, b, **kw)
+    assert errors == {a: None, b: None}
+
+
+def flush(src, dst, chunk_sizes=()) -> int:
+    """Move everything src has queued to dst; returns the byte count."""
+    data = src.ciphertext_to_send()
+    if data:
+        deliver(dst, data, chunk_sizes, lambda _c: None)
+    return len(data)
+
+
+def read_all(conn, *, want: int | None = None, max_bytes: int = 65536) -> bytes:
+    """Read until read() says "nothing more yet" (None) or end of stream."""
+    out = bytearray()
+    while want is None or len(out) < want:
+        chunk = conn.read(max_bytes)
+        if not chunk:  # None (need data) or b"" (EOF)
+            break
+        out += chunk
+    return bytes(out)
+
+
+def send(src, dst, payload: bytes, chunk_sizes=(), max_bytes: int = 65536) -> bytes:
+    """Write payload on src, deliver it, return what dst reads."""
+    src.write(payload)
+    received = bytearray()
+    for _ in range(len(payload) + 10):
+        moved = flush(src, dst, chunk_sizes)
+        received += read_all(dst, max_bytes=max_bytes)
+        flush(dst, src)  # e.g. nothing, but keep both directions honest
+        if len(received) >= len(payload) and not moved:
+            break
+    return bytes(received)

@@ -1,0 +1,145 @@
+"""Private identities: every key encoding and type the host accepts, the ones
+it refuses with a reason, how it picks identities for a ClientHello, and that
+keys reach OpenSSL without touching a disk."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import ssl
+import tempfile
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.x509.oid import NameOID
+from pki import Pki
+
+from wasi_tls_host.tls.identity import IdentityError, PrivateIdentity, choose_identities
+
+Encoding, Format = serialization.Encoding, serialization.PrivateFormat
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
+def key_of(leaf: trustme.LeafCert):
+    return serialization.load_pem_private_key(leaf.private_key_pem.bytes(), None)
+
+
+def der(leaf: trustme.LeafCert) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())
+
+
+@pytest.mark.parametrize("key_type", ["rsa", "ecdsa"])
+@pytest.mark.parametrize("encoding", [Encoding.PEM, Encoding.DER])
+@pytest.mark.parametrize("layout", [Format.PKCS8, Format.TraditionalOpenSSL])
+def test_every_key_encoding_is_accepted(pki, key_type, encoding, layout):
+    leaf = pki.leaf("a.example", key_type=key_type)
+    key = key_of(leaf).private_bytes(encoding, layout, serialization.NoEncryption())
+    identity = PrivateIdentity.parse(key, [der(leaf)])
+    assert identity.public.chain == (der(leaf),)
+    assert identity.key_type == key_type
+
+
+def self_signed_ed25519(name: str):
+    key = ed25519.Ed25519PrivateKey.generate()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, None))
+    return key, cert
+
+
+def test_ed25519_is_accepted():
+    key, cert = self_signed_ed25519("ed.example")
+    identity = PrivateIdentity.parse(
+        key.private_bytes(Encoding.DER, Format.PKCS8, serialization.NoEncryption()),
+        [cert.public_bytes(Encoding.DER)])
+    assert identity.key_type == "ed25519" and identity.serves("ed.example")
+
+
+def test_a_pem_chain_may_come_whole_or_per_certificate(pki):
+    leaf = pki.leaf("a.example")
+    bundle = b"".join(blob.bytes() for blob in leaf.cert_chain_pems) + pki.ca.cert_pem.bytes()
+    whole = PrivateIdentity.parse(leaf.private_key_pem.bytes(), [bundle])
+    assert len(whole.public.chain) == 2 and whole.public.chain[0] == der(leaf)
+
+
+@pytest.mark.parametrize("problem, key, chain, message", [
+    ("empty chain", "leaf", [], "chain is empty"),
+    ("garbage key", b"not a key", "leaf", "private key cannot be read"),
+    ("garbage certificate", "leaf", [b"not a certificate"], "certificate 0 of the chain"),
+    ("another key", "other", "leaf", "does not match the leaf"),
+])
+def test_bad_input_is_refused_with_a_reason(pki, problem, key, chain, message):
+    leaf, other = pki.leaf("a.example"), pki.leaf("b.example")
+    key = {"leaf": leaf.private_key_pem.bytes(), "other": other.private_key_pem.bytes()}.get(
+        key, key) if isinstance(key, str) else key
+    chain = [der(leaf)] if chain == "leaf" else chain
+    with pytest.raises(IdentityError, match=message):
+        PrivateIdentity.parse(key, chain)
+
+
+def test_encrypted_and_unsupported_keys_are_refused(pki):
+    leaf = pki.leaf("a.example")
+    encrypted = key_of(leaf).private_bytes(Encoding.PEM, Format.PKCS8,
+                                           serialization.BestAvailableEncryption(b"pw"))
+    with pytest.raises(IdentityError, match="encrypted"):
+        PrivateIdentity.parse(encrypted, [der(leaf)])
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(weak.public_key()).serial_number(2).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(weak, hashes.SHA256()))
+    with pytest.raises(IdentityError, match="OpenSSL refuses the identity"):
+        PrivateIdentity.parse(weak.private_bytes(Encoding.PEM, Format.PKCS8,
+                                                 serialization.NoEncryption()),
+                              [cert.public_bytes(Encoding.DER)])
+
+
+def test_keys_reach_openssl_through_an_anonymous_memory_file(pki, monkeypatch):
+    identity = pki.identity("a.example")
+    made = []
+    real_memfd_create = os.memfd_create
+    monkeypatch.setattr(os, "memfd_create", lambda *args: made.append(
+        real_memfd_create(*args)) or made[-1])
+    places = [tempfile.gettempdir(), os.getcwd(), "/dev/shm"]
+    before = [set(os.listdir(place)) for place in places]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    identity.load_into(context)
+    assert len(made) == 1
+    with pytest.raises(OSError):
+        os.fstat(made[0])  # closed right after OpenSSL read it
+    assert [set(os.listdir(place)) for place in places] == before
+
+
+def test_from_files_names_a_missing_file(tmp_path):
+    with pytest.raises(IdentityError, match="missing.pem"):
+        PrivateIdentity.from_files(str(tmp_path / "missing.pem"), str(tmp_path / "k.pem"))
+
+
+SIGALGS_RSA_ONLY = (0x0804, 0x0401)
+SIGALGS_ECDSA_ONLY = (0x0403,)
+
+
+def test_choice_prefers_the_name_then_lets_openssl_pick_the_key_type(pki):
+    a_ec = pki.identity("a.example", key_type="ecdsa")
+    a_rsa = pki.identity("a.example", key_type="rsa")
+    b_ec = pki.identity("b.example", "*.b.example", key_type="ecdsa")
+    everything = [b_ec, a_ec, a_rsa]
+    assert choose_identities(everything, "a.example", ()) == [a_ec, a_rsa]
+    assert choose_identities(everything, "www.b.example", ()) == [b_ec]
+    assert choose_identities(everything, "unknown.example", ()) == [b_ec, a_rsa]
+    assert choose_identities(everything, None, ()) == [b_ec, a_rsa]
+    # a name match the client cannot verify does not win
+    assert choose_identities([b_ec, a_rsa], "b.example", SIGALGS_RSA_ONLY) == [a_rsa]
+    assert choose_identities([a_rsa], "a.example", SIGALGS_ECDSA_ONLY) == [a_rsa]

@@ -1,0 +1,206 @@
+"""The core's stop points, its server role, aborts and post-handshake
+authentication, over in-memory lockstep pairs with real OpenSSL on both ends.
+Every test runs under TLS 1.2 and TLS 1.3 unless the feature exists in one only.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+from lockstep import flush, handshake_ok, lockstep
+from pki import TLS_VERSIONS, Pki
+
+from wasi_tls_host.tls import Point, TLSConnection, TLSError, TLSState
+from wasi_tls_host.tls.records import ContentType
+
+ACCESS_DENIED_ALERT = bytes((ContentType.ALERT, 3, 3, 0, 2, 2, 49))
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(params=sorted(TLS_VERSIONS))
+def version(request) -> str:
+    return request.param
+
+
+def der_chain(leaf) -> tuple[bytes, ...]:
+    return tuple(ssl.PEM_cert_to_DER_cert(blob.bytes().decode()) for blob in leaf.cert_chain_pems)
+
+
+def client(pki: Pki, run_until: Point, **context) -> TLSConnection:
+    return TLSConnection(pki.policy().client_context(**context), server_hostname="localhost",
+                         run_until=run_until)
+
+
+def server(pki: Pki, version: str, leaf=None, run_until: Point = Point.DONE,
+           client_auth=ssl.CERT_NONE) -> TLSConnection:
+    context = pki.server_context(leaf or pki.leaf("localhost"), version, client_auth=client_auth)
+    return TLSConnection(context, server_side=True, run_until=run_until)
+
+
+def test_a_suspended_client_sends_nothing_until_resumed(pki, version):
+    conn = client(pki, Point.START)
+    assert conn.state == TLSState.SUSPENDED and conn.suspended_at == Point.START
+    assert conn.handshake() is False
+    assert conn.ciphertext_to_send() == b"" and not conn.wants_ciphertext()
+    assert not conn.started  # the context is chosen at the first resume
+    conn.resume(Point.DONE)
+    assert conn.handshake() is False
+    assert conn.ciphertext_to_send()[:1] == bytes((ContentType.HANDSHAKE,))  # the ClientHello
+
+
+def test_client_stops_once_the_server_chain_is_verified(pki, version):
+    leaf = pki.leaf("localhost")
+    conn, peer = client(pki, Point.SERVER_CERTIFICATE), server(pki, version, leaf)
+    conn.resume(Point.SERVER_CERTIFICATE)
+    assert lockstep(conn, peer) == {conn: None, peer: None}
+    assert conn.suspended_at == Point.SERVER_CERTIFICATE
+    assert conn.peer_chain() == der_chain(leaf)
+    assert conn.ciphertext_to_send() == b""  # nothing more goes to the server
+    assert not peer.handshake_complete and not conn.handshake_complete
+    conn.resume(Point.DONE)
+    handshake_ok(conn, peer)
+    assert conn.version() == {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}[version]
+
+
+def test_an_untrusted_server_fails_before_the_stop(pki, version):
+    conn = client(pki, Point.SERVER_CERTIFICATE)
+    peer = server(pki, version, pki.leaf("localhost", trusted=False))
+    errors = lockstep(conn, peer)
+    assert errors[conn].kind == "certificate"
+    assert not conn.reached(Point.SERVER_CERTIFICATE)
+
+
+def test_client_answers_a_certificate_request_with_a_late_identity(pki, version):
+    identity = pki.identity("client.example")
+    conn = client(pki, Point.CLIENT_IDENTITY_REQUEST)
+    peer = server(pki, version, client_auth=ssl.CERT_REQUIRED)
+    assert lockstep(conn, peer) == {conn: None, peer: None}
+    assert conn.suspended_at == Point.CLIENT_IDENTITY_REQUEST
+    assert conn.certificate_requested and not conn.identity_committed
+    conn.use_context(pki.policy().client_context(identity=identity))
+    conn.resume(Point.DONE)
+    handshake_ok(conn, peer)
+    assert peer.peer_chain()[0] == identity.public.chain[0]
+    assert identity.public.chain[0] in conn.own_certificate_message
+
+
+def test_no_certificate_request_stops_with_none(pki, version):
+    conn, peer = client(pki, Point.CLIENT_IDENTITY_REQUEST), server(pki, version)
+    lockstep(conn, peer)
+    assert conn.suspended_at == Point.CLIENT_IDENTITY_REQUEST
+    assert not conn.certificate_requested
+    conn.resume(Point.DONE)
+    handshake_ok(conn, peer)
+
+
+def test_server_stops_at_the_client_hello_before_choosing_a_context(pki, version):
+    seen = []
+    leaf = pki.leaf("localhost")
+
+    def choose(hello):
+        seen.append(hello)
+        return pki.server_context(leaf, version)
+    peer = TLSConnection(choose, server_side=True, run_until=Point.CLIENT_HELLO)
+    conn = client(pki, Point.DONE, alpn_ids=("h2", "http/1.1"))
+    lockstep(conn, peer)
+    assert peer.suspended_at == Point.CLIENT_HELLO and not peer.started and seen == []
+    hello = peer.client_hello
+    assert hello.server_name == "localhost"
+    assert hello.alpn_ids == (b"h2", b"http/1.1")
+    assert 0x1301 in hello.cipher_suites and 0x0304 in hello.versions
+    assert peer.ciphertext_to_send() == b""
+    peer.resume(Point.DONE)
+    handshake_ok(conn, peer)
+    assert seen == [hello]
+
+
+@pytest.mark.parametrize("answer", ["trusted", "none", "untrusted"])
+def test_server_stops_once_the_client_certificate_is_verified(pki, version, answer):
+    leaf = {"trusted": pki.leaf("client.example"), "none": None,
+            "untrusted": pki.leaf("client.example", trusted=False)}[answer]
+    context = pki.policy().client_context()
+    if leaf is not None:
+        leaf.configure_cert(context)
+    conn = TLSConnection(context, server_hostname="localhost")
+    peer = server(pki, version, run_until=Point.CLIENT_CERTIFICATE,
+                  client_auth=ssl.CERT_OPTIONAL)
+    errors = lockstep(conn, peer)
+    if answer == "untrusted":
+        assert errors[peer].kind == "certificate"
+        return
+    assert errors[peer] is None
+    assert peer.suspended_at == Point.CLIENT_CERTIFICATE
+    chain = peer.peer_chain()  # as the client sent it (trustme adds its CA)
+    assert chain[:1] == der_chain(leaf)[:1] if leaf else chain == ()
+    assert peer.ciphertext_to_send() == b""
+    peer.resume(Point.DONE)
+    handshake_ok(conn, peer)
+
+
+def test_abort_replaces_the_handshake_with_an_alert(pki, version):
+    conn, peer = client(pki, Point.SERVER_CERTIFICATE), server(pki, version)
+    lockstep(conn, peer)
+    conn.abort()
+    assert conn.state == "broken" and conn.error.kind == "aborted"
+    assert conn.ciphertext_to_send() == ACCESS_DENIED_ALERT
+    assert conn.ciphertext_to_send() == b""
+    peer.receive_ciphertext(ACCESS_DENIED_ALERT)
+    with pytest.raises(TLSError):
+        peer.handshake()
+
+
+def test_post_handshake_authentication(pki):
+    identity = pki.identity("client.example")
+    context = pki.server_context(pki.leaf("localhost"), "1.3", client_auth=ssl.CERT_OPTIONAL)
+    context.post_handshake_auth = True
+    peer = TLSConnection(context, server_side=True)
+    conn = TLSConnection(
+        pki.policy().client_context(identity=identity, post_handshake_auth=True),
+        server_hostname="localhost")
+    handshake_ok(conn, peer)
+    assert peer.peer_chain() == ()  # not asked in the handshake
+    peer.request_client_certificate()
+    assert peer.post_handshake_request
+    flush(peer, conn)
+    assert conn.read(10) is None  # takes the request, answers it
+    flush(conn, peer)
+    assert peer.read_ready() is False  # no application data, but the answer was read
+    assert not peer.post_handshake_request
+    assert peer.peer_chain()[0] == identity.public.chain[0]
+
+
+def test_post_handshake_authentication_is_refused_on_tls_1_2(pki):
+    context = pki.server_context(pki.leaf("localhost"), "1.2", client_auth=ssl.CERT_OPTIONAL)
+    context.post_handshake_auth = True
+    peer = TLSConnection(context, server_side=True)
+    conn = TLSConnection(pki.policy().client_context(post_handshake_auth=True),
+                         server_hostname="localhost")
+    handshake_ok(conn, peer)
+    with pytest.raises(TLSError, match="post-handshake authentication is not possible"):
+        peer.request_client_certificate()
+    assert peer.state == "open" and not peer.post_handshake_request
+
+
+def test_garbage_instead_of_a_client_hello_gets_openssl_s_verdict(pki):
+    peer = TLSConnection(lambda hello: pki.server_context(pki.leaf("localhost")),
+                         server_side=True, run_until=Point.CLIENT_HELLO)
+    peer.resume(Point.CLIENT_HELLO)
+    peer.receive_ciphertext(b"GET / HTTP/1.1\r\n\r\n")
+    with pytest.raises(TLSError, match="http request") as info:
+        peer.handshake()
+    assert info.value.kind == "not-tls"
+
+
+def test_a_server_without_a_context_fails_with_an_alert(pki, version):
+    def refuse(hello):
+        raise TLSError("no identity configured", kind="configuration")
+    peer = TLSConnection(refuse, server_side=True)
+    conn = client(pki, Point.DONE)
+    errors = lockstep(conn, peer)
+    assert str(errors[peer]) == "no identity configured"
+    assert errors[conn].kind == "alert"

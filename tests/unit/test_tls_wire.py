@@ -1,0 +1,103 @@
+"""The wire-format readers the core relies on: the ClientHello parser and the
+plaintext handshake scanner, fed real OpenSSL output, re-framed records and junk."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+
+from wasi_tls_host.tls.client_hello import (
+    MAX_CLIENT_HELLO,
+    ClientHelloError,
+    parse_client_hello,
+)
+from wasi_tls_host.tls.records import HandshakeScanner, HandshakeType, take_record
+
+
+def client_hello_bytes(server_name: str | None = "example.com", alpn=(), maximum=None,
+                       post_handshake_auth=False) -> bytes:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    if maximum is not None:
+        context.maximum_version = maximum
+    context.post_handshake_auth = post_handshake_auth
+    outgoing = ssl.MemoryBIO()
+    conn = context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname=server_name)
+    with pytest.raises(ssl.SSLWantReadError):
+        conn.do_handshake()
+    return outgoing.read()
+
+
+def reframe(records: bytes, size: int) -> bytes:
+    """The same handshake bytes in records of at most `size` body bytes."""
+    body = bytearray()
+    while (record := take_record(bytearray(records))) is not None:
+        body += record[5:]
+        records = records[len(record):]
+    return b"".join(b"\x16\x03\x01" + len(body[i:i + size]).to_bytes(2, "big") + body[i:i + size]
+                    for i in range(0, len(body), size))
+
+
+def test_openssl_client_hello_is_read_exactly():
+    hello = parse_client_hello(client_hello_bytes(alpn=("h2", "http/1.1"),
+                                                  post_handshake_auth=True))
+    assert hello.server_name == "example.com"
+    assert hello.alpn_ids == (b"h2", b"http/1.1")
+    assert hello.versions[:2] == (0x0304, 0x0303)
+    assert hello.post_handshake_auth
+    assert 0x1302 in hello.cipher_suites and 0xC02F in hello.cipher_suites
+    assert 0x0403 in hello.signature_algorithms  # ecdsa_secp256r1_sha256
+
+
+def test_tls_1_2_client_without_sni_or_alpn():
+    hello = parse_client_hello(client_hello_bytes(server_name=None,
+                                                  maximum=ssl.TLSVersion.TLSv1_2))
+    assert hello.server_name is None and hello.alpn_ids == ()
+    assert hello.versions == (0x0303,) and not hello.post_handshake_auth
+
+
+@pytest.mark.parametrize("size", [1, 7, 100])
+def test_a_hello_spread_over_many_records(size):
+    whole = client_hello_bytes(alpn=("h2",))
+    assert parse_client_hello(reframe(whole, size)) == parse_client_hello(whole)
+
+
+def test_need_more_data_is_a_value():
+    whole = client_hello_bytes()
+    for cut in (0, 3, 5, 20, len(whole) - 1):
+        assert parse_client_hello(whole[:cut]) is None
+
+
+@pytest.mark.parametrize("junk", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"\x16\x02\x00\x00\x05hello",  # not version 3
+    b"\x17\x03\x03\x00\x05hello",  # application data first
+    b"\x16\x03\x01\x00\x04\x02\x00\x00\x00",  # a ServerHello
+    b"\x16\x03\x01\x00\x08\x01\x00\x00\x04\x03\x03\x00\x00",  # cut inside the random
+])
+def test_junk_is_refused(junk):
+    with pytest.raises(ClientHelloError):
+        parse_client_hello(junk)
+
+
+def test_an_oversized_hello_is_refused_before_it_is_buffered():
+    length = MAX_CLIENT_HELLO + 1
+    header = b"\x16\x03\x01\x00\x04\x01" + length.to_bytes(3, "big")
+    with pytest.raises(ClientHelloError, match="too large"):
+        parse_client_hello(header)
+
+
+def test_scanner_finds_messages_across_record_boundaries():
+    messages = (bytes([HandshakeType.CERTIFICATE]) + (10).to_bytes(3, "big") + bytes(10)
+                + bytes([HandshakeType.CERTIFICATE_REQUEST]) + (2).to_bytes(3, "big") + bytes(2)
+                + bytes([HandshakeType.SERVER_HELLO_DONE]) + bytes(3))
+    records = bytearray(reframe(b"\x16\x03\x03" + len(messages).to_bytes(2, "big") + messages, 6))
+    scanner = HandshakeScanner()
+    seen = []
+    while (record := take_record(records)) is not None:
+        seen += scanner.message_types(record)
+    assert seen == [11, 13, 14]
+    assert scanner.message_types(b"\x17\x03\x03\x00\x01x") == []
