@@ -18,6 +18,7 @@ from .config import HostConfig, NetRule, Preopen
 from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
 from .host import GuestTrap, Host, HostError
 from .runtime.context import DEBUG_VARIABLE, debug_from_environment
+from .tls.identity import IdentityError, PrivateIdentity
 from .tls.policy import TlsPolicy
 
 #: Exit status when the guest traps, as `wasmtime run` reports it (128 + SIGABRT).
@@ -88,6 +89,18 @@ def _output_file(text: str) -> Path:
     return Path(text)
 
 
+def _identity(text: str) -> tuple[str, PrivateIdentity]:
+    """`NAME=CERTFILE,KEYFILE`: loaded and checked now, so mistakes are one line."""
+    name, sep, files = text.partition("=")
+    cert_file, comma, key_file = files.partition(",")
+    if not sep or not name or not comma or not cert_file or not key_file:
+        raise argparse.ArgumentTypeError(f"expected NAME=CERTFILE,KEYFILE, got {text!r}")
+    try:
+        return name, PrivateIdentity.from_files(cert_file, key_file)
+    except IdentityError as error:
+        raise argparse.ArgumentTypeError(f"identity {name!r}: {error}") from None
+
+
 def _positive_seconds(text: str) -> float:
     try:
         seconds = float(text)
@@ -155,6 +168,16 @@ def _add_run(commands) -> None:
                           "the default certifi bundle)")
     run.add_argument("--system-trust", action="store_true",
                      help="also trust the operating system's CA store")
+    run.add_argument("--identity", action="append", type=_identity, default=[],
+                     metavar="NAME=CERTFILE,KEYFILE",
+                     help="provision a TLS identity for the guest under NAME (repeatable): a "
+                          "PEM certificate chain, leaf first, and its PEM private key. The "
+                          "guest gets it from wasi-tls-host:tls/preopens; the key never "
+                          "enters the guest")
+    run.add_argument("--client-ca", action="append", type=_existing_file("client CA file"),
+                     default=[], metavar="PEM",
+                     help="trust the CA certificates in PEM for the client certificates a "
+                          "guest server asks for (repeatable; none trusted by default)")
     run.add_argument("--tls-keylog", metavar="FILE",
                      help="append TLS secrets to FILE in NSS key log format (for Wireshark); "
                           "defaults to $SSLKEYLOGFILE")
@@ -172,9 +195,9 @@ def _add_wit(commands) -> None:
     wit = commands.add_parser(
         "wit", help="write the WIT this host implements into a directory",
         description="Write the WIT tree this host implements into DIR (created if missing): "
-                    "the worlds in tls.wit (`plain`, `tls-client`), WASI 0.2 and wasi:tls "
-                    "under deps/. Use it with `componentize-py -d DIR -w WORLD "
-                    "--features tls ...`, or let `wasi-tls-host build` do that.")
+                    f"the worlds in tls.wit ({', '.join(WORLDS)}), WASI 0.2, wasi:tls and "
+                    "wasi-tls-host:tls under deps/. Use it with `componentize-py -d DIR "
+                    "-w WORLD --features tls ...`, or let `wasi-tls-host build` do that.")
     wit.add_argument("directory", type=_writable_directory, metavar="DIR")
 
 
@@ -189,7 +212,9 @@ def _add_build(commands) -> None:
     build.add_argument("app_dir", type=_existing_directory, metavar="APP_DIR",
                        help="directory of the app's module")
     build.add_argument("-w", "--world", required=True, choices=WORLDS,
-                       help="`plain` (WASI 0.2 only) or `tls-client` (also wasi:tls)")
+                       help="`plain` (WASI 0.2 only), `tls-client` (also the upstream "
+                            "wasi:tls client), `tls-server` or `tls-full-client` (the full "
+                            "wasi-tls-host:tls draft)")
     build.add_argument("-o", "--output", required=True, type=_output_file, metavar="OUT.wasm",
                        help="the component to write")
     build.add_argument("-m", "--module", default=DEFAULT_MODULE,
@@ -210,16 +235,25 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
         allow_net=list(options.allow_net),
         inherit_network=options.inherit_network,
         tls=TlsPolicy(ca_files=list(options.ca_file), system_trust=options.system_trust,
+                      client_ca_files=list(options.client_ca),
+                      identities=_unique_names(options.identity),
                       handshake_timeout=options.tls_handshake_timeout,
                       **({"keylog_file": options.tls_keylog} if options.tls_keylog else {})),
     )
 
 
+def _unique_names(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, PrivateIdentity]:
+    named = dict(identities)
+    if len(named) != len(identities):
+        raise HostError("each --identity needs a name of its own")
+    return named
+
+
 def run_command(options: argparse.Namespace) -> int:
-    config = config_from_args(options)
     try:
+        config = config_from_args(options)
         config.tls.check()
-    except ValueError as error:
+    except (ValueError, HostError) as error:
         print(f"wasi-tls-host: {error}", file=sys.stderr)
         return USAGE_STATUS
     try:
