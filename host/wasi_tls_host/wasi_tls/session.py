@@ -355,6 +355,12 @@ class TlsOutput(OutputStream):
             self.session.core.close()
             self.session.pump()
 
+    def close(self) -> None:
+        """Dropping the stream ends the sending side gracefully: close_notify,
+        the only way to say goodbye through the full draft (it has no call
+        for it) and harmless after the upstream client's `close-output`."""
+        self.close_notify()
+
 
 class FutureState(enum.Enum):
     PENDING = "pending"

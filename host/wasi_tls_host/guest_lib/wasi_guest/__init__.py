@@ -7,8 +7,11 @@ Modules:
   net     -- wasi:sockets TCP helpers (parse_address, connect_tcp, listen_tcp)
   fs      -- wasi:filesystem helpers (preopens, whole-file read/write)
   cli     -- process exit helper
-  tls     -- wasi:tls client connections (connect_tls, TlsConnection, TlsError);
-             world tls-client (imports in plain too, connect_tls then fails)
+  tasks   -- cooperative tasks: many connections waiting in one poll
+  tls     -- TLS clients (connect_tls: the upstream wasi:tls client, or the
+             full draft for ALPN, client identities and a verify hook) and
+             servers (accept_tls), provisioned identities; worlds tls-client,
+             tls-full-client, tls-server (imports in plain too, and fails there)
   http    -- HTTP/1.1 client on h11 over tls / TCP (get, request,
              request_stream, Response, HttpError); needs h11 bundled
 

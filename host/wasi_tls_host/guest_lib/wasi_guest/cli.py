@@ -41,8 +41,29 @@ def exit(code: int = 0):
     raise SystemExit(code)  # not reached: exit does not return
 
 
+def split_options(argv, names, flags=()):
+    """(arguments, {option: value}) for options that take a value (``names``)
+    and ones that do not (``flags``, value True). Raises ValueError for an
+    option without its value or one that is not known."""
+    arguments, options = [], {}
+    words = iter(argv)
+    for word in words:
+        if word in flags:
+            options[word] = True
+        elif word in names:
+            value = next(words, None)
+            if value is None:
+                raise ValueError(f"{word} needs a value")
+            options[word] = value
+        elif word.startswith("--"):
+            raise ValueError(f"unknown option {word}")
+        else:
+            arguments.append(word)
+    return arguments, options
+
+
 def eprint(*args):
     print(*args, file=sys.stderr, flush=True)
 
 
-__all__ = ["eprint", "exit", "flush_stdio"]
+__all__ = ["eprint", "exit", "flush_stdio", "split_options"]

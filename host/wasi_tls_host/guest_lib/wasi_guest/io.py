@@ -1,5 +1,6 @@
-"""wasi:io helpers: blocking-style reads and writes on top of the non-blocking
-wasi:io/streams API, waiting on pollables (never busy-spinning).
+"""wasi:io helpers: reads and writes on top of the non-blocking wasi:io/streams
+API, waiting on pollables (never busy-spinning). Each ``*_task`` is a task for
+`tasks` (to wait beside other work in one poll); its plain namesake blocks.
 
 Errors: a closed stream raises StreamClosed (UnexpectedEof from read_exactly),
 a failed operation raises StreamFailed carrying the host's debug string.
@@ -8,6 +9,7 @@ a failed operation raises StreamFailed carrying the host's debug string.
 from componentize_py_types import Err
 from wit_world.imports import poll, streams
 
+from . import tasks
 from .errors import StreamClosed, StreamFailed, UnexpectedEof
 
 # Largest single read request / write call.  Writes are further limited by the
@@ -53,31 +55,43 @@ def wait_for(source) -> None:
 # ---------------------------------------------------------------- reading
 
 
-def read_some(input_stream, max_bytes=READ_CHUNK):
-    """Return at least one byte (at most ``max_bytes``), waiting if needed, or
-    None at end of stream."""
+def _read_now(input_stream, max_bytes):
+    """One non-blocking read: bytes (b"" when none yet), or None at end of stream."""
+    try:
+        return input_stream.read(max_bytes)
+    except Err as e:
+        exc = stream_error(e)
+        if isinstance(exc, StreamClosed):
+            return None
+        raise exc from None
+
+
+def read_some_task(input_stream, max_bytes=READ_CHUNK):
+    """Task: at least one byte (at most ``max_bytes``), or None at end of stream."""
     while True:
-        try:
-            data = input_stream.read(max_bytes)
-        except Err as e:
-            exc = stream_error(e)
-            if isinstance(exc, StreamClosed):
-                return None
-            raise exc from None
-        if data:
+        data = _read_now(input_stream, max_bytes)
+        if data is None or data:
             return data
-        wait_for(input_stream)
+        yield input_stream
 
 
-def read_exactly(input_stream, n: int) -> bytes:
-    """Read exactly ``n`` bytes; raise UnexpectedEof if the stream ends early."""
+def read_some(input_stream, max_bytes=READ_CHUNK):
+    return tasks.run(read_some_task(input_stream, max_bytes))
+
+
+def read_exactly_task(input_stream, n: int):
+    """Task: exactly ``n`` bytes; UnexpectedEof if the stream ends early."""
     buf = bytearray()
     while len(buf) < n:
-        data = read_some(input_stream, min(READ_CHUNK, n - len(buf)))
+        data = yield from read_some_task(input_stream, min(READ_CHUNK, n - len(buf)))
         if data is None:
             raise UnexpectedEof(buf, n)
         buf += data
     return bytes(buf)
+
+
+def read_exactly(input_stream, n: int) -> bytes:
+    return tasks.run(read_exactly_task(input_stream, n))
 
 
 def read_all(input_stream, limit=None) -> bytes:
@@ -104,85 +118,51 @@ def check_write(output_stream) -> int:
         raise stream_error(e) from None
 
 
-def flush(output_stream) -> None:
-    """Flush and wait until the flush has completed (the stream accepts writes
-    again), surfacing any write error."""
+def flush_task(output_stream):
+    """Task: flush and wait until the flush has completed (the stream accepts
+    writes again), surfacing any write error."""
     try:
         output_stream.flush()
     except Err as e:
         raise stream_error(e) from None
     while check_write(output_stream) == 0:
-        wait_for(output_stream)
+        yield output_stream
 
 
-def write_all(output_stream, data, flush_after=True) -> None:
-    """Write all of ``data``, respecting check-write budgets, then (by default)
-    flush and wait for the flush to complete."""
+def flush(output_stream) -> None:
+    tasks.run(flush_task(output_stream))
+
+
+def write_all_task(output_stream, data, flush_after=True):
+    """Task: write all of ``data``, respecting check-write budgets, then (by
+    default) flush and wait for the flush to complete."""
     view = memoryview(data).cast("B")
     off = 0
-    total = len(view)
-    while off < total:
+    while off < len(view):
         budget = check_write(output_stream)
         if budget == 0:
-            wait_for(output_stream)
+            yield output_stream
             continue
-        n = min(budget, WRITE_CHUNK, total - off)
+        n = min(budget, WRITE_CHUNK, len(view) - off)
         try:
             output_stream.write(bytes(view[off : off + n]))
         except Err as e:
             raise stream_error(e) from None
         off += n
     if flush_after:
-        flush(output_stream)
+        yield from flush_task(output_stream)
+
+
+def write_all(output_stream, data, flush_after=True) -> None:
+    tasks.run(write_all_task(output_stream, data, flush_after))
 
 
 def duplex(input_stream, output_stream, data, expect: int) -> bytes:
-    """Write ``data`` while concurrently reading ``expect`` bytes back, with a
-    single poll per iteration (so a peer that answers while we are still
-    sending cannot deadlock us).  Returns the bytes read; raises UnexpectedEof
-    if the input ends first."""
-    view = memoryview(data).cast("B")
-    sent = 0
-    flushing = False
-    received = bytearray()
-    while len(received) < expect or sent < len(view) or flushing:
-        pollables = []
-        kinds = []
-        if sent < len(view) or flushing:
-            pollables.append(output_stream.subscribe())
-            kinds.append("w")
-        if len(received) < expect:
-            pollables.append(input_stream.subscribe())
-            kinds.append("r")
-        try:
-            ready = poll.poll(pollables)
-        finally:
-            for p in pollables:
-                p.__exit__(None, None, None)
-        for i in ready:
-            if kinds[i] == "w":
-                budget = check_write(output_stream)
-                if budget == 0:
-                    continue
-                if flushing:
-                    flushing = False
-                    continue
-                n = min(budget, WRITE_CHUNK, len(view) - sent)
-                try:
-                    output_stream.write(bytes(view[sent : sent + n]))
-                    sent += n
-                    if sent == len(view):
-                        output_stream.flush()
-                        flushing = True
-                except Err as e:
-                    raise stream_error(e) from None
-            else:
-                try:
-                    chunk = input_stream.read(min(READ_CHUNK, expect - len(received)))
-                except Err as e:
-                    exc = stream_error(e)
-                    if isinstance(exc, StreamClosed):
-                        raise UnexpectedEof(received, expect) from None
-                    raise exc from None
-                received += chunk
-    return bytes(received)
+    """Write ``data`` while reading ``expect`` bytes back, both waits in one
+    poll (so a peer that answers while we are still sending cannot deadlock
+    us).  Returns the bytes read; raises UnexpectedEof if the input ends first."""
+    runner = tasks.Runner()
+    runner.spawn(write_all_task(output_stream, data))
+    reading = runner.spawn(read_exactly_task(input_stream, expect))
+    runner.run()
+    return reading.result

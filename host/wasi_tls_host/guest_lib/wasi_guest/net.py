@@ -18,6 +18,7 @@ from wit_world.imports import (
     tcp_create_socket,
 )
 
+from . import tasks
 from .errors import NetError, code_name
 
 ErrorCode = network.ErrorCode
@@ -242,19 +243,29 @@ def listen_tcp(addr: str, backlog: int = 128):
     return sock
 
 
-def accept(listener, block: bool = True):
-    """Accept one connection -> (socket, input, output).  With block=False,
-    return None instead of waiting when no connection is pending."""
+def accept_task(listener):
+    """Task: the next connection -> (socket, input, output)."""
     while True:
         try:
             return listener.accept()
         except Err as e:
-            if _is_would_block(e):
-                if not block:
-                    return None
-                _wait_socket(listener)
-                continue
-            raise _net_error(e) from None
+            if not _is_would_block(e):
+                raise _net_error(e) from None
+        yield listener
+
+
+def accept(listener, block: bool = True):
+    """Accept one connection -> (socket, input, output).  With block=False,
+    return None instead of waiting when no connection is pending."""
+    steps = accept_task(listener)
+    if block:
+        return tasks.run(steps)
+    try:
+        next(steps)
+    except StopIteration as accepted:
+        return accepted.value
+    steps.close()
+    return None
 
 
 def local_address(sock) -> str:
@@ -298,6 +309,7 @@ def close_connection(sock, inp=None, out=None):
 __all__ = [
     "ErrorCode",
     "accept",
+    "accept_task",
     "close_connection",
     "connect_address",
     "connect_tcp",

@@ -1,41 +1,53 @@
-"""wasi:tls client helpers (world ``tls-client``): connect, read, write and
-close a TLS connection with blocking-style calls on top of wasi:tls/types.
+"""TLS clients and servers for guests, with blocking-style calls and tasks.
 
-    conn = tls.connect_tls("example.com", 443)
-    conn.write_all(b"...")
-    data = conn.read_all()
-    conn.close()
+    conn = tls.connect_tls("example.com", 443)            # upstream wasi:tls client
+    conn = tls.connect_tls("example.com", 443, alpn=["h2", "http/1.1"],
+                           identity=tls.preopened_identity("client"),
+                           verify=lambda chain: True)      # the full draft client
+    conn.write_all(b"..."); data = conn.read_all(); conn.close()
 
-The module knows nothing about HTTP.  Failures of the TLS layer (handshake,
-certificate verification, truncation, a failed transport under TLS) raise
-TlsError whose message is the host's io-error debug string (its first line;
-the full string is in ``debug``); TCP connection failures raise NetError
-(wasi:sockets error-code names).
+    conn = tls.accept_tls(tcp_connection, identities=[...])   # a server connection
 
-In a world without wasi:tls (``plain``) the module still imports, and
-connect_tls raises TlsError.
+Two interfaces sit underneath. The upstream ``wasi:tls/types`` client (world
+``tls-client``) is used when no option of the full draft is asked for, so such
+a guest runs on any wasi:tls host. ALPN, a client identity, a verify hook and
+every server need ``wasi-tls-host:tls/tls`` (worlds ``tls-full-client`` and
+``tls-server``). In a world without them the module still imports, and those
+calls raise TlsError.
 
-Resource order: the TCP streams are handed to client-handshake (which owns
-them from then on); the TLS streams are children of the client-connection,
-and the connection's transport belongs to the TCP socket.  close() therefore
-drops TLS input, TLS output, the connection, then the socket.
+Each blocking call has a task namesake (``connect_task``, ``accept_task``,
+``TlsConnection.read_task``...) for `tasks`: a server runs every connection's
+handshake and traffic through one poll.
+
+Failures of the TLS layer raise TlsError. Its message is the host's io-error
+debug string where the interface gives one (the upstream client and the
+plaintext streams); the draft's futures only say that a step failed. TCP
+failures raise NetError.
+
+Resource order: the transport streams are handed to the TLS connection
+(which owns them from then on); the TLS streams are children of the
+connection; the TCP socket goes last. close() drops them in that order.
 """
-
-import contextlib
 
 from componentize_py_types import Err, Ok
 from wit_world.imports import streams
 
 from . import close as drop_resources
-from . import io, net
+from . import io, net, tasks
 from .errors import NetError, StreamClosed, UnexpectedEof, WasiError
 
 try:
     from wit_world.imports import wasi_tls_types as tls_types
-except ImportError:  # world without wasi:tls
+except ImportError:  # a world without the upstream client
     tls_types = None
+try:
+    from wit_world.imports import tls as draft
+    from wit_world.imports import wasi_tls_host_tls_preopens as draft_preopens
+except ImportError:  # a world without the full draft
+    draft = draft_preopens = None
 
 READ_CHUNK = 64 * 1024
+PROTOCOL_NAMES = {0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
 
 
 class TlsError(WasiError):
@@ -53,6 +65,12 @@ class TlsError(WasiError):
 
     def __str__(self):
         return self.message
+
+
+def _need_draft(what):
+    if draft is None:
+        raise TlsError(f"{what} needs wasi-tls-host:tls/tls (world tls-full-client or "
+                       "tls-server)")
 
 
 def _debug_string(error) -> str:
@@ -94,10 +112,74 @@ def _tcp_connect(host, port):
     raise last if last is not None else NetError("name-unresolvable", host)
 
 
+def _settled_task(future, what):
+    """Task: the value of a draft future (``future<T>``); the future is dropped."""
+    try:
+        while True:
+            result = future.get()
+            if result is not None:
+                break
+            yield future
+    finally:
+        future.__exit__(None, None, None)
+    inner = result.value if isinstance(result, Ok) else result
+    if isinstance(result, Err) or isinstance(inner, Err):
+        raise TlsError(f"{what} failed")
+    return inner.value if isinstance(inner, Ok) else inner
+
+
+def _draft_call(call, what):
+    try:
+        return call()
+    except Err:
+        raise TlsError(f"{what} was refused") from None
+
+
+# ---------------------------------------------------------------- identities
+
+
+def preopened_identities():
+    """The identities the operator provisioned (``--identity NAME=...``):
+    {name: private-identity}. Their keys never enter the guest."""
+    _need_draft("a provisioned identity")
+    return {name: identity for identity, name in draft_preopens.get_identities()}
+
+
+def preopened_identity(name):
+    identities = preopened_identities()
+    if name not in identities:
+        raise TlsError(f"no identity named {name!r} was provisioned "
+                       f"(have: {', '.join(sorted(identities)) or 'none'})")
+    return identities[name]
+
+
+def parse_identity(private_key, chain):
+    """A private-identity from a key (PEM or DER) and a chain (a list of
+    certificates, leaf first, or one PEM bundle as bytes)."""
+    _need_draft("a parsed identity")
+    if isinstance(chain, (bytes, bytearray)):
+        chain = [bytes(chain)]
+    return _draft_call(lambda: draft.PrivateIdentity.parse(bytes(private_key), list(chain)),
+                       "parsing the identity")
+
+
+def _export_chain(public_identity):
+    try:
+        return public_identity.export_x509_chain()
+    finally:
+        public_identity.__exit__(None, None, None)
+
+
+# ---------------------------------------------------------------- clients
+
+
 def handshake(server_name, inp, out):
-    """Run a TLS client handshake over the transport streams ``inp``/``out``
-    (ownership passes to the host), polling the future's pollable.
-    -> (client-connection, tls-input, tls-output).  Raises TlsError."""
+    """Upstream wasi:tls client handshake over ``inp``/``out`` (ownership
+    passes to the host) -> (client-connection, tls-input, tls-output)."""
+    return tasks.run(_upstream_handshake_task(server_name, inp, out))
+
+
+def _upstream_handshake_task(server_name, inp, out):
     if tls_types is None:
         drop_resources(inp, out)
         raise TlsError("wasi:tls is not available in this world")
@@ -106,10 +188,9 @@ def handshake(server_name, inp, out):
     try:
         while True:
             result = future.get()
-            if result is None:
-                io.wait_for(future)
-                continue
-            break
+            if result is not None:
+                break
+            yield future
     finally:
         future.__exit__(None, None, None)
     if isinstance(result, Err):
@@ -118,54 +199,196 @@ def handshake(server_name, inp, out):
     if isinstance(inner, Err):
         raise TlsError(_debug_string(inner.value))
     value = inner.value if isinstance(inner, Ok) else inner
-    connection, tin, tout = value
+    return value
+
+
+class _Handshake:
+    """A draft handshake resource until `finish` or `abort` consumes it;
+    dropped first if a step fails, so its connection can be dropped after."""
+
+    def __init__(self, resource):
+        self.resource = resource
+
+    def take(self):
+        resource, self.resource = self.resource, None
+        return resource
+
+    def abort_task(self, kind):
+        """Task: send the fatal alert and wait until it has left."""
+        alert_sent = kind.abort(self.take())
+        try:
+            yield alert_sent
+        finally:
+            alert_sent.__exit__(None, None, None)
+
+    def drop(self):
+        if self.resource is not None:
+            self.take().__exit__(None, None, None)
+
+
+def _draft_client_task(server_name, inp, out, alpn, identity, verify):
+    """Full-draft client handshake -> (client-connection, tls-input, tls-output)."""
+    connection = draft.ClientConnection(inp, out)
+    hs = _Handshake(None)
+    try:
+        hs.resource = _draft_call(lambda: connection.connect(server_name),
+                                  f"connecting to the server name {server_name!r}")
+        if alpn:
+            _draft_call(lambda: hs.resource.configure_alpn_ids([p.encode() for p in alpn]),
+                        "configuring ALPN")
+        if verify is not None:
+            public = yield from _settled_task(hs.resource.verify_server_identity(),
+                                              "verifying the server's certificate")
+            if not verify(_export_chain(public)):
+                yield from hs.abort_task(draft.ClientHandshake)
+                raise TlsError("the verify hook rejected the server's certificate")
+        if identity is not None:
+            request = yield from _settled_task(hs.resource.receive_client_identity_request(),
+                                               "waiting for a certificate request")
+            if request is not None:
+                draft.ClientIdentityRequest.respond(request, [identity])
+        tin, tout = yield from _settled_task(draft.ClientHandshake.finish(hs.take()),
+                                             "the TLS handshake")
+    except BaseException:
+        hs.drop()
+        connection.__exit__(None, None, None)
+        raise
     return connection, tin, tout
 
 
-def connect_tls(host, port=None, server_name=None):
-    """Open a TLS connection.
+def connect_task(host, port=None, server_name=None, *, alpn=(), identity=None, verify=None):
+    """Task: open a TLS connection.
 
     ``host`` is a host name or IP literal (an IPv6 literal may be given in
     [brackets], as in URLs) and ``port`` the TCP port; with ``port=None``
     ``host`` is "HOST:PORT".  ``server_name`` (SNI and certificate name)
     defaults to the host.  Every resolved address is tried in order until
-    one connects.  Raises NetError (TCP) or TlsError (handshake).
+    one connects.  With ``alpn`` (ids, most preferred first), ``identity``
+    (a private-identity for a server that asks for one) or ``verify`` (a
+    check of the server's chain, a list of DER certificates, leaf first,
+    run after the host's own verification; False aborts), the full draft
+    client is used.  Raises NetError (TCP) or TlsError (handshake).
     """
     host, port = _split_host(host, port)
     if server_name is None:
         server_name = host
-    if tls_types is None:
+    full = bool(alpn) or identity is not None or verify is not None
+    if full:
+        _need_draft("ALPN, a client identity or a verify hook")
+    elif tls_types is None:
         raise TlsError("wasi:tls is not available in this world")
     sock, inp, out = _tcp_connect(host, port)
     try:
-        connection, tin, tout = handshake(server_name, inp, out)
+        if full:
+            parts = yield from _draft_client_task(server_name, inp, out, alpn, identity, verify)
+        else:
+            parts = yield from _upstream_handshake_task(server_name, inp, out)
     except BaseException:
         sock.__exit__(None, None, None)
         raise
-    return TlsConnection(sock, connection, tin, tout)
+    return TlsConnection(sock, *parts, full=full)
 
 
-@contextlib.contextmanager
-def _tls_errors():
-    """Report wasi_guest.io failures on the TLS streams as TlsError."""
+def connect_tls(host, port=None, server_name=None, *, alpn=(), identity=None, verify=None):
+    return tasks.run(connect_task(host, port, server_name, alpn=alpn, identity=identity,
+                                  verify=verify))
+
+
+# ---------------------------------------------------------------- servers
+
+
+class ClientHello:
+    """What a client offered: ``server_name`` (or None), ``alpn_ids`` (str)
+    and ``cipher_suites`` (IANA codes), exactly as it sent them."""
+
+    def __init__(self, hello):
+        self.server_name = hello.server_name()
+        self.alpn_ids = [bytes(i).decode("latin-1") for i in hello.alpn_ids()]
+        self.cipher_suites = list(hello.cipher_suites())
+
+
+def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None):
+    """Task: the server side of a TLS connection on an accepted TCP
+    connection ``tcp`` = (socket, input, output) -> TlsConnection.
+
+    ``identities`` (private-identity resources, most preferred first) and
+    ``alpn`` (ids the server accepts, most preferred first) may be decided
+    per client: ``choose(hello, identities, alpn)`` sees the ClientHello
+    before anything is sent and returns the ``(identities, alpn)`` to use.
+    ``client_auth`` is None, "request" or "require": ask for a client
+    certificate (verified by the host against its client CAs); "require"
+    aborts the handshake when the client sends none.
+    """
+    _need_draft("a TLS server")
+    sock, inp, out = tcp
+    connection = draft.ServerConnection(inp, out)
+    hs = _Handshake(None)
     try:
-        yield
-    except UnexpectedEof as e:
-        raise TlsError(f"end of stream after {len(e.data)} of {e.expected} bytes") from None
-    except StreamClosed:
-        raise TlsError("connection closed for writing") from None
-    except WasiError as e:
-        raise TlsError(e.detail or e.code) from None
+        hs.resource = _draft_call(connection.accept, "accepting")
+        if choose is not None:
+            hello = yield from _settled_task(hs.resource.receive_client_hello(),
+                                             "reading the ClientHello")
+            try:
+                identities, alpn = choose(ClientHello(hello), identities, alpn)
+            finally:
+                hello.__exit__(None, None, None)
+        _draft_call(lambda: hs.resource.configure_server_identities(list(identities)),
+                    "configuring the server identities")
+        if alpn:
+            _draft_call(lambda: hs.resource.configure_alpn_ids([p.encode() for p in alpn]),
+                        "configuring ALPN")
+        if client_auth is not None:
+            public = yield from _settled_task(hs.resource.request_client_identity(),
+                                              "asking for a client certificate")
+            if public is not None:
+                public.__exit__(None, None, None)  # the connection reports it too
+            elif client_auth == "require":
+                yield from hs.abort_task(draft.ServerHandshake)
+                raise TlsError("the client sent no certificate")
+        tin, tout = yield from _settled_task(draft.ServerHandshake.finish(hs.take()),
+                                             "the TLS handshake")
+    except BaseException:
+        hs.drop()
+        connection.__exit__(None, None, None)
+        sock.__exit__(None, None, None)
+        raise
+    return TlsConnection(sock, connection, tin, tout, full=True)
+
+
+def accept_tls(tcp, identities, *, alpn=(), choose=None, client_auth=None):
+    return tasks.run(accept_task(tcp, identities, alpn=alpn, choose=choose,
+                                 client_auth=client_auth))
+
+
+# ---------------------------------------------------------------- connections
+
+
+class _TlsErrors:
+    """Report wasi_guest.io failures on the TLS streams as TlsError."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if isinstance(error, UnexpectedEof):
+            raise TlsError(f"end of stream after {len(error.data)} of {error.expected} "
+                           "bytes") from None
+        if isinstance(error, StreamClosed):
+            raise TlsError("connection closed for writing") from None
+        if isinstance(error, WasiError) and not isinstance(error, TlsError):
+            raise TlsError(error.detail or error.code) from None
+        return False
 
 
 class TlsConnection:
-    """An established TLS client connection (blocking-style API)."""
+    """An established TLS connection, client or server."""
 
-    def __init__(self, sock, connection, input_stream, output_stream):
+    def __init__(self, sock, connection, input_stream, output_stream, full=False):
         self.sock = sock
         self.connection = connection
         self.input = input_stream
         self.output = output_stream
+        self.full = full  # a wasi-tls-host:tls connection (it reports details)
         self.eof = False  # the peer's close_notify has been read
         self.output_closed = False  # close_notify requested
         self.closed = False
@@ -186,16 +409,19 @@ class TlsConnection:
                 return None
             raise exc from None
 
-    def read(self, max_bytes=READ_CHUNK) -> bytes:
-        """At least one byte (at most ``max_bytes``), waiting as needed;
-        b"" at clean end of stream (the peer's close_notify)."""
+    def read_task(self, max_bytes=READ_CHUNK):
+        """Task: at least one byte (at most ``max_bytes``); b"" at clean end
+        of stream (the peer's close_notify)."""
         while True:
             data = self.try_read(max_bytes)
             if data is None:
                 return b""
             if data:
                 return data
-            io.wait_for(self.input)
+            yield self.input
+
+    def read(self, max_bytes=READ_CHUNK) -> bytes:
+        return tasks.run(self.read_task(max_bytes))
 
     def read_all(self, limit=None) -> bytes:
         """Read until clean end of stream.  With ``limit``, raise TlsError
@@ -222,34 +448,79 @@ class TlsConnection:
 
     def flush(self) -> None:
         """Flush and wait until the flush completes."""
-        with _tls_errors():
+        with _TlsErrors():
             io.flush(self.output)
 
+    def write_all_task(self, data, flush=True):
+        """Task: write all of ``data`` (honouring check-write), then flush."""
+        with _TlsErrors():
+            yield from io.write_all_task(self.output, data, flush)
+
     def write_all(self, data, flush=True) -> None:
-        """Write all of ``data`` (honouring check-write), then flush and wait
-        for the flush to complete."""
-        with _tls_errors():
-            io.write_all(self.output, data, flush)
+        tasks.run(self.write_all_task(data, flush))
 
     def duplex(self, data, expect) -> bytes:
         """Write ``data`` while reading ``expect`` bytes back, with one poll
         per iteration (no deadlock with a peer that answers while we are
         still sending).  Raises TlsError, also if the input ends first."""
-        with _tls_errors():
+        with _TlsErrors():
             return io.duplex(self.input, self.output, data, expect)
+
+    # ------------------------------------------------------------ details
+
+    def details(self):
+        """What the handshake settled (full-draft connections): a dict with
+        server_name, alpn (str or None), protocol ("TLSv1.3"), cipher_suite
+        (IANA code), peer_chain and own_chain (the certificates the peer and
+        this side sent: DER, leaf first, or None)."""
+        if not self.full:
+            return {}
+        c = self.connection
+        alpn = c.alpn_id()
+        client = isinstance(c, draft.ClientConnection)
+        peer = c.server_identity() if client else c.client_identity()
+        own = c.client_identity() if client else c.server_identity()
+        own_chain = None
+        if own is not None:
+            own_chain = _export_chain(own.public_identity())
+            own.__exit__(None, None, None)
+        return {
+            "server_name": c.server_name(),
+            "alpn": bytes(alpn).decode("latin-1") if alpn is not None else None,
+            "protocol": PROTOCOL_NAMES.get(c.protocol_version()),
+            "cipher_suite": c.cipher_suite(),
+            "peer_chain": _export_chain(peer) if peer is not None else None,
+            "own_chain": own_chain,
+        }
+
+    def request_client_certificate_task(self):
+        """Task, server side, TLS 1.3: ask the client for a certificate after
+        the handshake (post-handshake authentication). Returns its chain (DER,
+        leaf first) or None; TlsError if the connection cannot ask (TLS 1.2,
+        or a client that did not offer it)."""
+        future = _draft_call(self.connection.request_client_identity,
+                             "asking for a client certificate after the handshake")
+        public = yield from _settled_task(future, "post-handshake authentication")
+        return _export_chain(public) if public is not None else None
 
     # ------------------------------------------------------------ closing
 
     def close_output(self) -> None:
         """Send close_notify (once).  Reading stays possible until the
-        peer's own close_notify (read() -> b"")."""
-        if not self.output_closed and not self.closed:
-            self.output_closed = True
+        peer's own close_notify (read() -> b"").  The full draft has no
+        call for it: dropping the output stream sends close_notify."""
+        if self.output_closed or self.closed:
+            return
+        self.output_closed = True
+        if self.full:
+            self.output.__exit__(None, None, None)
+            self.output = None
+        else:
             self.connection.close_output()
 
     def close(self) -> None:
         """close_notify (if not sent yet), then drop the TLS streams, the
-        connection (which closes the TCP streams) and the socket.
+        connection (which closes the transport streams) and the socket.
         Idempotent; never raises for the goodbye itself."""
         if self.closed:
             return
@@ -266,4 +537,16 @@ class TlsConnection:
         return False
 
 
-__all__ = ["TlsConnection", "TlsError", "connect_tls", "handshake"]
+__all__ = [
+    "ClientHello",
+    "TlsConnection",
+    "TlsError",
+    "accept_task",
+    "accept_tls",
+    "connect_task",
+    "connect_tls",
+    "handshake",
+    "parse_identity",
+    "preopened_identities",
+    "preopened_identity",
+]

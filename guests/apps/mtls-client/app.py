@@ -1,0 +1,71 @@
+"""mtls-client HOST:PORT [SERVER_NAME] [--identity NAME] [--message TEXT]
+
+A TLS client with a client certificate, through the full wasi-tls-host:tls
+client: it stops once the host has verified the server's chain (and prints
+its fingerprint), answers the server's certificate request with an identity
+the operator provisioned (`--identity NAME=CERT,KEY` on the host; the first
+one unless --identity names another; the key never enters the guest), sends
+TEXT (default `hello`) and a newline, and prints the first line that comes
+back. Then it prints what the handshake settled:
+
+    server certificate: sha256:<hex>
+    reply: <the line the server sent back>
+    client certificate sent: sha256:<hex>   (or none, if the server never asked)
+    protocol: TLSv1.3
+    cipher suite: 0x1302
+
+Exit 0 on success; on failure `error: <message>` on stderr and exit 1.
+"""
+
+import hashlib
+import sys
+
+from wit_world import exports
+
+from wasi_guest import WasiError, cli, net, tls
+
+USAGE = "usage: mtls-client HOST:PORT [SERVER_NAME] [--identity NAME] [--message TEXT]"
+
+
+def fingerprint(chain):
+    return f"sha256:{hashlib.sha256(chain[0]).hexdigest()}" if chain else "none"
+
+
+def main(argv) -> int:
+    try:
+        argv, options = cli.split_options(argv, ("--identity", "--message"))
+        if not 1 <= len(argv) <= 2:
+            raise ValueError(USAGE)
+        host, port = net.split_host_port(argv[0])
+        name = options.get("--identity")
+        identity = (tls.preopened_identity(name) if name
+                    else next(iter(tls.preopened_identities().values()), None))
+        if identity is None:
+            raise ValueError("no identity was provisioned: run with --identity NAME=CERT,KEY")
+
+        def show_server(chain):
+            print(f"server certificate: {fingerprint(chain)}", flush=True)
+            return True
+        conn = tls.connect_tls(host, port, argv[1] if len(argv) > 1 else host,
+                               identity=identity, verify=show_server)
+        with conn:
+            conn.write_all(options.get("--message", "hello").encode() + b"\n")
+            reply = bytearray()
+            while b"\n" not in reply and (data := conn.read()):
+                reply += data
+            details = conn.details()
+        first_line = bytes(reply).split(b"\n")[0].decode(errors="replace")
+        print(f"reply: {first_line}")
+        print(f"client certificate sent: {fingerprint(details['own_chain'])}")
+        print(f"protocol: {details['protocol']}")
+        print(f"cipher suite: 0x{details['cipher_suite']:04x}")
+    except (WasiError, ValueError) as e:
+        cli.flush_stdio()
+        cli.eprint(f"error: {e}")
+        return 1
+    return 0
+
+
+class Run(exports.Run):
+    def run(self) -> None:
+        cli.exit(main(sys.argv[1:]))

@@ -1,0 +1,89 @@
+"""tls-echo-server HOST:PORT [MAX_CONNECTIONS] [--identity NAME]
+
+Listens on HOST:PORT (port 0 picks a free port), prints `listening on
+HOST:PORT` once ready, and serves TLS with an identity the operator
+provisioned (`wasi-tls-host run --identity NAME=CERT,KEY`; the first one
+unless --identity names another): every connection's handshake and its echo
+run as tasks, all waiting in one poll. A connection ends when its client
+closes (close_notify, or the end of the TCP stream); the server answers with
+its own close_notify. With MAX_CONNECTIONS it exits 0 once that many have
+ended, and prints `served N connections, M bytes`. A failed connection is
+reported on stderr as `connection N: error: <message>` and does not stop the
+others.
+"""
+
+import sys
+
+from wit_world import exports
+
+from wasi_guest import WasiError, cli, net, tasks, tls
+
+USAGE = "usage: tls-echo-server HOST:PORT [MAX_CONNECTIONS] [--identity NAME]"
+
+
+class Server:
+    def __init__(self, listener, identity, max_connections):
+        self.listener = listener
+        self.identity = identity
+        self.max_connections = max_connections
+        self.runner = tasks.Runner()
+        self.accepted = 0
+        self.ended = 0
+        self.echoed = 0
+
+    def serve(self):
+        self.runner.spawn(self.accept_loop())
+        self.runner.run()
+
+    def accept_loop(self):
+        while self.max_connections is None or self.accepted < self.max_connections:
+            tcp = yield from net.accept_task(self.listener)
+            self.accepted += 1
+            number = self.accepted
+            self.runner.spawn(self.echo(tcp, number),
+                              on_error=lambda error, n=number: self.failed(n, error))
+
+    def echo(self, tcp, number):
+        conn = yield from tls.accept_task(tcp, [self.identity])
+        try:
+            while data := (yield from conn.read_task()):
+                yield from conn.write_all_task(data)
+                self.echoed += len(data)
+        finally:
+            conn.close()
+        self.ended += 1
+
+    def failed(self, number, error):
+        self.ended += 1
+        cli.eprint(f"connection {number}: error: {error}")
+
+
+def main(argv) -> int:
+    try:
+        argv, options = cli.split_options(argv, ("--identity",))
+    except ValueError as e:
+        argv, options = [], {"problem": e}
+    if not 1 <= len(argv) <= 2:
+        cli.eprint(f"error: {options['problem']}" if "problem" in options else USAGE)
+        return 1
+    identity_name = options.get("--identity")
+    try:
+        identities = tls.preopened_identities()
+        if not identities:
+            raise tls.TlsError("no identity was provisioned: run with --identity NAME=CERT,KEY")
+        identity = (tls.preopened_identity(identity_name) if identity_name
+                    else next(iter(identities.values())))
+        listener = net.listen_tcp(argv[0])
+        print(f"listening on {net.local_address(listener)}", flush=True)
+        server = Server(listener, identity, int(argv[1]) if len(argv) > 1 else None)
+        server.serve()
+    except (WasiError, ValueError) as e:
+        cli.eprint(f"error: {e}")
+        return 1
+    print(f"served {server.ended} connections, {server.echoed} bytes")
+    return 0
+
+
+class Run(exports.Run):
+    def run(self) -> None:
+        cli.exit(main(sys.argv[1:]))
