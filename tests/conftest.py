@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from pki import Pki
 
 from peers import free_port  # noqa: F401 - re-exported for the tests
 from wasi_tls_host.command_line import installed_command
@@ -20,6 +21,12 @@ HOST = installed_command()
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "guests"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> Pki:
+    """The tests' CAs and certificates (see tests/pki.py)."""
+    return Pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")

@@ -184,3 +184,42 @@ class Nginx:
 
 def nginx_binary() -> str:
     return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+class TlsliteServer:
+    """A tlslite-ng server on loopback for one handshake. Unlike OpenSSL, its
+    TLS 1.3 server packs its encrypted flight (EncryptedExtensions through
+    Finished) into one record. `client_chain` is what the client sent."""
+
+    def __init__(self, leaf: trustme.LeafCert, version: str, *, request_certificate: bool):
+        from tlslite.api import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
+        chain = X509CertChain()
+        chain.parsePemList(b"".join(blob.bytes() for blob in leaf.cert_chain_pems).decode())
+        key = parsePEMKey(leaf.private_key_pem.bytes().decode(), private=True)
+        settings = HandshakeSettings()
+        settings.minVersion = settings.maxVersion = {"1.2": (3, 3), "1.3": (3, 4)}[version]
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.client_chain = None
+        self.error: Exception | None = None
+
+        def serve() -> None:
+            raw, _ = self.listener.accept()
+            connection = TLSConnection(raw)
+            try:
+                connection.handshakeServer(certChain=chain, privateKey=key,
+                                           reqCert=request_certificate, settings=settings)
+                if connection.session.clientCertChain is not None:
+                    self.client_chain = [cert.bytes for cert in
+                                         connection.session.clientCertChain.x509List]
+                connection.close()
+            except Exception as error:  # recorded for the test to inspect
+                self.error = error
+            finally:
+                raw.close()
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(10)

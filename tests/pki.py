@@ -93,3 +93,9 @@ class Pki:
 
 
 TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def der_chain(leaf: trustme.LeafCert) -> tuple[bytes, ...]:
+    """The leaf's chain as DER, leaf first, as `export-X509-chain` returns it."""
+    return tuple(ssl.PEM_cert_to_DER_cert(blob.bytes().decode())
+                 for blob in leaf.cert_chain_pems)

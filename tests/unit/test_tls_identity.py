@@ -15,16 +15,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import NameOID
-from pki import Pki
+from pki import der_chain
 
 from wasi_tls_host.tls.identity import IdentityError, PrivateIdentity, choose_identities
 
 Encoding, Format = serialization.Encoding, serialization.PrivateFormat
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Pki:
-    return Pki(tmp_path_factory.mktemp("pki"))
 
 
 def key_of(leaf: trustme.LeafCert):
@@ -32,7 +27,7 @@ def key_of(leaf: trustme.LeafCert):
 
 
 def der(leaf: trustme.LeafCert) -> bytes:
-    return ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())
+    return der_chain(leaf)[0]
 
 
 @pytest.mark.parametrize("key_type", ["rsa", "ecdsa"])

@@ -9,7 +9,7 @@ import ssl
 
 import pytest
 from lockstep import flush, handshake_ok, lockstep
-from pki import TLS_VERSIONS, Pki
+from pki import TLS_VERSIONS, Pki, der_chain
 
 from wasi_tls_host.tls import Point, TLSConnection, TLSError, TLSState
 from wasi_tls_host.tls.records import ContentType
@@ -17,18 +17,9 @@ from wasi_tls_host.tls.records import ContentType
 ACCESS_DENIED_ALERT = bytes((ContentType.ALERT, 3, 3, 0, 2, 2, 49))
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Pki:
-    return Pki(tmp_path_factory.mktemp("pki"))
-
-
 @pytest.fixture(params=sorted(TLS_VERSIONS))
 def version(request) -> str:
     return request.param
-
-
-def der_chain(leaf) -> tuple[bytes, ...]:
-    return tuple(ssl.PEM_cert_to_DER_cert(blob.bytes().decode()) for blob in leaf.cert_chain_pems)
 
 
 def client(pki: Pki, run_until: Point, **context) -> TLSConnection:
