@@ -34,10 +34,22 @@ def version(request) -> str:
     return request.param
 
 
+#: What a test opened (the host's connections, the peers' sockets); a guest's
+#: resource table would drop the former, the test does it after each test.
+_opened: list = []
+
+
+def opened(thing):
+    _opened.append(thing)
+    return thing
+
+
 @pytest.fixture
 def ctx(pki):
     context = WasiCtx(HostConfig(tls=pki.policy(handshake_timeout=10)))
     yield context
+    while _opened:
+        _opened.pop().close()
     context.close()
 
 
@@ -82,6 +94,7 @@ def loopback(ctx) -> tuple:
     listener = socket.create_server(("127.0.0.1", 0))
     host_side = socket.create_connection(listener.getsockname())
     peer, _ = listener.accept()
+    opened(peer)
     listener.close()
     host_side.setblocking(False)
     tcp = TcpSocket(host_side, "connected")
@@ -126,7 +139,7 @@ def client(ctx, pki, version, *, client_auth=ssl.CERT_NONE, alpn=()):
     if alpn:
         context.set_alpn_protocols(list(alpn))
     transport_in, transport_out, sock = loopback(ctx)
-    connection = tls.new_client_connection(ctx, transport_in, transport_out)
+    connection = opened(tls.new_client_connection(ctx, transport_in, transport_out))
     handshake = value(Ok(tls.connect(ctx, connection, "localhost")))
     peer = WirePeer(sock, context, server_side=True)
     peer.leaf = leaf
@@ -176,7 +189,7 @@ def test_client_holds_still_at_a_certificate_request(ctx, pki, version):
 def test_server_holds_still_after_the_client_hello(ctx, pki, version):
     transport_in, transport_out, sock = loopback(ctx)
     peer = WirePeer(sock, pki.client_context(version), server_side=False)
-    connection = tls.new_server_connection(ctx, transport_in, transport_out)
+    connection = opened(tls.new_server_connection(ctx, transport_in, transport_out))
     handshake = tls.accept(ctx, connection).obj
     future = tls.receive_client_hello(ctx, handshake).obj
     peer.step()  # the ClientHello
@@ -233,7 +246,7 @@ def test_alpn_ids_the_host_cannot_offer_are_refused(ctx, pki, ids):
 
 def test_server_misuse(ctx, pki):
     transport_in, transport_out, _ = loopback(ctx)
-    connection = tls.new_server_connection(ctx, transport_in, transport_out)
+    connection = opened(tls.new_server_connection(ctx, transport_in, transport_out))
     handshake = tls.accept(ctx, connection).obj
     with pytest.raises(ErrorValue):
         tls.accept(ctx, connection)  # twice
@@ -249,7 +262,7 @@ def test_server_misuse(ctx, pki):
 def test_a_server_without_identities_fails_its_handshake(ctx, pki, version):
     transport_in, transport_out, sock = loopback(ctx)
     peer = WirePeer(sock, pki.client_context(version), server_side=False)
-    connection = tls.new_server_connection(ctx, transport_in, transport_out)
+    connection = opened(tls.new_server_connection(ctx, transport_in, transport_out))
     handshake = tls.accept(ctx, connection).obj
     finished = tls.server_finish(ctx, handshake).obj
     peer.step()
@@ -276,7 +289,7 @@ def test_post_handshake_request_is_refused_on_tls_1_2(ctx, pki):
     context = pki.client_context("1.2", pki.leaf("client.example"))
     context.post_handshake_auth = True
     peer = WirePeer(sock, context, server_side=False)
-    connection = tls.new_server_connection(ctx, transport_in, transport_out)
+    connection = opened(tls.new_server_connection(ctx, transport_in, transport_out))
     handshake = tls.accept(ctx, connection).obj
     tls.configure_server_identities(ctx, handshake,
                                     [tls.IdentityHandle(pki.identity("localhost"))])
@@ -309,7 +322,7 @@ def test_a_request_packed_with_the_servers_finished_cannot_be_answered(ctx, pki)
     request is still reported; answering it with an identity fails the
     handshake with that explanation rather than silently sending none."""
     server = TlsliteServer(pki.leaf("localhost"), "1.3", request_certificate=True)
-    connection = tls.new_client_connection(ctx, *connect_to(server.port))
+    connection = opened(tls.new_client_connection(ctx, *connect_to(server.port)))
     handshake = value(Ok(tls.connect(ctx, connection, "localhost")))
     request = value(settle(ctx, tls.receive_client_identity_request(ctx, handshake).obj))
     tls.respond(ctx, request, [tls.IdentityHandle(pki.identity("client.example"))])
