@@ -47,6 +47,34 @@ def run_host(component: Path | str, *args: str, flags: tuple[str, ...] = (),
                           env={**os.environ, **(env or {})})
 
 
+class GuestServer:
+    """A server guest under `wasi-tls-host run`, up once it printed
+    `listening on HOST:PORT`. `finish()` waits for it to exit."""
+
+    def __init__(self, component: Path | str, *args: str, flags: tuple[str, ...] = ()):
+        self.process = subprocess.Popen([HOST, "run", *flags, str(component), *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        banner = self.process.stdout.readline().decode()
+        if not banner.startswith("listening on "):
+            self.process.kill()
+            raise RuntimeError(f"{component} did not start: {banner!r} "
+                               f"{self.process.stderr.read().decode()}")
+        self.port = int(banner.rsplit(":", 1)[1])
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        """(exit status, stdout after the banner, stderr)."""
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        finally:
+            self.process.kill()
+        return self.process.returncode, out.decode(), err.decode()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
 def wasmtime_cli() -> str:
     import wasmtime_cli
     return str(Path(wasmtime_cli.__file__).with_name("wasmtime"))

@@ -1,23 +1,27 @@
 """Real TLS peers on loopback for the end-to-end tests.
 
-Each peer serves files from a directory over HTTPS, pinned to one TLS
-version: Python's ssl (a threaded http.server), `openssl s_server -WWW`,
-and nginx. They all present a certificate for localhost/127.0.0.1 from the
-test CA.
+Servers serve files from a directory over HTTPS, pinned to one TLS version:
+Python's ssl (a threaded http.server), `openssl s_server -WWW`, nginx, and
+tlslite-ng for the one handshake layout OpenSSL never sends. They present
+certificates from the test CA. Clients (Python ssl, curl, `openssl
+s_client`) fetch from a guest server and report what they saw (`Seen`).
 """
 
 from __future__ import annotations
 
 import http.server
+import re
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
+from pki import LeafFiles
 
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -223,3 +227,88 @@ class TlsliteServer:
     def close(self) -> None:
         self.listener.close()
         self.thread.join(10)
+
+
+# -- TLS clients as peers: each returns what it saw -----------------------------------
+
+CLIENT_FLAGS = {"1.2": ("-tls1_2", "--tlsv1.2", "--tls-max", "1.2"),
+                "1.3": ("-tls1_3", "--tlsv1.3", "--tls-max", "1.3")}
+
+
+@dataclass
+class Seen:
+    """A client's view of one HTTPS exchange."""
+
+    response: bytes  # status line, headers and body
+    protocol: str | None  # "TLSv1.3"
+    cipher: str | None  # OpenSSL's name
+    alpn: str | None = None
+    server_certificate: bytes | None = None  # DER of the leaf the server sent
+
+    @property
+    def status(self) -> int:
+        return int(self.response.split(b" ", 2)[1])
+
+    @property
+    def body(self) -> str:
+        head, _, rest = self.response.partition(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length: (\d+)", head)
+        return rest[:int(length.group(1))].decode()  # s_client prints more after it
+
+
+def python_https_get(port: int, server_name: str, path: str, context: ssl.SSLContext) -> Seen:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, \
+            context.wrap_socket(raw, server_hostname=server_name) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {server_name}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        response = bytearray()
+        while data := conn.recv(65536):
+            response += data
+        cipher = conn.cipher()
+        return Seen(bytes(response), conn.version(), cipher[0] if cipher else None,
+                    conn.selected_alpn_protocol(), conn.getpeercert(binary_form=True))
+
+
+def curl_https_get(port: int, server_name: str, path: str, version: str, ca_file: Path,
+                   cert: LeafFiles | None = None) -> Seen:
+    """curl, resolving the name to loopback; it verifies the name itself."""
+    _, tls_flag, max_flag, max_version = CLIENT_FLAGS[version]
+    command = ["curl", "-sS", "-v", "-i", "--http1.1", tls_flag, max_flag, max_version,
+               "--cacert", str(ca_file), "--resolve", f"{server_name}:{port}:127.0.0.1",
+               f"https://{server_name}:{port}{path}"]
+    if cert is not None:
+        command += ["--cert", str(cert.cert), "--key", str(cert.key)]
+    result = subprocess.run(command, capture_output=True, timeout=60)
+    log = result.stderr.decode()
+    session = re.search(r"SSL connection using (\S+) / (\S+)", log)
+    alpn = re.search(r"ALPN: server accepted (\S+)", log)
+    return Seen(result.stdout, session and session.group(1), session and session.group(2),
+                alpn and alpn.group(1))
+
+
+def openssl_https_get(port: int, server_name: str, path: str, version: str, ca_file: Path,
+                      cert: LeafFiles | None = None) -> Seen:
+    """`openssl s_client`, checking the chain and the name; the request on stdin."""
+    command = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
+               server_name, "-verify_hostname", server_name, "-CAfile", str(ca_file),
+               "-verify_return_error", "-ign_eof", "-alpn", "http/1.1",
+               CLIENT_FLAGS[version][0]]
+    if cert is not None:
+        command += ["-cert", str(cert.cert), "-key", str(cert.key)]
+    request = f"GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n"
+    result = subprocess.run(command, input=request.encode(), capture_output=True, timeout=60)
+    out = result.stdout
+    start = out.find(b"HTTP/1.1 ")
+    protocol = re.search(rb"Protocol\s*:\s*(\S+)", out)
+    cipher = re.search(rb"Cipher\s*:\s*(\S+)", out)
+    alpn = re.search(rb"ALPN protocol: (\S+)", out)
+    return Seen(out[start:] if start >= 0 else b"",
+                protocol and protocol.group(1).decode(), cipher and cipher.group(1).decode(),
+                alpn and alpn.group(1).decode())
+
+
+def iana_code(cipher_name: str) -> int:
+    """An OpenSSL cipher name's IANA code, from OpenSSL's own table."""
+    everything = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    everything.set_ciphers("ALL:@SECLEVEL=0")
+    return next(c["id"] & 0xFFFF for c in everything.get_ciphers() if c["name"] == cipher_name)

@@ -22,7 +22,7 @@ plain-text page of what the connection settled:
 and logs one line per request on stdout with the same facts. GET /secure
 from a client that sent no certificate asks for one after the handshake
 (TLS 1.3 post-handshake authentication) and answers 403 if it still has
-none. After N requests (if given) it exits 0. Every connection runs as a task;
+none (or, on TLS 1.2, cannot be asked). After N requests (if given) it exits 0. Every connection runs as a task;
 all of them wait in one poll.
 """
 
@@ -98,7 +98,10 @@ class Server:
         client = details["peer_chain"]
         status = 200
         if path == "/secure" and client is None:
-            client = yield from conn.request_client_certificate_task()
+            try:
+                client = yield from conn.request_client_certificate_task()
+            except tls.TlsError as e:  # TLS 1.2, or a client that cannot be asked
+                cli.eprint(f"/secure: {e}")
             status = 200 if client is not None else 403
         facts = [("path", path), ("server name", details["server_name"] or "none"),
                  ("alpn", details["alpn"] or "none"), ("protocol", details["protocol"]),

@@ -1,4 +1,4 @@
-"""mtls-client HOST:PORT [SERVER_NAME] [--identity NAME] [--message TEXT]
+"""mtls-client HOST:PORT [SERVER_NAME] [--identity NAME] [--message TEXT] [--reject-server]
 
 A TLS client with a client certificate, through the full wasi-tls-host:tls
 client: it stops once the host has verified the server's chain (and prints
@@ -14,6 +14,10 @@ back. Then it prints what the handshake settled:
     protocol: TLSv1.3
     cipher suite: 0x1302
 
+With --reject-server the verify hook refuses the server's certificate once
+it has been shown: the handshake is aborted (the server gets an alert and no
+application data) and the guest exits 1.
+
 Exit 0 on success; on failure `error: <message>` on stderr and exit 1.
 """
 
@@ -24,7 +28,8 @@ from wit_world import exports
 
 from wasi_guest import WasiError, cli, net, tls
 
-USAGE = "usage: mtls-client HOST:PORT [SERVER_NAME] [--identity NAME] [--message TEXT]"
+USAGE = ("usage: mtls-client HOST:PORT [SERVER_NAME] [--identity NAME] [--message TEXT] "
+         "[--reject-server]")
 
 
 def fingerprint(chain):
@@ -33,7 +38,8 @@ def fingerprint(chain):
 
 def main(argv) -> int:
     try:
-        argv, options = cli.split_options(argv, ("--identity", "--message"))
+        argv, options = cli.split_options(argv, ("--identity", "--message"),
+                                          flags=("--reject-server",))
         if not 1 <= len(argv) <= 2:
             raise ValueError(USAGE)
         host, port = net.split_host_port(argv[0])
@@ -45,7 +51,7 @@ def main(argv) -> int:
 
         def show_server(chain):
             print(f"server certificate: {fingerprint(chain)}", flush=True)
-            return True
+            return "--reject-server" not in options
         conn = tls.connect_tls(host, port, argv[1] if len(argv) > 1 else host,
                                identity=identity, verify=show_server)
         with conn:
