@@ -1,0 +1,150 @@
+"""Guests using the full wasi-tls-host:tls client against real servers on
+loopback, under TLS 1.2 and 1.3: a client certificate from a provisioned
+identity (`openssl s_server -Verify 1`, Python ssl), ALPN with a server that
+requires it, aborting after a look at the server's chain, and every getter
+against what the server saw."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+import subprocess
+import threading
+
+import pytest
+from pki import TLS_VERSIONS, der_chain
+
+from conftest import run_host
+from peers import free_port, iana_code, wait_for_port
+
+VERSIONS = sorted(TLS_VERSIONS)
+
+
+def fingerprint(der: bytes) -> str:
+    return f"sha256:{hashlib.sha256(der).hexdigest()}"
+
+
+def lines(output: bytes) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in output.decode().splitlines())
+
+
+@pytest.fixture(scope="module")
+def identity(pki):
+    leaf = pki.leaf("client.example")
+    return leaf, pki.files(leaf)
+
+
+def mtls_client(guests, pki, identity, port, *args):
+    files = identity[1]
+    return run_host(guests["mtls-client"], f"127.0.0.1:{port}", "localhost", *args, flags=(
+        "--ca-file", str(pki.ca_file), "--allow-net", f"127.0.0.1:{port}",
+        "--identity", f"me={files.cert},{files.key}"))
+
+
+class PythonServer:
+    """One TLS connection served by Python ssl; records what it saw."""
+
+    def __init__(self, context: ssl.SSLContext,
+                 reply=lambda line: line.strip()[::-1] + b"\n"):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.seen: dict = {}
+        self.thread = threading.Thread(target=self._serve, args=(context, reply), daemon=True)
+        self.thread.start()
+
+    def _serve(self, context, reply) -> None:
+        raw, _ = self.listener.accept()
+        raw.settimeout(30)
+        try:
+            with context.wrap_socket(raw, server_side=True) as conn:
+                self.seen.update(version=conn.version(), cipher=conn.cipher()[0],
+                                 alpn=conn.selected_alpn_protocol(),
+                                 client=conn.getpeercert(binary_form=True))
+                data = conn.recv(1000)
+                self.seen["data"] = data
+                if data:
+                    conn.sendall(reply(data))
+        except (ssl.SSLError, OSError) as error:
+            self.seen["error"] = error
+        finally:
+            raw.close()
+
+    def finish(self) -> dict:
+        self.thread.join(30)
+        self.listener.close()
+        return self.seen
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_client_certificate_for_openssl_s_server(guests, pki, identity, version):
+    server_files = pki.files(pki.leaf("localhost"))
+    port = free_port()
+    server = subprocess.Popen(
+        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(server_files.cert),
+         "-key", str(server_files.key), "-Verify", "1", "-CAfile", str(pki.ca_file), "-rev",
+         f"-tls1_{version[-1]}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, server)
+        result = mtls_client(guests, pki, identity, port, "--message", "ping")
+    finally:
+        server.kill()
+        log = server.communicate()[0].decode()
+    assert result.returncode == 0, result.stderr.decode()
+    seen = lines(result.stdout)
+    assert seen["reply"] == "gnip"
+    assert seen["client certificate sent"] == fingerprint(der_chain(identity[0])[0])
+    assert seen["protocol"] == f"TLSv{version}"
+    assert "verify return:1" in log  # s_server verified the client's chain
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_getter_equals_what_the_server_saw(guests, pki, identity, version):
+    leaf = pki.leaf("localhost")
+    server = PythonServer(pki.server_context(leaf, version, client_auth=ssl.CERT_REQUIRED))
+    result = mtls_client(guests, pki, identity, server.port, "--message", "hello")
+    seen = server.finish()
+    assert result.returncode == 0, result.stderr.decode()
+    reported = lines(result.stdout)
+    assert reported == {
+        "server certificate": fingerprint(der_chain(leaf)[0]),
+        "reply": "olleh",
+        "client certificate sent": fingerprint(seen["client"]),
+        "protocol": seen["version"],
+        "cipher suite": f"0x{iana_code(seen['cipher']):04x}",
+    }
+    assert seen["client"] == der_chain(identity[0])[0]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_abort_after_a_look_at_the_chain_sends_no_application_data(guests, pki, identity,
+                                                                   version):
+    server = PythonServer(pki.server_context(pki.leaf("localhost"), version))
+    result = mtls_client(guests, pki, identity, server.port, "--reject-server")
+    seen = server.finish()
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        "error: the verify hook rejected the server's certificate\n")
+    assert result.stdout.decode().startswith("server certificate: sha256:")
+    assert "data" not in seen and isinstance(seen.get("error"), ssl.SSLError)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("server_offers, expected", [
+    (["h2", "http/1.1"], "h2"),
+    (["spdy/3"], "none"),
+])
+def test_alpn_with_a_server_that_requires_it(guests, pki, version, server_offers, expected):
+    context = pki.server_context(pki.leaf("localhost"), version)
+    context.set_alpn_protocols(server_offers)
+    server = PythonServer(context)
+    port = server.port
+    result = run_host(guests["alpn-client"], f"127.0.0.1:{port}", "localhost",
+                      "--offer", "h2,http/1.1",
+                      flags=("--ca-file", str(pki.ca_file), "--allow-net", f"127.0.0.1:{port}"))
+    seen = server.finish()
+    assert result.returncode == 0, result.stderr.decode()
+    reported = lines(result.stdout)
+    assert reported["alpn"] == expected == (seen["alpn"] or "none")
+    assert reported["protocol"] == seen["version"] == f"TLSv{version}"
