@@ -2,8 +2,9 @@
 
 The checker drives `wasi:io/streams` exactly as a guest does (the interface
 functions, with a real context) over an in-memory pipe, a loopback TCP
-connection to a Python echo peer, and TLS 1.2/1.3 to a Python `ssl` echo
-peer. Bytes written to the output stream must come back on the input
+connection to a Python echo peer, TLS 1.2/1.3 to a Python `ssl` echo
+server, and TLS 1.2/1.3 with the host as the server for a Python `ssl`
+echoing client. Bytes written to the output stream must come back on the input
 stream, intact, with the spec's budgets, traps and end-of-stream rules.
 """
 
@@ -28,7 +29,8 @@ from wasi_tls_host.runtime.streams import Pipe, StreamClosed
 from wasi_tls_host.runtime.values import Case
 from wasi_tls_host.sockets import tcp as tcp_interface
 from wasi_tls_host.sockets.tcp import TcpSocket
-from wasi_tls_host.tls import TlsPolicy
+from wasi_tls_host.tls import PrivateIdentity, TlsPolicy
+from wasi_tls_host.wasi_tls import tls as tls_draft
 from wasi_tls_host.wasi_tls import types as tls_types
 
 
@@ -110,11 +112,33 @@ def tls_loop(ctx, ca, version):
     return Loop(connection.output, connection.input, connection.output.close_notify)
 
 
+def tls_server_loop(ctx, ca, version):
+    """The host as the TLS server (wasi-tls-host:tls), a Python ssl client echoing."""
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    client.maximum_version = version
+    tcp, listener = connected_tcp()
+    echo_peer(listener, lambda conn: client.wrap_socket(conn, server_hostname="localhost"))
+    input_stream, output_stream = (child.obj for child in tcp.connected_streams())
+    leaf = ca.issue_cert("localhost")
+    identity = PrivateIdentity.parse(leaf.private_key_pem.bytes(),
+                                     [blob.bytes() for blob in leaf.cert_chain_pems])
+    connection = tls_draft.new_server_connection(ctx, input_stream, output_stream)
+    handshake = tls_draft.accept(ctx, connection).obj
+    tls_draft.configure_server_identities(ctx, handshake, [tls_draft.IdentityHandle(identity)])
+    future = tls_draft.server_finish(ctx, handshake).obj
+    ctx.wait_for(future)
+    tls_in, tls_out = (child.obj for child in tls_draft._future_get(ctx, future).value.value)
+    return Loop(tls_out, tls_in, tls_out.close_notify)
+
+
 KINDS = [
     pytest.param((pipe_loop, None), id="pipe"),
     pytest.param((tcp_loop, None), id="tcp"),
     pytest.param((tls_loop, ssl.TLSVersion.TLSv1_2), id="tls1.2"),
     pytest.param((tls_loop, ssl.TLSVersion.TLSv1_3), id="tls1.3"),
+    pytest.param((tls_server_loop, ssl.TLSVersion.TLSv1_2), id="tls-server1.2"),
+    pytest.param((tls_server_loop, ssl.TLSVersion.TLSv1_3), id="tls-server1.3"),
 ]
 
 
