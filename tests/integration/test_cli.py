@@ -75,6 +75,32 @@ def test_bad_handshake_timeouts_are_usage_errors(guests, value, problem):
     assert_usage_error(result, f"argument --tls-handshake-timeout: {problem}")
 
 
+def test_identity_and_client_ca_mistakes_are_one_line(guests, pki, tmp_path):
+    leaf, other = pki.files(pki.leaf("a.example")), pki.files(pki.leaf("b.example"))
+    cases = {
+        ("--identity", "server"): "expected NAME=CERTFILE,KEYFILE, got 'server'",
+        ("--identity", f"server={leaf.cert}"):
+            f"expected NAME=CERTFILE,KEYFILE, got 'server={leaf.cert}'",
+        ("--identity", f"server={tmp_path}/none.pem,{leaf.key}"):
+            f"identity 'server': {tmp_path}/none.pem: No such file or directory",
+        ("--identity", f"server={leaf.cert},{other.key}"):
+            "identity 'server': the private key does not match the leaf certificate",
+    }
+    for flags, problem in cases.items():
+        assert_usage_error(run_host(guests["wasi-probe"], flags=flags),
+                           f"argument --identity: {problem}")
+    unreadable = run_host(guests["wasi-probe"],
+                          flags=("--identity", f"server={leaf.key},{leaf.key}"))
+    assert "argument --identity: identity 'server': certificate 0 of the chain cannot be " \
+        "read" in unreadable.stderr.decode() and unreadable.returncode == 2
+    assert_usage_error(run_host(guests["wasi-probe"], flags=("--client-ca", str(tmp_path))),
+                       f"argument --client-ca: client CA file is a directory, not a file: "
+                       f"{tmp_path}")
+    same_name = run_host(guests["wasi-probe"], flags=(
+        "--identity", f"x={leaf.cert},{leaf.key}", "--identity", f"x={other.cert},{other.key}"))
+    assert_clean_error(same_name, "each --identity needs a name of its own")
+
+
 def test_missing_file(tmp_path):
     result = run_host(tmp_path / "nope.wasm")
     assert_clean_error(result, "component not found", "nope.wasm")
