@@ -46,10 +46,11 @@ class PythonServer:
     """One TLS connection served by Python ssl; records what it saw."""
 
     def __init__(self, context: ssl.SSLContext,
-                 reply=lambda line: line.strip()[::-1] + b"\n"):
+                 reply=lambda line: line.strip()[::-1] + b"\n", require_alpn=False):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.seen: dict = {}
+        self.require_alpn = require_alpn
         self.thread = threading.Thread(target=self._serve, args=(context, reply), daemon=True)
         self.thread.start()
 
@@ -61,6 +62,9 @@ class PythonServer:
                 self.seen.update(version=conn.version(), cipher=conn.cipher()[0],
                                  alpn=conn.selected_alpn_protocol(),
                                  client=conn.getpeercert(binary_form=True))
+                if self.require_alpn and self.seen["alpn"] is None:
+                    self.seen["refused"] = True  # no protocol in common: hang up
+                    return
                 data = conn.recv(1000)
                 self.seen["data"] = data
                 if data:
@@ -138,7 +142,7 @@ def test_abort_after_a_look_at_the_chain_sends_no_application_data(guests, pki, 
 def test_alpn_with_a_server_that_requires_it(guests, pki, version, server_offers, expected):
     context = pki.server_context(pki.leaf("localhost"), version)
     context.set_alpn_protocols(server_offers)
-    server = PythonServer(context)
+    server = PythonServer(context, require_alpn=True)
     port = server.port
     result = run_host(guests["alpn-client"], f"127.0.0.1:{port}", "localhost",
                       "--offer", "h2,http/1.1",
@@ -148,3 +152,4 @@ def test_alpn_with_a_server_that_requires_it(guests, pki, version, server_offers
     reported = lines(result.stdout)
     assert reported["alpn"] == expected == (seen["alpn"] or "none")
     assert reported["protocol"] == seen["version"] == f"TLSv{version}"
+    assert seen.get("refused", False) == (expected == "none")
