@@ -14,11 +14,13 @@ from wasi_tls_host.config import HostConfig
 from wasi_tls_host.io import streams
 from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue
+from wasi_tls_host.runtime.poll import Deadline
 from wasi_tls_host.runtime.streams import Pipe
 from wasi_tls_host.runtime.values import Err, Ok
 from wasi_tls_host.sockets.tcp import TcpSocket
-from wasi_tls_host.tls import TlsPolicy
+from wasi_tls_host.tls import TLSConnection, TlsPolicy
 from wasi_tls_host.wasi_tls import types as tls_types
+from wasi_tls_host.wasi_tls.session import open_session
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +161,23 @@ def test_get_alone_drives_the_handshake(ctx, ca):
         time.sleep(0.001)
     assert isinstance(outcome, Ok) and isinstance(outcome.value, Ok), outcome
     tcp.close()
+
+
+def test_a_closed_session_sends_what_the_transport_could_not_take_yet(ctx):
+    """Closing never writes past the transport's budget: the rest lingers, goes
+    out as the transport drains (on the guest's next waits), and only then is
+    the transport released."""
+    upstream, downstream = Pipe(), Pipe(capacity=100)
+    core = TLSConnection(ctx.config.tls.client_context(), server_hostname="localhost")
+    session = open_session(ctx, core, upstream.input, downstream.output, "the test")
+    hello = bytearray(downstream.input.read(1000))
+    assert len(hello) == 100 and session.outgoing  # the ClientHello did not fit
+    session.close()
+    assert ctx.lingering and not downstream.writer_closed
+    for _ in range(20):
+        ctx.wait_for(Deadline(ctx.now_ns, ctx.now_ns()))  # any later wait moves it on
+        hello += downstream.input.read(1000)
+        if not ctx.lingering:
+            break
+    assert hello[0] == 0x16 and len(hello) == 5 + int.from_bytes(hello[3:5], "big")
+    assert downstream.writer_closed and upstream.reader_closed and not ctx.lingering
