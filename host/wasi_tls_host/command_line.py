@@ -11,15 +11,17 @@ import math
 import os
 import sys
 import traceback
-from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import HostConfig, NetRule, Preopen
 from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
 from .host import GuestTrap, Host, HostError
 from .runtime.context import DEBUG_VARIABLE, debug_from_environment
-from .tls.identity import IdentityError, PrivateIdentity
 from .tls.policy import TlsPolicy
+
+if TYPE_CHECKING:
+    from .tls.identity import PrivateIdentity
 
 #: Exit status when the guest traps, as `wasmtime run` reports it (128 + SIGABRT).
 TRAP_STATUS = 134
@@ -91,6 +93,7 @@ def _output_file(text: str) -> Path:
 
 def _identity(text: str) -> tuple[str, PrivateIdentity]:
     """`NAME=CERTFILE,KEYFILE`: loaded and checked now, so mistakes are one line."""
+    from .tls.identity import IdentityError, PrivateIdentity  # cryptography: only when asked
     name, sep, files = text.partition("=")
     cert_file, comma, key_file = files.partition(",")
     if not sep or not name or not comma or not cert_file or not key_file:
@@ -117,11 +120,21 @@ def installed_command() -> str:
     return str(Path(sys.executable).with_name("wasi-tls-host"))
 
 
-def _version() -> str:
-    try:
-        return metadata.version("wasi-tls-host")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
+class _VersionAction(argparse.Action):
+    """`--version`, reading the installed distribution's version only when asked
+    (importlib.metadata costs tens of milliseconds at every start-up)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib import metadata
+        try:
+            version = metadata.version("wasi-tls-host")
+        except metadata.PackageNotFoundError:  # a source tree that was never installed
+            version = "unknown"
+        print(f"wasi-tls-host {version}")
+        parser.exit()
 
 
 # -- the parser ---------------------------------------------------------------------
@@ -132,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run WASI 0.2 command components with wasi:tls provided by Python's ssl, "
                     "and build guests for them.",
         epilog=COMMANDS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"wasi-tls-host {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     _add_run(commands)
     _add_wit(commands)

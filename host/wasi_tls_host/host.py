@@ -9,11 +9,13 @@ import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import wasmtime
 from wasmtime import component as wc
 
 from . import interfaces as registry
+from .component_cache import ComponentCache
 from .config import HostConfig
 from .runtime.calls import Interface, link
 from .runtime.context import WasiCtx
@@ -94,18 +96,22 @@ class _Loaded:
 class Host:
     """Runs WASI 0.2 command components with wasi:tls, one store per run.
 
-    Compiled components are kept in wasmtime's on-disk cache, so a second
-    run of the same file skips compilation. A defect in the host traps the
-    guest with a one-line message (`GuestTrap`); `debug` also prints its
-    traceback (default: when $WASI_TLS_HOST_DEBUG is set).
+    Compiled components are kept on disk (`component_cache`: in `cache`, a
+    directory, or the user's cache directory when True), so a second run of
+    the same file skips compilation. A defect in the host traps the guest
+    with a one-line message (`GuestTrap`); `debug` also prints its traceback
+    (default: when $WASI_TLS_HOST_DEBUG is set).
     """
 
-    def __init__(self, *, cache: bool = True, debug: bool | None = None):
+    def __init__(self, *, cache: bool | os.PathLike | str = True, debug: bool | None = None):
         config = wasmtime.Config()
-        config.cache = cache
         # Lets Ctrl-C stop a guest that is computing rather than waiting.
         config.epoch_interruption = True
         self.engine = wasmtime.Engine(config)
+        self.components = None
+        if cache:
+            directory = None if cache is True else Path(cache)
+            self.components = ComponentCache(self.engine, "epoch_interruption", directory)
         self.debug = debug
         self._loaded: dict[str, _Loaded] = {}
 
@@ -127,7 +133,10 @@ class Host:
                 "WASI 0.2 components; build one with componentize-py or wrap a WASI 0.1 "
                 "module with `wasm-tools component new --adapt`.")
         try:
-            component = wc.Component.from_file(self.engine, path)
+            if self.components is not None:
+                component = self.components.load(path)
+            else:
+                component = wc.Component.from_file(self.engine, path)
         except wasmtime.WasmtimeError as error:
             raise HostError(f"{path} is not a valid component: {error}") from None
         self._loaded[path] = _Loaded(mtime_ns, component)
@@ -148,7 +157,8 @@ class Host:
             component = self.load(component)
         else:
             path = "the component"
-        interfaces = all_interfaces()
+        # Only what the component imports: a guest without TLS never loads it.
+        interfaces = registry.load(registry.imported_by(component.type.imports(self.engine)))
         store = wasmtime.Store(self.engine)
         store.set_epoch_deadline(1)
         ctx = WasiCtx(config, debug=self.debug)

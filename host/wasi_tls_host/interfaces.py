@@ -59,6 +59,11 @@ def load(names: Iterable[str] = REGISTRY) -> list[Interface]:
     return list(found.values())
 
 
+def imported_by(import_names: Iterable[str]) -> list[str]:
+    """The registered interfaces among a component's imports ("wasi:io/poll@0.2.0")."""
+    return [name for name in (full.split("@", 1)[0] for full in import_names) if name in REGISTRY]
+
+
 def summary() -> str:
     """What the host provides, by package: "wasi:io/{error,poll,streams}, ..."."""
     packages: dict[str, list[str]] = {}

@@ -5,7 +5,7 @@ import io
 import wasmtime
 from wasmtime import component as wc
 
-from wasi_tls_host import Host, HostConfig, WasiCtx, add_to_linker
+from wasi_tls_host import ComponentCache, Host, HostConfig, WasiCtx, add_to_linker
 
 
 def test_host_run_with_args_env_and_captured_stdio(guests):
@@ -34,7 +34,7 @@ def test_add_to_linker_next_to_the_embedders_own_functions(guests):
     with linker.root() as root, root.add_instance("example:embedder/log@1.0.0") as log:
         log.add_func("note", lambda store, text: calls.append(text))
     store = wasmtime.Store(engine)
-    component = wc.Component.from_file(engine, str(guests["wasi-probe"]))
+    component = ComponentCache(engine, "default settings").load(str(guests["wasi-probe"]))
     instance = linker.instantiate(store, component)
     run_interface = next(name for name in component.type.exports(engine)
                          if name.startswith("wasi:cli/run@"))

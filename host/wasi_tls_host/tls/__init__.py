@@ -4,22 +4,24 @@
 alike, and never touches a socket or wasmtime; ``policy`` builds the
 host-owned ``ssl.SSLContext``s; ``identity`` holds certificates and keys;
 ``client_hello`` and ``records`` read the wire format the core needs to see.
+
+The names below are loaded on first use: ``identity`` brings in
+``cryptography``, which a guest without TLS should not pay for at start-up.
 """
 
-from .core import Point, TLSConnection, TLSState
-from .errors import ErrorKind, TLSError
-from .identity import IdentityError, PrivateIdentity, PublicIdentity
-from .policy import ClientAuth, TlsPolicy
+import importlib
 
-__all__ = [
-    "ClientAuth",
-    "ErrorKind",
-    "IdentityError",
-    "Point",
-    "PrivateIdentity",
-    "PublicIdentity",
-    "TLSConnection",
-    "TLSError",
-    "TLSState",
-    "TlsPolicy",
-]
+_HOMES = {
+    "ClientAuth": "policy", "TlsPolicy": "policy",
+    "ErrorKind": "errors", "TLSError": "errors",
+    "IdentityError": "identity", "PrivateIdentity": "identity", "PublicIdentity": "identity",
+    "Point": "core", "TLSConnection": "core", "TLSState": "core",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -889,7 +889,9 @@ def _cipher_codes() -> dict[str, int]:
     return {cipher["name"]: cipher["id"] & 0xFFFF for cipher in everything.get_ciphers()}
 
 
-_NAME_CHECK_CONTEXT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+@functools.cache
+def _name_check_context() -> ssl.SSLContext:
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def check_server_name(name: str | None) -> None:
@@ -898,7 +900,7 @@ def check_server_name(name: str | None) -> None:
     if not name:
         raise ValueError("invalid server name: empty")
     try:
-        _NAME_CHECK_CONTEXT.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=name)
+        _name_check_context().wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=name)
     # Python refuses some names (ValueError, UnicodeError, TypeError), OpenSSL
     # others (SSLError: e.g. longer than 255 bytes): all are invalid names.
     except (ValueError, TypeError, ssl.SSLError) as error:

@@ -21,8 +21,10 @@ import ssl
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .identity import PrivateIdentity
+if TYPE_CHECKING:  # identities come from callers; importing cryptography is slow
+    from .identity import PrivateIdentity
 
 __all__ = ["ClientAuth", "TlsPolicy"]
 

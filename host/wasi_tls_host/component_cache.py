@@ -1,0 +1,154 @@
+"""Compiled components on disk, loaded with `Component.deserialize_file`.
+
+wasmtime's own cache (`Config.cache`) hashes the whole component on every
+load before it finds the compiled code (about a third of a second for a
+componentize-py guest). This cache instead names each compiled entry by
+what makes it valid: the SHA-256 of the component's bytes, the wasmtime
+version and the engine's settings. Loading one is a `stat` and an `mmap`.
+
+Safety: deserializing bytes that wasmtime did not produce is undefined
+behaviour, so an entry is only ever loaded when it is provably the file this
+cache wrote. Each entry has a record of the SHA-256 of its bytes and of the
+file's identity when it was written and verified (device, inode, size,
+modification and change times). The change time cannot be set back by a
+process, so any later write to the entry changes it; a mismatch means the
+entry is hashed again, and if the hash differs it is rebuilt, never loaded.
+A component is hashed once per file state too: an index remembers the
+SHA-256 for the component file's identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import wasmtime
+import wasmtime._ffi
+from wasmtime import component as wc
+
+#: Entries kept; the least recently used go first (each is tens of MB).
+MAX_ENTRIES = 16
+
+
+def default_directory() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "wasi-tls-host" / "components"
+
+
+def _wasmtime_build() -> str:
+    """Which wasmtime compiles: its native library's path, size and time (cheaper
+    than reading the package version, and different for every build)."""
+    library = wasmtime._ffi.dll._name  # type: ignore[attr-defined]
+    stat = os.stat(library)
+    return f"{library} {stat.st_size} {stat.st_mtime_ns}"
+
+
+def _identity(stat: os.stat_result) -> list[int]:
+    return [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 22):
+            digest.update(chunk)  # releases the GIL for large chunks
+    return digest.hexdigest()
+
+
+class ComponentCache:
+    """One directory of compiled components for one engine configuration."""
+
+    def __init__(self, engine: wasmtime.Engine, settings: str, directory: Path | None = None):
+        self.engine = engine
+        self.directory = directory or default_directory()
+        self.settings = f"{_wasmtime_build()}; {settings}"
+
+    def load(self, path: str) -> wc.Component:
+        """The compiled component for the file at `path` (compiling on a miss).
+
+        Raises wasmtime.WasmtimeError for a file that is not a valid component.
+        """
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return wc.Component.from_file(self.engine, path)  # no cache, no harm
+        key = hashlib.sha256(f"{self._source_digest(path)}\n{self.settings}".encode()).hexdigest()
+        entry = self.directory / f"{key}.cwasm"
+        record = entry.with_suffix(".json")
+        if self._verified(entry, record):
+            try:
+                component = wc.Component.deserialize_file(self.engine, str(entry))
+            except wasmtime.WasmtimeError:
+                pass  # made by another wasmtime or engine: rebuild below
+            else:
+                os.utime(record)  # recently used
+                return component
+        component = wc.Component.from_file(self.engine, path)
+        self._store(component, entry, record)
+        return component
+
+    def _source_digest(self, path: str) -> str:
+        index = self.directory / "sources.json"
+        try:
+            known = json.loads(index.read_text())
+        except (OSError, ValueError):
+            known = {}
+        real = os.path.realpath(path)
+        identity = _identity(os.stat(real))
+        cached = known.get(real)
+        if cached and cached[0] == identity:
+            return cached[1]
+        digest = _sha256(Path(real))
+        known = {name: value for name, value in known.items() if os.path.exists(name)}
+        known[real] = [identity, digest]
+        try:
+            self._write_atomically(index, json.dumps(known).encode())
+        except OSError:
+            pass  # hashed again next time
+        return digest
+
+    def _verified(self, entry: Path, record: Path) -> bool:
+        """Whether `entry` is exactly what this cache wrote (see the module doc)."""
+        try:
+            written = json.loads(record.read_text())
+            identity = _identity(os.stat(entry))
+        except (OSError, ValueError):
+            return False
+        if identity == written.get("identity"):
+            return True
+        if _sha256(entry) != written.get("sha256"):
+            return False
+        written["identity"] = _identity(os.stat(entry))  # moved or copied, still intact
+        self._write_atomically(record, json.dumps(written).encode())
+        return True
+
+    def _store(self, component: wc.Component, entry: Path, record: Path) -> None:
+        try:
+            compiled = component.serialize()
+            self._write_atomically(entry, compiled)
+            written = {"sha256": hashlib.sha256(compiled).hexdigest(),
+                       "identity": _identity(os.stat(entry))}
+            self._write_atomically(record, json.dumps(written).encode())
+            self._prune()
+        except OSError:
+            pass  # a cache that cannot be written only costs the next start-up
+
+    def _write_atomically(self, target: Path, data: bytes) -> None:
+        descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+            os.replace(temporary, target)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+
+    def _prune(self) -> None:
+        records = sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        records = [r for r in records if r.name != "sources.json"]
+        for record in records[:-MAX_ENTRIES]:
+            record.with_suffix(".cwasm").unlink(missing_ok=True)
+            record.unlink(missing_ok=True)
