@@ -22,8 +22,8 @@ plain-text page of what the connection settled:
 and logs one line per request on stdout with the same facts. GET /secure
 from a client that sent no certificate asks for one after the handshake
 (TLS 1.3 post-handshake authentication) and answers 403 if it still has
-none (or, on TLS 1.2, cannot be asked). After N requests (if given) it exits 0. Every connection runs as a task;
-all of them wait in one poll.
+none (or, on TLS 1.2, cannot be asked). After N requests (if given) it exits
+0. Every connection runs as a task; all of them wait in one poll.
 """
 
 import hashlib
