@@ -6,6 +6,7 @@ import pytest
 from wasmtime import WasmtimeError
 
 from wasi_tls_host.config import HostConfig
+from wasi_tls_host.runtime.calls import Destructor, check_error
 from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.poll import Pollable
 from wasi_tls_host.runtime.resources import Res
@@ -15,6 +16,11 @@ DROP_INPUT = "wasi:io/streams@0.2.9#[resource-drop]input-stream"
 DROP_OUTPUT = "wasi:io/streams@0.2.9#[resource-drop]output-stream"
 
 
+def drop(ctx, type_id, name, rep):
+    """What wasmtime does when the guest drops handle `rep`."""
+    check_error(Destructor(ctx, type_id, name).invoke(rep))
+
+
 def test_dropping_a_stream_with_a_live_pollable_names_the_problem():
     ctx = WasiCtx(HostConfig())
     pipe = Pipe()
@@ -22,7 +28,7 @@ def test_dropping_a_stream_with_a_live_pollable_names_the_problem():
     ctx.table.push(Pollable(pipe.input), Res.POLLABLE, parent=pipe.input)
     with pytest.raises(WasmtimeError, match=rf"^{re.escape(DROP_INPUT)}: resource {stream_rep} "
                                             r"still has 1 child"):
-        ctx.drop_resource(Res.INPUT_STREAM, DROP_INPUT)(None, stream_rep)
+        drop(ctx, Res.INPUT_STREAM, DROP_INPUT, stream_rep)
     ctx.close()
 
 
@@ -30,7 +36,7 @@ def test_drop_closes_the_host_object():
     ctx = WasiCtx(HostConfig())
     pipe = Pipe()
     rep = ctx.table.push(pipe.output, Res.OUTPUT_STREAM)
-    ctx.drop_resource(Res.OUTPUT_STREAM, DROP_OUTPUT)(None, rep)
+    drop(ctx, Res.OUTPUT_STREAM, DROP_OUTPUT, rep)
     assert pipe.writer_closed
     assert len(ctx.table) == 0
 

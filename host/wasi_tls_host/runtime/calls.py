@@ -28,7 +28,7 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
-from . import codec
+from . import capi, codec
 from .errors import ErrorValue, GuestExit, Interrupted, Trap
 from .table import TableError
 from .values import Err
@@ -61,43 +61,61 @@ class Interface:
         return self.name.split("@", 1)[0]
 
 
-@dataclass
-class _Signature:
-    params: list[codec.Lift]
-    result: codec.Lower | None
-    returns_result: bool
-
-
 class HostFunction:
+    """One host function bound to a context. The first call compiles its
+    lifting and lowering from the declared type into `call`, specialised by
+    the number of parameters (a zero-argument call builds no argument list)."""
+
     def __init__(self, ctx: WasiCtx, qualified_name: str, impl: Impl):
         self.ctx = ctx
         self.name = qualified_name
         self.impl = impl
-        self.signature: _Signature | None = None
+        self.scope = codec.CallScope(None, ctx.table)
+        self.call = self._first_call
 
-    def _compile(self, ty_ptr: Any) -> _Signature:
-        fty = wc.FuncType._from_ptr(ty_ptr, owner=self)
-        params = [codec.lifter(pty) for _, pty in fty.params]
+    def _first_call(self, context: Any, ty_ptr: int, args: Any, results: Any) -> None:
+        self.call = self._specialise(ty_ptr)
+        self.call(context, ty_ptr, args, results)
+
+    def _specialise(self, ty_ptr: int) -> Callable[[Any, int, Any, Any], None]:
+        fty = wc.FuncType._from_ptr(
+            ctypes.cast(ty_ptr, ctypes.POINTER(ffi.wasmtime_component_func_type_t)), owner=self)
+        lifts = [codec.lifter(pty) for _, pty in fty.params]
         result_ty = fty.result
-        result = codec.lowerer(result_ty, self.ctx.resource_id) if result_ty is not None else None
-        return _Signature(params, result, isinstance(result_ty, wc.ResultType))
+        lower = codec.lowerer(result_ty, self.ctx.resource_id) if result_ty is not None else None
+        returns_result = isinstance(result_ty, wc.ResultType)
+        impl, ctx, scope = self.impl, self.ctx, self.scope
 
-    def invoke(self, context: Any, ty_ptr: Any, args: Any, results: Any) -> int:
+        def finish(error: ErrorValue) -> Err:
+            if not returns_result:
+                raise error
+            return Err(error.payload)
+
+        if not lifts:
+            def call(context: Any, ty_ptr: int, args: Any, results: Any) -> None:
+                scope.context = context
+                try:
+                    value = impl(ctx)
+                except ErrorValue as error:
+                    value = finish(error)
+                if lower is not None:
+                    lower(scope, value, results[0])
+        else:
+            def call(context: Any, ty_ptr: int, args: Any, results: Any) -> None:
+                scope.context = context
+                # wasmtime frees the argument cells after the call; lifting copies.
+                values = [lift(scope, args[i]) for i, lift in enumerate(lifts)]
+                try:
+                    value = impl(ctx, *values)
+                except ErrorValue as error:
+                    value = finish(error)
+                if lower is not None:
+                    lower(scope, value, results[0])
+        return call
+
+    def invoke(self, context: Any, ty_ptr: int, args: Any, results: Any) -> int:
         try:
-            if self.signature is None:
-                self.signature = self._compile(ty_ptr)
-            sig = self.signature
-            scope = codec.CallScope(context, self.ctx.table)
-            # wasmtime frees the argument cells after the call; lifting copies.
-            values = [lift(scope, args[i]) for i, lift in enumerate(sig.params)]
-            try:
-                value = self.impl(self.ctx, *values)
-            except ErrorValue as error:
-                if not sig.returns_result:
-                    raise
-                value = Err(error.payload)
-            if sig.result is not None:
-                sig.result(scope, value, results[0])
+            self.call(context, ty_ptr, args, results)
             return 0
         except GuestExit as exit_request:
             self.ctx.exit_code = exit_request.code
@@ -116,35 +134,68 @@ class HostFunction:
             return _error(f"{self.name}: interrupted")
 
 
+class Destructor:
+    """What runs when the guest drops a handle of one resource type: the
+    object leaves the table and is closed. Guarded like a host function;
+    `name` (`interface#[resource-drop]resource`) is what its traps name."""
+
+    def __init__(self, ctx: WasiCtx, type_id: int, name: str):
+        self.ctx = ctx
+        self.type_id = type_id
+        self.name = name
+
+    def invoke(self, rep: int) -> int:
+        ctx = self.ctx
+        try:
+            close = getattr(ctx.table.delete(rep, self.type_id), "close", None)
+            if close is not None:
+                close()
+            return 0
+        except TableError as misuse:
+            return _error(f"{self.name}: {misuse}")
+        except Exception as bug:
+            return _error(ctx.record_host_bug(self.name, bug))
+        except BaseException as interrupt:  # see HostFunction.invoke
+            ctx.interrupted = interrupt
+            return _error(f"{self.name}: interrupted")
+
+
 def _error(message: str) -> int:
     return ctypes.cast(WasmtimeError(message)._consume(), ctypes.c_void_p).value or 0
 
 
-_FUNCTIONS: dict[int, HostFunction] = {}
-_next_function_id = 1
+#: What the C callbacks dispatch to, by the data word wasmtime hands back.
+_CALLBACKS: dict[int, HostFunction | Destructor] = {}
+_next_callback_id = 1
 
 
-@ffi.wasmtime_component_func_callback_t
+@capi.HostFunctionCallback
 def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
-    return _FUNCTIONS[data].invoke(context, ty, args, results)
+    return _CALLBACKS[data].invoke(context, ty, args, results)
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+@capi.DestructorCallback
+def _destructor(data, context, rep):  # type: ignore[no-untyped-def]
+    return _CALLBACKS[data].invoke(rep)
+
+
+@capi.Finalizer
 def _forget(data):  # type: ignore[no-untyped-def]
-    _FUNCTIONS.pop(data, None)
+    _CALLBACKS.pop(data, None)
 
 
-def _add_func(instance: wc.LinkerInstance, wit_name: str, function: HostFunction) -> None:
-    global _next_function_id
-    function_id = _next_function_id
-    _next_function_id += 1
-    _FUNCTIONS[function_id] = function
-    name = wit_name.encode()
-    error = ffi.wasmtime_component_linker_instance_add_func(
-        instance.ptr(), ctypes.create_string_buffer(name), len(name),
-        _trampoline, function_id, _forget)
+def _register(callback: HostFunction | Destructor) -> int:
+    global _next_callback_id
+    callback_id = _next_callback_id
+    _next_callback_id += 1
+    _CALLBACKS[callback_id] = callback
+    return callback_id
+
+
+def check_error(error: int | None) -> None:
+    """Raise the WasmtimeError a C API call or callback returned, if any."""
     if error:
-        raise WasmtimeError._from_ptr(error)
+        raise WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
 
 
 def link(root: wc.LinkerInstance, ctx: WasiCtx, interfaces: list[Interface]) -> None:
@@ -152,12 +203,17 @@ def link(root: wc.LinkerInstance, ctx: WasiCtx, interfaces: list[Interface]) -> 
     for interface in interfaces:
         with root.add_instance(interface.name) as instance:
             for wit_name, type_id in interface.resources.items():
-                destructor = f"{interface.name}#[resource-drop]{wit_name}"
-                instance.add_resource(wit_name, ctx.resource_type(type_id),
-                                      ctx.drop_resource(type_id, destructor))
+                name = wit_name.encode()
+                destructor = Destructor(ctx, type_id,
+                                        f"{interface.name}#[resource-drop]{wit_name}")
+                check_error(capi.linker_instance_add_resource(
+                    instance.ptr(), name, len(name), ctx.resource_type(type_id).ptr(),
+                    _destructor, _register(destructor), _forget))
             for wit_name, impl in interface.functions.items():
-                qualified = f"{interface.name}#{wit_name}"
-                _add_func(instance, wit_name, HostFunction(ctx, qualified, impl))
+                name = wit_name.encode()
+                function = HostFunction(ctx, f"{interface.name}#{wit_name}", impl)
+                check_error(capi.linker_instance_add_func(
+                    instance.ptr(), name, len(name), _trampoline, _register(function), _forget))
 
 
 #: The WASI 0.2 version the host defines; guests importing any 0.2.x link to it.

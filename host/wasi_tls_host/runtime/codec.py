@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
-from ctypes import POINTER, byref
+from ctypes import POINTER, byref, c_void_p
 from typing import Any
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
+from . import capi
 from .errors import Trap
 from .table import ResourceTable
 from .values import Case, Child, Err, Ok, Some
@@ -155,18 +156,20 @@ def lifter(ty: wc.ValType) -> Lift:
 
 def _resource_arg(scope: CallScope, c: Any, owned: bool) -> Any:
     """Resolve a handle to its host object; this also ends a borrow."""
-    host = POINTER(ffi.wasmtime_component_resource_host_t)()
-    error = ffi.wasmtime_component_resource_any_to_host(scope.context, c.of.resource, byref(host))
+    host = c_void_p()
+    error = capi.resource_any_to_host(scope.context, capi.payload_pointer(c), byref(host))
     if error:
-        raise Trap(str(WasmtimeError._from_ptr(error)))
-    try:
-        rep = ffi.wasmtime_component_resource_host_rep(host)
-        type_id = ffi.wasmtime_component_resource_host_type(host)
-    finally:
-        ffi.wasmtime_component_resource_host_delete(host)
+        raise Trap(_error_text(error))
+    rep = capi.resource_host_rep(host)
+    type_id = capi.resource_host_type(host)
+    capi.resource_host_delete(host)
     if owned:
         return scope.table.delete(rep, type_id)
     return scope.table.get(rep, type_id)
+
+
+def _error_text(error: int) -> str:
+    return str(WasmtimeError._from_ptr(ctypes.cast(error, POINTER(ffi.wasmtime_error_t))))
 
 
 # -- lowering: Python -> C cell -----------------------------------------------
@@ -299,17 +302,14 @@ def lowerer(ty: wc.ValType, resource_ids: ResourceIds) -> Lower:
         def lower_own(scope: CallScope, value: Any, dst: Any) -> None:
             obj, parent = value if isinstance(value, Child) else (value, None)
             rep = scope.table.push(obj, type_id, parent)
-            host = ffi.wasmtime_component_resource_host_new(True, rep, type_id)
-            any_ptr = POINTER(ffi.wasmtime_component_resource_any_t)()
-            try:
-                error = ffi.wasmtime_component_resource_host_to_any(
-                    scope.context, host, byref(any_ptr))
-            finally:
-                ffi.wasmtime_component_resource_host_delete(host)
+            host = capi.resource_host_new(True, rep, type_id)
+            resource = c_void_p()
+            error = capi.resource_host_to_any(scope.context, host, byref(resource))
+            capi.resource_host_delete(host)
             if error:
-                raise Trap(str(WasmtimeError._from_ptr(error)))
+                raise Trap(_error_text(error))
             dst.kind = K_RESOURCE
-            dst.of.resource = any_ptr
+            capi.set_payload_pointer(dst, resource.value)
         return lower_own
     raise TypeError(f"unsupported WIT type in a host result: {ty!r}")
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable
 from typing import Any
 
-from wasmtime import WasmtimeError
 from wasmtime import component as wc
 
 from ..config import HostConfig
@@ -17,7 +15,7 @@ from .errors import Interrupted
 from .poll import Waitable, finish_lingering, wait_any
 from .resources import Res
 from .streams import FileInput, FileOutput, InputStream, OutputStream
-from .table import ResourceTable, TableError
+from .table import ResourceTable
 
 
 def _process_stream(stream, mode: str):
@@ -71,28 +69,6 @@ class WasiCtx:
             if known == resource_type:
                 return int(res)
         raise TypeError("a host function returns a resource type the host does not define")
-
-    def drop_resource(self, type_id: int, name: str) -> Callable[[Any, int], None]:
-        """The destructor wasmtime runs when the guest drops a handle; `name`
-        (`interface#[resource-drop]resource`) is what its traps name.
-
-        Nothing may escape it but a WasmtimeError: wasmtime-py would hold any
-        other exception and re-raise it from the guest's entry point.
-        """
-        def drop(store: Any, rep: int) -> None:
-            try:
-                obj = self.table.delete(rep, type_id)
-                close = getattr(obj, "close", None)
-                if close is not None:
-                    close()
-            except TableError as misuse:
-                raise WasmtimeError(f"{name}: {misuse}") from None
-            except Exception as bug:
-                raise WasmtimeError(self.record_host_bug(name, bug)) from None
-            except BaseException as interrupt:  # see HostFunction.invoke
-                self.interrupted = interrupt
-                raise WasmtimeError(f"{name}: interrupted") from None
-        return drop
 
     def record_host_bug(self, name: str, bug: Exception) -> str:
         """The one-line trap message for a defect in host function `name`."""
