@@ -24,8 +24,10 @@ interface.resource("pollable", Res.POLLABLE)
 interface.resource("input-stream", Res.INPUT_STREAM)
 interface.resource("output-stream", Res.OUTPUT_STREAM)
 
-#: Largest chunk one read moves; bigger requests return what fits.
-MAX_READ = 256 * 1024
+#: Largest chunk one read moves; bigger requests return what fits. Moving
+#: list<u8> through wasmtime's C API is fastest per byte at about this size
+#: (see bench/README.md); larger lists get slower per byte.
+MAX_READ = 64 * 1024
 #: The spec's limit for the one-shot blocking writes.
 BLOCKING_WRITE_LIMIT = 4096
 

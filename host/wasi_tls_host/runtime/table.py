@@ -9,8 +9,6 @@ pollable from outliving what it polls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 
 class TableError(Exception):
     """A handle that does not fit the table; the call layer turns it into a trap."""
@@ -28,17 +26,14 @@ class HasChildren(TableError):
     pass
 
 
-@dataclass
-class _Entry:
-    obj: object
-    type_id: int
-    parent: int | None
-    children: set[int] = field(default_factory=set)
-
-
 class ResourceTable:
+    """Entries are plain (object, type id, parent rep) tuples: every host call
+    that returns or drops a resource goes through `push` and `delete`. Child
+    sets exist only for resources that have children."""
+
     def __init__(self) -> None:
-        self._entries: dict[int, _Entry] = {}
+        self._entries: dict[int, tuple[object, int, int | None]] = {}
+        self._children: dict[int, set[int]] = {}
         self._rep_by_object: dict[int, int] = {}
         self._next_rep = 1
 
@@ -47,13 +42,13 @@ class ResourceTable:
 
     def push(self, obj: object, type_id: int, parent: object | None = None) -> int:
         """Store `obj`; `parent`, if given, must already be in the table."""
+        rep = self._next_rep
+        self._next_rep = rep + 1
         parent_rep = None
         if parent is not None:
             parent_rep = self.rep_of(parent)
-            self._entries[parent_rep].children.add(self._next_rep)
-        rep = self._next_rep
-        self._next_rep += 1
-        self._entries[rep] = _Entry(obj, type_id, parent_rep)
+            self._children.setdefault(parent_rep, set()).add(rep)
+        self._entries[rep] = (obj, type_id, parent_rep)
         self._rep_by_object[id(obj)] = rep
         return rep
 
@@ -64,36 +59,35 @@ class ResourceTable:
         return rep
 
     def get(self, rep: int, type_id: int) -> object:
-        return self._entry(rep, type_id).obj
+        return self._entry(rep, type_id)[0]
 
     def delete(self, rep: int, type_id: int) -> object:
         """Remove and return the resource; refuses while children remain."""
-        entry = self._entry(rep, type_id)
-        if entry.children:
-            raise HasChildren(
-                f"resource {rep} still has {len(entry.children)} child resource(s)"
-            )
+        obj, _, parent = self._entry(rep, type_id)
+        children = self._children.get(rep)
+        if children:
+            raise HasChildren(f"resource {rep} still has {len(children)} child resource(s)")
         del self._entries[rep]
-        self._rep_by_object.pop(id(entry.obj), None)
-        if entry.parent is not None and entry.parent in self._entries:
-            self._entries[entry.parent].children.discard(rep)
-        return entry.obj
+        self._children.pop(rep, None)
+        self._rep_by_object.pop(id(obj), None)
+        if parent is not None:
+            siblings = self._children.get(parent)
+            if siblings is not None:
+                siblings.discard(rep)
+        return obj
 
     def drain(self) -> list[object]:
         """Remove everything, children first; used when the store ends."""
-        objects = []
-        for rep in sorted(self._entries, reverse=True):
-            objects.append(self._entries[rep].obj)
+        objects = [self._entries[rep][0] for rep in sorted(self._entries, reverse=True)]
         self._entries.clear()
+        self._children.clear()
         self._rep_by_object.clear()
         return objects
 
-    def _entry(self, rep: int, type_id: int) -> _Entry:
+    def _entry(self, rep: int, type_id: int) -> tuple[object, int, int | None]:
         entry = self._entries.get(rep)
         if entry is None:
             raise NotPresent(f"unknown handle {rep}")
-        if entry.type_id != type_id:
-            raise WrongType(
-                f"handle {rep} has resource type {entry.type_id}, expected {type_id}"
-            )
+        if entry[1] != type_id:
+            raise WrongType(f"handle {rep} has resource type {entry[1]}, expected {type_id}")
         return entry
