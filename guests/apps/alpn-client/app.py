@@ -11,35 +11,27 @@ prints what was negotiated:
 Exit 0 on success; on failure `error: <message>` on stderr and exit 1.
 """
 
-import sys
-
 from wit_world import exports
 
-from wasi_guest import WasiError, cli, net, tls
+from wasi_guest import cli, net, tls
 
 USAGE = "usage: alpn-client HOST:PORT [SERVER_NAME] [--offer IDS]"
 
 
 def main(argv) -> int:
-    try:
-        argv, options = cli.split_options(argv, ("--offer",))
-        if not 1 <= len(argv) <= 2:
-            raise ValueError(USAGE)
-        host, port = net.split_host_port(argv[0])
-        offer = options.get("--offer", "h2,http/1.1").split(",")
-        with tls.connect_tls(host, port, argv[1] if len(argv) > 1 else host,
-                             alpn=offer) as conn:
-            details = conn.details()
-        print(f"alpn: {details['alpn'] or 'none'}")
-        print(f"protocol: {details['protocol']}")
-        print(f"cipher suite: 0x{details['cipher_suite']:04x}")
-    except (WasiError, ValueError) as e:
-        cli.flush_stdio()
-        cli.eprint(f"error: {e}")
-        return 1
+    argv, options = cli.split_options(argv, ("--offer",))
+    if not 1 <= len(argv) <= 2:
+        raise ValueError(USAGE)
+    host, port = net.split_host_port(argv[0])
+    offer = options.get("--offer", "h2,http/1.1").split(",")
+    with tls.connect_tls(host, port, argv[1] if len(argv) > 1 else host, alpn=offer) as conn:
+        details = conn.details()
+    print(f"alpn: {details['alpn'] or 'none'}")
+    print(f"protocol: {details['protocol']}")
+    print(f"cipher suite: 0x{details['cipher_suite']:04x}")
     return 0
 
 
 class Run(exports.Run):
     def run(self) -> None:
-        cli.exit(main(sys.argv[1:]))
+        cli.run(main)

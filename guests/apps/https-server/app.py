@@ -27,12 +27,11 @@ none (or, on TLS 1.2, cannot be asked). After N requests (if given) it exits
 """
 
 import hashlib
-import sys
 
 import h11
 from wit_world import exports
 
-from wasi_guest import WasiError, cli, net, tasks, tls
+from wasi_guest import cli, net, tasks, tls
 
 USAGE = ("usage: https-server HOST:PORT [--requests N] [--client-auth request|require] "
          "[--alpn IDS]")
@@ -121,27 +120,21 @@ class Server:
 
 
 def main(argv) -> int:
-    try:
-        argv, options = cli.split_options(argv, ("--requests", "--client-auth", "--alpn"))
-        if len(argv) != 1 or options.get("--client-auth", "request") not in ("request",
-                                                                            "require"):
-            raise ValueError(USAGE)
-        identities = tls.preopened_identities()
-        if not identities:
-            raise ValueError("no identity was provisioned: run with --identity NAME=CERT,KEY")
-        listener = net.listen_tcp(argv[0])
-        requests = options.get("--requests")
-        server = Server(listener, identities, options.get("--alpn", "http/1.1").split(","),
-                        options.get("--client-auth"), int(requests) if requests else None)
-        print(f"listening on {net.local_address(listener)}", flush=True)
-        server.runner.spawn(server.accept_loop())
-        server.runner.run()
-    except (WasiError, ValueError) as e:
-        cli.eprint(f"error: {e}")
-        return 1
+    argv, options = cli.split_options(argv, ("--requests", "--client-auth", "--alpn"))
+    if len(argv) != 1 or options.get("--client-auth", "request") not in ("request", "require"):
+        raise ValueError(USAGE)
+    tls.preopened_identity()  # one at least, or a clear error
+    listener = net.listen_tcp(argv[0])
+    requests = options.get("--requests")
+    server = Server(listener, tls.preopened_identities(),
+                    options.get("--alpn", "http/1.1").split(","), options.get("--client-auth"),
+                    int(requests) if requests else None)
+    print(f"listening on {net.local_address(listener)}", flush=True)
+    server.runner.spawn(server.accept_loop())
+    server.runner.run()
     return 0
 
 
 class Run(exports.Run):
     def run(self) -> None:
-        cli.exit(main(sys.argv[1:]))
+        cli.run(main)

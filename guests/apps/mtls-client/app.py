@@ -22,11 +22,10 @@ Exit 0 on success; on failure `error: <message>` on stderr and exit 1.
 """
 
 import hashlib
-import sys
 
 from wit_world import exports
 
-from wasi_guest import WasiError, cli, net, tls
+from wasi_guest import cli, net, tls
 
 USAGE = ("usage: mtls-client HOST:PORT [SERVER_NAME] [--identity NAME] [--message TEXT] "
          "[--reject-server]")
@@ -37,41 +36,32 @@ def fingerprint(chain):
 
 
 def main(argv) -> int:
-    try:
-        argv, options = cli.split_options(argv, ("--identity", "--message"),
-                                          flags=("--reject-server",))
-        if not 1 <= len(argv) <= 2:
-            raise ValueError(USAGE)
-        host, port = net.split_host_port(argv[0])
-        name = options.get("--identity")
-        identity = (tls.preopened_identity(name) if name
-                    else next(iter(tls.preopened_identities().values()), None))
-        if identity is None:
-            raise ValueError("no identity was provisioned: run with --identity NAME=CERT,KEY")
+    argv, options = cli.split_options(argv, ("--identity", "--message"),
+                                      flags=("--reject-server",))
+    if not 1 <= len(argv) <= 2:
+        raise ValueError(USAGE)
+    host, port = net.split_host_port(argv[0])
+    identity = tls.preopened_identity(options.get("--identity"))
 
-        def show_server(chain):
-            print(f"server certificate: {fingerprint(chain)}", flush=True)
-            return "--reject-server" not in options
-        conn = tls.connect_tls(host, port, argv[1] if len(argv) > 1 else host,
-                               identity=identity, verify=show_server)
-        with conn:
-            conn.write_all(options.get("--message", "hello").encode() + b"\n")
-            reply = bytearray()
-            while b"\n" not in reply and (data := conn.read()):
-                reply += data
-            details = conn.details()
-        first_line = bytes(reply).split(b"\n")[0].decode(errors="replace")
-        print(f"reply: {first_line}")
-        print(f"client certificate sent: {fingerprint(details['own_chain'])}")
-        print(f"protocol: {details['protocol']}")
-        print(f"cipher suite: 0x{details['cipher_suite']:04x}")
-    except (WasiError, ValueError) as e:
-        cli.flush_stdio()
-        cli.eprint(f"error: {e}")
-        return 1
+    def show_server(chain):
+        print(f"server certificate: {fingerprint(chain)}", flush=True)
+        return "--reject-server" not in options
+    conn = tls.connect_tls(host, port, argv[1] if len(argv) > 1 else host,
+                           identity=identity, verify=show_server)
+    with conn:
+        conn.write_all(options.get("--message", "hello").encode() + b"\n")
+        reply = bytearray()
+        while b"\n" not in reply and (data := conn.read()):
+            reply += data
+        details = conn.details()
+    first_line = bytes(reply).split(b"\n")[0].decode(errors="replace")
+    print(f"reply: {first_line}")
+    print(f"client certificate sent: {fingerprint(details['own_chain'])}")
+    print(f"protocol: {details['protocol']}")
+    print(f"cipher suite: 0x{details['cipher_suite']:04x}")
     return 0
 
 
 class Run(exports.Run):
     def run(self) -> None:
-        cli.exit(main(sys.argv[1:]))
+        cli.run(main)

@@ -12,11 +12,10 @@ reported on stderr as `connection N: error: <message>` and does not stop the
 others.
 """
 
-import sys
 
 from wit_world import exports
 
-from wasi_guest import WasiError, cli, net, tasks, tls
+from wasi_guest import cli, net, tasks, tls
 
 USAGE = "usage: tls-echo-server HOST:PORT [MAX_CONNECTIONS] [--identity NAME]"
 
@@ -59,31 +58,18 @@ class Server:
 
 
 def main(argv) -> int:
-    try:
-        argv, options = cli.split_options(argv, ("--identity",))
-    except ValueError as e:
-        argv, options = [], {"problem": e}
+    argv, options = cli.split_options(argv, ("--identity",))
     if not 1 <= len(argv) <= 2:
-        cli.eprint(f"error: {options['problem']}" if "problem" in options else USAGE)
-        return 1
-    identity_name = options.get("--identity")
-    try:
-        identities = tls.preopened_identities()
-        if not identities:
-            raise tls.TlsError("no identity was provisioned: run with --identity NAME=CERT,KEY")
-        identity = (tls.preopened_identity(identity_name) if identity_name
-                    else next(iter(identities.values())))
-        listener = net.listen_tcp(argv[0])
-        print(f"listening on {net.local_address(listener)}", flush=True)
-        server = Server(listener, identity, int(argv[1]) if len(argv) > 1 else None)
-        server.serve()
-    except (WasiError, ValueError) as e:
-        cli.eprint(f"error: {e}")
-        return 1
+        raise ValueError(USAGE)
+    identity = tls.preopened_identity(options.get("--identity"))
+    listener = net.listen_tcp(argv[0])
+    print(f"listening on {net.local_address(listener)}", flush=True)
+    server = Server(listener, identity, int(argv[1]) if len(argv) > 1 else None)
+    server.serve()
     print(f"served {server.ended} connections, {server.echoed} bytes")
     return 0
 
 
 class Run(exports.Run):
     def run(self) -> None:
-        cli.exit(main(sys.argv[1:]))
+        cli.run(main)

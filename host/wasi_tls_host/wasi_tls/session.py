@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from ..runtime.poll import NEVER, WaitSpec
 from ..runtime.streams import OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed, StreamFailed
+from ..runtime.values import Err, Ok
 from ..tls.core import Point, TLSConnection, TLSState
 from ..tls.errors import ErrorKind, TLSError
 
@@ -430,6 +431,20 @@ class Future:
         self.state = FutureState.CONSUMED
         outcome, self._outcome = self._outcome, None
         return outcome
+
+    def get(self, failure: Callable[[Failed], object] = lambda failed: None,
+            success: Callable[[object], object] = lambda value: value) -> object:
+        """`get` as the WIT spells it for `future<T>`: none while pending, err
+        once the value was taken, ok(err(failure)) or ok(ok(success(value)))."""
+        try:
+            outcome = self.take()
+        except AlreadyTaken:
+            return Err()
+        if outcome is None:
+            return None
+        if isinstance(outcome, Failed):
+            return Ok(Err(failure(outcome)))
+        return Ok(Ok(success(outcome.value)))
 
     def close(self) -> None:
         if self.state is not FutureState.CONSUMED and self._on_drop is not None:

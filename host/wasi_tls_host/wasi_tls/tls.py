@@ -39,7 +39,6 @@ from ..tls.identity import (
 from ..tls.policy import ClientAuth
 from .session import (
     AlertSent,
-    AlreadyTaken,
     Failed,
     Future,
     Ready,
@@ -496,16 +495,8 @@ for _role in ("client", "server"):
 # -- futures ------------------------------------------------------------------------
 
 def _future_get(ctx, future: Future):
-    """`get` for every future here: none / err (taken) / ok(err) / ok(ok(value))."""
-    try:
-        outcome = future.take()
-    except AlreadyTaken:
-        return Err()
-    if outcome is None:
-        return None
-    if isinstance(outcome, Failed):
-        return Ok(Err())
-    return Ok(Ok(outcome.value))
+    """`get` for every future here; the draft's failures carry nothing."""
+    return future.get()
 
 
 def _future_subscribe(ctx, future: Future) -> Child:

@@ -13,10 +13,9 @@ from ..runtime.calls import Interface
 from ..runtime.poll import Pollable
 from ..runtime.resources import Res
 from ..runtime.streams import InputStream, OutputStream
-from ..runtime.values import Child, Err, Ok
+from ..runtime.values import Child
 from ..tls.core import TLSConnection
 from .session import (
-    AlreadyTaken,
     Failed,
     Future,
     Ready,
@@ -101,14 +100,5 @@ def subscribe(ctx, future: Future) -> Child:
 
 @interface.func("[method]future-client-streams.get")
 def get(ctx, future: Future):
-    try:
-        outcome = future.take()
-    except AlreadyTaken:
-        return Err()
-    if outcome is None:
-        return None
-    if isinstance(outcome, Failed):
-        return Ok(Err(IoError(outcome.message)))
-    connection = outcome.value
-    return Ok(Ok((connection, Child(connection.input, connection),
-                  Child(connection.output, connection))))
+    return future.get(lambda failed: IoError(failed.message), lambda connection: (
+        connection, Child(connection.input, connection), Child(connection.output, connection)))

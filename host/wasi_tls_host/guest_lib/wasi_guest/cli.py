@@ -16,6 +16,8 @@ import sys
 from componentize_py_types import Err, Ok
 from wit_world.imports import exit as _exit
 
+from .errors import WasiError
+
 
 def flush_stdio():
     for f in (sys.stdout, sys.stderr):
@@ -62,8 +64,21 @@ def split_options(argv, names, flags=()):
     return arguments, options
 
 
+def run(main, argv=None):
+    """Run ``main(arguments)`` as the guest's program and exit with the status
+    it returns. A WasiError or ValueError it raises ends the program with
+    ``error: <message>`` on stderr and status 1."""
+    try:
+        status = main(sys.argv[1:] if argv is None else argv)
+    except (WasiError, ValueError) as e:
+        flush_stdio()
+        eprint(f"error: {e}")
+        status = 1
+    exit(status)
+
+
 def eprint(*args):
     print(*args, file=sys.stderr, flush=True)
 
 
-__all__ = ["eprint", "exit", "flush_stdio", "split_options"]
+__all__ = ["eprint", "exit", "flush_stdio", "run", "split_options"]

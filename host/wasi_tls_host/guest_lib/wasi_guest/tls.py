@@ -112,16 +112,19 @@ def _tcp_connect(host, port):
     raise last if last is not None else NetError("name-unresolvable", host)
 
 
-def _settled_task(future, what):
-    """Task: the value of a draft future (``future<T>``); the future is dropped."""
+def _outcome_task(future):
+    """Task: what ``get`` returns once the future is ready; the future is dropped."""
     try:
-        while True:
-            result = future.get()
-            if result is not None:
-                break
+        while (result := future.get()) is None:
             yield future
     finally:
         future.__exit__(None, None, None)
+    return result
+
+
+def _settled_task(future, what):
+    """Task: the value of a draft future (``future<T>``); the future is dropped."""
+    result = yield from _outcome_task(future)
     inner = result.value if isinstance(result, Ok) else result
     if isinstance(result, Err) or isinstance(inner, Err):
         raise TlsError(f"{what} failed")
@@ -145,11 +148,16 @@ def preopened_identities():
     return {name: identity for identity, name in draft_preopens.get_identities()}
 
 
-def preopened_identity(name):
+def preopened_identity(name=None):
+    """The provisioned identity called ``name``, or the first one."""
     identities = preopened_identities()
+    if not identities:
+        raise TlsError("no identity was provisioned: run with --identity NAME=CERT,KEY")
+    if name is None:
+        return next(iter(identities.values()))
     if name not in identities:
         raise TlsError(f"no identity named {name!r} was provisioned "
-                       f"(have: {', '.join(sorted(identities)) or 'none'})")
+                       f"(have: {', '.join(sorted(identities))})")
     return identities[name]
 
 
@@ -184,15 +192,7 @@ def _upstream_handshake_task(server_name, inp, out):
         drop_resources(inp, out)
         raise TlsError("wasi:tls is not available in this world")
     hs = tls_types.ClientHandshake(server_name, inp, out)
-    future = tls_types.ClientHandshake.finish(hs)
-    try:
-        while True:
-            result = future.get()
-            if result is not None:
-                break
-            yield future
-    finally:
-        future.__exit__(None, None, None)
+    result = yield from _outcome_task(tls_types.ClientHandshake.finish(hs))
     if isinstance(result, Err):
         raise TlsError("handshake result was already taken")
     inner = result.value if isinstance(result, Ok) else result
