@@ -146,6 +146,13 @@ def client(ctx, pki, version, *, client_auth=ssl.CERT_NONE, alpn=()):
     return connection, handshake, peer
 
 
+def server(ctx, context: ssl.SSLContext):
+    """(server connection, its handshake, the client peer with `context`)."""
+    transport_in, transport_out, sock = loopback(ctx)
+    connection = opened(tls.new_server_connection(ctx, transport_in, transport_out))
+    return connection, tls.accept(ctx, connection).obj, WirePeer(sock, context, server_side=False)
+
+
 # -- suspension is silence ----------------------------------------------------------
 
 def test_client_sends_nothing_until_a_step_resumes_it(ctx, pki, version):
@@ -187,10 +194,7 @@ def test_client_holds_still_at_a_certificate_request(ctx, pki, version):
 
 
 def test_server_holds_still_after_the_client_hello(ctx, pki, version):
-    transport_in, transport_out, sock = loopback(ctx)
-    peer = WirePeer(sock, pki.client_context(version), server_side=False)
-    connection = opened(tls.new_server_connection(ctx, transport_in, transport_out))
-    handshake = tls.accept(ctx, connection).obj
+    connection, handshake, peer = server(ctx, pki.client_context(version))
     future = tls.receive_client_hello(ctx, handshake).obj
     peer.step()  # the ClientHello
     hello = value(settle(ctx, future))
@@ -260,10 +264,7 @@ def test_server_misuse(ctx, pki):
 
 
 def test_a_server_without_identities_fails_its_handshake(ctx, pki, version):
-    transport_in, transport_out, sock = loopback(ctx)
-    peer = WirePeer(sock, pki.client_context(version), server_side=False)
-    connection = opened(tls.new_server_connection(ctx, transport_in, transport_out))
-    handshake = tls.accept(ctx, connection).obj
+    connection, handshake, peer = server(ctx, pki.client_context(version))
     finished = tls.server_finish(ctx, handshake).obj
     peer.step()
     assert settle(ctx, finished) == Ok(Err())
@@ -285,12 +286,9 @@ def test_bad_identities_are_refused(ctx, pki):
 # -- post-handshake authentication -------------------------------------------------------
 
 def test_post_handshake_request_is_refused_on_tls_1_2(ctx, pki):
-    transport_in, transport_out, sock = loopback(ctx)
     context = pki.client_context("1.2", pki.leaf("client.example"))
     context.post_handshake_auth = True
-    peer = WirePeer(sock, context, server_side=False)
-    connection = opened(tls.new_server_connection(ctx, transport_in, transport_out))
-    handshake = tls.accept(ctx, connection).obj
+    connection, handshake, peer = server(ctx, context)
     tls.configure_server_identities(ctx, handshake,
                                     [tls.IdentityHandle(pki.identity("localhost"))])
     finished = tls.server_finish(ctx, handshake).obj
