@@ -375,9 +375,9 @@ class TLSConnection:
     # ------------------------------------------------------------------
     # handshake
     def resume(self, until: Point) -> None:
-        """Let the handshake run up to `until` (it never goes back)."""
-        self._raise_if_broken()
-        if until <= self._limit:
+        """Let the handshake run up to `until` (it never goes back). A broken
+        connection stays broken: the next operation reports why."""
+        if self._error is not None or until <= self._limit:
             return
         self._limit = until
         if self._state is TLSState.SUSPENDED:
@@ -441,8 +441,10 @@ class TLSConnection:
                                          server_hostname=self._server_hostname)
         except (TLSError, ValueError) as error:
             # No context can be had (no identity configured, a CA file that
-            # cannot be read): the peer gets an alert, the caller the reason.
-            self._alert = alert_record(AlertDescription.ACCESS_DENIED)
+            # cannot be read): a client that sent its hello gets an alert,
+            # the caller the reason.
+            if self._server_side:
+                self._alert = alert_record(AlertDescription.ACCESS_DENIED)
             self._fail(error if isinstance(error, TLSError)
                        else TLSError(str(error), kind=ErrorKind.CONFIGURATION))
         openssl.attach_observer(self._obj, self._observe)
