@@ -55,7 +55,11 @@ async def serve(address: str, cert_file: str, key_file: str) -> None:
 
 
 class Tally:
-    """What the clients completed before `deadline` (perf_counter seconds)."""
+    """What the clients completed before `deadline` (perf_counter seconds).
+
+    The clients stop by themselves at the deadline rather than being
+    cancelled: Python 3.11's wait_for can swallow a cancellation that races
+    with its result, which left a busy client running forever."""
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
@@ -90,10 +94,8 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         pass  # the echo already succeeded; how the goodbye went is not measured
 
 
-# The clients stop by themselves at the deadline rather than being cancelled:
-# Python 3.11's wait_for can swallow a cancellation that races with its
-# result, which left a busy client running forever.
-FAILURES = (OSError, ssl.SSLError, asyncio.TimeoutError, asyncio.IncompleteReadError)
+#: What makes one client's connection count as failed.
+FAILURES = (OSError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError)
 
 
 async def _handshake_client(address: str, context: ssl.SSLContext, tally: Tally) -> None:
