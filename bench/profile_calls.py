@@ -5,9 +5,7 @@ watches; its shares, not its totals, are the point).
 1. cProfile of the tiny guest's loops under the project's call layer: the
    functions with the most own time per call, for the trivial call, the
    resource call + drop, and the 64 KiB blocking-read.
-2. The call layer's own list<u8> work for 64 KiB, timed alone: building the
-   value cells in Python (`codec._lower_bytes`).
-3. A what-if for the optimisation: the same loops with the guest entered
+2. A what-if for the optimisation: the same loops with the guest entered
    through ctypes.PyDLL, which keeps the GIL, so that each host call does not
    have to take it again.
 
@@ -20,13 +18,9 @@ import cProfile
 import pstats
 import statistics
 import sys
-import timeit
 from pathlib import Path
 
 from minimal_hosts import InProcessHosts
-from wasmtime import _ffi as ffi
-
-from wasi_tls_host.runtime import codec
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNTS = {"now": 20000, "resource": 20000, "read-64k": 200}
@@ -47,18 +41,6 @@ def profile(hosts: InProcessHosts, operation: str, count: int) -> None:
         where = Path(filename).name if filename != "~" else ""
         print(f"  {own / count * 1e6:8.2f} us  {own / total:5.1%}  {calls / count:4.1f} calls  "
               f"{name} {where}:{line}")
-
-
-def lowering_64k() -> None:
-    scope = codec.CallScope(None, None)
-    data = bytes(65536)
-
-    def lower() -> None:
-        cell = ffi.wasmtime_component_val_t()
-        codec._lower_bytes(scope, data, cell)
-        ffi.wasmtime_component_vallist_delete(ffi.byref(cell.of.list))
-    seconds = min(timeit.repeat(lower, number=200, repeat=REPEATS)) / 200
-    print(f"\ncodec._lower_bytes of 64 KiB, with freeing the cells: {seconds * 1e6:.0f} us")
 
 
 def gil_what_if(hosts: InProcessHosts) -> None:
@@ -83,7 +65,6 @@ def main() -> int:
     for operation, count in COUNTS.items():
         hosts.run_tiny("project", operation, count)  # compile before profiling
         profile(hosts, operation, count)
-    lowering_64k()
     gil_what_if(hosts)
     return 0
 
