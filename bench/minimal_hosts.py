@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import struct
 import subprocess
 import time
@@ -239,6 +240,8 @@ class CeilingImports(RawImports):
         library = build_dir / "libceiling.so"
         newest_source = max(path.stat().st_mtime for path in HERE.rglob("*.[ch]"))
         if not library.exists() or library.stat().st_mtime < newest_source:
+            if shutil.which("gcc") is None:
+                raise RuntimeError("the value-path ceiling is C compiled now: install gcc")
             build_dir.mkdir(parents=True, exist_ok=True)
             subprocess.run(
                 ["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Wno-unused-parameter",
