@@ -271,18 +271,19 @@ def _calibrated_count(seconds_of: Callable[[int], float], loop_seconds: float,
     return max(1, round(count * loop_seconds / elapsed))
 
 
-def _wasmtime_run_seconds(operation: str, count: int) -> float:
-    component = tiny_guest.component_file(BUILD / "tiny", operation, count)
+def _wasmtime_run_seconds(directory: Path, operation: str, count: int) -> float:
+    component = tiny_guest.component_file(directory, operation, count)
     return run_process([WASMTIME, "run", str(component)], stdin_path="/dev/zero").seconds
 
 
 def _wasmtime_run_per_call(operation: str, start: int) -> list[float]:
-    count = _calibrated_count(functools.partial(_wasmtime_run_seconds, operation),
-                              CLI_LOOP_S, start)
-    per_call = []
-    for _ in range(REPEATS):
-        baseline = _wasmtime_run_seconds(operation, 0)
-        per_call.append((_wasmtime_run_seconds(operation, count) - baseline) / count)
+    with tempfile.TemporaryDirectory(prefix="tiny-guests-") as directory:
+        seconds = functools.partial(_wasmtime_run_seconds, Path(directory), operation)
+        count = _calibrated_count(seconds, CLI_LOOP_S, start)
+        per_call = []
+        for _ in range(REPEATS):
+            baseline = seconds(0)
+            per_call.append((seconds(count) - baseline) / count)
     return per_call
 
 

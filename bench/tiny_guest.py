@@ -118,9 +118,8 @@ def component_bytes(operation: str, count: int) -> bytes:
 
 
 def component_file(directory: Path, operation: str, count: int) -> Path:
-    """`component_bytes` written to `directory` (for `wasmtime run`)."""
+    """`component_bytes` written to `directory` (for `wasmtime run`), once."""
     path = directory / f"tiny-{operation}-{count}.wasm"
     if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
         path.write_bytes(component_bytes(operation, count))
     return path
