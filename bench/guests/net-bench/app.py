@@ -1,0 +1,167 @@
+"""net-bench COMMAND HOST:PORT ARG [SERVER_NAME]
+
+The guest side of `make bench`'s network figures. It times itself with the
+monotonic clock, so its start-up is not in the figures, and prints one JSON
+line of results.
+
+  tcp-read HOST:PORT BYTES     read BYTES (all the peer sends) in 64 KiB reads
+  tcp-write HOST:PORT BYTES    write BYTES in 64 KiB writes, shut down the
+                               sending side and wait for the peer to close
+  tls-read HOST:PORT BYTES     the same over TLS (to the peer's close_notify)
+  tls-write HOST:PORT BYTES    the same over TLS (close_notify, then the peer's)
+  handshakes HOST:PORT COUNT   COUNT TLS connections one after another, each
+                               closed right after its handshake
+  hold HOST:PORT COUNT         print `ready` after one TLS connection, wait for
+                               a line on stdin, open COUNT more, print `open`,
+                               wait for another line, close them all
+
+SERVER_NAME (TLS only) defaults to HOST. Results: {"seconds": S, "bytes": N,
+"calls": C} for reads and writes (C read or write calls), {"seconds": [S, ...]}
+with one entry per handshake. Errors: `error: ...` on stderr, exit status 1.
+"""
+
+import json
+import sys
+
+from wit_world import exports
+from wit_world.imports import monotonic_clock, stdin
+
+from wasi_guest import WasiError, cli, io, net, tls
+
+CHUNK = 64 * 1024
+USAGE = "usage: net-bench tcp-read|tcp-write|tls-read|tls-write|handshakes|hold HOST:PORT N [NAME]"
+
+
+def seconds_since(start_ns):
+    return (monotonic_clock.now() - start_ns) / 1e9
+
+
+def checked(result, total):
+    if result["bytes"] != total:
+        raise WasiError("unexpected-eof", f"after {result['bytes']} of {total} bytes")
+    return result
+
+
+def tcp_read(address, total, server_name):
+    sock, inp, out = net.connect_tcp(address)
+    received = calls = 0
+    start = monotonic_clock.now()
+    while (data := io.read_some(inp, CHUNK)) is not None:
+        received += len(data)
+        calls += 1
+    elapsed = seconds_since(start)
+    net.close_connection(sock, inp, out)
+    return checked({"seconds": elapsed, "bytes": received, "calls": calls}, total)
+
+
+def tcp_write(address, total, server_name):
+    sock, inp, out = net.connect_tcp(address)
+    chunk = bytes(CHUNK)
+    sent = calls = 0
+    start = monotonic_clock.now()
+    while sent < total:
+        size = min(CHUNK, total - sent)
+        io.write_all(out, chunk[:size], flush_after=False)
+        sent += size
+        calls += 1
+    io.flush(out)
+    net.shutdown(sock, "send")
+    # The peer closes once it has read everything: only then is it delivered.
+    io.read_all(inp)
+    elapsed = seconds_since(start)
+    net.close_connection(sock, inp, out)
+    return {"seconds": elapsed, "bytes": sent, "calls": calls}
+
+
+def tls_connect(address, server_name):
+    host, port = net.split_host_port(address)
+    return tls.connect_tls(host, port, server_name=server_name or host)
+
+
+def tls_read(address, total, server_name):
+    conn = tls_connect(address, server_name)
+    received = calls = 0
+    start = monotonic_clock.now()
+    while data := conn.read(CHUNK):
+        received += len(data)
+        calls += 1
+    elapsed = seconds_since(start)
+    conn.close()
+    return checked({"seconds": elapsed, "bytes": received, "calls": calls}, total)
+
+
+def tls_write(address, total, server_name):
+    conn = tls_connect(address, server_name)
+    chunk = bytes(CHUNK)
+    sent = calls = 0
+    start = monotonic_clock.now()
+    while sent < total:
+        size = min(CHUNK, total - sent)
+        conn.write_all(chunk[:size], flush=False)
+        sent += size
+        calls += 1
+    conn.flush()
+    conn.close_output()
+    # The peer answers our close_notify once it has read everything.
+    conn.read_all()
+    elapsed = seconds_since(start)
+    conn.close()
+    return {"seconds": elapsed, "bytes": sent, "calls": calls}
+
+
+def handshakes(address, count, server_name):
+    times = []
+    for _ in range(count):
+        start = monotonic_clock.now()
+        conn = tls_connect(address, server_name)
+        times.append(seconds_since(start))
+        conn.close()
+    return {"seconds": times}
+
+
+def wait_for_line(stream):
+    while io.read_some(stream, 1) not in (None, b"\n"):
+        pass
+
+
+def hold(address, count, server_name):
+    commands = stdin.get_stdin()
+    connections = [tls_connect(address, server_name)]
+    print("ready", flush=True)
+    wait_for_line(commands)
+    connections += [tls_connect(address, server_name) for _ in range(count)]
+    print("open", flush=True)
+    wait_for_line(commands)
+    for conn in connections:
+        conn.close()
+    return {"held": count}
+
+
+COMMANDS = {
+    "tcp-read": tcp_read,
+    "tcp-write": tcp_write,
+    "tls-read": tls_read,
+    "tls-write": tls_write,
+    "handshakes": handshakes,
+    "hold": hold,
+}
+
+
+def main(argv):
+    if len(argv) not in (3, 4) or argv[0] not in COMMANDS:
+        cli.eprint(USAGE)
+        return 1
+    command, address, number = argv[:3]
+    server_name = argv[3] if len(argv) == 4 else None
+    try:
+        result = COMMANDS[command](address, int(number), server_name)
+    except (WasiError, ValueError) as error:
+        cli.eprint(f"error: {error}")
+        return 1
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+class Run(exports.Run):
+    def run(self) -> None:
+        cli.exit(main(sys.argv[1:]))
