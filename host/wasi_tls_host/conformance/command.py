@@ -12,18 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import components, report
-from .runner import (
-    PLACEHOLDERS,
-    HostTemplate,
-    ManifestError,
-    Runner,
-    TemplateError,
-    default_template,
-    load_manifest,
-    select,
-    workdir,
-)
+from .template import PLACEHOLDERS, HostTemplate, TemplateError, default_template
 
 USAGE_STATUS = 2
 
@@ -55,6 +44,11 @@ def add_parser(commands, host_command: str) -> None:
 
 
 def run(options: argparse.Namespace) -> int:
+    # Imported only now: `wasi-tls-host run` builds this parser too, and the
+    # suite's peers and PKI (ssl, cryptography.x509) would slow every start.
+    from . import components, report
+    from .runner import FAILED, ManifestError, Runner, load_manifest, select, workdir
+
     try:
         _, cases = load_manifest()
     except ManifestError as error:
@@ -89,4 +83,4 @@ def run(options: argparse.Namespace) -> int:
         report.write_json(options.json, outcomes, template.text, seconds)
     if options.junit:
         report.write_junit(options.junit, outcomes, template.text, seconds)
-    return 1 if any(outcome.verdict == "failed" for outcome in outcomes) else 0
+    return 1 if any(outcome.verdict == FAILED for outcome in outcomes) else 0

@@ -19,8 +19,11 @@ purpose, each written as PEM files for the peers and the host's options:
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +87,34 @@ class Pki:
     def __getitem__(self, label: str) -> Leaf:
         return self.leaves[label]
 
+    def ca_der(self) -> bytes:
+        return self.ca.cert.public_bytes(serialization.Encoding.DER)
+
+    def value(self, spec: str) -> str:
+        """A guest argument made from the PKI (the runner's `{pki:...}` placeholders):
+
+        * `sha256:LABEL`: the SHA-256 digests of the leaf's chain, comma-separated;
+        * `material:LABEL:FORMAT`: a key and chain in base64 as "KEY:CERT,CERT", the
+          key as `pkcs8` or `traditional` (PKCS#1 for RSA, SEC1 for ECDSA), the
+          whole in `pem` or `der` (FORMAT is e.g. `pkcs8-der`). LABEL `mismatched`
+          is alt's key with localhost's chain; `garbage` is random bytes.
+        """
+        kind, _, rest = spec.partition(":")
+        if kind == "sha256":
+            return ",".join(hashlib.sha256(der).hexdigest() for der in self[rest].chain_der())
+        if kind != "material":
+            raise KeyError(spec)
+        label, _, form = rest.partition(":")
+        if label == "garbage":
+            key, chain = os.urandom(300), [os.urandom(600)]
+        else:
+            key_leaf, chain_leaf = ((self["alt"], self["localhost"]) if label == "mismatched"
+                                    else (self[label], self[label]))
+            key_format, _, encoding = form.partition("-")
+            key, chain = _encode(key_leaf.key, chain_leaf.chain, key_format, encoding)
+        return (base64.b64encode(key).decode() + ":"
+                + ",".join(base64.b64encode(cert).decode() for cert in chain))
+
     def _authority(self, common_name: str) -> _Authority:
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -138,3 +169,11 @@ class Pki:
                                                serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
         return Leaf(label, key, (cert,), cert_file, key_file)
+
+
+def _encode(key, chain, key_format: str, encoding: str) -> tuple[bytes, list[bytes]]:
+    serialized = {"pem": serialization.Encoding.PEM, "der": serialization.Encoding.DER}[encoding]
+    private_format = {"pkcs8": serialization.PrivateFormat.PKCS8,
+                      "traditional": serialization.PrivateFormat.TraditionalOpenSSL}[key_format]
+    return (key.private_bytes(serialized, private_format, serialization.NoEncryption()),
+            [cert.public_bytes(serialized) for cert in chain])

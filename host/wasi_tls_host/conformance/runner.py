@@ -1,10 +1,8 @@
 """Run the conformance cases against a host command and collect the outcomes.
 
-The host is a command template (`HostTemplate`): `{component}` and `{args}`
-are required; `{ca_file}`, `{allow_net}` and `{identity_args}` are filled in
-where the template has them. A case needing something the template cannot
-express (manifest `needs`) is not applicable, with the reason, and never
-counts as passed.
+The host is a command template (`template.HostTemplate`). A case needing
+something the template cannot express (manifest `needs`) is not applicable,
+with the reason, and never counts as passed.
 
 Each case gets fresh peers on loopback; the PKI is made once per run. Cases
 run `jobs` at a time, longest bound first; the outcomes come back in
@@ -16,7 +14,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import shlex
 import subprocess
 import tempfile
 import time
@@ -28,16 +25,13 @@ from pathlib import Path
 
 from . import components, peers
 from .pki import Pki
+from .template import HostTemplate
 
 MANIFEST = Path(__file__).resolve().parent / "manifest.toml"
 RESULT_MARK = "conformance-result "
 STEP_MARK = "conformance-step "
 DEFAULT_BOUND_S = 30.0
-#: Everything the suite's peers use is on this address.
-ALLOW_NET = peers.LOOPBACK
-
 PASSED, FAILED, NOT_APPLICABLE = "passed", "failed", "not applicable"
-PLACEHOLDERS = ("{component}", "{args}", "{ca_file}", "{allow_net}", "{identity_args}")
 #: What each `needs` word asks of the template, and how to tell.
 TEMPLATE_NEEDS = {"ca-file": "{ca_file}", "identities": "{identity_args}"}
 TOOL_NEEDS = {"openssl": peers.openssl_installed}
@@ -45,10 +39,6 @@ TOOL_NEEDS = {"openssl": peers.openssl_installed}
 
 class ManifestError(Exception):
     """The manifest names something that does not exist."""
-
-
-class TemplateError(ValueError):
-    """A host command template the runner cannot use."""
 
 
 @dataclass(frozen=True)
@@ -113,12 +103,12 @@ def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, Component], list[Cas
             raise ManifestError(f"{spec['name']}: unknown needs {sorted(unknown)}")
         for each in spec.get("each", [None]):
             for version in spec.get("versions", [None]):
-                def fill(text: str, each: str | None = each) -> str:
+                def expand(text: str, each: str | None = each) -> str:
                     return text.replace("{each}", each) if each is not None else text
-                name = fill(spec["name"]) + (f"@tls{version}" if version else "")
+                name = expand(spec["name"]) + (f"@tls{version}" if version else "")
                 cases.append(Case(
                     name=name, component=spec["component"],
-                    args=tuple(fill(arg) for arg in spec["args"]), peer=spec["peer"],
+                    args=tuple(expand(arg) for arg in spec["args"]), peer=spec["peer"],
                     peer_options=dict(spec.get("peer_options", {})), version=version,
                     needs=tuple(spec.get("needs", ())), expected=spec["expected"],
                     trap=spec.get("trap", False),
@@ -139,62 +129,16 @@ def select(cases: list[Case], patterns: Iterable[str]) -> list[Case]:
             if any(fnmatch.fnmatchcase(case.name, pattern) for pattern in patterns)]
 
 
-class HostTemplate:
-    """A host command with placeholders, split like a shell would split it.
-
-    `{args}` and `{identity_args}` stand alone and become several arguments;
-    the others may sit inside an argument (`--ca-file={ca_file}`).
-    """
-
-    def __init__(self, text: str):
-        self.text = text
-        try:
-            self.tokens = shlex.split(text)
-        except ValueError as error:
-            raise TemplateError(f"cannot split the host command: {error}") from None
-        for required in ("{component}", "{args}"):
-            if not any(required in token for token in self.tokens):
-                raise TemplateError(f"the host command needs {required}")
-        for token in self.tokens:
-            for unknown in re.findall(r"\{[a-z_]*\}", token):
-                if unknown not in PLACEHOLDERS:
-                    raise TemplateError(f"unknown placeholder {unknown} (known: "
-                                        f"{', '.join(PLACEHOLDERS)})")
-        for alone in ("{args}", "{identity_args}"):
-            if any(alone in token and token != alone for token in self.tokens):
-                raise TemplateError(f"{alone} must be an argument of its own")
-
-    def has(self, placeholder: str) -> bool:
-        return any(placeholder in token for token in self.tokens)
-
-    def command(self, *, component: Path, args: list[str], ca_file: Path,
-                identity_args: list[str]) -> list[str]:
-        command = []
-        for token in self.tokens:
-            if token == "{args}":
-                command += args
-            elif token == "{identity_args}":
-                command += identity_args
-            else:
-                command.append(token.replace("{component}", str(component))
-                               .replace("{ca_file}", str(ca_file))
-                               .replace("{allow_net}", ALLOW_NET))
-        return command
-
-
-def default_template(host_command: str) -> str:
-    """This host: every placeholder given, and a handshake deadline short enough
-    for the stall cases to end well inside their bound."""
-    return (f"{shlex.quote(host_command)} run --ca-file {{ca_file}} --allow-net {{allow_net}} "
-            "--tls-handshake-timeout 10 {identity_args} {component} {args}")
+#: The identities the draft cases ask the host for, by name.
+HOST_IDENTITIES = ("localhost", "alt", "client")
 
 
 def identity_args(pki: Pki) -> list[str]:
-    """`{identity_args}`: every leaf as a named identity, and the client CA, in
+    """`{identity_args}`: the identities the guests use, and the client CA, in
     the syntax of `wasi-tls-host run`."""
     args = []
-    for label, leaf in pki.leaves.items():
-        args += ["--identity", f"{label}={leaf.cert_file},{leaf.key_file}"]
+    for label in HOST_IDENTITIES:
+        args += ["--identity", f"{label}={pki[label].cert_file},{pki[label].key_file}"]
     return args + ["--client-ca", str(pki.ca_file)]
 
 
@@ -277,7 +221,7 @@ class Runner:
             return Outcome(case, FAILED, "-", reason=f"the runner could not start its peer "
                                                      f"{case.peer}: {error}")
         try:
-            args = [fill(arg, peer.values) for arg in case.args]
+            args = [fill(arg, peer.values, self.pki) for arg in case.args]
             run = self._run_guest(case.component, args, case.bound)
         finally:
             peer.close()
@@ -305,8 +249,12 @@ class Runner:
                         steps)
 
 
-def fill(text: str, values: dict[str, str]) -> str:
-    return re.sub(r"\{([a-z_]+)\}", lambda match: values[match.group(1)], text)
+def fill(text: str, values: dict[str, str], pki: Pki) -> str:
+    """Fill in the peer's `{name}` placeholders and the PKI's `{pki:...}` ones."""
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        return pki.value(name[4:]) if name.startswith("pki:") else values[name]
+    return re.sub(r"\{([a-z_]+|pki:[a-z0-9:.-]+)\}", value, text)
 
 
 def first_line(text: str) -> str:
