@@ -23,6 +23,7 @@ from conformance_kit import (
     read_exactly,
     read_to_end,
     resolve,
+    stream_error_text,
     wait_ready,
     write_all,
 )
@@ -228,6 +229,23 @@ def truncated(address, server_name):
     check(data == b"partial", f"read {data!r} before the end, expected b'partial'")
     check(end != "closed", "the truncated stream ended cleanly (closed), not with an error")
     return f"read the data, then {end}"
+
+
+@case("tls-closed-after-failure")
+def tls_closed_after_failure(address, server_name):
+    """After the input reported a failure (here a truncation), the stream is
+    closed: "All future operations return `stream-error::closed`" (wasi:io)."""
+    connection = connect(address, server_name)
+    data, end = read_to_end(connection.input, "reading to the truncation")
+    check(end.startswith("last-operation-failed"), f"the truncated input ended with {end}")
+    try:
+        connection.input.read(16)
+        then = "data"
+    except Err as failure:
+        then = stream_error_text(failure.value)
+    connection.drop()
+    check(then == "closed", f"the read after the failure gave {then}, not closed")
+    return "last-operation-failed, then closed"
 
 
 @case("peer-close-notify")

@@ -106,6 +106,38 @@ def subscribe(address):
            "and ready at once when closed"
 
 
+@case("read-zero-when-closed")
+def read_zero_when_closed(address):
+    """read: "When the caller gives a `len` of 0, it represents a request to read
+    0 bytes. If the stream is still open, this call should succeed and return
+    an empty list, or otherwise fail with `closed`." (Peer: sends nothing when
+    asked for 0 bytes, then ends its side.)"""
+    sock, tcp_input, tcp_output = net.connect_tcp(address)
+    check(tcp_input.read(0) == b"", "read(0) on an open stream did not return an empty list")
+    write_all(tcp_output, b"send 0\n")
+    rest, end = read_to_end(tcp_input, "reading to the peer's end")
+    check((rest, end) == (b"", "closed"), f"the input gave {rest!r}, then {end}")
+    at_end = _closed(lambda: tcp_input.read(0))
+    drop(tcp_input, tcp_output, sock)
+    check(at_end, "read(0) on a closed stream did not fail with closed")
+    return "read(0): empty while open, closed once closed"
+
+
+@case("closed-after-failure")
+def closed_after_failure(address):
+    """stream-error.last-operation-failed: "After this, the stream will be closed.
+    All future operations return `stream-error::closed`." (Peer: resets the
+    connection when asked.)"""
+    sock, tcp_input, tcp_output = net.connect_tcp(address)
+    write_all(tcp_output, b"reset\n")
+    data, end = read_to_end(tcp_input, "reading to the reset")
+    check(end.startswith("last-operation-failed"), f"a reset connection ended with {end}")
+    then = "closed" if _closed(lambda: tcp_input.read(16)) else "not closed"
+    drop(tcp_input, tcp_output, sock)
+    check(then == "closed", "the read after the failure did not fail with closed")
+    return f"{end}, then closed"
+
+
 @case("poll-mixed")
 def poll_mixed(address):
     """poll returns the indices of the ready pollables in a list of stream and
@@ -148,7 +180,12 @@ def shutdown_send(address):
     bytes until end of stream, then answers.)"""
     sock, tcp_input, tcp_output = net.connect_tcp(address)
     write_all(tcp_output, pattern(1000))
+    permit = tcp_output.check_write()
     sock.shutdown(tcp.ShutdownType.SEND)
+    # write "returns Err(closed) without writing if the stream has closed since
+    # the last call to check-write provided a permit".
+    check(permit == 0 or _closed(lambda: tcp_output.write(b"x")),
+          "a write after shutdown(send), within the earlier permit, was not closed")
     check(_closed(tcp_output.check_write), "check-write after shutdown(send) was not closed")
     answer, end = read_to_end(tcp_input, "reading the peer's answer")
     check(answer == b"received 1000\n", f"the peer answered {answer!r}")

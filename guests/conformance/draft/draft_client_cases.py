@@ -175,6 +175,24 @@ def client_alpn(address, server_name, offered, expected):
     return f"offered {offered}; agreed {agreed or 'none'}", {"alpn": agreed}
 
 
+@case("client-alpn-invalid-ids")
+def client_alpn_invalid_ids(address, server_name):
+    """ALPN ids "are between 1 and 255 bytes long": an empty id, or one of 256
+    bytes, makes configure-alpn-ids an error value; valid ids still work."""
+    client = Client(address, server_name)
+    for bad in ([b""], [b"h2", b"x" * 256]):
+        check(refused(lambda bad=bad: client.handshake.configure_alpn_ids(bad)),
+              f"configure-alpn-ids accepted an id of {min(map(len, bad))} or "
+              f"{max(map(len, bad))} bytes")
+    client.handshake.configure_alpn_ids([b"http/1.1"])
+    client.finish()
+    agreed = alpn_text(client.connection.alpn_id())
+    echo(client.input, client.output)
+    client.drop()
+    check(agreed == "http/1.1", f"alpn-id is {agreed!r} after the invalid ids were refused")
+    return "empty and 256-byte ids: error values; http/1.1 then agreed", {"alpn": agreed}
+
+
 @case("client-getters")
 def client_getters(address, server_name):
     """After the handshake the getters report what was negotiated (the runner

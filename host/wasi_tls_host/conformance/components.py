@@ -2,18 +2,17 @@
 
 `guests/build.py` builds each app under `guests/conformance/` with
 componentize-py and packs it here as `components/NAME.wasm.xz` (an 18 MB
-component is about 4 MB compressed). The runner unpacks a component on first
-use into a cache directory, under a name that carries the packed file's
-digest, so a rebuilt component is never confused with an old one and an
-installed wheel needs neither componentize-py nor a source checkout.
+component is about 4 MB compressed), so an installed wheel needs neither
+componentize-py nor a source checkout. The runner unpacks the components
+into its own working directory for each run (half a second each): nothing
+is left behind to go stale, and the hosts' compilation caches key on the
+contents, not the path.
 """
 
 from __future__ import annotations
 
-import hashlib
 import lzma
 import os
-import tempfile
 from pathlib import Path
 
 COMPONENTS_DIR = Path(__file__).resolve().parent / "components"
@@ -38,13 +37,8 @@ def pack(wasm: Path, name: str) -> Path:
     return target
 
 
-def cache_directory() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "wasi-tls-host" / "conformance"
-
-
-def unpack(name: str) -> Path:
-    """The component `name` as a .wasm file, unpacked into the cache if needed."""
+def unpack(name: str, directory: Path) -> Path:
+    """The component `name` as a .wasm file in `directory`."""
     packed = packed_path(name)
     try:
         data = packed.read_bytes()
@@ -52,18 +46,6 @@ def unpack(name: str) -> Path:
         raise MissingComponent(
             f"the conformance component {name!r} is not in this package ({packed} is "
             "missing); in a source checkout, build it with `python guests/build.py`") from None
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    for directory in (cache_directory(), Path(tempfile.gettempdir()) / "wasi-tls-host-conformance"):
-        target = directory / f"{name}-{digest}.wasm"
-        if target.is_file():
-            return target
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-            partial.write_bytes(lzma.decompress(data))
-            os.replace(partial, target)
-            return target
-        except OSError:
-            continue  # an unwritable cache: try the next place
-    raise MissingComponent(f"cannot unpack the conformance component {name!r}: no writable "
-                           f"cache directory ({cache_directory()}, {tempfile.gettempdir()})")
+    target = directory / f"{name}.wasm"
+    target.write_bytes(lzma.decompress(data))
+    return target

@@ -460,7 +460,8 @@ class TcpService(Server):
     """Plain TCP: `echo` until end of stream; `send-on-request` answers a line
     "send N" with N pattern bytes and then ends its side; `count` reads to the
     end and answers "received N"; `hold` reads to the end and keeps its own
-    side open until the case ends."""
+    side open until the case ends; `reset` resets the connection once a line
+    has come."""
 
     def __init__(self, pki: Pki, version: str | None, *, mode: str):
         self.mode = mode
@@ -471,6 +472,9 @@ class TcpService(Server):
             while data := raw.recv(65536):
                 record.received += len(data)
                 raw.sendall(data)
+        elif self.mode == "reset":
+            read_line(raw)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         elif self.mode == "hold":
             while raw.recv(65536):
                 pass
@@ -480,12 +484,9 @@ class TcpService(Server):
                 record.received += len(data)
             raw.sendall(f"received {record.received}\n".encode())
         else:
-            line = b""
-            while not line.endswith(b"\n"):
-                chunk = raw.recv(1)
-                if not chunk:
-                    return
-                line += chunk
+            line = read_line(raw)
+            if not line:
+                return
             raw.sendall(pattern(int(line.split()[1])))
             raw.shutdown(socket.SHUT_WR)
             while raw.recv(65536):
@@ -702,6 +703,17 @@ def connect_when_listening(port: int, stopping: threading.Event,
         except OSError:
             stopping.wait(0.05)
     return None
+
+
+def read_line(raw: socket.socket) -> bytes:
+    """One line from the connection (b"" if it ends first)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = raw.recv(1)
+        if not chunk:
+            return b""
+        line += chunk
+    return line
 
 
 def free_port() -> int:

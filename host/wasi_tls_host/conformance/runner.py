@@ -172,6 +172,7 @@ class Runner:
         self.template = template
         self.components, self.cases = load_manifest(manifest)
         self.jobs = max(1, jobs)
+        self.workdir = workdir
         self.pki = Pki(workdir)
         self._unpacked: dict[str, Path] = {}
         self._unavailable: dict[str, str] = {}
@@ -193,23 +194,28 @@ class Runner:
         """Unpack the component and run its `probe` case once, alone: the host
         compiles it then rather than in every worker at once. A host that cannot
         run a component that needs an extension makes its cases not applicable."""
-        self._unpacked[name] = components.unpack(name)
+        self._unpacked[name] = components.unpack(name, self.workdir)
         probe = self._run_guest(name, ["probe"], bound=120)
         requires = self.components[name].requires
         if requires is None:
             return
         if probe.result is None or not probe.result.get("ok"):
-            said = first_line(probe.stderr) or f"exit status {probe.status}"
+            said = " ".join(line.strip() for line in probe.stderr.splitlines()
+                            if "import" in line)[:300] or first_line(probe.stderr) \
+                or f"exit status {probe.status}"
             self._unavailable[name] = (f"the host cannot run the {name} component, which needs "
                                        f"{requires}: {said}")
 
     def _missing(self, case: Case) -> str | None:
+        """Why the case cannot run here, the most fundamental reason first."""
+        if case.component in self._unavailable:
+            return self._unavailable[case.component]
         for need in case.needs:
             if need in TEMPLATE_NEEDS and not self.template.has(TEMPLATE_NEEDS[need]):
-                return (f"needs {need}: the host command has no {TEMPLATE_NEEDS[need]}")
+                return f"needs {need}: the host command has no {TEMPLATE_NEEDS[need]}"
             if need in TOOL_NEEDS and not TOOL_NEEDS[need]():
                 return f"needs {need}, which is not installed here"
-        return self._unavailable.get(case.component)
+        return None
 
     def run_case(self, case: Case) -> Outcome:
         missing = self._missing(case)
