@@ -50,7 +50,7 @@ def run(options: argparse.Namespace) -> int:
     from .runner import FAILED, ManifestError, Runner, load_manifest, select, workdir
 
     try:
-        _, cases = load_manifest()
+        known, cases = load_manifest()
     except ManifestError as error:
         print(f"wasi-tls-host: broken conformance manifest: {error}", file=sys.stderr)
         return USAGE_STATUS
@@ -59,6 +59,9 @@ def run(options: argparse.Namespace) -> int:
         print(f"wasi-tls-host: no case matches {', '.join(options.only)}", file=sys.stderr)
         return USAGE_STATUS
     if options.list:
+        for component in known.values():
+            print(f"# component {component.name} (world {component.world}): {component.about}",
+                  file=sys.stderr)
         for case in chosen:
             needs = f"  [needs {', '.join(case.needs)}]" if case.needs else ""
             print(f"{case.name}  ({case.expected}){needs}")

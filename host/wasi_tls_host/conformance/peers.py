@@ -219,7 +219,7 @@ class TlsServer(Server):
         return found
 
 
-def await_close_notify(tls: ssl.SSLSocket, record: Served) -> None:
+def answer_close_notify(tls: ssl.SSLSocket, record: Served) -> None:
     """Having read the guest's close_notify (recv gave b""), answer with ours."""
     record.close_notify = True
     tls.unwrap()
@@ -232,7 +232,7 @@ class TlsEcho(TlsServer):
         while data := tls.recv(65536):
             record.received += len(data)
             tls.sendall(data)
-        await_close_notify(tls, record)
+        answer_close_notify(tls, record)
 
     def problems(self, facts: dict) -> list[str]:
         found = super().problems(facts)
@@ -419,7 +419,7 @@ class TlsNestedEcho(TlsServer):
                 pass
             if pending := outgoing.read():
                 tls.sendall(pending)
-        await_close_notify(tls, record)
+        answer_close_notify(tls, record)
 
     def problems(self, facts: dict) -> list[str]:
         found = super().problems(facts)

@@ -68,8 +68,8 @@ def write_junit(path: Path, outcomes: list[Outcome], host: str, seconds: float) 
     properties = ET.SubElement(suite, "properties")
     ET.SubElement(properties, "property", name="host", value=host)
     for outcome in outcomes:
-        group, _, name = outcome.case.name.partition("/")
-        testcase = ET.SubElement(suite, "testcase", classname=f"conformance.{group}", name=name,
+        testcase = ET.SubElement(suite, "testcase", classname=f"conformance.{outcome.case.group}",
+                                 name=outcome.case.name.partition("/")[2],
                                  time=f"{outcome.seconds:.3f}")
         if outcome.verdict == FAILED:
             failure = ET.SubElement(testcase, "failure", message=outcome.reason or outcome.got,

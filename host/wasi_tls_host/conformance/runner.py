@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,17 +177,13 @@ class Runner:
         self._unpacked: dict[str, Path] = {}
         self._unavailable: dict[str, str] = {}
 
-    def run(self, cases: list[Case],
-            progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    def run(self, cases: list[Case]) -> list[Outcome]:
         for name in sorted({case.component for case in cases}):
             self._prepare(name)
-        outcomes: dict[str, Outcome] = {}
         longest_first = sorted(cases, key=lambda case: -case.bound)
         with ThreadPoolExecutor(self.jobs) as pool:
-            for outcome in pool.map(self.run_case, longest_first):
-                outcomes[outcome.case.name] = outcome
-                if progress is not None:
-                    progress(outcome)
+            outcomes = {outcome.case.name: outcome
+                        for outcome in pool.map(self.run_case, longest_first)}
         return [outcomes[case.name] for case in cases]
 
     def _prepare(self, name: str) -> None:
