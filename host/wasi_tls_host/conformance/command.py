@@ -26,7 +26,8 @@ def add_parser(commands, host_command: str) -> None:
         description="Run the wasi:tls conformance suite: guest components, each case "
                     "checking one behaviour, against peers the suite starts on loopback with "
                     "certificates it makes. Exit status 1 if any case failed.",
-        epilog=f"Example: wasi-tls-host conformance {EXAMPLE}")
+        epilog=f"example:\n  wasi-tls-host conformance {EXAMPLE}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host-cmd", metavar="TEMPLATE",
                         help="the host to test, as a command with placeholders: "
                              f"{', '.join(PLACEHOLDERS)} ({{component}} and {{args}} are "
@@ -82,8 +83,13 @@ def run(options: argparse.Namespace) -> int:
     print(report.table(outcomes))
     print()
     print(report.summary(outcomes, template.text, seconds))
-    if options.json:
-        report.write_json(options.json, outcomes, template.text, seconds)
-    if options.junit:
-        report.write_junit(options.junit, outcomes, template.text, seconds)
+    for path, write in ((options.json, report.write_json), (options.junit, report.write_junit)):
+        if path is None:
+            continue
+        try:
+            write(path, outcomes, template.text, seconds)
+        except OSError as error:
+            print(f"wasi-tls-host: cannot write {path}: {error.strerror or error}",
+                  file=sys.stderr)
+            return USAGE_STATUS
     return 1 if any(outcome.verdict == FAILED for outcome in outcomes) else 0
