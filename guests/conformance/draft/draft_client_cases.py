@@ -4,6 +4,7 @@ name; the runner's peer (a Python ssl server) reports what it saw, and the
 runner compares that with the facts a case returns."""
 
 from conformance_kit import (
+    Failed,
     case,
     check,
     drop,
@@ -223,7 +224,7 @@ def client_finish_twice(address, server_name):
     forbidden("finish a client-handshake that finish already consumed")
     second = tls.ClientHandshake.finish(handshake)
     drop(second, first)
-    check(False, "no trap: finish took the consumed handshake again")
+    raise Failed("no trap: finish took the consumed handshake again")
 
 
 @case("client-drop-connection-first")
@@ -232,7 +233,7 @@ def client_drop_connection_first(address, server_name):
     client = Client(address, server_name)
     forbidden("drop a client-connection while its handshake lives")
     drop(client.connection)
-    check(False, "no trap: the connection went before its handshake")
+    raise Failed("no trap: the connection went before its handshake")
 
 
 @case("client-drop-connection-before-finish-future")
@@ -245,7 +246,7 @@ def client_drop_connection_before_finish_future(address, server_name):
     forbidden("drop a client-connection while its finish future lives")
     drop(client.connection)
     drop(future)
-    check(False, "no trap: the connection went before its finish future")
+    raise Failed("no trap: the connection went before its finish future")
 
 
 @case("client-finish-with-live-step")
@@ -257,6 +258,6 @@ def client_finish_with_live_step(address, server_name):
     forbidden("finish a client-handshake while its verify-server-identity future lives")
     future = tls.ClientHandshake.finish(client.handshake)
     drop(step, future)
-    check(False, "no trap: finish consumed a handshake whose step future lived")
+    raise Failed("no trap: finish consumed a handshake whose step future lived")
 
 

@@ -18,7 +18,6 @@ instead of hanging; the runner's own time bound is only the last resort.
 """
 
 import json
-import sys
 
 from componentize_py_types import Err, Ok
 from wit_world.imports import error, monotonic_clock, poll, streams
@@ -302,7 +301,3 @@ def describe(exception):
             return debug_string(value)
         return repr(value)
     return str(exception)
-
-
-def arguments():
-    return sys.argv[1:]
