@@ -12,6 +12,12 @@ OUT``: componentize-py with the package's WIT tree and its guest library
 directory, the guest library and the WIT tree is skipped.  Two builds run at
 a time; one line is printed per guest.  On failure componentize-py's message
 is printed and the exit status is 1.
+
+The conformance guests under guests/conformance/*/ (NAME
+``conformance-<dir>``) are built the same way, with guests/conformance/kit
+on their path, and packed into the package (wasi_tls_host/conformance/
+components/<dir>.wasm.xz) so that the wheel ships them; the uncompressed
+component stays in DIR.
 """
 
 import argparse
@@ -20,10 +26,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from wasi_tls_host.conformance import components
 from wasi_tls_host.guest_tools import GUEST_LIB_DIR, WIT_DIR, WORLDS, build_component
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "guests" / "apps"
+CONFORMANCE = ROOT / "guests" / "conformance"
+CONFORMANCE_KIT = CONFORMANCE / "kit"
+CONFORMANCE_PREFIX = "conformance-"
 
 
 def newest_mtime(*roots):
@@ -53,23 +63,29 @@ def read_world(app_dir):
 
 def build_one(name, out_dir, force):
     """Returns (ok, line, message)."""
-    app_dir = APPS / name
+    conformance = name.startswith(CONFORMANCE_PREFIX)
+    app_dir = CONFORMANCE / name.removeprefix(CONFORMANCE_PREFIX) if conformance else APPS / name
+    sources = (app_dir, CONFORMANCE_KIT) if conformance else (app_dir,)
     out = out_dir / f"{name}.wasm"
+    # A conformance guest is done once it is packed into the package.
+    done = components.packed_path(app_dir.name) if conformance else out
     try:
         world = read_world(app_dir)
     except ValueError as e:
         return False, f"{name}: FAILED", str(e)
-    if not force and out.is_file() and out.stat().st_mtime > newest_mtime(
-        app_dir, GUEST_LIB_DIR, WIT_DIR
+    if not force and done.is_file() and done.stat().st_mtime > newest_mtime(
+        *sources, GUEST_LIB_DIR, WIT_DIR
     ):
-        return True, f"{name}: up to date ({out_rel(out)})", ""
-    result = build_component(app_dir, world, out)
+        return True, f"{name}: up to date ({out_rel(done)})", ""
+    result = build_component(app_dir, world, out, python_path=sources[1:])
     if not result.ok:
         return False, f"{name}: FAILED ({world}, {result.seconds:.1f}s)", result.error
     size = out.stat().st_size
+    packed = f", packed into {out_rel(components.pack(out, app_dir.name))}" if conformance else ""
     return (
         True,
-        f"{name}: built {out_rel(out)} ({world}, {size / 1e6:.1f} MB, {result.seconds:.1f}s)",
+        f"{name}: built {out_rel(out)} ({world}, {size / 1e6:.1f} MB, {result.seconds:.1f}s)"
+        f"{packed}",
         "",
     )
 
@@ -83,7 +99,11 @@ def out_rel(p):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Build guest components with componentize-py.")
-    ap.add_argument("names", nargs="*", help="apps to build (default: all under guests/apps)")
+    ap.add_argument(
+        "names",
+        nargs="*",
+        help="apps to build (default: all under guests/apps and guests/conformance)",
+    )
     ap.add_argument(
         "--out",
         default=str(ROOT / "build" / "guests"),
@@ -93,9 +113,13 @@ def main(argv=None):
     ap.add_argument("--force", action="store_true", help="rebuild even when up to date")
     args = ap.parse_args(argv)
 
-    available = (
-        sorted(p.name for p in APPS.iterdir() if (p / "app.py").is_file()) if APPS.is_dir() else []
-    )
+    available = [
+        f"{prefix}{p.name}"
+        for prefix, root in (("", APPS), (CONFORMANCE_PREFIX, CONFORMANCE))
+        if root.is_dir()
+        for p in sorted(root.iterdir())
+        if (p / "app.py").is_file()
+    ]
     names = args.names or available
     unknown = [n for n in names if n not in available]
     if unknown:

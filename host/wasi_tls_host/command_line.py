@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import HostConfig, NetRule, Preopen
+from .conformance import command as conformance
 from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
 from .host import GuestTrap, Host, HostError
 from .runtime.context import DEBUG_VARIABLE, debug_from_environment
@@ -37,6 +38,7 @@ commands:
   run COMPONENT [ARGS...]        run a WASI 0.2 command component
   wit DIR                        write the WIT this host implements into DIR
   build APP_DIR -w WORLD -o OUT  build a guest app into a component
+  conformance [--host-cmd T]     run the wasi:tls conformance suite against a host
 
 `wasi-tls-host COMMAND --help` describes a command's options.
 """
@@ -150,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     _add_wit(commands)
     _add_build(commands)
+    conformance.add_parser(commands, installed_command())
     return parser
 
 
@@ -319,7 +322,8 @@ def build_command(options: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": run_command, "wit": wit_command, "build": build_command}
+COMMANDS = {"run": run_command, "wit": wit_command, "build": build_command,
+            "conformance": conformance.run}
 
 
 def main(argv: list[str] | None = None) -> int:

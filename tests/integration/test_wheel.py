@@ -140,3 +140,16 @@ def test_build_then_run_a_guest_that_fetches_a_page(command, tmp_path):
         server.close()
     assert (fetched.returncode, fetched.stderr) == (0, "")
     assert fetched.stdout == f"200\n{PAGE.decode()}"
+
+
+def test_the_wheel_runs_the_conformance_suite(wheel, command, tmp_path):
+    """The conformance guests ship packed in the wheel: a user runs the suite
+    with neither componentize-py nor a checkout."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"wasi_tls_host/conformance/manifest.toml",
+            "wasi_tls_host/conformance/components/client.wasm.xz",
+            "wasi_tls_host/conformance/components/draft.wasm.xz"} <= names
+    ran = run([command, "conformance", "--only", "wasi/poll-mixed",
+               "--only", "draft-identity/parse-garbage"], cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "2 cases: 2 passed, 0 failed, 0 not applicable" in ran.stdout
