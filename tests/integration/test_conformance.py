@@ -1,8 +1,7 @@
 """The conformance suite as a CI pipeline meets it: `wasi-tls-host conformance`.
 
-Against this host every case is applicable and passes, but for the host
-bugs in KNOWN_HOST_BUGS (reported, and shown as failures until fixed), and
-the JUnit XML parses with one testcase per case. The suite can fail: against deliberately
+Against this host every case is applicable and passes, and the JUnit XML
+parses with one testcase per case. The suite can fail: against deliberately
 broken builds of this host (broken_hosts.py) exactly the cases that cover
 each flaw fail. Under `wasmtime run` it gives the verdicts that
 docs/conformance.md reports.
@@ -57,27 +56,17 @@ def suite(guests, tmp_path_factory):
     return result, json.loads((out / "report.json").read_text()), out / "report.xml"
 
 
-#: Cases this host fails because of a bug in the host, reported to its owner.
-#: When one is fixed, the test below fails until its entry goes too.
-KNOWN_HOST_BUGS = {
-    "wasi/read-zero-when-closed": "io/streams.py: read, blocking-read and skip answer a length "
-                                  "of 0 with an empty list even on a closed stream, where the "
-                                  "WIT says they fail with closed",
-}
-
-
 def test_every_case_is_applicable_and_passes_against_this_host(suite):
     result, report, _ = suite
     failed = {case["name"]: case["reason"] for case in report["cases"]
               if case["verdict"] != "passed"}
-    assert sorted(failed) == sorted(KNOWN_HOST_BUGS), failed
-    assert result.returncode == (1 if KNOWN_HOST_BUGS else 0), result.stderr
+    assert failed == {}
+    assert result.returncode == 0, result.stderr
     assert [case["name"] for case in report["cases"]] == case_names()
-    total, bugs = len(report["cases"]), len(KNOWN_HOST_BUGS)
-    assert report["summary"] == {"cases": total, "passed": total - bugs, "failed": bugs,
+    total = len(report["cases"])
+    assert report["summary"] == {"cases": total, "passed": total, "failed": 0,
                                  "not_applicable": 0}
-    assert f"{total} cases: {total - bugs} passed, {bugs} failed, 0 not applicable" \
-        in result.stdout
+    assert f"{total} cases: {total} passed, 0 failed, 0 not applicable" in result.stdout
 
 
 def test_junit_has_one_testcase_per_case(suite):
@@ -93,7 +82,7 @@ def test_junit_has_one_testcase_per_case(suite):
                 for case in testcases if case.find("failure") is not None]
     assert (testsuite.get("tests"), testsuite.get("failures"), testsuite.get("skipped")) == (
         str(len(testcases)), str(len(failures)), "0")
-    assert sorted(failures) == sorted(KNOWN_HOST_BUGS)
+    assert failures == []
     assert not testsuite.findall("testcase/skipped")
     assert all(float(case.get("time")) > 0 for case in testcases)
 

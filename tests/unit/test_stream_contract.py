@@ -260,6 +260,11 @@ def test_end_of_output_reaches_the_reader_after_the_data(loop):
     assert read_exactly(ctx, pair.input, 10) == b"last words"
     assert stream_error(lambda: streams.blocking_read(ctx, pair.input, 10)) == Case("closed")
     assert stream_error(lambda: streams.read(ctx, pair.input, 10)) == Case("closed")
+    # Zero bytes: still `closed` once the end was seen (a regression the
+    # conformance suite found: a read of 0 answered before looking).
+    assert stream_error(lambda: streams.read(ctx, pair.input, 0)) == Case("closed")
+    assert stream_error(lambda: streams.blocking_read(ctx, pair.input, 0)) == Case("closed")
+    assert stream_error(lambda: streams.skip(ctx, pair.input, 0)) == Case("closed")
 
 
 def test_splice_moves_bytes_into_another_stream(loop):

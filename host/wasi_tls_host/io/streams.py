@@ -54,15 +54,14 @@ def _guarded(operation: Callable[..., T], *args: object) -> T:
 
 @interface.func("[method]input-stream.read")
 def read(ctx, stream: InputStream, length: int) -> bytes:
-    if length == 0:
-        return b""
+    # A read of 0 still says `closed` once the stream has ended (the spec).
     return _guarded(stream.read, min(length, MAX_READ))
 
 
 @interface.func("[method]input-stream.blocking-read")
 def blocking_read(ctx, stream: InputStream, length: int) -> bytes:
     if length == 0:
-        return b""
+        return _guarded(stream.read, 0)
     while True:
         data = _guarded(stream.read, min(length, MAX_READ))
         if data:

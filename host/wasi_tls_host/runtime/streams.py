@@ -5,7 +5,8 @@ of them can be the transport under TLS. All operations are non-blocking;
 waiting is done by the poll loop through `ready()`/`wait_on()`.
 
 Input: `read(n)` returns up to n bytes, `b""` when nothing is available yet,
-and raises `StreamClosed` at end of stream or `StreamFailed` on error.
+and raises `StreamClosed` at end of stream or `StreamFailed` on error;
+`read(0)` consumes nothing but still raises once the end has been seen.
 
 Output: `check_write()` is how many bytes may be written now (0 while full
 or while a requested flush is still in progress); `write(data)` accepts at
@@ -144,8 +145,11 @@ class FileInput(InputStream):
     def __init__(self, file: BinaryIO):
         self.file = file
         self.fd = _pollable_fd(file)
+        self.ended = False
 
     def read(self, max_bytes: int) -> bytes:
+        if self.ended:
+            raise StreamClosed()
         if max_bytes == 0:
             return b""
         try:
@@ -162,6 +166,7 @@ class FileInput(InputStream):
         except ValueError:  # the embedder closed the file
             raise StreamClosed() from None
         if not data:
+            self.ended = True
             raise StreamClosed()
         return data
 

@@ -97,6 +97,8 @@ class TcpInput(InputStream):
     def read(self, max_bytes: int) -> bytes:
         if self.shut:
             raise StreamClosed()
+        if max_bytes == 0:
+            return b""  # recv(0) would look like the end of the stream
         try:
             data = self.sock.recv(max_bytes)
         except BlockingIOError:

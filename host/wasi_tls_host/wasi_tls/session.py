@@ -271,6 +271,8 @@ class TlsInput(InputStream):
     def read(self, max_bytes: int) -> bytes:
         if self.ended:
             raise StreamClosed()
+        if max_bytes == 0:
+            return b""
         session = self.session
         session.pump()
         try:
