@@ -5,6 +5,7 @@ back; list<u8> is also checked against wasmtime-py's own per-element decoder
 so the bulk cell layout cannot drift unnoticed.
 """
 
+import threading
 from ctypes import byref
 
 import pytest
@@ -102,6 +103,35 @@ def test_bulk_bytes_match_wasmtime_py_decoder(signatures, scope, size):
         cell = codec.Val()
         codec.lowerer(ty, any_resource)(scope[0], data, cell)
         assert ty.convert_from_c(cell) == data  # wasmtime-py's element-by-element path
+
+
+def test_bulk_bytes_on_several_threads_do_not_mix(signatures):
+    """The reused cell buffers are per thread: stores may run on several
+    threads, and copying a megabyte of cells releases the GIL."""
+    ty = signatures("wasi:io/streams", "[method]input-stream.read").ok
+    lower, lift = codec.lowerer(ty, any_resource), codec.lifter(ty)
+    mixed = []
+
+    def roundtrips(fill: int) -> None:
+        ctx = WasiCtx(HostConfig())
+        scope = codec.CallScope(None, ctx.table)  # list<u8> needs no store
+        data = bytes([fill]) * (1 << 20)
+        for _ in range(20):
+            cell = codec.Val()
+            lower(scope, data, cell)
+            try:
+                if lift(scope, cell) != data:
+                    mixed.append(fill)
+            finally:
+                ffi.wasmtime_component_val_delete(byref(cell))
+        ctx.close()
+
+    threads = [threading.Thread(target=roundtrips, args=(fill,)) for fill in (1, 2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert mixed == []
 
 
 def test_option_result_result_tuple_of_resources(signatures, scope):

@@ -11,6 +11,7 @@ declared WIT type. `list<u8>` is moved as one block: each element is a
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections.abc import Callable
 from ctypes import POINTER, byref, c_void_p
 from typing import Any
@@ -326,11 +327,13 @@ def _payload(scope: CallScope, lower: Lower | None, value: Any) -> Any:
     return _boxed(raw)
 
 
-class _CellBuffer:
+class _CellBuffer(threading.local):
     """One reusable buffer of list<u8> cells, each with its kind byte written
     once. Moving a 64 KiB list takes 2 MiB of cells; allocating that afresh
     per call cost an mmap and hundreds of page faults every time (glibc maps
-    large blocks directly), which halved the throughput of stream writes."""
+    large blocks directly), which halved the throughput of stream writes.
+    Each thread has its own: an embedder may run stores on several threads,
+    and `memmove` releases the GIL."""
 
     def __init__(self) -> None:
         self.cells = bytearray()
