@@ -235,10 +235,11 @@ def test_each_step_once_and_only_before_its_point(ctx, pki, version):
         tls.verify_server_identity(ctx, handshake)  # twice
     with pytest.raises(ErrorValue):
         tls.client_configure_alpn_ids(ctx, handshake, [b"h2"])  # after resuming
-    PeerThread(peer)
+    answering = PeerThread(peer)
     future = tls.client_finish(ctx, handshake).obj
     value(settle(ctx, future))
     assert tls._future_get(ctx, future) == Err()  # get twice
+    assert answering.finished().tls.version()
 
 
 @pytest.mark.parametrize("ids", [[b""], [b"x" * 256], ["h\u00e9".encode()]])
