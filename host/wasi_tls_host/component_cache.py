@@ -3,8 +3,10 @@
 wasmtime's own cache (`Config.cache`) hashes the whole component on every
 load before it finds the compiled code (about a third of a second for a
 componentize-py guest). This cache instead names each compiled entry by
-what makes it valid: the SHA-256 of the component's bytes, the wasmtime
-version and the engine's settings. Loading one is a `stat` and an `mmap`.
+what makes it valid: the SHA-256 of the component's bytes, of the wasmtime
+library that compiled it and of the engine's settings; each file is hashed
+once per state (an index remembers it). Loading one is a `stat` and an
+`mmap`. Entries beyond 1 GiB in all go, least recently used first.
 
 Safety: deserializing bytes that wasmtime did not produce is undefined
 behaviour, so an entry is only ever loaded when it is provably the file this
@@ -13,8 +15,6 @@ file's identity when it was written and verified (device, inode, size,
 modification and change times). The change time cannot be set back by a
 process, so any later write to the entry changes it; a mismatch means the
 entry is hashed again, and if the hash differs it is rebuilt, never loaded.
-A component is hashed once per file state too: an index remembers the
-SHA-256 for the component file's identity.
 """
 
 from __future__ import annotations
@@ -29,21 +29,14 @@ import wasmtime
 import wasmtime._ffi
 from wasmtime import component as wc
 
-#: Entries kept; the least recently used go first (each is tens of MB).
-MAX_ENTRIES = 16
+#: Total size of the compiled entries kept (wasmtime's own cache defaults
+#: to the same); the least recently used go first. Each is tens of MB.
+MAX_BYTES = 1 << 30
 
 
 def default_directory() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "wasi-tls-host" / "components"
-
-
-def _wasmtime_build() -> str:
-    """Which wasmtime compiles: its native library's path, size and time (cheaper
-    than reading the package version, and different for every build)."""
-    library = wasmtime._ffi.dll._name  # type: ignore[attr-defined]
-    stat = os.stat(library)
-    return f"{library} {stat.st_size} {stat.st_mtime_ns}"
 
 
 def _identity(stat: os.stat_result) -> list[int]:
@@ -64,7 +57,8 @@ class ComponentCache:
     def __init__(self, engine: wasmtime.Engine, settings: str, directory: Path | None = None):
         self.engine = engine
         self.directory = directory or default_directory()
-        self.settings = f"{_wasmtime_build()}; {settings}"
+        self.settings = settings
+        self._key_prefix: str | None = None
 
     def load(self, path: str) -> wc.Component:
         """The compiled component for the file at `path` (compiling on a miss).
@@ -75,7 +69,13 @@ class ComponentCache:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError:
             return wc.Component.from_file(self.engine, path)  # no cache, no harm
-        key = hashlib.sha256(f"{self._source_digest(path)}\n{self.settings}".encode()).hexdigest()
+        if self._key_prefix is None:
+            # The compiler is named by its native library's content, so every
+            # virtualenv with the same wasmtime build shares the entries.
+            library = wasmtime._ffi.dll._name  # type: ignore[attr-defined]
+            self._key_prefix = f"{self._source_digest(library)}\n{self.settings}"
+        key = hashlib.sha256(
+            f"{self._source_digest(path)}\n{self._key_prefix}".encode()).hexdigest()
         entry = self.directory / f"{key}.cwasm"
         record = entry.with_suffix(".json")
         if self._verified(entry, record):
@@ -147,8 +147,16 @@ class ComponentCache:
             raise
 
     def _prune(self) -> None:
-        records = sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        records = [r for r in records if r.name != "sources.json"]
-        for record in records[:-MAX_ENTRIES]:
-            record.with_suffix(".cwasm").unlink(missing_ok=True)
-            record.unlink(missing_ok=True)
+        """Drop the least recently used entries beyond `MAX_BYTES` in all."""
+        records = [r for r in self.directory.glob("*.json") if r.name != "sources.json"]
+        records.sort(key=lambda record: record.stat().st_mtime, reverse=True)
+        total = 0
+        for record in records:
+            entry = record.with_suffix(".cwasm")
+            try:
+                total += entry.stat().st_size
+            except OSError:
+                pass
+            if total > MAX_BYTES and record is not records[0]:  # keep the newest
+                entry.unlink(missing_ok=True)
+                record.unlink(missing_ok=True)

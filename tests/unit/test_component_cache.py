@@ -9,6 +9,7 @@ import pytest
 import wasmtime
 from wasmtime import component as wc
 
+from wasi_tls_host import component_cache
 from wasi_tls_host.component_cache import ComponentCache
 
 COMPONENT = wasmtime.wat2wasm("""
@@ -117,3 +118,35 @@ def test_an_unwritable_cache_only_costs_compiling(engine, source, tmp_path, comp
     assert answer(engine, cache.load(source)) == 42
     assert answer(engine, cache.load(source)) == 42
     assert len(compiles) == 2
+
+
+def test_the_least_recently_used_entries_go_beyond_the_size_bound(engine, tmp_path, compiles,
+                                                                   monkeypatch):
+    cache_dir = tmp_path / "cache"
+    first, second = tmp_path / "first.wasm", tmp_path / "second.wasm"
+    first.write_bytes(COMPONENT)
+    second.write_bytes(wasmtime.wat2wasm("(component)"))
+    cache = ComponentCache(engine, "test", cache_dir)
+    cache.load(str(first))
+    monkeypatch.setattr(component_cache, "MAX_BYTES", entry_of(cache_dir).stat().st_size)
+    os.utime(entry_of(cache_dir).with_suffix(".json"), (1, 1))  # long unused
+    cache.load(str(second))  # room for one entry: the first goes
+    cache.load(str(second))
+    assert len(compiles) == 2
+    cache.load(str(first))  # compiled again; now the second goes
+    assert len(compiles) == 3
+    assert len(list(cache_dir.glob("*.cwasm"))) == 1
+
+
+def test_entries_do_not_depend_on_where_wasmtime_is_installed(engine, source, tmp_path,
+                                                               compiles, monkeypatch):
+    """Two virtualenvs with the same wasmtime build share the compiled code."""
+    cache_dir = tmp_path / "cache"
+    ComponentCache(engine, "test", cache_dir).load(source)
+    library = wasmtime._ffi.dll._name
+    elsewhere = tmp_path / "other-venv" / os.path.basename(library)
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(open(library, "rb").read())
+    monkeypatch.setattr(wasmtime._ffi.dll, "_name", str(elsewhere))
+    ComponentCache(engine, "test", cache_dir).load(source)
+    assert len(compiles) == 1
