@@ -274,6 +274,26 @@ def test_wants_ciphertext(pki, version):
     assert not client.wants_ciphertext()
 
 
+def test_no_openssl_step_until_new_ciphertext_arrives(pki, version):
+    """The host pumps on every poll; while the peer has sent nothing new,
+    handshake() answers from the core's state without calling OpenSSL."""
+    client, server = make_pair(pki, version)
+    assert client.handshake() is False  # the ClientHello is queued
+    steps = 0
+    do_handshake = client._obj.do_handshake
+
+    def counted() -> None:
+        nonlocal steps
+        steps += 1
+        do_handshake()
+    client._obj.do_handshake = counted
+    for _ in range(5):
+        assert client.handshake() is False and client.wants_ciphertext()
+    assert steps == 0
+    handshake_ok(client, server)
+    assert steps >= 1 and client.version() == version
+
+
 # ----------------------------------------------------------------------------
 # application data
 

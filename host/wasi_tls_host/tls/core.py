@@ -380,6 +380,7 @@ class TLSConnection:
         if self._error is not None or until <= self._limit:
             return
         self._limit = until
+        self._blocked_on_input = False  # a record held at the stop may now go in
         if self._state is TLSState.SUSPENDED:
             waiting = self._server_side and self._client_hello is None
             self._transition(Event.AWAIT_HELLO if waiting else Event.RESUME)
@@ -399,6 +400,10 @@ class TLSConnection:
             raise TLSError("connection closed before the handshake completed",
                            kind=ErrorKind.CLOSED)
         if state is TLSState.SUSPENDED:
+            return False
+        if self._blocked_on_input:
+            # Nothing has arrived since OpenSSL last asked for more: another
+            # step would only fail the same way (the pump asks on every poll).
             return False
         if state is TLSState.AWAITING_CLIENT_HELLO and not self._read_client_hello():
             return False

@@ -5,6 +5,10 @@
   between two records, that the peer's Certificate or CertificateRequest has
   been processed. One dispatcher serves every context; it finds the
   connection's own observer through the ``SSLObject`` it is called with.
+  It is installed through ``_ssl._SSLContext``'s own attribute, below the
+  ``ssl.SSLContext`` property, whose wrapper turns every number of every
+  message into an enum (a failed lookup raises and catches ValueError): that
+  wrapper cost ~0.1 ms per handshake, an eighth of OpenSSL's own work.
 * The peer's certificate chain as sent: ``SSLObject.get_unverified_chain`` is
   public from Python 3.13 and private (``_sslobj``) before.
 
@@ -34,14 +38,18 @@ def _dispatch(connection: object, direction: str, version: int, content_type: in
     reference = _observers.get(connection)  # type: ignore[call-overload]
     observer = reference() if reference is not None else None
     if observer is not None:
-        observer(direction, int(version), int(message_type), data)
+        observer(direction, version, message_type, data)
+
+
+#: The C-level message callback slot (plain ints, no enum conversion).
+_MESSAGE_CALLBACK = ssl._ssl._SSLContext._msg_callback  # type: ignore[attr-defined]
 
 
 def observe_handshake_messages(context: ssl.SSLContext) -> None:
     """Route the handshake messages of connections made from `context` to
     their observers. Idempotent, and harmless for connections without one."""
-    if getattr(context, "_msg_callback", None) is not _dispatch:
-        context._msg_callback = _dispatch  # type: ignore[attr-defined]
+    if _MESSAGE_CALLBACK.__get__(context) is not _dispatch:
+        _MESSAGE_CALLBACK.__set__(context, _dispatch)
 
 
 def attach_observer(connection: ssl.SSLObject, observer: Observer) -> None:
