@@ -51,6 +51,7 @@ sys.stdin.read()
 class Clocks:
     def __init__(self) -> None:
         self.calls: dict[str, list[float]] = collections.defaultdict(list)
+        self.impls: dict[str, list[float]] = collections.defaultdict(list)
         self.waits: list[float] = []
         self.steps: dict[bool, list[float]] = {True: [], False: []}
 
@@ -65,6 +66,19 @@ class Clocks:
             return invoke
         calls.HostFunction.invoke = timed(calls.HostFunction.invoke)
         calls.Destructor.invoke = timed(calls.Destructor.invoke)
+
+        # The implementation alone, without the call layer's lifting and lowering.
+        impls, bind = self.impls, calls.HostFunction.__init__
+
+        def timed_bind(function, ctx, name, impl):
+            def timed_impl(*args):
+                start = time.perf_counter()
+                try:
+                    return impl(*args)
+                finally:
+                    impls[name].append(time.perf_counter() - start)
+            bind(function, ctx, name, timed_impl)
+        calls.HostFunction.__init__ = timed_bind
 
         waits = self.waits
 
@@ -170,7 +184,8 @@ def main(count: int) -> None:
     print(f"{count} handshakes in a row, connect included, medians")
     print(f"  guest through the host          {ms(guest)}")
     print(f"  native Python ssl               {ms(native)}")
-    print("host calls, median per call x calls per handshake:")
+    print("host calls: median per call (of it, the call layer: lifting and lowering) "
+          "x calls per handshake")
     accounted = 0.0
     for name, samples in sorted(clocks.calls.items(), key=lambda item: -sum(item[1])):
         per_handshake = len(samples) / count
@@ -178,7 +193,10 @@ def main(count: int) -> None:
             continue  # start-up and exit
         share = statistics.median(samples) * per_handshake
         accounted += share if "drop" not in name and "close-output" not in name else 0.0
-        print(f"  {name:70s} {ms(statistics.median(samples))} x {per_handshake:4.1f}")
+        implementation = clocks.impls.get(name)
+        layer = (f"({ms(statistics.median(samples) - statistics.median(implementation))})"
+                 if implementation else " " * 12)
+        print(f"  {name:68s} {ms(statistics.median(samples))} {layer} x {per_handshake:3.1f}")
     wait = sum(clocks.waits) / count
     with_input, without = clocks.steps[True], clocks.steps[False]
     print(f"  of which waiting in poll(2)      {ms(wait)} per handshake")
