@@ -20,30 +20,35 @@ uint64_t value_cells_ns;
 
 static char read_buffer[MAX_READ];
 
-static uint64_t monotonic_ns(void) {
+uint64_t value_monotonic_ns(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+wasmtime_error_t *value_own_handle(wasmtime_context_t *context, uint32_t rep, uint32_t type,
+                                   wasmtime_component_val_t *result) {
+    wasmtime_component_resource_host_t *host =
+        wasmtime_component_resource_host_new(true, rep, type);
+    wasmtime_error_t *error =
+        wasmtime_component_resource_host_to_any(context, host, &result->of.resource);
+    wasmtime_component_resource_host_delete(host);
+    result->kind = WASMTIME_COMPONENT_RESOURCE;
+    return error;
 }
 
 wasmtime_error_t *value_get_stdin(void *data, wasmtime_context_t *context,
                                   const wasmtime_component_func_type_t *type,
                                   wasmtime_component_val_t *args, size_t nargs,
                                   wasmtime_component_val_t *results, size_t nresults) {
-    wasmtime_component_resource_host_t *host =
-        wasmtime_component_resource_host_new(true, STDIN_REP, VALUE_INPUT_STREAM_TYPE);
-    wasmtime_error_t *error =
-        wasmtime_component_resource_host_to_any(context, host, &results[0].of.resource);
-    wasmtime_component_resource_host_delete(host);
-    results[0].kind = WASMTIME_COMPONENT_RESOURCE;
-    return error;
+    return value_own_handle(context, STDIN_REP, VALUE_INPUT_STREAM_TYPE, &results[0]);
 }
 
 wasmtime_error_t *value_blocking_read(void *data, wasmtime_context_t *context,
                                       const wasmtime_component_func_type_t *type,
                                       wasmtime_component_val_t *args, size_t nargs,
                                       wasmtime_component_val_t *results, size_t nresults) {
-    uint64_t start = monotonic_ns();
+    uint64_t start = value_monotonic_ns();
     /* Resolving the borrowed handle is what ends the borrow. */
     wasmtime_component_resource_host_t *self;
     wasmtime_error_t *error =
@@ -54,7 +59,7 @@ wasmtime_error_t *value_blocking_read(void *data, wasmtime_context_t *context,
 
     size_t wanted = args[1].of.u64 < MAX_READ ? (size_t)args[1].of.u64 : MAX_READ;
     ssize_t got = read(value_input_fd, read_buffer, wanted);
-    uint64_t was_read = monotonic_ns(), allocated = was_read;
+    uint64_t was_read = value_monotonic_ns(), allocated = was_read;
     wasmtime_component_val_t payload;
     if (got <= 0) {
         /* End of input; a read error is reported the same way, as these
@@ -65,7 +70,7 @@ wasmtime_error_t *value_blocking_read(void *data, wasmtime_context_t *context,
     } else {
         payload.kind = WASMTIME_COMPONENT_LIST;
         wasmtime_component_vallist_new_uninit(&payload.of.list, (size_t)got);
-        allocated = monotonic_ns();
+        allocated = value_monotonic_ns();
         for (ssize_t i = 0; i < got; i++) {
             payload.of.list.data[i].kind = WASMTIME_COMPONENT_U8;
             payload.of.list.data[i].of.u8 = (uint8_t)read_buffer[i];
@@ -76,7 +81,7 @@ wasmtime_error_t *value_blocking_read(void *data, wasmtime_context_t *context,
     results[0].of.result.val = wasmtime_component_val_new(&payload);
     value_read_ns += was_read - start;
     value_allocate_ns += allocated - was_read;
-    value_cells_ns += monotonic_ns() - allocated;
+    value_cells_ns += value_monotonic_ns() - allocated;
     return NULL;
 }
 

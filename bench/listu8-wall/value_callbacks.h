@@ -26,6 +26,11 @@ wasmtime_error_t *value_blocking_read(void *data, wasmtime_context_t *context,
                                       const wasmtime_component_func_type_t *type,
                                       wasmtime_component_val_t *args, size_t nargs,
                                       wasmtime_component_val_t *results, size_t nresults);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t value_monotonic_ns(void);
+/* Store a new owned handle (rep, type) in *result. */
+wasmtime_error_t *value_own_handle(wasmtime_context_t *context, uint32_t rep, uint32_t type,
+                                   wasmtime_component_val_t *result);
 /* The destructor of a resource that keeps no state per handle. */
 wasmtime_error_t *value_forget(void *data, wasmtime_context_t *context, uint32_t rep);
 
