@@ -250,6 +250,18 @@ def test_read_and_write_before_handshake(pki, version):
     assert read_all(server) == b"early"
 
 
+def test_plaintext_written_before_the_context_is_chosen_waits_for_the_handshake(pki, version):
+    """A server whose context comes from a factory has no SSLObject until the
+    ClientHello: plaintext written before then is kept, not handed to OpenSSL."""
+    client = TLSConnection(pki.client(), server_hostname="localhost")
+    server = TLSConnection(lambda hello: pki.server(version), server_side=True)
+    server.write(b"early")
+    assert server.ciphertext_to_send() == b""
+    handshake_ok(client, server)
+    flush(server, client)
+    assert read_all(client) == b"early"
+
+
 def test_wants_ciphertext(pki, version):
     client, server = make_pair(pki, version)
     assert not client.wants_ciphertext()

@@ -347,7 +347,7 @@ class TLSConnection:
         """
         if self._state is TLSState.SUSPENDED:
             return b""
-        if self._tx and self._error is None:
+        if self._tx and self._established and self._error is None:
             try:
                 self._push_plaintext()
             except TLSError:
