@@ -84,7 +84,10 @@ class ComponentCache:
             except wasmtime.WasmtimeError:
                 pass  # made by another wasmtime or engine: rebuild below
             else:
-                os.utime(record)  # recently used
+                try:
+                    os.utime(record)  # recently used
+                except OSError:
+                    pass  # a read-only cache still serves its entries
                 return component
         component = wc.Component.from_file(self.engine, path)
         self._store(component, entry, record)
@@ -121,8 +124,11 @@ class ComponentCache:
             return True
         if _sha256(entry) != written.get("sha256"):
             return False
-        written["identity"] = _identity(os.stat(entry))  # moved or copied, still intact
-        self._write_atomically(record, json.dumps(written).encode())
+        written["identity"] = identity  # moved or copied, still intact: note where it is now
+        try:
+            self._write_atomically(record, json.dumps(written).encode())
+        except OSError:
+            pass  # hashed again next time
         return True
 
     def _store(self, component: wc.Component, entry: Path, record: Path) -> None:

@@ -120,6 +120,26 @@ def test_an_unwritable_cache_only_costs_compiling(engine, source, tmp_path, comp
     assert len(compiles) == 2
 
 
+def test_a_cache_that_can_no_longer_be_written_still_serves_its_entries(
+        engine, source, tmp_path, compiles, monkeypatch):
+    """A cache made read-only after it was filled (a shared or packaged one):
+    noting an entry's use, or where a copied entry now is, may fail; the hit
+    must not."""
+    cache_dir = tmp_path / "cache"
+    ComponentCache(engine, "test", cache_dir).load(source)
+    entry = entry_of(cache_dir)
+    data = entry.read_bytes()
+    entry.unlink()
+    entry.write_bytes(data)  # moved: the cache wants to rewrite its record
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(component_cache.os, "utime", refuse)
+    monkeypatch.setattr(ComponentCache, "_write_atomically", refuse)
+    assert answer(engine, ComponentCache(engine, "test", cache_dir).load(source)) == 42
+    assert len(compiles) == 1
+
+
 def test_the_least_recently_used_entries_go_beyond_the_size_bound(engine, tmp_path, compiles,
                                                                    monkeypatch):
     cache_dir = tmp_path / "cache"
