@@ -51,7 +51,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         print(f"  server: {self.command} {self.path} from {self.client_address[0]}")
 
 
-def client_half(ca: trustme.CA, scratch: Path) -> int:
+def client_half(ca: trustme.CA, ca_file: Path) -> int:
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost", "127.0.0.1").configure_cert(server_context)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -59,7 +59,6 @@ def client_half(ca: trustme.CA, scratch: Path) -> int:
     port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    ca_file = scratch / "demo-ca.pem"
     url = f"https://localhost:{port}/hello"
     command = [installed_command(), "run",
                "--ca-file", str(ca_file), "--allow-net", f"localhost:{port}",
@@ -77,43 +76,48 @@ def client_half(ca: trustme.CA, scratch: Path) -> int:
     return status
 
 
-def server_half(ca: trustme.CA, scratch: Path) -> int:
+def server_half(ca: trustme.CA, ca_file: Path) -> int:
     identity = ca.issue_cert("localhost")
-    cert_file, key_file = scratch / "server.pem", scratch / "server.key"
+    cert_file, key_file = ca_file.with_name("server.pem"), ca_file.with_name("server.key")
     identity.cert_chain_pems[0].write_to_path(str(cert_file))
     identity.private_key_pem.write_to_path(str(key_file))
     command = [installed_command(), "run", "--allow-net", "127.0.0.1",
                "--identity", f"localhost={cert_file},{key_file}",
-               "--client-ca", str(scratch / "demo-ca.pem"),
+               "--client-ca", str(ca_file),
                str(SERVER_GUEST), "127.0.0.1:0", "--requests", "1", "--client-auth", "request"]
     print("\n== A guest serves HTTPS ==")
     print("$ wasi-tls-host run --allow-net 127.0.0.1 --identity localhost=server.pem,server.key "
           "--client-ca demo-ca.pem build/guests/https-server.wasm 127.0.0.1:0 --requests 1 "
           "--client-auth request")
     guest = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    banner = guest.stdout.readline().strip()
-    print(f"guest: {banner}")
-    port = int(banner.rsplit(":", 1)[1])
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    client_leaf = ca.issue_cert("demo-client@example.com")
-    client_leaf.configure_cert(client)
-    sent = hashlib.sha256(ssl.PEM_cert_to_DER_cert(
-        client_leaf.cert_chain_pems[0].bytes().decode())).hexdigest()
-    client.set_alpn_protocols(["h2", "http/1.1"])
-    with socket.create_connection(("127.0.0.1", port)) as raw, \
-            client.wrap_socket(raw, server_hostname="localhost") as conn:
-        conn.sendall(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        response = b"".join(iter(lambda: conn.recv(65536), b""))
-        print(f"client saw: server name localhost, alpn {conn.selected_alpn_protocol()}, "
-              f"{conn.version()}, {conn.cipher()[0]}, server certificate for "
-              f"{dict(conn.getpeercert()['subjectAltName'])['DNS']}; "
-              f"it sent its certificate sha256:{sent}")
-    print("guest saw (its answer):")
-    for line in response.partition(b"\r\n\r\n")[2].decode().splitlines():
-        print(f"  {line}")
-    status = guest.wait(timeout=60)
-    print(f"guest log: {guest.stdout.read().strip()}")
+    try:
+        banner = guest.stdout.readline().strip()
+        print(f"guest: {banner}")
+        port = int(banner.rsplit(":", 1)[1])
+        client = ssl.create_default_context()
+        ca.configure_trust(client)
+        client_leaf = ca.issue_cert("demo-client@example.com")
+        client_leaf.configure_cert(client)
+        sent = hashlib.sha256(ssl.PEM_cert_to_DER_cert(
+            client_leaf.cert_chain_pems[0].bytes().decode())).hexdigest()
+        client.set_alpn_protocols(["h2", "http/1.1"])
+        with socket.create_connection(("127.0.0.1", port)) as raw, \
+                client.wrap_socket(raw, server_hostname="localhost") as conn:
+            conn.sendall(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            response = b"".join(iter(lambda: conn.recv(65536), b""))
+            print(f"client saw: server name localhost, alpn {conn.selected_alpn_protocol()}, "
+                  f"{conn.version()}, {conn.cipher()[0]}, server certificate for "
+                  f"{dict(conn.getpeercert()['subjectAltName'])['DNS']}; "
+                  f"it sent its certificate sha256:{sent}")
+        print("guest saw (its answer):")
+        for line in response.partition(b"\r\n\r\n")[2].decode().splitlines():
+            print(f"  {line}")
+        status = guest.wait(timeout=60)
+        print(f"guest log: {guest.stdout.read().strip()}")
+    finally:
+        if guest.poll() is None:  # the demo failed half-way: do not leave it listening
+            guest.kill()
+            guest.wait()
     print(f"guest exited with status {status}")
     return status
 
@@ -126,9 +130,10 @@ def main() -> int:
         return 2
     ca = trustme.CA()
     with tempfile.TemporaryDirectory() as scratch:
-        ca.cert_pem.write_to_path(str(Path(scratch) / "demo-ca.pem"))
-        status = client_half(ca, Path(scratch))
-        return status or server_half(ca, Path(scratch))
+        ca_file = Path(scratch) / "demo-ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        status = client_half(ca, ca_file)
+        return status or server_half(ca, ca_file)
 
 
 if __name__ == "__main__":
