@@ -195,7 +195,7 @@ def _register(callback: HostFunction | Destructor) -> int:
 def check_error(error: int | None) -> None:
     """Raise the WasmtimeError a C API call or callback returned, if any."""
     if error:
-        raise WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+        raise capi.error_from(error)
 
 
 def link(root: wc.LinkerInstance, ctx: WasiCtx, interfaces: list[Interface]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 from ctypes import POINTER, c_bool, c_char_p, c_size_t, c_uint32, c_void_p
 
+from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 
 Val = ffi.wasmtime_component_val_t
@@ -59,3 +60,9 @@ def payload_pointer(cell: Val) -> int:
 
 def set_payload_pointer(cell: Val, pointer: int) -> None:
     c_void_p.from_address(ctypes.addressof(cell) + PAYLOAD_OFFSET).value = pointer
+
+
+def error_from(pointer: int) -> WasmtimeError:
+    """The WasmtimeError behind a `wasmtime_error_t *` a C API call returned
+    (it takes ownership of the error)."""
+    return WasmtimeError._from_ptr(ctypes.cast(pointer, POINTER(ffi.wasmtime_error_t)))

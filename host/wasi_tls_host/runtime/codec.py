@@ -13,10 +13,9 @@ from __future__ import annotations
 import ctypes
 import threading
 from collections.abc import Callable
-from ctypes import POINTER, byref, c_void_p
+from ctypes import byref, c_void_p
 from typing import Any
 
-from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
@@ -25,7 +24,7 @@ from .errors import Trap
 from .table import ResourceTable
 from .values import Case, Child, Err, Ok, Some
 
-Val = ffi.wasmtime_component_val_t
+Val = capi.Val
 CELL = ctypes.sizeof(Val)
 assert CELL == 32, "wasmtime_component_val_t layout changed; revisit bulk list<u8>"
 
@@ -164,17 +163,13 @@ def _resource_arg(scope: CallScope, c: Any, owned: bool) -> Any:
     host = c_void_p()
     error = capi.resource_any_to_host(scope.context, capi.payload_pointer(c), byref(host))
     if error:
-        raise Trap(_error_text(error))
+        raise Trap(str(capi.error_from(error)))
     rep = capi.resource_host_rep(host)
     type_id = capi.resource_host_type(host)
     capi.resource_host_delete(host)
     if owned:
         return scope.table.delete(rep, type_id)
     return scope.table.get(rep, type_id)
-
-
-def _error_text(error: int) -> str:
-    return str(WasmtimeError._from_ptr(ctypes.cast(error, POINTER(ffi.wasmtime_error_t))))
 
 
 # -- lowering: Python -> C cell -----------------------------------------------
@@ -312,7 +307,7 @@ def lowerer(ty: wc.ValType, resource_ids: ResourceIds) -> Lower:
             error = capi.resource_host_to_any(scope.context, host, byref(resource))
             capi.resource_host_delete(host)
             if error:
-                raise Trap(_error_text(error))
+                raise Trap(str(capi.error_from(error)))
             dst.kind = K_RESOURCE
             capi.set_payload_pointer(dst, resource.value)
         return lower_own

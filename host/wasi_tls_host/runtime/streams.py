@@ -32,19 +32,14 @@ class StreamClosed(Exception):
 
 
 class StreamFailed(Exception):
-    """The last operation failed; the message goes into an `error` resource.
-
-    `cause` keeps the exception behind it (a TLS error, say), so that each
-    interface can map the codes it knows.
-    """
+    """The last operation failed; the message goes into an `error` resource."""
 
     def __init__(self, message: str, *, network_code: str | None = None,
-                 filesystem_code: str | None = None, cause: Exception | None = None):
+                 filesystem_code: str | None = None):
         super().__init__(message)
         self.message = message
         self.network_code = network_code
         self.filesystem_code = filesystem_code
-        self.cause = cause
 
 
 class InputStream:

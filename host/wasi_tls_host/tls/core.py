@@ -128,8 +128,6 @@ TRANSITIONS: dict[TLSState, dict[Event, TLSState]] = {
     TLSState.BROKEN: {},
 }
 
-_HANDSHAKE_STATES = frozenset({TLSState.SUSPENDED, TLSState.AWAITING_CLIENT_HELLO,
-                               TLSState.HANDSHAKING})
 #: States in which the peer's bytes are still consumed.
 _RECEIVING = frozenset({TLSState.AWAITING_CLIENT_HELLO, TLSState.HANDSHAKING, TLSState.OPEN,
                         TLSState.WRITE_CLOSED})

@@ -12,8 +12,6 @@ import enum
 
 #: Record header: content type (1), legacy version (2), length (2).
 HEADER_SIZE = 5
-#: The largest record body TLS allows (2^14 plaintext + 2048 expansion in 1.2).
-MAX_BODY = (1 << 14) + 2048
 
 
 class ContentType(enum.IntEnum):

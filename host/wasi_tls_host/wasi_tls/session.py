@@ -40,11 +40,10 @@ NS_PER_S = 1_000_000_000
 
 
 def stream_failure(error: TLSError | StreamFailed) -> StreamFailed:
-    """The stream error a guest sees for a failed TLS connection. The
-    original exception rides along, so each interface can map its own codes."""
+    """The stream error a guest sees for a failed TLS connection."""
     if isinstance(error, StreamFailed):
-        return StreamFailed(f"transport failed: {error.message}", cause=error)
-    return StreamFailed(str(error), cause=error)
+        return StreamFailed(f"transport failed: {error.message}")
+    return StreamFailed(str(error))
 
 
 class TlsSession:
@@ -176,10 +175,8 @@ class TlsSession:
         return self.failure or self.write_failure
 
     def error_message(self) -> str:
-        failure = self.error()
-        if isinstance(failure, TLSError):
-            return str(failure)
-        return f"transport failed: {failure.message}" if failure else "unknown failure"
+        """What the guest is told of a failure (there must be one)."""
+        return stream_failure(self.error()).message  # type: ignore[arg-type]
 
     def outcome_ready(self) -> bool:
         """Whether the handshake has finished either way (pumping first)."""
@@ -204,7 +201,7 @@ def open_session(ctx, core: TLSConnection, transport_in: InputStream,
     its lingering work. Pumped once, so a running handshake sends at once."""
     session = TlsSession(core, transport_in, transport_out, now_ns=ctx.now_ns,
                          handshake_timeout_s=ctx.config.tls.handshake_timeout, peer=peer,
-                         linger=ctx.lingering.append)
+                         linger=ctx.linger)
     session.pump()
     return session
 
