@@ -22,9 +22,7 @@ import json
 import os
 import platform
 import signal
-import socket
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from statistics import median
 
 import loopback
 import tiny_guest
@@ -145,10 +144,6 @@ class Bench:
 
     def add(self, *rows: Row) -> None:
         self.rows.extend(rows)
-
-
-def median(samples: list[float]) -> float:
-    return statistics.median(samples)
 
 
 def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, list]:
@@ -510,12 +505,6 @@ def network(bench: Bench) -> None:
 
 # -- a guest TLS server under load ----------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(command: list[str], stop: signal.Signals) -> Iterator[str]:
     """Start a server that prints `listening on HOST:PORT`; yield HOST:PORT."""
@@ -556,10 +545,9 @@ def tls_server_load(bench: Bench) -> None:
     blocked = None if ECHO_SERVER.exists() else "blocked: tls-echo-server guest not built yet"
     ours: dict[str, dict] = {}
     if blocked is None:
-        address = f"127.0.0.1:{_free_port()}"
-        with serving([*HOST_RUN, "--allow-net", address, "--identity",
+        with serving([*HOST_RUN, "--allow-net", "127.0.0.1", "--identity",
                       f"server={credentials.cert_file},{credentials.key_file}",
-                      str(ECHO_SERVER), address], signal.SIGINT) as address:
+                      str(ECHO_SERVER), "127.0.0.1:0"], signal.SIGINT) as address:
             ours = _load(address, ca)
     credentials.close()
     for connections in LOAD_LEVELS:
