@@ -204,8 +204,7 @@ class TLSConnection:
         self._client_hello: ClientHello | None = None
         self._messages: list[tuple[str, int, int, bytes]] = []
         self._certificate_requested = False
-        self._own_certificate_sent = False
-        self._own_certificate: bytes | None = None
+        self._own_certificate: bytes | None = None  # the Certificate message OpenSSL wrote
         self.post_handshake_request = False
 
         self._rx = bytearray()  # decrypted plaintext not yet returned by read()
@@ -274,7 +273,7 @@ class TLSConnection:
     @property
     def identity_committed(self) -> bool:
         """Client: OpenSSL has already written the Certificate message it answers with."""
-        return self._own_certificate_sent
+        return self._own_certificate is not None
 
     @property
     def own_certificate_message(self) -> bytes | None:
@@ -336,6 +335,11 @@ class TLSConnection:
         if not self._eof_fed:
             self._eof_fed = True
             self._incoming.write_eof()
+
+    def _give_inbox(self) -> None:
+        """Hand OpenSSL every byte received and not yet given to it."""
+        self._incoming.write(self._inbox)
+        self._inbox.clear()
 
     def ciphertext_to_send(self) -> bytes:
         """Return (and forget) every byte waiting to go to the transport.
@@ -415,8 +419,7 @@ class TLSConnection:
             # Not a ClientHello we can read: OpenSSL judges the bytes, all of
             # them (no stop here), so the peer gets OpenSSL's alert and the
             # error its precise reason.
-            self._incoming.write(self._inbox)
-            self._inbox.clear()
+            self._give_inbox()
             self._transition(Event.RESUME)
             return True
         if hello is None:
@@ -502,16 +505,14 @@ class TLSConnection:
             return True
         if self._limit == Point.DONE:
             if self._inbox:
-                self._incoming.write(self._inbox)
-                self._inbox.clear()
+                self._give_inbox()
                 return True
         else:
             record = take_record(self._inbox)
             if record is not None:
                 return self._feed_record(record)
         if self._transport_eof and not self._eof_fed:
-            self._incoming.write(self._inbox)
-            self._inbox.clear()
+            self._give_inbox()
             self._feed_eof()
             return True
         return False
@@ -537,7 +538,6 @@ class TLSConnection:
         for direction, version, message_type, data in messages:
             if direction == "write":
                 if message_type == HandshakeType.CERTIFICATE:
-                    self._own_certificate_sent = True
                     self._own_certificate = data
                 continue
             if self._server_side:
@@ -583,9 +583,7 @@ class TLSConnection:
         if self._held_record is not None:
             self._inbox[:0] = self._held_record
             self._held_record = None
-        if self._inbox:
-            self._incoming.write(self._inbox)
-            self._inbox.clear()
+        self._give_inbox()
         if self._transport_eof:
             self._feed_eof()
         self._transition(Event.FINISH)
@@ -596,7 +594,7 @@ class TLSConnection:
         """Client: answer a certificate request with the identity in `context`
         (same trust), before OpenSSL has written its Certificate message."""
         self._raise_if_broken()
-        if self._own_certificate_sent:
+        if self.identity_committed:
             raise TLSError(
                 "too late to send a client certificate: the server's certificate request "
                 "arrived in the same record as the rest of its handshake, so there was "
@@ -611,8 +609,7 @@ class TLSConnection:
             return
         self._outgoing.read()
         self._alert = alert_record(AlertDescription.ACCESS_DENIED)
-        self._error = TLSError("the handshake was aborted", kind=ErrorKind.ABORTED)
-        self._transition(Event.FAIL)
+        self.fail(TLSError("the handshake was aborted", kind=ErrorKind.ABORTED))
 
     def fail(self, error: TLSError) -> None:
         """Break the connection with an error found outside the core (a timeout)."""
@@ -797,13 +794,10 @@ class TLSConnection:
         if not self._established or self._ssl_dead:
             self._tx.clear()
             return
-        if self._tx:
-            try:
-                self._push_plaintext()  # sends close_notify when the backlog is gone
-            except TLSError:
-                pass
-            return
-        self._send_close_notify()
+        try:
+            self._push_plaintext()  # close_notify goes once the backlog is gone
+        except TLSError:
+            pass  # recorded as the sticky error
 
     def _send_close_notify(self) -> None:
         # unwrap() calls SSL_shutdown twice; the second call reads, and fails

@@ -90,7 +90,8 @@ def without_source_line(error: Exception) -> str:
     return _SSL_C_SUFFIX.sub("", str(error))
 
 
-def _humanize(reason: str) -> str:
+def humanize(reason: str) -> str:
+    """An OpenSSL reason code as words: CERTIFICATE_VERIFY_FAILED, certificate verify failed."""
     return reason.lower().replace("_", " ")
 
 
@@ -101,7 +102,7 @@ def translate(exc: ssl.SSLError, *, during_handshake: bool, server_side: bool,
     where = "TLS handshake failed" if during_handshake else "TLS error"
 
     if isinstance(exc, ssl.SSLCertVerificationError):
-        detail = exc.verify_message or _humanize(reason or "certificate verify failed")
+        detail = exc.verify_message or humanize(reason or "certificate verify failed")
         whose = "client certificate" if server_side else f"server name: {server_hostname}"
         return TLSError(f"certificate verify failed: {detail} ({whose})",
                         kind=ErrorKind.CERTIFICATE, reason=reason, verify_code=exc.verify_code)
@@ -114,18 +115,18 @@ def translate(exc: ssl.SSLError, *, during_handshake: bool, server_side: bool,
         return TLSError(MSG_TRUNCATED, kind=ErrorKind.TRUNCATED, reason=reason)
     if reason:
         match = _ALERT_REASON.match(reason)
-        alert = _humanize(match.group("name")) if match else _IRREGULAR_ALERT_REASONS.get(reason)
+        alert = humanize(match.group("name")) if match else _IRREGULAR_ALERT_REASONS.get(reason)
         if alert is not None:
             kind = ErrorKind.VERSION if reason in _VERSION_REASONS else ErrorKind.ALERT
             return TLSError(f"peer sent alert: {alert} [{reason}]", kind=kind, reason=reason,
                             alert=alert)
         if reason in _NOT_TLS_REASONS:
-            return TLSError(f"peer sent data that is not TLS: {_humanize(reason)} [{reason}]",
+            return TLSError(f"peer sent data that is not TLS: {humanize(reason)} [{reason}]",
                             kind=ErrorKind.NOT_TLS, reason=reason)
         if reason in _VERSION_REASONS:
             return TLSError(
-                f"no TLS protocol version in common with the peer: {_humanize(reason)} "
+                f"no TLS protocol version in common with the peer: {humanize(reason)} "
                 f"[{reason}]", kind=ErrorKind.VERSION, reason=reason)
-        return TLSError(f"{where}: {_humanize(reason)} [{reason}]", reason=reason)
+        return TLSError(f"{where}: {humanize(reason)} [{reason}]", reason=reason)
     raw = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
     return TLSError(f"{where}: {_SSL_C_SUFFIX.sub('', raw) or type(exc).__name__}")

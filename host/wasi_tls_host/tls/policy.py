@@ -23,6 +23,8 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .errors import humanize
+
 if TYPE_CHECKING:  # identities come from callers; importing cryptography is slow
     from .identity import PrivateIdentity
 
@@ -171,7 +173,7 @@ def _load_ca_file(context: ssl.SSLContext, path: str, what: str = "CA file") -> 
     try:
         context.load_verify_locations(cafile=path)
     except ssl.SSLError as exc:
-        detail = exc.reason.lower().replace("_", " ") if exc.reason else str(exc)
+        detail = humanize(exc.reason) if exc.reason else str(exc)
         raise ValueError(f"{what} has no usable PEM certificates: {path} ({detail})") from None
     except OSError as exc:
         raise ValueError(f"{what} is not readable: {path}: {exc.strerror or exc}") from None
