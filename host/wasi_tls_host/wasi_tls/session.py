@@ -28,9 +28,9 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..runtime.poll import NEVER, WaitSpec
+from ..runtime.poll import NEVER, Pollable, WaitSpec
 from ..runtime.streams import OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed, StreamFailed
-from ..runtime.values import Err, Ok
+from ..runtime.values import Child, Err, Ok
 from ..tls.core import Point, TLSConnection, TLSState
 from ..tls.errors import ErrorKind, TLSError
 
@@ -178,10 +178,20 @@ class TlsSession:
         """What the guest is told of a failure (there must be one)."""
         return stream_failure(self.error()).message  # type: ignore[arg-type]
 
-    def outcome_ready(self) -> bool:
-        """Whether the handshake has finished either way (pumping first)."""
-        self.pump()
-        return self.handshake_done or self.failure is not None
+    def handshake_future(self, reached: Callable[[], bool], value: Callable[[], object], *,
+                         on_failure: Callable[[], None] | None = None,
+                         on_drop: Callable[[], None] | None = None) -> Future:
+        """A future for the handshake getting as far as `reached()` says:
+        ready with `value()` then, or failed with why the session failed
+        first (after `on_failure()`)."""
+        def settle() -> Ready | Failed | None:
+            self.pump()
+            if self.failure is not None:
+                if on_failure is not None:
+                    on_failure()
+                return Failed(self.error_message())
+            return Ready(value()) if reached() else None
+        return Future(settle, lambda: self.wait_spec(deadline=True), on_drop)
 
     def close(self) -> None:
         """Send what is queued (close_notify included) as the transport's
@@ -448,3 +458,8 @@ class Future:
     def close(self) -> None:
         if self.state is not FutureState.CONSUMED and self._on_drop is not None:
             self._on_drop()
+
+
+def subscribe_future(ctx, future: Future) -> Child:
+    """`subscribe` for every future of both interfaces: a pollable, child of the future."""
+    return Child(Pollable(future), future)

@@ -46,6 +46,7 @@ from .session import (
     TlsOutput,
     TlsSession,
     open_session,
+    subscribe_future,
 )
 
 interface = Interface("wasi-tls-host:tls/tls@0.1.0")
@@ -147,28 +148,15 @@ class Handshake:
         self.steps.add(point)
         session = self.session
         session.resume(point)
-
-        def settle() -> Ready | Failed | None:
-            session.pump()
-            if session.core.reached(point) and session.failure is None:
-                return Ready(value())
-            if session.failure is not None:
-                return Failed(session.error_message())
-            return None
-        return Child(Future(settle, lambda: session.wait_spec(deadline=True)), self)
+        return Child(session.handshake_future(lambda: session.core.reached(point), value), self)
 
     def finish(self) -> Child:
         connection, session = self.connection, self.session
         session.resume(Point.DONE)
-
-        def settle() -> Ready | Failed | None:
-            if not session.outcome_ready():
-                return None
-            if session.failure is not None:
-                return Failed(session.error_message())
-            return Ready((Child(connection.input, connection),
-                          Child(connection.output, connection)))
-        return Child(Future(settle, lambda: session.wait_spec(deadline=True)), connection)
+        return Child(session.handshake_future(
+            lambda: session.handshake_done,
+            lambda: (Child(connection.input, connection), Child(connection.output, connection))),
+            connection)
 
     def abort(self) -> Child:
         self.session.abort()
@@ -378,8 +366,7 @@ def request_client_identity_after(ctx, connection: ServerConnection) -> Child:
         session.pump()
         core.read_ready()  # the answer arrives with the client's next records
         if not core.post_handshake_request:
-            chain = core.peer_chain()
-            return Ready(PublicIdentity(chain) if chain else None)
+            return Ready(_peer_identity(core))
         if session.failure is not None or core.error is not None:
             return Failed(str(core.error or session.error_message()))
         return None
@@ -403,8 +390,7 @@ def server_client_identity(ctx, connection: ServerConnection) -> PublicIdentity 
     core = connection.core
     if core is None or not core.reached(Point.CLIENT_CERTIFICATE):
         return None
-    chain = core.peer_chain()
-    return PublicIdentity(chain) if chain else None
+    return _peer_identity(core)
 
 
 @interface.func("[method]server-connection.server-identity")
@@ -439,10 +425,7 @@ def receive_client_hello(ctx, handshake: ServerHandshake) -> Child:
 def request_client_identity(ctx, handshake: ServerHandshake) -> Child:
     core = handshake.session.core
 
-    def chain() -> PublicIdentity | None:
-        sent = core.peer_chain()
-        return PublicIdentity(sent) if sent else None
-    return handshake.step(Point.CLIENT_CERTIFICATE, core.started, chain)
+    return handshake.step(Point.CLIENT_CERTIFICATE, core.started, lambda: _peer_identity(core))
 
 
 @interface.func("[static]server-handshake.finish")
@@ -472,6 +455,12 @@ def hello_cipher_suites(ctx, hello: ClientHello) -> list[int]:
 
 # -- session facts both roles report ------------------------------------------------
 
+def _peer_identity(core: TLSConnection) -> PublicIdentity | None:
+    """The chain the peer sent, if it sent one (a client may send none)."""
+    chain = core.peer_chain()
+    return PublicIdentity(chain) if chain else None
+
+
 def _alpn_id(connection: Connection) -> bytes | None:
     core = connection.core
     selected = core.alpn_protocol() if core is not None else None
@@ -499,11 +488,7 @@ def _future_get(ctx, future: Future):
     return future.get()
 
 
-def _future_subscribe(ctx, future: Future) -> Child:
-    return Child(Pollable(future), future)
-
-
 for _future in ("future-streams", "future-client-hello", "future-public-identity",
                 "future-client-identity-request"):
-    interface.func(f"[method]{_future}.subscribe")(_future_subscribe)
+    interface.func(f"[method]{_future}.subscribe")(subscribe_future)
     interface.func(f"[method]{_future}.get")(_future_get)

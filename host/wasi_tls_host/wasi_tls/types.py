@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from ..io.error import IoError
 from ..runtime.calls import Interface
-from ..runtime.poll import Pollable
 from ..runtime.resources import Res
 from ..runtime.streams import InputStream, OutputStream
 from ..runtime.values import Child
@@ -18,11 +17,11 @@ from ..tls.core import TLSConnection
 from .session import (
     Failed,
     Future,
-    Ready,
     TlsInput,
     TlsOutput,
     TlsSession,
     open_session,
+    subscribe_future,
 )
 
 interface = Interface("wasi:tls/types@0.2.0-draft")
@@ -75,17 +74,9 @@ def finish(ctx, handshake: ClientHandshake) -> Future:
     session = open_session(ctx, core, handshake.transport_in, handshake.transport_out,
                             f"server name: {handshake.server_name}")
 
-    def settle() -> Ready | Failed | None:
-        if not session.outcome_ready():
-            return None
-        if session.failure is not None:
-            session.close()
-            return Failed(session.error_message())
-        return Ready(ClientConnection(session))
-
-    def dropped() -> None:
-        session.close()
-    return Future(settle, lambda: session.wait_spec(deadline=True), dropped)
+    return session.handshake_future(lambda: session.handshake_done,
+                                    lambda: ClientConnection(session),
+                                    on_failure=session.close, on_drop=session.close)
 
 
 @interface.func("[method]client-connection.close-output")
@@ -93,9 +84,7 @@ def close_output(ctx, connection: ClientConnection) -> None:
     connection.output.close_notify()
 
 
-@interface.func("[method]future-client-streams.subscribe")
-def subscribe(ctx, future: Future) -> Child:
-    return Child(Pollable(future), future)
+interface.func("[method]future-client-streams.subscribe")(subscribe_future)
 
 
 @interface.func("[method]future-client-streams.get")
