@@ -294,7 +294,7 @@ def respond(ctx, request: ClientIdentityRequest, identities: list[IdentityHandle
     except TLSError as error:
         session.fail(error)
         return
-    except IdentityError as error:
+    except ValueError as error:  # the context cannot be built now (a CA file gone since start-up)
         session.fail(TLSError(str(error), kind=ErrorKind.CONFIGURATION))
         return
     handshake.connection.identity = identity  # type: ignore[attr-defined]
