@@ -5,7 +5,7 @@ back; list<u8> is also checked against wasmtime-py's own per-element decoder
 so the bulk cell layout cannot drift unnoticed.
 """
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from ctypes import byref
 
 import pytest
@@ -116,21 +116,23 @@ def test_bulk_bytes_on_several_threads_do_not_mix(signatures):
         ctx = WasiCtx(HostConfig())
         scope = codec.CallScope(None, ctx.table)  # list<u8> needs no store
         data = bytes([fill]) * (1 << 20)
-        for _ in range(20):
-            cell = codec.Val()
-            lower(scope, data, cell)
-            try:
-                if lift(scope, cell) != data:
-                    mixed.append(fill)
-            finally:
-                ffi.wasmtime_component_val_delete(byref(cell))
-        ctx.close()
+        try:
+            for _ in range(20):
+                cell = codec.Val()
+                lower(scope, data, cell)
+                try:
+                    if lift(scope, cell) != data:
+                        mixed.append(fill)
+                finally:
+                    ffi.wasmtime_component_val_delete(byref(cell))
+        finally:
+            ctx.close()
 
-    threads = [threading.Thread(target=roundtrips, args=(fill,)) for fill in (1, 2, 3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    fills = (1, 2, 3)
+    # One worker per fill so the three run at once; list() re-raises what a
+    # worker raised, which a bare Thread would only print.
+    with ThreadPoolExecutor(max_workers=len(fills)) as pool:
+        list(pool.map(roundtrips, fills))
     assert mixed == []
 
 
