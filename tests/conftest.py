@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from pki import Pki
+from pki import TLS_VERSIONS, Pki
 
 from peers import free_port  # noqa: F401 - re-exported for the tests
 from wasi_tls_host.command_line import installed_command
@@ -27,6 +27,12 @@ BUILD = ROOT / "build" / "guests"
 def pki(tmp_path_factory) -> Pki:
     """The tests' CAs and certificates (see tests/pki.py)."""
     return Pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(params=sorted(TLS_VERSIONS))
+def version(request) -> str:
+    """Each TLS test once per version: "1.2" and "1.3" (keys of `pki.TLS_VERSIONS`)."""
+    return request.param
 
 
 @pytest.fixture(scope="session")

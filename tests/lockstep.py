@@ -1,12 +1,62 @@
 """An in-memory lockstep pump for TLS endpoints (a `TLSConnection` or a bare
-`SSLObject` wrapper), moving ciphertext between two of them until neither
-progresses. Shared by the core's tests."""
+`SSLObject` wrapper, `PlainSSLPeer`), moving ciphertext between two of them
+until neither progresses. Shared by the core's tests."""
 
 from __future__ import annotations
 
 import ssl
 
 from wasi_tls_host.tls import TLSError
+from wasi_tls_host.tls.records import ContentType
+
+#: A fatal access_denied alert in a plaintext record (TLS 1.2 record version,
+#: which TLS 1.3 keeps too): what an aborted or refused handshake sends.
+ACCESS_DENIED_ALERT = bytes((ContentType.ALERT, 3, 3, 0, 2, 2, 49))
+
+
+class PlainSSLPeer:
+    """The stdlib's own SSLObject, driven directly (no TLSConnection), with
+    the same duck-typed interface the pump drives."""
+
+    def __init__(self, ctx: ssl.SSLContext, *, server_side: bool, server_hostname=None):
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(
+            self.incoming, self.outgoing, server_side=server_side, server_hostname=server_hostname
+        )
+
+    def handshake(self) -> bool:
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            return False
+        return True
+
+    def receive_ciphertext(self, data: bytes) -> None:
+        self.incoming.write(data)
+
+    def receive_eof(self) -> None:
+        self.incoming.write_eof()
+
+    def ciphertext_to_send(self) -> bytes:
+        return self.outgoing.read()
+
+    def read(self, n: int):
+        try:
+            return self.obj.read(n)
+        except ssl.SSLWantReadError:
+            return None
+        except ssl.SSLZeroReturnError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self.obj.write(data)
+
+    def close(self) -> None:
+        try:
+            self.obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass
 
 
 def deliver(dst, data: bytes, chunk_sizes, on_chunk) -> None:

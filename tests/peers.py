@@ -9,6 +9,7 @@ s_client`) fetch from a guest server and report what they saw (`Seen`).
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import re
 import shutil
@@ -21,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
-from pki import LeafFiles
+from pki import TLS_VERSIONS, LeafFiles
 
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+from wasi_tls_host.conformance.peers import free_port
 
 
 def server_context(certfile: str, keyfile: str | None = None, *,
@@ -60,12 +61,6 @@ def wait_for_port(port: int, process: subprocess.Popen | None = None,
     raise TimeoutError(f"nothing listening on port {port}")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class PythonHttps:
     """http.server over ssl, HTTP/1.1 with Content-Length."""
 
@@ -73,7 +68,7 @@ class PythonHttps:
 
     def __init__(self, cert: trustme.LeafCert, root: Path, version: str):
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = context.maximum_version = VERSIONS[version]
+        context.minimum_version = context.maximum_version = TLS_VERSIONS[version]
         cert.configure_cert(context)
         handler = _file_handler(root)
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -305,6 +300,16 @@ def openssl_https_get(port: int, server_name: str, path: str, version: str, ca_f
     return Seen(out[start:] if start >= 0 else b"",
                 protocol and protocol.group(1).decode(), cipher and cipher.group(1).decode(),
                 alpn and alpn.group(1).decode())
+
+
+def fingerprint(der: bytes) -> str:
+    """A certificate's fingerprint as the guests print it."""
+    return f"sha256:{hashlib.sha256(der).hexdigest()}"
+
+
+def facts(report: str) -> dict[str, str]:
+    """A guest's report, one `name: value` per line, as a dict."""
+    return dict(line.split(": ", 1) for line in report.splitlines())
 
 
 def iana_code(cipher_name: str) -> int:

@@ -6,7 +6,6 @@ against what the server saw."""
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import ssl
 import subprocess
@@ -16,17 +15,9 @@ import pytest
 from pki import TLS_VERSIONS, der_chain
 
 from conftest import run_host
-from peers import free_port, iana_code, wait_for_port
+from peers import facts, fingerprint, free_port, iana_code, wait_for_port
 
 VERSIONS = sorted(TLS_VERSIONS)
-
-
-def fingerprint(der: bytes) -> str:
-    return f"sha256:{hashlib.sha256(der).hexdigest()}"
-
-
-def lines(output: bytes) -> dict[str, str]:
-    return dict(line.split(": ", 1) for line in output.decode().splitlines())
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +87,7 @@ def test_client_certificate_for_openssl_s_server(guests, pki, identity, version)
         server.kill()
         log = server.communicate()[0].decode()
     assert result.returncode == 0, result.stderr.decode()
-    seen = lines(result.stdout)
+    seen = facts(result.stdout.decode())
     assert seen["reply"] == "gnip"
     assert seen["client certificate sent"] == fingerprint(der_chain(identity[0])[0])
     assert seen["protocol"] == f"TLSv{version}"
@@ -110,7 +101,7 @@ def test_every_getter_equals_what_the_server_saw(guests, pki, identity, version)
     result = mtls_client(guests, pki, identity, server.port, "--message", "hello")
     seen = server.finish()
     assert result.returncode == 0, result.stderr.decode()
-    reported = lines(result.stdout)
+    reported = facts(result.stdout.decode())
     assert reported == {
         "server certificate": fingerprint(der_chain(leaf)[0]),
         "reply": "olleh",
@@ -149,7 +140,7 @@ def test_alpn_with_a_server_that_requires_it(guests, pki, version, server_offers
                       flags=("--ca-file", str(pki.ca_file), "--allow-net", f"127.0.0.1:{port}"))
     seen = server.finish()
     assert result.returncode == 0, result.stderr.decode()
-    reported = lines(result.stdout)
+    reported = facts(result.stdout.decode())
     assert reported["alpn"] == expected == (seen["alpn"] or "none")
     assert reported["protocol"] == seen["version"] == f"TLSv{version}"
     assert seen.get("refused", False) == (expected == "none")

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-import trustme
 
 from wasi_tls_host.config import HostConfig
 from wasi_tls_host.io import poll, streams
@@ -29,7 +28,6 @@ from wasi_tls_host.runtime.streams import Pipe, StreamClosed
 from wasi_tls_host.runtime.values import Case
 from wasi_tls_host.sockets import tcp as tcp_interface
 from wasi_tls_host.sockets.tcp import TcpSocket
-from wasi_tls_host.tls import PrivateIdentity, TlsPolicy
 from wasi_tls_host.wasi_tls import tls as tls_draft
 from wasi_tls_host.wasi_tls import types as tls_types
 
@@ -76,17 +74,12 @@ def connected_tcp() -> tuple[TcpSocket, socket.socket]:
     return TcpSocket(sock, "connected"), listener
 
 
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
-def pipe_loop(ctx, ca, version):
+def pipe_loop(ctx, pki, version):
     pipe = Pipe()
     return Loop(pipe.output, pipe.input, pipe.output.close)
 
 
-def tcp_loop(ctx, ca, version):
+def tcp_loop(ctx, pki, version):
     tcp, listener = connected_tcp()
     echo_peer(listener)
     input_stream, output_stream = (child.obj for child in tcp.connected_streams())
@@ -94,8 +87,8 @@ def tcp_loop(ctx, ca, version):
     return Loop(output_stream, input_stream, lambda: tcp_interface.shutdown(ctx, tcp, "send"))
 
 
-def tls_loop(ctx, ca, version):
-    server_cert = ca.issue_cert("localhost")
+def tls_loop(ctx, pki, version):
+    server_cert = pki.leaf("localhost")
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.minimum_version = server.maximum_version = version
     server_cert.configure_cert(server)
@@ -112,17 +105,15 @@ def tls_loop(ctx, ca, version):
     return Loop(connection.output, connection.input, connection.output.close_notify)
 
 
-def tls_server_loop(ctx, ca, version):
+def tls_server_loop(ctx, pki, version):
     """The host as the TLS server (wasi-tls-host:tls), a Python ssl client echoing."""
     client = ssl.create_default_context()
-    ca.configure_trust(client)
+    pki.ca.configure_trust(client)
     client.maximum_version = version
     tcp, listener = connected_tcp()
     echo_peer(listener, lambda conn: client.wrap_socket(conn, server_hostname="localhost"))
     input_stream, output_stream = (child.obj for child in tcp.connected_streams())
-    leaf = ca.issue_cert("localhost")
-    identity = PrivateIdentity.parse(leaf.private_key_pem.bytes(),
-                                     [blob.bytes() for blob in leaf.cert_chain_pems])
+    identity = pki.identity("localhost")
     connection = tls_draft.new_server_connection(ctx, input_stream, output_stream)
     handshake = tls_draft.accept(ctx, connection).obj
     tls_draft.configure_server_identities(ctx, handshake, [tls_draft.IdentityHandle(identity)])
@@ -143,12 +134,10 @@ KINDS = [
 
 
 @pytest.fixture(params=KINDS)
-def loop(request, ca, tmp_path):
+def loop(request, pki):
     make, version = request.param
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    ctx = WasiCtx(HostConfig(tls=TlsPolicy(ca_files=[str(ca_file)], handshake_timeout=10)))
-    yield ctx, make(ctx, ca, version)
+    ctx = WasiCtx(HostConfig(tls=pki.policy(handshake_timeout=10)))
+    yield ctx, make(ctx, pki, version)
     ctx.close()
 
 

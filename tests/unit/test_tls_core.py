@@ -9,18 +9,16 @@ the version).
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import os
 import ssl
 import warnings
-from dataclasses import dataclass
 
 import pytest
-import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lockstep import flush, handshake_ok, lockstep, read_all, send
+from lockstep import PlainSSLPeer, flush, handshake_ok, lockstep, read_all, send
+from pki import Pki, der_chain
 
 from peers import server_context
 from wasi_tls_host.tls import TLSConnection, TLSError, TlsPolicy, TLSState
@@ -45,17 +43,20 @@ def looks_like_alert(data: bytes, version: str) -> bool:
 # certificates and contexts
 
 
-@dataclass
-class PKI:
-    ca: trustme.CA
-    ca_file: str
-    other_ca_file: str
-    leaf_cert: str  # chain PEM for localhost/127.0.0.1
-    leaf_key: str
-    leaf_der: bytes
-    expired_cert: str
-    expired_key: str
-    tmp: str
+class CorePki:
+    """The shared test PKI (tests/pki.py) as files and contexts for this
+    module: a localhost/127.0.0.1 leaf and an expired one, served by
+    `peers.server_context` (which keeps ragged EOFs visible)."""
+
+    def __init__(self, shared: Pki):
+        self.shared = shared
+        leaf = shared.leaf("localhost", "127.0.0.1")
+        leaf_files = shared.files(leaf)
+        expired_files = shared.files(shared.leaf("localhost", expired=True))
+        self.ca_file = str(shared.ca_file)
+        self.leaf_cert, self.leaf_key = str(leaf_files.cert), str(leaf_files.key)
+        self.leaf_der = der_chain(leaf)[0]
+        self.expired_cert, self.expired_key = str(expired_files.cert), str(expired_files.key)
 
     def server(self, version: str, *, expired: bool = False) -> ssl.SSLContext:
         pinned = VERSIONS[version]
@@ -65,47 +66,18 @@ class PKI:
         return server_context(cert, key, min_version=pinned, max_version=pinned)
 
     def client(self, *, other_ca: bool = False, **kwargs) -> ssl.SSLContext:
-        ca_file = self.other_ca_file if other_ca else self.ca_file
-        return TlsPolicy(ca_files=[ca_file]).client_context(**kwargs)
+        # A new policy each time: a policy caches its contexts, and tests
+        # change the context they get.
+        if other_ca:
+            policy = TlsPolicy(ca_files=[str(self.shared.untrusted_ca_file)])
+        else:
+            policy = self.shared.policy()
+        return policy.client_context(**kwargs)
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> PKI:
-    tmp = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA()
-    other_ca = trustme.CA()
-    leaf = ca.issue_cert("localhost", "127.0.0.1")
-    now = datetime.datetime.now(datetime.UTC)
-    expired = ca.issue_cert(
-        "localhost",
-        not_before=now - datetime.timedelta(days=30),
-        not_after=now - datetime.timedelta(days=1),
-    )
-
-    def write(name: str, blob) -> str:
-        path = tmp / name
-        blob.write_to_path(str(path))
-        return str(path)
-
-    ca_file = write("ca.pem", ca.cert_pem)
-    other_ca_file = write("other-ca.pem", other_ca.cert_pem)
-    leaf_cert = str(tmp / "leaf.pem")
-    for i, blob in enumerate(leaf.cert_chain_pems):
-        blob.write_to_path(leaf_cert, append=i > 0)
-    expired_cert = str(tmp / "expired.pem")
-    for i, blob in enumerate(expired.cert_chain_pems):
-        blob.write_to_path(expired_cert, append=i > 0)
-    return PKI(
-        ca=ca,
-        ca_file=ca_file,
-        other_ca_file=other_ca_file,
-        leaf_cert=leaf_cert,
-        leaf_key=write("leaf.key", leaf.private_key_pem),
-        leaf_der=ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode()),
-        expired_cert=expired_cert,
-        expired_key=write("expired.key", expired.private_key_pem),
-        tmp=str(tmp),
-    )
+def core_pki(pki: Pki) -> CorePki:
+    return CorePki(pki)
 
 
 @pytest.fixture(params=sorted(VERSIONS))
@@ -114,67 +86,20 @@ def version(request) -> str:
 
 
 def make_pair(
-    pki: PKI, version: str, *, hostname="localhost", client_ctx=None, server_ctx=None, **client_kw
+    core_pki: CorePki, version: str, *, hostname="localhost", client_ctx=None, server_ctx=None,
+    **client_kw
 ):
-    client = TLSConnection(client_ctx or pki.client(), server_hostname=hostname, **client_kw)
-    server = TLSConnection(server_ctx or pki.server(version), server_side=True)
+    client = TLSConnection(client_ctx or core_pki.client(), server_hostname=hostname, **client_kw)
+    server = TLSConnection(server_ctx or core_pki.server(version), server_side=True)
     return client, server
-
-
-# ----------------------------------------------------------------------------
-# a plain ssl.SSLObject endpoint with the same duck-typed transport interface
-
-
-class PlainSSLPeer:
-    """The stdlib's own SSLObject, driven directly (no TLSConnection)."""
-
-    def __init__(self, ctx: ssl.SSLContext, *, server_side: bool, server_hostname=None):
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.obj = ctx.wrap_bio(
-            self.incoming, self.outgoing, server_side=server_side, server_hostname=server_hostname
-        )
-
-    def handshake(self) -> bool:
-        try:
-            self.obj.do_handshake()
-        except ssl.SSLWantReadError:
-            return False
-        return True
-
-    def receive_ciphertext(self, data: bytes) -> None:
-        self.incoming.write(data)
-
-    def receive_eof(self) -> None:
-        self.incoming.write_eof()
-
-    def ciphertext_to_send(self) -> bytes:
-        return self.outgoing.read()
-
-    def read(self, n: int):
-        try:
-            return self.obj.read(n)
-        except ssl.SSLWantReadError:
-            return None
-        except ssl.SSLZeroReturnError:
-            return b""
-
-    def write(self, data: bytes) -> None:
-        if data:
-            self.obj.write(data)
-
-    def close(self) -> None:
-        try:
-            self.obj.unwrap()
-        except ssl.SSLWantReadError:
-            pass
 
 
 # ----------------------------------------------------------------------------
 # handshake
 
 
-def test_handshake_success_reports_version(pki, version):
-    client, server = make_pair(pki, version)
+def test_handshake_success_reports_version(core_pki, version):
+    client, server = make_pair(core_pki, version)
     assert client.state == TLSState.HANDSHAKING == "handshaking"
     assert client.version() is None and client.cipher() is None
     assert client.peer_certificate_der() is None and client.alpn_protocol() is None
@@ -186,27 +111,27 @@ def test_handshake_success_reports_version(pki, version):
         assert conn.version() == version
         assert conn.cipher()[1] == version
         assert conn.alpn_protocol() is None
-    assert client.peer_certificate_der() == pki.leaf_der
+    assert client.peer_certificate_der() == core_pki.leaf_der
     assert server.peer_certificate_der() is None  # no client certificate
 
 
-def test_handshake_against_ip_address(pki, version):
-    client, server = make_pair(pki, version, hostname="127.0.0.1")
+def test_handshake_against_ip_address(core_pki, version):
+    client, server = make_pair(core_pki, version, hostname="127.0.0.1")
     handshake_ok(client, server)
     assert client.version() == version
 
 
-def test_alpn(pki, version):
-    server_ctx = pki.server(version)
+def test_alpn(core_pki, version):
+    server_ctx = core_pki.server(version)
     server_ctx.set_alpn_protocols(["http/1.1"])
-    client_ctx = pki.client(alpn_ids=("h2", "http/1.1"))
-    client, server = make_pair(pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
+    client_ctx = core_pki.client(alpn_ids=("h2", "http/1.1"))
+    client, server = make_pair(core_pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
     handshake_ok(client, server)
     assert client.alpn_protocol() == server.alpn_protocol() == "http/1.1"
 
 
-def test_handshake_byte_by_byte(pki, version):
-    client, server = make_pair(pki, version)
+def test_handshake_byte_by_byte(core_pki, version):
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server, chunk_sizes=(1,))
     assert client.version() == server.version() == version
     payload = os.urandom(3000)
@@ -214,9 +139,9 @@ def test_handshake_byte_by_byte(pki, version):
     assert send(server, client, payload, chunk_sizes=(1,), max_bytes=7) == payload
 
 
-def test_handshake_against_plain_sslobject_server(pki, version):
-    client = TLSConnection(pki.client(), server_hostname="localhost")
-    server = PlainSSLPeer(pki.server(version), server_side=True)
+def test_handshake_against_plain_sslobject_server(core_pki, version):
+    client = TLSConnection(core_pki.client(), server_hostname="localhost")
+    server = PlainSSLPeer(core_pki.server(version), server_side=True)
     handshake_ok(client, server)
     assert client.version() == server.obj.version() == version
     payload = os.urandom(50_000)
@@ -231,17 +156,17 @@ def test_handshake_against_plain_sslobject_server(pki, version):
     assert server.read(10) == b""
 
 
-def test_plain_sslobject_client_against_server(pki, version):
-    client = PlainSSLPeer(pki.client(), server_side=False, server_hostname="localhost")
-    server = TLSConnection(pki.server(version), server_side=True)
+def test_plain_sslobject_client_against_server(core_pki, version):
+    client = PlainSSLPeer(core_pki.client(), server_side=False, server_hostname="localhost")
+    server = TLSConnection(core_pki.server(version), server_side=True)
     handshake_ok(client, server)
     payload = os.urandom(20_000)
     assert send(client, server, payload) == payload
     assert send(server, client, payload) == payload
 
 
-def test_read_and_write_before_handshake(pki, version):
-    client, server = make_pair(pki, version)
+def test_read_and_write_before_handshake(core_pki, version):
+    client, server = make_pair(core_pki, version)
     assert client.read(100) is None  # drives the handshake: ClientHello queued
     client.write(b"early")  # kept until the handshake completes
     assert server.read(100) is None
@@ -250,11 +175,11 @@ def test_read_and_write_before_handshake(pki, version):
     assert read_all(server) == b"early"
 
 
-def test_plaintext_written_before_the_context_is_chosen_waits_for_the_handshake(pki, version):
+def test_plaintext_written_before_the_context_is_chosen_waits_for_the_handshake(core_pki, version):
     """A server whose context comes from a factory has no SSLObject until the
     ClientHello: plaintext written before then is kept, not handed to OpenSSL."""
-    client = TLSConnection(pki.client(), server_hostname="localhost")
-    server = TLSConnection(lambda hello: pki.server(version), server_side=True)
+    client = TLSConnection(core_pki.client(), server_hostname="localhost")
+    server = TLSConnection(lambda hello: core_pki.server(version), server_side=True)
     server.write(b"early")
     assert server.ciphertext_to_send() == b""
     handshake_ok(client, server)
@@ -262,8 +187,8 @@ def test_plaintext_written_before_the_context_is_chosen_waits_for_the_handshake(
     assert read_all(client) == b"early"
 
 
-def test_wants_ciphertext(pki, version):
-    client, server = make_pair(pki, version)
+def test_wants_ciphertext(core_pki, version):
+    client, server = make_pair(core_pki, version)
     assert not client.wants_ciphertext()
     assert client.handshake() is False
     assert client.wants_ciphertext()
@@ -286,10 +211,10 @@ def test_wants_ciphertext(pki, version):
     assert not client.wants_ciphertext()
 
 
-def test_no_openssl_step_until_new_ciphertext_arrives(pki, version):
+def test_no_openssl_step_until_new_ciphertext_arrives(core_pki, version):
     """The host pumps on every poll; while the peer has sent nothing new,
     handshake() answers from the core's state without calling OpenSSL."""
-    client, server = make_pair(pki, version)
+    client, server = make_pair(core_pki, version)
     assert client.handshake() is False  # the ClientHello is queued
     steps = 0
     do_handshake = client._obj.do_handshake
@@ -311,8 +236,8 @@ def test_no_openssl_step_until_new_ciphertext_arrives(pki, version):
 
 
 @pytest.mark.parametrize("size", [0, 1, 16383, 16384, 16385])
-def test_data_both_ways(pki, version, size):
-    client, server = make_pair(pki, version)
+def test_data_both_ways(core_pki, version, size):
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server)
     payload = os.urandom(size)
     before = client.ciphertext_pending()
@@ -324,8 +249,8 @@ def test_data_both_ways(pki, version, size):
         assert client.ciphertext_to_send() == b""  # write(b"") produces nothing
 
 
-def test_one_mebibyte_sha256(pki, version):
-    client, server = make_pair(pki, version)
+def test_one_mebibyte_sha256(core_pki, version):
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server)
     payload = os.urandom(1 << 20)
     digest = hashlib.sha256(payload).hexdigest()
@@ -335,8 +260,8 @@ def test_one_mebibyte_sha256(pki, version):
     assert hashlib.sha256(got).hexdigest() == digest
 
 
-def test_many_small_writes_coalesce_in_order(pki, version):
-    client, server = make_pair(pki, version)
+def test_many_small_writes_coalesce_in_order(core_pki, version):
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server)
     parts = [bytes([i]) * (i + 1) for i in range(200)]
     for p in parts:
@@ -345,8 +270,8 @@ def test_many_small_writes_coalesce_in_order(pki, version):
     assert read_all(server, max_bytes=1000) == b"".join(parts)
 
 
-def test_read_rejects_nonpositive_size(pki, version):
-    client, server = make_pair(pki, version)
+def test_read_rejects_nonpositive_size(core_pki, version):
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server)
     with pytest.raises(ValueError):
         client.read(0)
@@ -356,8 +281,8 @@ def test_read_rejects_nonpositive_size(pki, version):
 # closing
 
 
-def test_close_notify_peer_reads_empty(pki, version):
-    client, server = make_pair(pki, version)
+def test_close_notify_peer_reads_empty(core_pki, version):
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server)
     client.write(b"last words")
     client.close()
@@ -376,8 +301,8 @@ def test_close_notify_peer_reads_empty(pki, version):
     assert client.read(100) == b""
 
 
-def test_close_is_idempotent_and_write_after_close_fails(pki, version):
-    client, server = make_pair(pki, version)
+def test_close_is_idempotent_and_write_after_close_fails(core_pki, version):
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server)
     client.close()
     first = client.ciphertext_to_send()
@@ -395,10 +320,10 @@ def test_close_is_idempotent_and_write_after_close_fails(pki, version):
     assert server.read(10) == b""
 
 
-def test_close_with_unread_application_data_pending(pki, version):
+def test_close_with_unread_application_data_pending(core_pki, version):
     # unwrap() would fail with APPLICATION_DATA_AFTER_CLOSE_NOTIFY if the
     # core did not drain the incoming buffer first.
-    client, server = make_pair(pki, version)
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server)
     server.write(b"unread-1")
     server.write(b"unread-2")
@@ -412,8 +337,8 @@ def test_close_with_unread_application_data_pending(pki, version):
     assert server.read(100) == b""
 
 
-def test_close_during_handshake(pki, version):
-    client, server = make_pair(pki, version)
+def test_close_during_handshake(core_pki, version):
+    client, server = make_pair(core_pki, version)
     assert client.handshake() is False
     client.ciphertext_to_send()
     client.close()
@@ -424,8 +349,8 @@ def test_close_during_handshake(pki, version):
     assert client.read(10) == b""
 
 
-def test_both_sides_close(pki, version):
-    client, server = make_pair(pki, version)
+def test_both_sides_close(core_pki, version):
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server)
     client.close()
     server.close()
@@ -439,8 +364,8 @@ def test_both_sides_close(pki, version):
 # transport EOF
 
 
-def test_eof_without_close_notify_is_truncation(pki, version):
-    client, server = make_pair(pki, version)
+def test_eof_without_close_notify_is_truncation(core_pki, version):
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server)
     server.write(b"partial")
     flush(server, client)
@@ -459,8 +384,8 @@ def test_eof_without_close_notify_is_truncation(pki, version):
     assert client.state == "closed"
 
 
-def test_suppress_ragged_eofs(pki, version):
-    client, server = make_pair(pki, version, suppress_ragged_eofs=True)
+def test_suppress_ragged_eofs(core_pki, version):
+    client, server = make_pair(core_pki, version, suppress_ragged_eofs=True)
     handshake_ok(client, server)
     server.write(b"partial")
     flush(server, client)
@@ -471,8 +396,8 @@ def test_suppress_ragged_eofs(pki, version):
     assert client.state == "read-closed"
 
 
-def test_eof_mid_handshake_client(pki, version):
-    client, server = make_pair(pki, version)
+def test_eof_mid_handshake_client(core_pki, version):
+    client, server = make_pair(core_pki, version)
     client.handshake()
     flush(client, server)
     server.handshake()
@@ -487,8 +412,8 @@ def test_eof_mid_handshake_client(pki, version):
     assert client.state == "broken"
 
 
-def test_eof_mid_handshake_server(pki, version):
-    client, server = make_pair(pki, version)
+def test_eof_mid_handshake_server(core_pki, version):
+    client, server = make_pair(core_pki, version)
     client.handshake()
     hello = client.ciphertext_to_send()
     server.receive_ciphertext(hello[:10])
@@ -498,8 +423,8 @@ def test_eof_mid_handshake_server(pki, version):
         server.handshake()
 
 
-def test_eof_before_anything(pki, version):
-    client, _server = make_pair(pki, version)
+def test_eof_before_anything(core_pki, version):
+    client, _server = make_pair(core_pki, version)
     client.handshake()
     client.receive_eof()
     with pytest.raises(TLSError, match="peer closed the connection during the handshake"):
@@ -510,8 +435,8 @@ def test_eof_before_anything(pki, version):
 # verification failures
 
 
-def test_unknown_ca(pki, version):
-    client, server = make_pair(pki, version, client_ctx=pki.client(other_ca=True))
+def test_unknown_ca(core_pki, version):
+    client, server = make_pair(core_pki, version, client_ctx=core_pki.client(other_ca=True))
     errors = lockstep(client, server)
     err = errors[client]
     assert isinstance(err, TLSError) and err.kind == "certificate"
@@ -525,8 +450,8 @@ def test_unknown_ca(pki, version):
     assert errors[server].alert == "unknown ca"
 
 
-def test_hostname_mismatch(pki, version):
-    client, server = make_pair(pki, version, hostname="wrong.example")
+def test_hostname_mismatch(core_pki, version):
+    client, server = make_pair(core_pki, version, hostname="wrong.example")
     errors = lockstep(client, server)
     assert str(errors[client]) == (
         "certificate verify failed: Hostname mismatch, certificate is not valid for "
@@ -536,8 +461,8 @@ def test_hostname_mismatch(pki, version):
     assert "peer sent alert:" in str(errors[server])
 
 
-def test_expired_certificate(pki, version):
-    client, server = make_pair(pki, version, server_ctx=pki.server(version, expired=True))
+def test_expired_certificate(core_pki, version):
+    client, server = make_pair(core_pki, version, server_ctx=core_pki.server(version, expired=True))
     errors = lockstep(client, server)
     assert str(errors[client]) == (
         "certificate verify failed: certificate has expired (server name: localhost)"
@@ -545,8 +470,8 @@ def test_expired_certificate(pki, version):
     assert str(errors[server]).startswith("peer sent alert: certificate expired")
 
 
-def test_failed_handshake_keeps_alert_for_the_transport(pki, version):
-    client, server = make_pair(pki, version, client_ctx=pki.client(other_ca=True))
+def test_failed_handshake_keeps_alert_for_the_transport(core_pki, version):
+    client, server = make_pair(core_pki, version, client_ctx=core_pki.client(other_ca=True))
     for _ in range(3):
         try:
             client.handshake()
@@ -561,11 +486,11 @@ def test_failed_handshake_keeps_alert_for_the_transport(pki, version):
     assert client.ciphertext_to_send() == b""
 
 
-def test_client_certificate_required_but_missing(pki, version):
-    server_ctx = pki.server(version)
+def test_client_certificate_required_but_missing(core_pki, version):
+    server_ctx = core_pki.server(version)
     server_ctx.verify_mode = ssl.CERT_REQUIRED
-    server_ctx.load_verify_locations(cafile=pki.ca_file)
-    client, server = make_pair(pki, version, server_ctx=server_ctx)
+    server_ctx.load_verify_locations(cafile=core_pki.ca_file)
+    client, server = make_pair(core_pki, version, server_ctx=server_ctx)
     errors = lockstep(client, server)
     assert errors[server] is not None and errors[server].kind == "protocol"
     assert "peer did not return a certificate" in str(errors[server])
@@ -583,27 +508,25 @@ def test_client_certificate_required_but_missing(pki, version):
     assert client.state == "broken"
 
 
-def test_client_certificate_verified_by_server(pki, version, tmp_path):
-    other = trustme.CA()
-    client_leaf = other.issue_cert("client.example")
-    chain, key = tmp_path / "client.pem", tmp_path / "client.key"
-    client_leaf.cert_chain_pems[0].write_to_path(str(chain))
-    client_leaf.private_key_pem.write_to_path(str(key))
-    server_ctx = pki.server(version)
+def test_client_certificate_verified_by_server(core_pki, version):
+    other = core_pki.shared.untrusted_ca
+    client_leaf = core_pki.shared.leaf("client.example", trusted=False)
+    client_files = core_pki.shared.files(client_leaf)
+    server_ctx = core_pki.server(version)
     server_ctx.verify_mode = ssl.CERT_REQUIRED
-    server_ctx.load_verify_locations(cafile=pki.ca_file)  # does not trust `other`
-    client_ctx = pki.client()
-    client_ctx.load_cert_chain(str(chain), str(key))
-    client, server = make_pair(pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
+    server_ctx.load_verify_locations(cafile=core_pki.ca_file)  # does not trust `other`
+    client_ctx = core_pki.client()
+    client_ctx.load_cert_chain(str(client_files.cert), str(client_files.key))
+    client, server = make_pair(core_pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
     errors = lockstep(client, server)
     assert str(errors[server]) == (
         "certificate verify failed: unable to get local issuer certificate (client certificate)"
     )
     # now trust it
-    server_ctx = pki.server(version)
+    server_ctx = core_pki.server(version)
     server_ctx.verify_mode = ssl.CERT_REQUIRED
     other.configure_trust(server_ctx)
-    client, server = make_pair(pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
+    client, server = make_pair(core_pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
     handshake_ok(client, server)
     assert server.peer_certificate_der() == ssl.PEM_cert_to_DER_cert(
         client_leaf.cert_chain_pems[0].bytes().decode()
@@ -615,7 +538,7 @@ def test_client_certificate_verified_by_server(pki, version, tmp_path):
 
 
 @pytest.mark.parametrize("legacy", ["TLSv1", "TLSv1_1"])
-def test_legacy_only_server_is_refused(pki, version, legacy):
+def test_legacy_only_server_is_refused(core_pki, version, legacy):
     # OpenSSL 3 refuses TLS 1.0/1.1 at its default security level ("no
     # ciphers available"); server_context lowers it to 0 when asked for a
     # legacy minimum so that the server really offers the old version.
@@ -630,10 +553,12 @@ def test_legacy_only_server_is_refused(pki, version, legacy):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         old = getattr(ssl.TLSVersion, legacy)
-        server_ctx = server_context(pki.leaf_cert, pki.leaf_key, min_version=old, max_version=old)
-    client_ctx = pki.client()
+        server_ctx = server_context(
+            core_pki.leaf_cert, core_pki.leaf_key, min_version=old, max_version=old
+        )
+    client_ctx = core_pki.client()
     client_ctx.maximum_version = VERSIONS[version]
-    client, server = make_pair(pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
+    client, server = make_pair(core_pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
     errors = lockstep(client, server)
     assert client.state == server.state == "broken"
     if version == "TLSv1.3":
@@ -650,14 +575,14 @@ def test_legacy_only_server_is_refused(pki, version, legacy):
         assert str(errors[server]) == "TLS handshake failed: no shared cipher [NO_SHARED_CIPHER]"
 
 
-def test_no_common_key_exchange_group_is_a_handshake_failure_alert(pki, version):
+def test_no_common_key_exchange_group_is_a_handshake_failure_alert(core_pki, version):
     # Python 3.11 cannot restrict TLS 1.3 cipher suites, but a single
     # disjoint ECDH group on each side fails both versions the same way.
-    server_ctx = pki.server(version)
+    server_ctx = core_pki.server(version)
     server_ctx.set_ecdh_curve("prime256v1")
-    client_ctx = pki.client()
+    client_ctx = core_pki.client()
     client_ctx.set_ecdh_curve("secp384r1")
-    client, server = make_pair(pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
+    client, server = make_pair(core_pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
     errors = lockstep(client, server)
     assert str(errors[client]) == HANDSHAKE_FAILURE_ALERT
     assert errors[client].alert == "handshake failure"
@@ -666,8 +591,8 @@ def test_no_common_key_exchange_group_is_a_handshake_failure_alert(pki, version)
     assert str(errors[server]).startswith(f"TLS handshake failed: {expected}")
 
 
-def test_garbage_from_server(pki, version):
-    client, _server = make_pair(pki, version)
+def test_garbage_from_server(core_pki, version):
+    client, _server = make_pair(core_pki, version)
     client.handshake()
     client.ciphertext_to_send()
     client.receive_ciphertext(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
@@ -679,16 +604,16 @@ def test_garbage_from_server(pki, version):
     assert info.value.kind == "not-tls"
 
 
-def test_garbage_from_client(pki, version):
-    _client, server = make_pair(pki, version)
+def test_garbage_from_client(core_pki, version):
+    _client, server = make_pair(core_pki, version)
     server.receive_ciphertext(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
     with pytest.raises(TLSError, match="^peer sent data that is not TLS: http request") as info:
         server.handshake()
     assert info.value.kind == "not-tls"
 
 
-def test_garbage_after_handshake(pki, version):
-    client, server = make_pair(pki, version)
+def test_garbage_after_handshake(core_pki, version):
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server)
     client.read(10)  # consume session tickets
     client.receive_ciphertext(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)  # bogus app-data record
@@ -703,8 +628,8 @@ def test_garbage_after_handshake(pki, version):
 # sticky broken state
 
 
-def test_broken_state_is_sticky(pki, version):
-    client, server = make_pair(pki, version, hostname="wrong.example")
+def test_broken_state_is_sticky(core_pki, version):
+    client, server = make_pair(core_pki, version, hostname="wrong.example")
     errors = lockstep(client, server)
     first = errors[client]
     assert client.state == TLSState.BROKEN == "broken"
@@ -727,8 +652,8 @@ def test_broken_state_is_sticky(pki, version):
     assert client.state == "broken"
 
 
-def test_error_after_buffered_plaintext_is_delivered_later(pki, version):
-    client, server = make_pair(pki, version)
+def test_error_after_buffered_plaintext_is_delivered_later(core_pki, version):
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server)
     server.write(b"good data")
     flush(server, client)
@@ -741,8 +666,8 @@ def test_error_after_buffered_plaintext_is_delivered_later(pki, version):
     assert again.value is info.value
 
 
-def test_receive_after_eof_is_a_usage_error(pki, version):
-    client, _server = make_pair(pki, version)
+def test_receive_after_eof_is_a_usage_error(core_pki, version):
+    client, _server = make_pair(core_pki, version)
     client.receive_eof()
     client.receive_eof()  # idempotent
     client.receive_ciphertext(b"")  # empty data ignored
@@ -765,9 +690,9 @@ def test_receive_after_eof_is_a_usage_error(pki, version):
     read_size=st.integers(min_value=1, max_value=20_000),
 )
 def test_random_split_points_deliver_identical_plaintext(
-    pki, version, chunks, back_chunks, payload, read_size
+    core_pki, version, chunks, back_chunks, payload, read_size
 ):
-    client, server = make_pair(pki, version)
+    client, server = make_pair(core_pki, version)
     handshake_ok(client, server, chunk_sizes=tuple(chunks))
     assert client.version() == version
     forth = send(client, server, payload, chunk_sizes=tuple(chunks), max_bytes=read_size)
@@ -784,8 +709,8 @@ def test_random_split_points_deliver_identical_plaintext(
 # policy
 
 
-def test_client_context_defaults(pki):
-    ctx = TlsPolicy(ca_files=[pki.ca_file]).client_context()
+def test_client_context_defaults(core_pki):
+    ctx = TlsPolicy(ca_files=[core_pki.ca_file]).client_context()
     assert ctx.verify_mode == ssl.CERT_REQUIRED
     assert ctx.check_hostname is True
     assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
@@ -797,8 +722,8 @@ def test_client_context_uses_certifi_by_default():
     assert ctx.cert_store_stats()["x509_ca"] > 50
 
 
-def test_client_context_certifi_and_ca_file(pki):
-    ctx = TlsPolicy(ca_files=[pki.ca_file], use_certifi=True).client_context()
+def test_client_context_certifi_and_ca_file(core_pki):
+    ctx = TlsPolicy(ca_files=[core_pki.ca_file], use_certifi=True).client_context()
     assert ctx.cert_store_stats()["x509_ca"] > 50
 
 
@@ -818,10 +743,27 @@ def test_bad_ca_file_names_it(tmp_path):
         TlsPolicy(ca_files=[str(tmp_path)]).client_context()
 
 
-def test_keylog_file_is_written(pki, version, tmp_path):
+@pytest.mark.parametrize("legacy", ["TLSv1", "TLSv1_1"])
+def test_a_floor_below_tls_1_2_is_refused(legacy):
+    with pytest.raises(ValueError) as info:
+        TlsPolicy(minimum_version=getattr(ssl.TLSVersion, legacy))
+    assert str(info.value) == "the TLS version floor cannot be below TLS 1.2"
+
+
+def test_a_keylog_file_that_cannot_be_opened_names_it(core_pki, tmp_path):
+    keylog = str(tmp_path / "no-such-directory" / "keys.log")
+    policy = TlsPolicy(ca_files=[core_pki.ca_file], keylog_file=keylog)
+    with pytest.raises(ValueError) as info:
+        policy.client_context()
+    assert str(info.value) == (
+        f"key log file cannot be opened: {keylog}: No such file or directory"
+    )
+
+
+def test_keylog_file_is_written(core_pki, version, tmp_path):
     keylog = tmp_path / "keys.log"
-    ctx = TlsPolicy(ca_files=[pki.ca_file], keylog_file=str(keylog)).client_context()
-    client, server = make_pair(pki, version, client_ctx=ctx)
+    ctx = TlsPolicy(ca_files=[core_pki.ca_file], keylog_file=str(keylog)).client_context()
+    client, server = make_pair(core_pki, version, client_ctx=ctx)
     handshake_ok(client, server)
     text = keylog.read_text()
     label = "CLIENT_TRAFFIC_SECRET_0" if version == "TLSv1.3" else "CLIENT_RANDOM"

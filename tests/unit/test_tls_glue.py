@@ -8,38 +8,32 @@ import threading
 import time
 
 import pytest
-import trustme
+from lockstep import PlainSSLPeer
+from pki import Pki
 
 from wasi_tls_host.config import HostConfig
 from wasi_tls_host.io import streams
 from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue
 from wasi_tls_host.runtime.poll import Deadline
-from wasi_tls_host.runtime.streams import Pipe
+from wasi_tls_host.runtime.streams import OutputStream, Pipe, StreamFailed
 from wasi_tls_host.runtime.values import Err, Ok
 from wasi_tls_host.sockets.tcp import TcpSocket
-from wasi_tls_host.tls import TLSConnection, TlsPolicy
+from wasi_tls_host.tls import TLSConnection
 from wasi_tls_host.wasi_tls import types as tls_types
 from wasi_tls_host.wasi_tls.session import open_session
 
 
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
 @pytest.fixture
-def ctx(ca, tmp_path):
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    context = WasiCtx(HostConfig(tls=TlsPolicy(ca_files=[str(ca_file)], handshake_timeout=10)))
+def ctx(pki):
+    context = WasiCtx(HostConfig(tls=pki.policy(handshake_timeout=10)))
     yield context
     context.close()
 
 
-def serve_once(ca, behave) -> tuple[int, threading.Thread]:
+def serve_once(pki: Pki, behave) -> tuple[int, threading.Thread]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(context)
+    pki.leaf("localhost").configure_cert(context)
     listener = socket.create_server(("127.0.0.1", 0))
 
     def run():
@@ -81,7 +75,7 @@ def test_invalid_server_name_settles_the_future_with_an_error(ctx, name):
     assert downstream.writer_closed  # the transport was released
 
 
-def test_flush_completes_only_once_the_transport_sent_everything(ctx, ca):
+def test_flush_completes_only_once_the_transport_sent_everything(ctx, pki):
     size = 4 << 20
     got = bytearray()
 
@@ -90,7 +84,7 @@ def test_flush_completes_only_once_the_transport_sent_everything(ctx, ca):
         while len(got) < size:
             got.extend(conn.recv(1 << 16))
         conn.sendall(b"OK")
-    port, _ = serve_once(ca, slow_reader)
+    port, _ = serve_once(pki, slow_reader)
     connection = connect(ctx, port)
     sent = 0
     while sent < size:
@@ -107,7 +101,7 @@ def test_flush_completes_only_once_the_transport_sent_everything(ctx, ca):
     assert len(got) == size
 
 
-def test_early_response_is_readable_after_the_upload_fails(ctx, ca):
+def test_early_response_is_readable_after_the_upload_fails(ctx, pki):
     def refuse(conn):
         conn.recv(100)
         conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\n\r\n")
@@ -116,7 +110,7 @@ def test_early_response_is_readable_after_the_upload_fails(ctx, ca):
         except (ssl.SSLError, OSError):
             pass
         time.sleep(0.3)  # closing with unread upload bytes resets the connection
-    port, _ = serve_once(ca, refuse)
+    port, _ = serve_once(pki, refuse)
     connection = connect(ctx, port)
     with pytest.raises(ErrorValue):
         for _ in range(4000):
@@ -124,13 +118,13 @@ def test_early_response_is_readable_after_the_upload_fails(ctx, ca):
     assert streams.blocking_read(ctx, connection.input, 100).startswith(b"HTTP/1.1 413")
 
 
-def test_dropping_the_connection_sends_close_notify_without_blocking(ctx, ca):
+def test_dropping_the_connection_sends_close_notify_without_blocking(ctx, pki):
     outcome = {}
 
     def wait_for_close_notify(conn):
         outcome["data"] = conn.recv(100)
         outcome["after"] = conn.recv(100)  # b"" once close_notify arrives
-    port, server = serve_once(ca, wait_for_close_notify)
+    port, server = serve_once(pki, wait_for_close_notify)
     connection = connect(ctx, port)
     streams.blocking_write_and_flush(ctx, connection.output, b"bye")
     tls_types.close_output(ctx, connection)
@@ -143,11 +137,11 @@ def test_dropping_the_connection_sends_close_notify_without_blocking(ctx, ca):
     assert outcome == {"data": b"bye", "after": b""}
 
 
-def test_get_alone_drives_the_handshake(ctx, ca):
+def test_get_alone_drives_the_handshake(ctx, pki):
     """A guest that only calls `get` (no poll) must still see the handshake finish."""
     def echo_once(conn):
         conn.sendall(conn.recv(100))
-    port, _ = serve_once(ca, echo_once)
+    port, _ = serve_once(pki, echo_once)
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setblocking(False)
     tcp = TcpSocket(sock, "connected")
@@ -181,3 +175,80 @@ def test_a_closed_session_sends_what_the_transport_could_not_take_yet(ctx):
             break
     assert hello[0] == 0x16 and len(hello) == 5 + int.from_bytes(hello[3:5], "big")
     assert downstream.writer_closed and upstream.reader_closed and not ctx.lingering
+
+
+# -- a transport that stops taking bytes during the handshake --------------------------
+
+CONNECTION_RESET = "connection-reset: Connection reset by peer"
+
+
+class BreakableOutput(OutputStream):
+    """A pipe's writing end that, once `broken`, fails every call the way a
+    reset TCP connection's output stream does."""
+
+    def __init__(self, pipe: Pipe):
+        self.pipe = pipe
+        self.broken = False
+
+    def _raise_if_broken(self) -> None:
+        if self.broken:
+            raise StreamFailed(CONNECTION_RESET, network_code="connection-reset")
+
+    def check_write(self) -> int:
+        self._raise_if_broken()
+        return self.pipe.output.check_write()
+
+    def write(self, data: bytes) -> None:
+        self._raise_if_broken()
+        self.pipe.output.write(data)
+
+    def close(self) -> None:
+        self.pipe.output.close()
+
+
+def break_transport(downstream: Pipe, transport_out: BreakableOutput, how: str) -> None:
+    if how == "closed":
+        downstream.input.close()  # nobody reads the transport any more
+    else:
+        transport_out.broken = True
+
+
+#: How the transport's output breaks, and what the guest is told of it.
+BREAKS = [
+    pytest.param("closed", "transport failed: the transport closed for writing", id="closed"),
+    pytest.param("failed", f"transport failed: {CONNECTION_RESET}", id="failed"),
+]
+
+
+@pytest.mark.parametrize("how, message", BREAKS)
+def test_a_transport_that_cannot_take_the_client_hello_fails_the_handshake_with_why(
+        ctx, how, message):
+    upstream, downstream = Pipe(), Pipe()
+    transport_out = BreakableOutput(downstream)
+    break_transport(downstream, transport_out, how)
+    handshake = tls_types.new_client_handshake(ctx, "localhost", upstream.input, transport_out)
+    future = tls_types.finish(ctx, handshake)
+    outcome = tls_types.get(ctx, future)
+    assert isinstance(outcome, Ok) and isinstance(outcome.value, Err), outcome
+    assert outcome.value.value.message == message
+    assert downstream.buffer == bytearray()  # not a byte of the ClientHello went out
+
+
+@pytest.mark.parametrize("how, message", BREAKS)
+def test_a_transport_that_breaks_during_a_servers_handshake_is_the_sessions_failure(
+        ctx, pki, version, how, message):
+    upstream, downstream = Pipe(), Pipe()
+    transport_out = BreakableOutput(downstream)
+    core = TLSConnection(pki.server_context(pki.leaf("localhost"), version), server_side=True)
+    session = open_session(ctx, core, upstream.input, transport_out, "the client")
+    client = PlainSSLPeer(pki.client_context(version), server_side=False,
+                          server_hostname="localhost")
+    assert client.handshake() is False
+    upstream.output.write(client.ciphertext_to_send())  # the ClientHello
+    break_transport(downstream, transport_out, how)
+    session.pump()  # the hello is read and answered; the answer cannot leave
+    assert session.outgoing[:1] == b"\x16"  # the server's first flight, held
+    assert not session.handshake_done
+    assert session.failure is session.write_failure
+    assert session.error_message() == message
+    assert downstream.buffer == bytearray()

@@ -13,7 +13,7 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from pki import der_chain
 
@@ -41,16 +41,20 @@ def test_every_key_encoding_is_accepted(pki, key_type, encoding, layout):
     assert identity.key_type == key_type
 
 
-def self_signed_ed25519(name: str):
-    key = ed25519.Ed25519PrivateKey.generate()
+def self_signed(key, name: str, hash_algorithm=None) -> x509.Certificate:
+    """A one-day certificate for `name` signed by `key` itself (EdDSA keys take no hash)."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(1)
             .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .sign(key, None))
-    return key, cert
+            .sign(key, hash_algorithm))
+
+
+def self_signed_ed25519(name: str):
+    key = ed25519.Ed25519PrivateKey.generate()
+    return key, self_signed(key, name)
 
 
 def test_ed25519_is_accepted():
@@ -89,6 +93,7 @@ def test_encrypted_and_unsupported_keys_are_refused(pki):
                                            serialization.BestAvailableEncryption(b"pw"))
     with pytest.raises(IdentityError, match="encrypted"):
         PrivateIdentity.parse(encrypted, [der(leaf)])
+    # A type the host takes (RSA), refused by OpenSSL's security level for its size.
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
     now = datetime.datetime.now(datetime.UTC)
@@ -99,6 +104,24 @@ def test_encrypted_and_unsupported_keys_are_refused(pki):
         PrivateIdentity.parse(weak.private_bytes(Encoding.PEM, Format.PKCS8,
                                                  serialization.NoEncryption()),
                               [cert.public_bytes(Encoding.DER)])
+
+
+@pytest.mark.parametrize("key_type, make_key, hash_algorithm", [
+    ("Ed448PrivateKey", ed448.Ed448PrivateKey.generate, None),
+    ("DSAPrivateKey", lambda: dsa.generate_private_key(key_size=2048), hashes.SHA256()),
+])
+def test_key_types_other_than_rsa_ecdsa_and_ed25519_are_refused(key_type, make_key,
+                                                                hash_algorithm):
+    """Keys `cryptography` reads but the host does not serve (it matches
+    identities to the client's RSA, ECDSA and Ed25519 signature schemes):
+    refused by type, before OpenSSL sees them."""
+    key = make_key()
+    cert = self_signed(key, "odd.example", hash_algorithm)
+    with pytest.raises(IdentityError) as info:
+        PrivateIdentity.parse(key.private_bytes(Encoding.PEM, Format.PKCS8,
+                                                serialization.NoEncryption()),
+                              [cert.public_bytes(Encoding.DER)])
+    assert str(info.value) == f"unsupported key type {key_type}: use RSA, ECDSA or Ed25519"
 
 
 def test_keys_reach_openssl_through_an_anonymous_memory_file(pki, monkeypatch):

@@ -8,18 +8,19 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from lockstep import flush, handshake_ok, lockstep
+from lockstep import ACCESS_DENIED_ALERT, flush, handshake_ok, lockstep
 from pki import TLS_VERSIONS, Pki, der_chain
 
-from wasi_tls_host.tls import Point, TLSConnection, TLSError, TLSState
+from wasi_tls_host.tls import (
+    ClientAuth,
+    ErrorKind,
+    Point,
+    TLSConnection,
+    TLSError,
+    TlsPolicy,
+    TLSState,
+)
 from wasi_tls_host.tls.records import ContentType
-
-ACCESS_DENIED_ALERT = bytes((ContentType.ALERT, 3, 3, 0, 2, 2, 49))
-
-
-@pytest.fixture(params=sorted(TLS_VERSIONS))
-def version(request) -> str:
-    return request.param
 
 
 def client(pki: Pki, run_until: Point, **context) -> TLSConnection:
@@ -55,7 +56,7 @@ def test_client_stops_once_the_server_chain_is_verified(pki, version):
     assert not peer.handshake_complete and not conn.handshake_complete
     conn.resume(Point.DONE)
     handshake_ok(conn, peer)
-    assert conn.version() == {"1.2": "TLSv1.2", "1.3": "TLSv1.3"}[version]
+    assert conn.version() == f"TLSv{version}"
 
 
 def test_an_untrusted_server_fails_before_the_stop(pki, version):
@@ -195,3 +196,46 @@ def test_a_server_without_a_context_fails_with_an_alert(pki, version):
     errors = lockstep(conn, peer)
     assert str(errors[peer]) == "no identity configured"
     assert errors[conn].kind == "alert"
+
+
+def test_a_server_whose_context_factory_raises_value_error_refuses_with_access_denied(
+        pki, version, tmp_path):
+    """A context that cannot be built (here an unreadable client CA file) is a
+    configuration error, and the client that sent its hello is told so."""
+    missing = str(tmp_path / "no-such-ca.pem")
+    identity = pki.identity("localhost")
+
+    def unreadable_client_cas(hello):
+        return TlsPolicy(client_ca_files=[missing]).server_context(
+            [identity], client_auth=ClientAuth.IN_HANDSHAKE)
+    peer = TLSConnection(unreadable_client_cas, server_side=True)
+    context = pki.policy().client_context()
+    context.maximum_version = TLS_VERSIONS[version]
+    conn = TLSConnection(context, server_hostname="localhost")
+    assert conn.handshake() is False
+    peer.receive_ciphertext(conn.ciphertext_to_send())  # the ClientHello
+    with pytest.raises(TLSError) as info:
+        peer.handshake()
+    assert str(info.value) == f"client CA file not found: {missing}"
+    assert info.value.kind == ErrorKind.CONFIGURATION
+    assert peer.state == "broken" and peer.error is info.value
+    assert peer.ciphertext_to_send() == ACCESS_DENIED_ALERT
+    conn.receive_ciphertext(ACCESS_DENIED_ALERT)
+    with pytest.raises(TLSError) as refused:
+        conn.handshake()
+    assert refused.value.kind == "alert" and refused.value.alert == "access denied"
+
+
+def test_a_client_whose_context_factory_raises_value_error_fails_without_an_alert(
+        pki, version, tmp_path):
+    """A client has sent nothing when its context cannot be built: the failure
+    is a configuration error and no byte goes to the server."""
+    missing = str(tmp_path / "no-such-ca.pem")
+    conn = TLSConnection(lambda hello: TlsPolicy(ca_files=[missing]).client_context(),
+                         server_hostname="localhost")
+    peer = server(pki, version)
+    errors = lockstep(conn, peer)
+    assert str(errors[conn]) == f"CA file not found: {missing}"
+    assert errors[conn].kind == ErrorKind.CONFIGURATION
+    assert conn.state == "broken" and conn.ciphertext_to_send() == b""
+    assert errors[peer] is None and not peer.started  # the server never heard from it
