@@ -22,6 +22,7 @@ from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue
 from wasi_tls_host.runtime.values import Child, Err, Ok
 from wasi_tls_host.sockets.tcp import TcpSocket
+from wasi_tls_host.tls.errors import ErrorKind
 from wasi_tls_host.wasi_tls import tls
 from wasi_tls_host.wasi_tls.session import Future
 
@@ -186,6 +187,24 @@ def test_client_holds_still_at_a_certificate_request(ctx, pki, version):
     peer = answering.finished()
     assert peer.tls.getpeercert(binary_form=True) == identity.identity.public.chain[0]
     assert tls.client_identity_sent(ctx, connection).identity is identity.identity
+
+
+def test_an_answer_whose_context_cannot_be_built_fails_the_handshake(ctx, pki, version):
+    """The client context for the chosen identity is built when the guest
+    answers; if the operator's CA file has gone since start-up, the handshake
+    fails with that reason instead of trapping."""
+    connection, handshake, peer = client(ctx, pki, version, client_auth=ssl.CERT_REQUIRED)
+    future = tls.receive_client_identity_request(ctx, handshake).obj
+    peer.receive()
+    peer.step()
+    request = value(settle(ctx, future))
+    ctx.config.tls.ca_files = [str(pki.ca_file) + ".gone"]
+    tls.respond(ctx, request, [tls.IdentityHandle(pki.identity("client.example"))])
+    outcome = settle(ctx, tls.client_finish(ctx, handshake).obj)
+    assert isinstance(outcome, Ok) and isinstance(outcome.value, Err)
+    failure = handshake.session.core.error
+    assert failure.kind == ErrorKind.CONFIGURATION
+    assert str(failure) == f"CA file not found: {pki.ca_file}.gone"
 
 
 def test_server_holds_still_after_the_client_hello(ctx, pki, version):
