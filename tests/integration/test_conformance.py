@@ -175,3 +175,27 @@ def test_a_pattern_that_matches_nothing_is_a_usage_error():
     result = conformance("--only", "no/such-case", "--list")
     assert (result.returncode, result.stderr) == (
         2, "wasi-tls-host: no case matches no/such-case\n")
+
+
+@pytest.mark.parametrize("option", ["--json", "--junit"])
+def test_a_report_it_cannot_write_is_one_line_and_exit_status_2(guests, tmp_path, option):
+    result = conformance("--only", "wasi/poll-empty", option, tmp_path)
+    assert (result.returncode, result.stderr) == (
+        2, f"wasi-tls-host: cannot write {tmp_path}: Is a directory\n")
+
+
+def test_a_component_missing_from_the_package_is_one_line_and_exit_status_2(tmp_path):
+    """As in a source checkout that never built the guests: the console script's
+    entry point, its components directory pointed at an empty one (the real
+    one is shared with every other test, so it is not emptied)."""
+    hide_components = ("import sys; from pathlib import Path; "
+                       "from wasi_tls_host.conformance import components; "
+                       f"components.COMPONENTS_DIR = Path({str(tmp_path)!r}); "
+                       "from wasi_tls_host.command_line import main; sys.exit(main())")
+    result = subprocess.run([sys.executable, "-c", hide_components, "conformance", "--only",
+                             "wasi/poll-empty"], capture_output=True, text=True, timeout=120)
+    missing = tmp_path / "client.wasm.xz"
+    assert (result.returncode, result.stderr) == (
+        2, f"wasi-tls-host: the conformance component 'client' is not in this package "
+           f"({missing} is missing); in a source checkout, build it with "
+           "`python guests/build.py`\n")

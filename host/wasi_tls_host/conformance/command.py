@@ -75,7 +75,7 @@ def run(options: argparse.Namespace) -> int:
     started = time.monotonic()
     with workdir() as directory:
         try:
-            outcomes = Runner(template, Path(directory), jobs=options.jobs).run(chosen)
+            outcomes = Runner(template, Path(directory), known, jobs=options.jobs).run(chosen)
         except components.MissingComponent as missing:
             print(f"wasi-tls-host: {missing}", file=sys.stderr)
             return USAGE_STATUS

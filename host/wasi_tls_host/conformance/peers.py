@@ -37,8 +37,9 @@ IDLE_S = 10.0
 CLOSE_S = 3.0
 TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 #: The wire code of each version, as the draft's protocol-version reports it.
+#: Mirrors tls/core.py's _PROTOCOL_CODES on purpose: the oracle shares no code with the host.
 VERSION_CODES = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-#: The line the draft cases echo (draft_common.MESSAGE).
+#: The line the guests echo (conformance_kit.MESSAGE), byte for byte.
 MESSAGE = b"conformance ping\n"
 
 
@@ -80,6 +81,7 @@ def digest(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+#: Mirrors tls/core.py's _cipher_codes on purpose: the oracle shares no code with the host.
 _CIPHER_CODES: dict[str, int] = {}
 
 

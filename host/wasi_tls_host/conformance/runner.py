@@ -167,10 +167,11 @@ def parse_output(stdout: str) -> tuple[dict | None, list[str]]:
 
 
 class Runner:
-    def __init__(self, template: HostTemplate, workdir: Path, *, jobs: int = 2,
-                 manifest: Path = MANIFEST):
+    def __init__(self, template: HostTemplate, workdir: Path,
+                 components: dict[str, Component], *, jobs: int = 2):
         self.template = template
-        self.components, self.cases = load_manifest(manifest)
+        #: The manifest's components (`load_manifest`), for what each requires.
+        self.components = components
         self.jobs = max(1, jobs)
         self.workdir = workdir
         self.pki = Pki(workdir)

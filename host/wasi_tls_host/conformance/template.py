@@ -35,7 +35,7 @@ class HostTemplate:
         except ValueError as error:
             raise TemplateError(f"cannot split the host command: {error}") from None
         for required in ("{component}", "{args}"):
-            if not any(required in token for token in self.tokens):
+            if not self.has(required):
                 raise TemplateError(f"the host command needs {required}")
         for token in self.tokens:
             for unknown in re.findall(r"\{[a-z_]*\}", token):
