@@ -10,12 +10,15 @@ import hashlib
 
 from componentize_py_types import Err
 from conformance_kit import (
+    MESSAGE,
     Failed,
     case,
     check,
     debug_string,
     drop,
+    echo_line,
     exchange,
+    fails_closed,
     forbidden,
     now_s,
     outcome,
@@ -23,11 +26,10 @@ from conformance_kit import (
     read_exactly,
     read_to_end,
     resolve,
-    stream_error_text,
+    wait_any,
     wait_ready,
     write_all,
 )
-from wit_world.imports import monotonic_clock, poll
 from wit_world.imports import wasi_tls_types as tls
 
 from wasi_guest import net
@@ -78,9 +80,6 @@ def established(sock, future, what="handshake", seconds=HANDSHAKE_S, keep_future
 
 def connect(address, server_name):
     return established(*start(address, server_name))
-
-
-MESSAGE = b"conformance ping\n"
 
 
 @case("handshake")
@@ -238,13 +237,9 @@ def tls_closed_after_failure(address, server_name):
     connection = connect(address, server_name)
     data, end = read_to_end(connection.input, "reading to the truncation")
     check(end.startswith("last-operation-failed"), f"the truncated input ended with {end}")
-    try:
-        connection.input.read(16)
-        then = "data"
-    except Err as failure:
-        then = stream_error_text(failure.value)
+    then_closed = fails_closed(lambda: connection.input.read(16))
     connection.drop()
-    check(then == "closed", f"the read after the failure gave {then}, not closed")
+    check(then_closed, "the read after the failure was not closed")
     return "last-operation-failed, then closed"
 
 
@@ -328,9 +323,7 @@ def tls_in_tls(address, server_name, inner_name):
     outer = connect(address, server_name)
     handshake = tls.ClientHandshake(inner_name, outer.input, outer.output)
     inner = established(None, tls.ClientHandshake.finish(handshake), "the inner handshake")
-    write_all(inner.output, MESSAGE)
-    back = read_exactly(inner.input, len(MESSAGE), "the inner echo")
-    check(back == MESSAGE, f"the inner echo was {back!r}")
+    echo_line(inner.input, inner.output, "the inner echo")
     inner.close_cleanly("closing the inner connection")
     drop(inner.input, inner.output, inner.connection)
     # The outer streams went to the inner connection; the outer one still says goodbye.
@@ -349,12 +342,11 @@ def concurrent_handshakes(address, server_name, count):
     while pending:
         order = sorted(pending)
         pollables = [pending[index][1].subscribe() for index in order]
-        timer = monotonic_clock.subscribe_duration(int(max(0.0, deadline - now_s()) * 1e9))
         try:
-            ready = poll.poll([*pollables, timer])
+            ready = wait_any(pollables, deadline - now_s())
         finally:
-            drop(*pollables, timer)
-        check(len(order) not in ready, f"{len(pending)} handshakes still pending after 60 s")
+            drop(*pollables)
+        check(ready, f"{len(pending)} handshakes still pending after 60 s")
         for position in ready:
             index = order[position]
             sock, future = pending.pop(index)

@@ -8,13 +8,13 @@ from conformance_kit import (
     case,
     check,
     drop,
+    fails_closed,
     flush,
     forbidden,
     now_s,
     pattern,
     read_exactly,
     read_to_end,
-    stream_error_text,
     wait_ready,
     write_all,
 )
@@ -23,15 +23,6 @@ from wit_world.imports import monotonic_clock, network, poll, tcp
 from wasi_guest import net
 
 MS = 1_000_000
-
-
-def _closed(call):
-    """Whether `call()` fails with stream-error.closed."""
-    try:
-        call()
-    except Err as failure:
-        return stream_error_text(failure.value) == "closed"
-    return False
 
 
 @case("check-write")
@@ -117,7 +108,7 @@ def read_zero_when_closed(address):
     write_all(tcp_output, b"send 0\n")
     rest, end = read_to_end(tcp_input, "reading to the peer's end")
     check((rest, end) == (b"", "closed"), f"the input gave {rest!r}, then {end}")
-    at_end = _closed(lambda: tcp_input.read(0))
+    at_end = fails_closed(lambda: tcp_input.read(0))
     drop(tcp_input, tcp_output, sock)
     check(at_end, "read(0) on a closed stream did not fail with closed")
     return "read(0): empty while open, closed once closed"
@@ -132,7 +123,7 @@ def closed_after_failure(address):
     write_all(tcp_output, b"reset\n")
     data, end = read_to_end(tcp_input, "reading to the reset")
     check(end.startswith("last-operation-failed"), f"a reset connection ended with {end}")
-    then = "closed" if _closed(lambda: tcp_input.read(16)) else "not closed"
+    then = "closed" if fails_closed(lambda: tcp_input.read(16)) else "not closed"
     drop(tcp_input, tcp_output, sock)
     check(then == "closed", "the read after the failure did not fail with closed")
     return f"{end}, then closed"
@@ -184,9 +175,9 @@ def shutdown_send(address):
     sock.shutdown(tcp.ShutdownType.SEND)
     # write "returns Err(closed) without writing if the stream has closed since
     # the last call to check-write provided a permit".
-    check(permit == 0 or _closed(lambda: tcp_output.write(b"x")),
+    check(permit == 0 or fails_closed(lambda: tcp_output.write(b"x")),
           "a write after shutdown(send), within the earlier permit, was not closed")
-    check(_closed(tcp_output.check_write), "check-write after shutdown(send) was not closed")
+    check(fails_closed(tcp_output.check_write), "check-write after shutdown(send) was not closed")
     answer, end = read_to_end(tcp_input, "reading the peer's answer")
     check(answer == b"received 1000\n", f"the peer answered {answer!r}")
     check(end == "closed", f"the input ended with {end}")
@@ -200,7 +191,7 @@ def shutdown_receive(address):
     closed." (Peer: TCP echo.)"""
     sock, tcp_input, tcp_output = net.connect_tcp(address)
     sock.shutdown(tcp.ShutdownType.RECEIVE)
-    check(_closed(lambda: tcp_input.read(16)), "a read after shutdown(receive) was not closed")
+    check(fails_closed(lambda: tcp_input.read(16)), "a read after shutdown(receive) was not closed")
     write_all(tcp_output, b"still writable\n")
     drop(tcp_input, tcp_output, sock)
     return "input closed; output still writable"

@@ -8,6 +8,7 @@ from conformance_kit import (
     case,
     check,
     drop,
+    echo_line,
     forbidden,
     now_s,
     sleep,
@@ -16,7 +17,6 @@ from conformance_kit import (
 from draft_common import (
     STEP_S,
     alpn_text,
-    echo,
     future_outcome,
     future_value,
     private_digests,
@@ -67,7 +67,7 @@ def client_suspended(address, server_name):
     sleep(HOLD_S)
     started = now_s()
     client.finish()
-    echo(client.input, client.output)
+    echo_line(client.input, client.output)
     client.drop()
     return f"held {HOLD_S:g} s without sending; then finished in {now_s() - started:.1f} s", {
         "held_seconds": HOLD_S}
@@ -122,7 +122,7 @@ def client_identity_request(address, server_name, answer):
         tls.ClientIdentityRequest.respond(request, [identities["client"]])
         drop(*identities.values())
     client.finish()
-    echo(client.input, client.output)
+    echo_line(client.input, client.output)
     sent = private_digests(client.connection.client_identity())
     client.drop()
     if answer == "none":
@@ -147,7 +147,7 @@ def client_steps_out_of_order(address, server_name):
     check(refused(lambda: handshake.configure_alpn_ids([b"http/1.1"])),
           "configure-alpn-ids after the handshake resumed was not refused")
     client.finish()
-    echo(client.input, client.output)
+    echo_line(client.input, client.output)
     client.drop()
     return "three misplaced calls refused with error values; the handshake finished"
 
@@ -169,7 +169,7 @@ def client_alpn(address, server_name, offered, expected):
     client.handshake.configure_alpn_ids(_alpn_ids(offered))
     client.finish()
     agreed = alpn_text(client.connection.alpn_id())
-    echo(client.input, client.output)
+    echo_line(client.input, client.output)
     client.drop()
     check(agreed == (None if expected == "none" else expected),
           f"alpn-id is {agreed!r}, expected {expected}")
@@ -188,7 +188,7 @@ def client_alpn_invalid_ids(address, server_name):
     client.handshake.configure_alpn_ids([b"http/1.1"])
     client.finish()
     agreed = alpn_text(client.connection.alpn_id())
-    echo(client.input, client.output)
+    echo_line(client.input, client.output)
     client.drop()
     check(agreed == "http/1.1", f"alpn-id is {agreed!r} after the invalid ids were refused")
     return "empty and 256-byte ids: error values; http/1.1 then agreed", {"alpn": agreed}
@@ -207,7 +207,7 @@ def client_getters(address, server_name):
              "cipher_suite": connection.cipher_suite(),
              "server_chain": public_digests(connection.server_identity())}
     no_identity = connection.client_identity() is None
-    echo(client.input, client.output)
+    echo_line(client.input, client.output)
     client.drop()
     check(no_identity, "client-identity names an identity though none was asked for")
     check(facts["server_name"] == server_name, f"server-name is {facts['server_name']!r}")

@@ -1,6 +1,6 @@
 """What the draft's client and server cases share: the operator's identities,
 chains as digests (the runner compares them with what the peer saw), the
-futures' values, and a one-line echo over the plaintext streams."""
+futures' values."""
 
 import hashlib
 
@@ -10,17 +10,14 @@ from conformance_kit import (
     check,
     drop,
     outcome,
-    read_exactly,
     resolve,
     wait_for,
-    write_all,
 )
 from wit_world.imports import network
 from wit_world.imports import wasi_tls_host_tls_preopens as preopens
 
 from wasi_guest import net
 
-MESSAGE = b"conformance ping\n"
 #: A handshake or one of its steps with a peer on loopback.
 STEP_S = 20.0
 
@@ -84,12 +81,6 @@ def refused(call):
         return True
     drop(value)
     return False
-
-
-def echo(tls_input, tls_output, what="echo"):
-    write_all(tls_output, MESSAGE, what)
-    back = read_exactly(tls_input, len(MESSAGE), what)
-    check(back == MESSAGE, f"{what}: the peer answered {back!r}")
 
 
 def alpn_text(alpn_id):

@@ -12,6 +12,7 @@ from conformance_kit import (
     case,
     check,
     drop,
+    echo_line,
     forbidden,
     read_exactly,
     wait_ready,
@@ -21,7 +22,6 @@ from draft_common import (
     STEP_S,
     accept_tcp,
     alpn_text,
-    echo,
     future_outcome,
     future_value,
     private_digests,
@@ -70,7 +70,7 @@ def server_getters(listen_address, identity):
     server = Server(listen_address)
     server.serve(identity)
     server.finish()
-    echo(server.input, server.output)
+    echo_line(server.input, server.output)
     facts = server.facts()
     no_client = server.connection.client_identity() is None
     server.drop()
@@ -93,7 +93,7 @@ def server_client_hello(listen_address):
     server.handshake.configure_alpn_ids([seen["hello_alpn"][-1].encode()])
     server.serve("localhost")
     server.finish()
-    echo(server.input, server.output)
+    echo_line(server.input, server.output)
     seen["alpn"] = alpn_text(server.connection.alpn_id())
     server.drop()
     return (f"hello: {seen['hello_server_name']}, {len(seen['hello_cipher_suites'])} suites, "
@@ -107,7 +107,7 @@ def server_sni(listen_address, identities):
     server = Server(listen_address)
     server.serve(*identities.split(","))
     server.finish()
-    echo(server.input, server.output)
+    echo_line(server.input, server.output)
     facts = server.facts()
     server.drop()
     return f"served the identity for {facts['server_name']}", facts
@@ -136,7 +136,7 @@ def server_client_identity(listen_address, expect):
     check(kind == "ok", "request-client-identity failed (an error value)")
     sent = public_digests(chain)
     server.finish()
-    echo(server.input, server.output)
+    echo_line(server.input, server.output)
     kept = public_digests(server.connection.client_identity())
     server.drop()
     if expect == "none":
@@ -165,7 +165,7 @@ def server_steps_out_of_order(listen_address):
     check(refused(lambda: handshake.configure_alpn_ids([b"http/1.1"])),
           "configure-alpn-ids past the hello was not refused")
     server.finish()
-    echo(server.input, server.output)
+    echo_line(server.input, server.output)
     server.drop()
     return "four misplaced calls refused with error values; the handshake finished"
 
@@ -268,7 +268,7 @@ def identity_serve_parsed(listen_address, material):
     server = Server(listen_address)
     server.handshake.configure_server_identities([identity])
     server.finish()
-    echo(server.input, server.output)
+    echo_line(server.input, server.output)
     facts = server.facts()
     server.drop()
     drop(identity)

@@ -23,6 +23,7 @@ from componentize_py_types import Err, Ok
 from wit_world.imports import error, monotonic_clock, poll, streams
 
 from wasi_guest import cli
+from wasi_guest import close as drop  # WASI's term, the one the cases speak in
 
 RESULT_MARK = "conformance-result "
 STEP_MARK = "conformance-step "
@@ -30,6 +31,8 @@ NS_PER_S = 1_000_000_000
 #: How long one wait for a peer on loopback may take before the case fails.
 WAIT_S = 20.0
 READ_CHUNK = 64 * 1024
+#: The line the cases echo; the runner's peers (peers.MESSAGE) expect these bytes.
+MESSAGE = b"conformance ping\n"
 
 CASES = {}
 
@@ -61,27 +64,26 @@ def forbidden(what):
     print(f"{STEP_MARK}forbidden: {what}", flush=True)
 
 
-def drop(*resources):
-    """Drop resources now, in the given order (None entries are skipped)."""
-    for resource in resources:
-        if resource is not None:
-            resource.__exit__(None, None, None)
-
-
 def now_s():
     return monotonic_clock.now() / NS_PER_S
 
 
 # -- waiting ---------------------------------------------------------------------------
 
-def wait_ready(pollable, seconds):
-    """Poll `pollable` with a timer of `seconds`; True if the pollable was ready."""
+def wait_any(pollables, seconds):
+    """Poll the pollables with a timer of `seconds`: the indices of those that
+    were ready, empty if only the timer was."""
     timer = monotonic_clock.subscribe_duration(max(0, int(seconds * NS_PER_S)))
     try:
-        ready = poll.poll([pollable, timer])
+        ready = poll.poll([*pollables, timer])
     finally:
         drop(timer)
-    return 0 in ready
+    return [index for index in ready if index < len(pollables)]
+
+
+def wait_ready(pollable, seconds):
+    """Poll `pollable` with a timer of `seconds`; True if the pollable was ready."""
+    return bool(wait_any([pollable], seconds))
 
 
 def wait_for(source, what, seconds=WAIT_S):
@@ -144,6 +146,15 @@ def stream_error_text(value):
     return repr(value)
 
 
+def fails_closed(call):
+    """Whether `call()` fails with stream-error.closed."""
+    try:
+        call()
+    except Err as failure:
+        return stream_error_text(failure.value) == "closed"
+    return False
+
+
 # -- streams ---------------------------------------------------------------------------
 
 def write_all(output, data, what="write", seconds=WAIT_S):
@@ -192,6 +203,13 @@ def read_exactly(input_stream, size, what="read", seconds=WAIT_S):
         else:
             wait_for(input_stream, f"{what}: {len(data)} of {size} bytes", seconds)
     return bytes(data)
+
+
+def echo_line(input_stream, output, what="echo"):
+    """MESSAGE out and the same line back."""
+    write_all(output, MESSAGE, what)
+    back = read_exactly(input_stream, len(MESSAGE), what)
+    check(back == MESSAGE, f"{what}: the peer answered {back!r}")
 
 
 def read_to_end(input_stream, what="read", seconds=WAIT_S):
@@ -249,16 +267,6 @@ def exchange(input_stream, output, data, what="exchange", seconds=WAIT_S):
         check(ready, f"{what}: stuck after {len(data) - len(view)} bytes out and "
                      f"{len(received)} back")
     return bytes(received)
-
-
-def wait_any(pollables, seconds):
-    """Poll the pollables with a timer; True if any of them was ready."""
-    timer = monotonic_clock.subscribe_duration(max(0, int(seconds * NS_PER_S)))
-    try:
-        ready = poll.poll([*pollables, timer])
-    finally:
-        drop(timer)
-    return any(index < len(pollables) for index in ready)
 
 
 def pattern(size, seed=0):
