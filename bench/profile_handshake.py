@@ -34,7 +34,7 @@ from wasi_tls_host import Host, HostConfig, NetRule, TlsPolicy
 from wasi_tls_host.runtime import calls
 from wasi_tls_host.runtime import poll as host_poll
 from wasi_tls_host.tls import openssl
-from wasi_tls_host.tls.core import TLSConnection
+from wasi_tls_host.tls.core import TlsCore
 
 IN_MEMORY = 300
 SERVER = """
@@ -101,14 +101,14 @@ class Clocks:
 
         host_poll.select = TimedSelect
 
-        step = TLSConnection._step_openssl
+        step = TlsCore._step_openssl
 
         def timed_step(connection):
             had_input = connection._incoming.pending > 0
             start = time.perf_counter()
             step(connection)
             self.steps[had_input].append(time.perf_counter() - start)
-        TLSConnection._step_openssl = timed_step
+        TlsCore._step_openssl = timed_step
 
 
 def guest_handshakes(address: str, ca_file: str, count: int) -> list[float]:

@@ -1,4 +1,4 @@
-"""An in-memory lockstep pump for TLS endpoints (a `TLSConnection` or a bare
+"""An in-memory lockstep pump for TLS endpoints (a `TlsCore` or a bare
 `SSLObject` wrapper, `PlainSSLPeer`), moving ciphertext between two of them
 until neither progresses. Shared by the core's tests."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ssl
 
-from wasi_tls_host.tls import TLSError
+from wasi_tls_host.tls import TlsFailure
 from wasi_tls_host.tls.records import ContentType
 
 #: A fatal access_denied alert in a plaintext record (TLS 1.2 record version,
@@ -15,7 +15,7 @@ ACCESS_DENIED_ALERT = bytes((ContentType.ALERT, 3, 3, 0, 2, 2, 49))
 
 
 class PlainSSLPeer:
-    """The stdlib's own SSLObject, driven directly (no TLSConnection), with
+    """The stdlib's own SSLObject, driven directly (no TlsCore), with
     the same duck-typed interface the pump drives."""
 
     def __init__(self, ctx: ssl.SSLContext, *, server_side: bool, server_hostname=None):
@@ -87,7 +87,7 @@ def lockstep(a, b, *, chunk_sizes=(), max_rounds: int = 10_000) -> dict:
         if errors[conn] is None and not done[conn]:
             try:
                 done[conn] = conn.handshake()
-            except (TLSError, ssl.SSLError) as exc:
+            except (TlsFailure, ssl.SSLError) as exc:
                 errors[conn] = exc
 
     for _ in range(max_rounds):

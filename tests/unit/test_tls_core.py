@@ -21,7 +21,7 @@ from lockstep import PlainSSLPeer, flush, handshake_ok, lockstep, read_all, send
 from pki import Pki, der_chain
 
 from peers import server_context
-from wasi_tls_host.tls import TLSConnection, TLSError, TlsPolicy, TLSState
+from wasi_tls_host.tls import CoreState, TlsCore, TlsFailure, TlsPolicy
 
 VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 ALERT_RECORD = 0x15  # TLS record content type "alert"
@@ -89,8 +89,8 @@ def make_pair(
     core_pki: CorePki, version: str, *, hostname="localhost", client_ctx=None, server_ctx=None,
     **client_kw
 ):
-    client = TLSConnection(client_ctx or core_pki.client(), server_hostname=hostname, **client_kw)
-    server = TLSConnection(server_ctx or core_pki.server(version), server_side=True)
+    client = TlsCore(client_ctx or core_pki.client(), server_hostname=hostname, **client_kw)
+    server = TlsCore(server_ctx or core_pki.server(version), server_side=True)
     return client, server
 
 
@@ -100,7 +100,7 @@ def make_pair(
 
 def test_handshake_success_reports_version(core_pki, version):
     client, server = make_pair(core_pki, version)
-    assert client.state == TLSState.HANDSHAKING == "handshaking"
+    assert client.state == CoreState.HANDSHAKING == "handshaking"
     assert client.version() is None and client.cipher() is None
     assert client.peer_certificate_der() is None and client.alpn_protocol() is None
     handshake_ok(client, server)
@@ -140,7 +140,7 @@ def test_handshake_byte_by_byte(core_pki, version):
 
 
 def test_handshake_against_plain_sslobject_server(core_pki, version):
-    client = TLSConnection(core_pki.client(), server_hostname="localhost")
+    client = TlsCore(core_pki.client(), server_hostname="localhost")
     server = PlainSSLPeer(core_pki.server(version), server_side=True)
     handshake_ok(client, server)
     assert client.version() == server.obj.version() == version
@@ -158,7 +158,7 @@ def test_handshake_against_plain_sslobject_server(core_pki, version):
 
 def test_plain_sslobject_client_against_server(core_pki, version):
     client = PlainSSLPeer(core_pki.client(), server_side=False, server_hostname="localhost")
-    server = TLSConnection(core_pki.server(version), server_side=True)
+    server = TlsCore(core_pki.server(version), server_side=True)
     handshake_ok(client, server)
     payload = os.urandom(20_000)
     assert send(client, server, payload) == payload
@@ -178,8 +178,8 @@ def test_read_and_write_before_handshake(core_pki, version):
 def test_plaintext_written_before_the_context_is_chosen_waits_for_the_handshake(core_pki, version):
     """A server whose context comes from a factory has no SSLObject until the
     ClientHello: plaintext written before then is kept, not handed to OpenSSL."""
-    client = TLSConnection(core_pki.client(), server_hostname="localhost")
-    server = TLSConnection(lambda hello: core_pki.server(version), server_side=True)
+    client = TlsCore(core_pki.client(), server_hostname="localhost")
+    server = TlsCore(lambda hello: core_pki.server(version), server_side=True)
     server.write(b"early")
     assert server.ciphertext_to_send() == b""
     handshake_ok(client, server)
@@ -310,10 +310,10 @@ def test_close_is_idempotent_and_write_after_close_fails(core_pki, version):
     client.close()
     client.close()
     assert client.ciphertext_to_send() == b""  # close_notify exactly once
-    with pytest.raises(TLSError, match="^connection closed for writing$") as info:
+    with pytest.raises(TlsFailure, match="^connection closed for writing$") as info:
         client.write(b"more")
     assert info.value.kind == "closed"
-    with pytest.raises(TLSError, match="connection closed for writing"):
+    with pytest.raises(TlsFailure, match="connection closed for writing"):
         client.write(b"")
     assert client.state == "write-closed"  # a usage error does not break the connection
     server.receive_ciphertext(first)
@@ -344,7 +344,7 @@ def test_close_during_handshake(core_pki, version):
     client.close()
     assert client.state == "closed"
     assert client.ciphertext_to_send() == b""
-    with pytest.raises(TLSError, match="closed before the handshake completed"):
+    with pytest.raises(TlsFailure, match="closed before the handshake completed"):
         client.handshake()
     assert client.read(10) == b""
 
@@ -371,14 +371,14 @@ def test_eof_without_close_notify_is_truncation(core_pki, version):
     flush(server, client)
     client.receive_eof()
     assert client.read(100) == b"partial"  # data before the EOF comes first
-    with pytest.raises(TLSError) as info:
+    with pytest.raises(TlsFailure) as info:
         client.read(100)
     assert str(info.value) == "peer closed without close_notify (truncated)"
     assert info.value.kind == "truncated"
     assert client.state != "broken"
     assert client.read(100) == b""
     assert client.read(100) == b""
-    with pytest.raises(TLSError, match="transport ended without close_notify"):
+    with pytest.raises(TlsFailure, match="transport ended without close_notify"):
         client.write(b"x")
     client.close()  # nothing to say goodbye to; must not raise
     assert client.state == "closed"
@@ -405,7 +405,7 @@ def test_eof_mid_handshake_client(core_pki, version):
     client.receive_ciphertext(flight[: len(flight) // 2])
     assert client.handshake() is False
     client.receive_eof()
-    with pytest.raises(TLSError) as info:
+    with pytest.raises(TlsFailure) as info:
         client.handshake()
     assert str(info.value) == "peer closed the connection during the handshake"
     assert info.value.kind == "eof"
@@ -419,7 +419,7 @@ def test_eof_mid_handshake_server(core_pki, version):
     server.receive_ciphertext(hello[:10])
     assert server.handshake() is False
     server.receive_eof()
-    with pytest.raises(TLSError, match="^peer closed the connection during the handshake$"):
+    with pytest.raises(TlsFailure, match="^peer closed the connection during the handshake$"):
         server.handshake()
 
 
@@ -427,7 +427,7 @@ def test_eof_before_anything(core_pki, version):
     client, _server = make_pair(core_pki, version)
     client.handshake()
     client.receive_eof()
-    with pytest.raises(TLSError, match="peer closed the connection during the handshake"):
+    with pytest.raises(TlsFailure, match="peer closed the connection during the handshake"):
         client.handshake()
 
 
@@ -439,13 +439,13 @@ def test_unknown_ca(core_pki, version):
     client, server = make_pair(core_pki, version, client_ctx=core_pki.client(other_ca=True))
     errors = lockstep(client, server)
     err = errors[client]
-    assert isinstance(err, TLSError) and err.kind == "certificate"
+    assert isinstance(err, TlsFailure) and err.kind == "certificate"
     assert str(err) == (
         "certificate verify failed: unable to get local issuer certificate (server name: localhost)"
     )
     assert err.verify_code == 20
     # the client's alert reached the server
-    assert isinstance(errors[server], TLSError)
+    assert isinstance(errors[server], TlsFailure)
     assert str(errors[server]).startswith("peer sent alert: unknown ca")
     assert errors[server].alert == "unknown ca"
 
@@ -475,7 +475,7 @@ def test_failed_handshake_keeps_alert_for_the_transport(core_pki, version):
     for _ in range(3):
         try:
             client.handshake()
-        except TLSError:
+        except TlsFailure:
             break
         flush(client, server)
         server.handshake()
@@ -498,7 +498,7 @@ def test_client_certificate_required_but_missing(core_pki, version):
         # The client finished its side before the server judged it; the
         # alert arrives on the first read.
         assert errors[client] is None
-        with pytest.raises(TLSError) as info:
+        with pytest.raises(TlsFailure) as info:
             client.read(100)
         assert str(info.value) == (
             "peer sent alert: certificate required [TLSV13_ALERT_CERTIFICATE_REQUIRED]"
@@ -596,7 +596,7 @@ def test_garbage_from_server(core_pki, version):
     client.handshake()
     client.ciphertext_to_send()
     client.receive_ciphertext(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-    with pytest.raises(TLSError) as info:
+    with pytest.raises(TlsFailure) as info:
         client.handshake()
     assert str(info.value) == (
         "peer sent data that is not TLS: wrong version number [WRONG_VERSION_NUMBER]"
@@ -607,7 +607,7 @@ def test_garbage_from_server(core_pki, version):
 def test_garbage_from_client(core_pki, version):
     _client, server = make_pair(core_pki, version)
     server.receive_ciphertext(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-    with pytest.raises(TLSError, match="^peer sent data that is not TLS: http request") as info:
+    with pytest.raises(TlsFailure, match="^peer sent data that is not TLS: http request") as info:
         server.handshake()
     assert info.value.kind == "not-tls"
 
@@ -617,7 +617,7 @@ def test_garbage_after_handshake(core_pki, version):
     handshake_ok(client, server)
     client.read(10)  # consume session tickets
     client.receive_ciphertext(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)  # bogus app-data record
-    with pytest.raises(TLSError) as info:
+    with pytest.raises(TlsFailure) as info:
         client.read(100)
     assert info.value.kind == "protocol"
     assert "bad record mac" in str(info.value).lower() or "decrypt" in str(info.value).lower()
@@ -632,7 +632,7 @@ def test_broken_state_is_sticky(core_pki, version):
     client, server = make_pair(core_pki, version, hostname="wrong.example")
     errors = lockstep(client, server)
     first = errors[client]
-    assert client.state == TLSState.BROKEN == "broken"
+    assert client.state == CoreState.BROKEN == "broken"
     assert client.error is first
     for op in (
         client.handshake,
@@ -641,7 +641,7 @@ def test_broken_state_is_sticky(core_pki, version):
         lambda: client.write(b""),
         lambda: client.receive_ciphertext(b"\x16\x03\x03"),
     ):
-        with pytest.raises(TLSError) as info:
+        with pytest.raises(TlsFailure) as info:
             op()
         assert info.value is first
     client.close()  # no-op, does not raise
@@ -659,9 +659,9 @@ def test_error_after_buffered_plaintext_is_delivered_later(core_pki, version):
     flush(server, client)
     client.receive_ciphertext(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
     assert client.read(100) == b"good data"
-    with pytest.raises(TLSError) as info:
+    with pytest.raises(TlsFailure) as info:
         client.read(100)
-    with pytest.raises(TLSError) as again:
+    with pytest.raises(TlsFailure) as again:
         client.read(100)
     assert again.value is info.value
 

@@ -20,11 +20,11 @@ from peers import TlsliteServer
 from wasi_tls_host.config import HostConfig
 from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue
+from wasi_tls_host.runtime.futures import Future
 from wasi_tls_host.runtime.values import Child, Err, Ok
 from wasi_tls_host.sockets.tcp import TcpSocket
 from wasi_tls_host.tls.errors import ErrorKind
 from wasi_tls_host.wasi_tls import tls
-from wasi_tls_host.wasi_tls.session import Future
 
 #: How long a suspended handshake must stay silent on the wire.
 QUIET_S = 0.3

@@ -19,7 +19,7 @@ from wasi_tls_host.runtime.poll import Deadline
 from wasi_tls_host.runtime.streams import OutputStream, Pipe, StreamFailed
 from wasi_tls_host.runtime.values import Err, Ok
 from wasi_tls_host.sockets.tcp import TcpSocket
-from wasi_tls_host.tls import TLSConnection
+from wasi_tls_host.tls import TlsCore
 from wasi_tls_host.wasi_tls import types as tls_types
 from wasi_tls_host.wasi_tls.session import open_session
 
@@ -162,7 +162,7 @@ def test_a_closed_session_sends_what_the_transport_could_not_take_yet(ctx):
     out as the transport drains (on the guest's next waits), and only then is
     the transport released."""
     upstream, downstream = Pipe(), Pipe(capacity=100)
-    core = TLSConnection(ctx.config.tls.client_context(), server_hostname="localhost")
+    core = TlsCore(ctx.config.tls.client_context(), server_hostname="localhost")
     session = open_session(ctx, core, upstream.input, downstream.output, "the test")
     hello = bytearray(downstream.input.read(1000))
     assert len(hello) == 100 and session.outgoing  # the ClientHello did not fit
@@ -239,7 +239,7 @@ def test_a_transport_that_breaks_during_a_servers_handshake_is_the_sessions_fail
         ctx, pki, version, how, message):
     upstream, downstream = Pipe(), Pipe()
     transport_out = BreakableOutput(downstream)
-    core = TLSConnection(pki.server_context(pki.leaf("localhost"), version), server_side=True)
+    core = TlsCore(pki.server_context(pki.leaf("localhost"), version), server_side=True)
     session = open_session(ctx, core, upstream.input, transport_out, "the client")
     client = PlainSSLPeer(pki.client_context(version), server_side=False,
                           server_hostname="localhost")

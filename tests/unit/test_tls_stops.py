@@ -13,30 +13,30 @@ from pki import TLS_VERSIONS, Pki, der_chain
 
 from wasi_tls_host.tls import (
     ClientAuth,
+    CoreState,
     ErrorKind,
     Point,
-    TLSConnection,
-    TLSError,
+    TlsCore,
+    TlsFailure,
     TlsPolicy,
-    TLSState,
 )
 from wasi_tls_host.tls.records import ContentType
 
 
-def client(pki: Pki, run_until: Point, **context) -> TLSConnection:
-    return TLSConnection(pki.policy().client_context(**context), server_hostname="localhost",
+def client(pki: Pki, run_until: Point, **context) -> TlsCore:
+    return TlsCore(pki.policy().client_context(**context), server_hostname="localhost",
                          run_until=run_until)
 
 
 def server(pki: Pki, version: str, leaf=None, run_until: Point = Point.DONE,
-           client_auth=ssl.CERT_NONE) -> TLSConnection:
+           client_auth=ssl.CERT_NONE) -> TlsCore:
     context = pki.server_context(leaf or pki.leaf("localhost"), version, client_auth=client_auth)
-    return TLSConnection(context, server_side=True, run_until=run_until)
+    return TlsCore(context, server_side=True, run_until=run_until)
 
 
 def test_a_suspended_client_sends_nothing_until_resumed(pki, version):
     conn = client(pki, Point.START)
-    assert conn.state == TLSState.SUSPENDED and conn.suspended_at == Point.START
+    assert conn.state == CoreState.SUSPENDED and conn.suspended_at == Point.START
     assert conn.handshake() is False
     assert conn.ciphertext_to_send() == b"" and not conn.wants_ciphertext()
     assert not conn.started  # the context is chosen at the first resume
@@ -97,7 +97,7 @@ def test_server_stops_at_the_client_hello_before_choosing_a_context(pki, version
     def choose(hello):
         seen.append(hello)
         return pki.server_context(leaf, version)
-    peer = TLSConnection(choose, server_side=True, run_until=Point.CLIENT_HELLO)
+    peer = TlsCore(choose, server_side=True, run_until=Point.CLIENT_HELLO)
     conn = client(pki, Point.DONE, alpn_ids=("h2", "http/1.1"))
     lockstep(conn, peer)
     assert peer.suspended_at == Point.CLIENT_HELLO and not peer.started and seen == []
@@ -118,7 +118,7 @@ def test_server_stops_once_the_client_certificate_is_verified(pki, version, answ
     context = pki.policy().client_context()
     if leaf is not None:
         leaf.configure_cert(context)
-    conn = TLSConnection(context, server_hostname="localhost")
+    conn = TlsCore(context, server_hostname="localhost")
     peer = server(pki, version, run_until=Point.CLIENT_CERTIFICATE,
                   client_auth=ssl.CERT_OPTIONAL)
     errors = lockstep(conn, peer)
@@ -142,7 +142,7 @@ def test_abort_replaces_the_handshake_with_an_alert(pki, version):
     assert conn.ciphertext_to_send() == ACCESS_DENIED_ALERT
     assert conn.ciphertext_to_send() == b""
     peer.receive_ciphertext(ACCESS_DENIED_ALERT)
-    with pytest.raises(TLSError):
+    with pytest.raises(TlsFailure):
         peer.handshake()
 
 
@@ -150,8 +150,8 @@ def test_post_handshake_authentication(pki):
     identity = pki.identity("client.example")
     context = pki.server_context(pki.leaf("localhost"), "1.3", client_auth=ssl.CERT_OPTIONAL)
     context.post_handshake_auth = True
-    peer = TLSConnection(context, server_side=True)
-    conn = TLSConnection(
+    peer = TlsCore(context, server_side=True)
+    conn = TlsCore(
         pki.policy().client_context(identity=identity, post_handshake_auth=True),
         server_hostname="localhost")
     handshake_ok(conn, peer)
@@ -169,29 +169,29 @@ def test_post_handshake_authentication(pki):
 def test_post_handshake_authentication_is_refused_on_tls_1_2(pki):
     context = pki.server_context(pki.leaf("localhost"), "1.2", client_auth=ssl.CERT_OPTIONAL)
     context.post_handshake_auth = True
-    peer = TLSConnection(context, server_side=True)
-    conn = TLSConnection(pki.policy().client_context(post_handshake_auth=True),
+    peer = TlsCore(context, server_side=True)
+    conn = TlsCore(pki.policy().client_context(post_handshake_auth=True),
                          server_hostname="localhost")
     handshake_ok(conn, peer)
-    with pytest.raises(TLSError, match="post-handshake authentication is not possible"):
+    with pytest.raises(TlsFailure, match="post-handshake authentication is not possible"):
         peer.request_client_certificate()
     assert peer.state == "open" and not peer.post_handshake_request
 
 
 def test_garbage_instead_of_a_client_hello_gets_openssl_s_verdict(pki):
-    peer = TLSConnection(lambda hello: pki.server_context(pki.leaf("localhost")),
+    peer = TlsCore(lambda hello: pki.server_context(pki.leaf("localhost")),
                          server_side=True, run_until=Point.CLIENT_HELLO)
     peer.resume(Point.CLIENT_HELLO)
     peer.receive_ciphertext(b"GET / HTTP/1.1\r\n\r\n")
-    with pytest.raises(TLSError, match="http request") as info:
+    with pytest.raises(TlsFailure, match="http request") as info:
         peer.handshake()
     assert info.value.kind == "not-tls"
 
 
 def test_a_server_without_a_context_fails_with_an_alert(pki, version):
     def refuse(hello):
-        raise TLSError("no identity configured", kind="configuration")
-    peer = TLSConnection(refuse, server_side=True)
+        raise TlsFailure("no identity configured", kind="configuration")
+    peer = TlsCore(refuse, server_side=True)
     conn = client(pki, Point.DONE)
     errors = lockstep(conn, peer)
     assert str(errors[peer]) == "no identity configured"
@@ -208,20 +208,20 @@ def test_a_server_whose_context_factory_raises_value_error_refuses_with_access_d
     def unreadable_client_cas(hello):
         return TlsPolicy(client_ca_files=[missing]).server_context(
             [identity], client_auth=ClientAuth.IN_HANDSHAKE)
-    peer = TLSConnection(unreadable_client_cas, server_side=True)
+    peer = TlsCore(unreadable_client_cas, server_side=True)
     context = pki.policy().client_context()
     context.maximum_version = TLS_VERSIONS[version]
-    conn = TLSConnection(context, server_hostname="localhost")
+    conn = TlsCore(context, server_hostname="localhost")
     assert conn.handshake() is False
     peer.receive_ciphertext(conn.ciphertext_to_send())  # the ClientHello
-    with pytest.raises(TLSError) as info:
+    with pytest.raises(TlsFailure) as info:
         peer.handshake()
     assert str(info.value) == f"client CA file not found: {missing}"
     assert info.value.kind == ErrorKind.CONFIGURATION
     assert peer.state == "broken" and peer.error is info.value
     assert peer.ciphertext_to_send() == ACCESS_DENIED_ALERT
     conn.receive_ciphertext(ACCESS_DENIED_ALERT)
-    with pytest.raises(TLSError) as refused:
+    with pytest.raises(TlsFailure) as refused:
         conn.handshake()
     assert refused.value.kind == "alert" and refused.value.alert == "access denied"
 
@@ -231,7 +231,7 @@ def test_a_client_whose_context_factory_raises_value_error_fails_without_an_aler
     """A client has sent nothing when its context cannot be built: the failure
     is a configuration error and no byte goes to the server."""
     missing = str(tmp_path / "no-such-ca.pem")
-    conn = TLSConnection(lambda hello: TlsPolicy(ca_files=[missing]).client_context(),
+    conn = TlsCore(lambda hello: TlsPolicy(ca_files=[missing]).client_context(),
                          server_hostname="localhost")
     peer = server(pki, version)
     errors = lockstep(conn, peer)

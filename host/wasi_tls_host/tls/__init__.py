@@ -13,9 +13,9 @@ import importlib
 
 _HOMES = {
     "ClientAuth": "policy", "TlsPolicy": "policy",
-    "ErrorKind": "errors", "TLSError": "errors",
+    "ErrorKind": "errors", "TlsFailure": "errors",
     "IdentityError": "identity", "PrivateIdentity": "identity", "PublicIdentity": "identity",
-    "Point": "core", "TLSConnection": "core", "TLSState": "core",
+    "Point": "core", "TlsCore": "core", "CoreState": "core",
 }
 
 __all__ = sorted(_HOMES)

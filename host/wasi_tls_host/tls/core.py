@@ -35,10 +35,10 @@ that carries it; that is what lets the guest still choose a certificate.
 
 State
 ~~~~~
-`TLSState` and `TRANSITIONS` below are the whole life cycle, as data;
+`CoreState` and `TRANSITIONS` below are the whole life cycle, as data;
 `_transition` is the one place the state changes. Failures are sticky: the
 first fatal error moves the connection to BROKEN and every later operation
-raises that same `TLSError` (OpenSSL's own answers after a fatal error are
+raises that same `TlsFailure` (OpenSSL's own answers after a fatal error are
 unhelpful, so it is never asked twice); an alert OpenSSL queued while
 failing is still handed out for the transport. A server's outstanding
 post-handshake certificate request (TLS 1.3) runs beside the life cycle in
@@ -71,7 +71,7 @@ from .errors import (
     MSG_CLOSED_FOR_WRITING,
     MSG_EOF_IN_HANDSHAKE,
     ErrorKind,
-    TLSError,
+    TlsFailure,
     translate,
     without_source_line,
 )
@@ -84,13 +84,13 @@ from .records import (
     take_record,
 )
 
-__all__ = ["TLSConnection", "TLSError", "TLSState", "Point", "ErrorKind", "TRANSITIONS"]
+__all__ = ["TlsCore", "TlsFailure", "CoreState", "Point", "ErrorKind", "TRANSITIONS"]
 
 TLS_1_3 = 0x0304
 
 
-class TLSState(enum.StrEnum):
-    """Life cycle of a `TLSConnection`; members compare equal to their values."""
+class CoreState(enum.StrEnum):
+    """Life cycle of a `TlsCore`; members compare equal to their values."""
 
     SUSPENDED = "suspended"  #: the handshake waits for `resume` (see `suspended_at`)
     AWAITING_CLIENT_HELLO = "awaiting-client-hello"  #: server, reading the ClientHello
@@ -112,26 +112,26 @@ class Event(enum.StrEnum):
     FAIL = "fail"  #: allowed from every state but BROKEN
 
 
-TRANSITIONS: dict[TLSState, dict[Event, TLSState]] = {
-    TLSState.SUSPENDED: {Event.RESUME: TLSState.HANDSHAKING,
-                         Event.AWAIT_HELLO: TLSState.AWAITING_CLIENT_HELLO,
-                         Event.CLOSE: TLSState.CLOSED},
-    TLSState.AWAITING_CLIENT_HELLO: {Event.STOP: TLSState.SUSPENDED,
-                                     Event.RESUME: TLSState.HANDSHAKING,
-                                     Event.CLOSE: TLSState.CLOSED},
-    TLSState.HANDSHAKING: {Event.STOP: TLSState.SUSPENDED, Event.FINISH: TLSState.OPEN,
-                           Event.CLOSE: TLSState.CLOSED},
-    TLSState.OPEN: {Event.CLOSE: TLSState.WRITE_CLOSED, Event.PEER_CLOSE: TLSState.READ_CLOSED},
-    TLSState.WRITE_CLOSED: {Event.PEER_CLOSE: TLSState.CLOSED},
-    TLSState.READ_CLOSED: {Event.CLOSE: TLSState.CLOSED},
-    TLSState.CLOSED: {},
-    TLSState.BROKEN: {},
+TRANSITIONS: dict[CoreState, dict[Event, CoreState]] = {
+    CoreState.SUSPENDED: {Event.RESUME: CoreState.HANDSHAKING,
+                         Event.AWAIT_HELLO: CoreState.AWAITING_CLIENT_HELLO,
+                         Event.CLOSE: CoreState.CLOSED},
+    CoreState.AWAITING_CLIENT_HELLO: {Event.STOP: CoreState.SUSPENDED,
+                                     Event.RESUME: CoreState.HANDSHAKING,
+                                     Event.CLOSE: CoreState.CLOSED},
+    CoreState.HANDSHAKING: {Event.STOP: CoreState.SUSPENDED, Event.FINISH: CoreState.OPEN,
+                           Event.CLOSE: CoreState.CLOSED},
+    CoreState.OPEN: {Event.CLOSE: CoreState.WRITE_CLOSED, Event.PEER_CLOSE: CoreState.READ_CLOSED},
+    CoreState.WRITE_CLOSED: {Event.PEER_CLOSE: CoreState.CLOSED},
+    CoreState.READ_CLOSED: {Event.CLOSE: CoreState.CLOSED},
+    CoreState.CLOSED: {},
+    CoreState.BROKEN: {},
 }
 
 #: States in which the peer's bytes are still consumed.
-_RECEIVING = frozenset({TLSState.AWAITING_CLIENT_HELLO, TLSState.HANDSHAKING, TLSState.OPEN,
-                        TLSState.WRITE_CLOSED})
-_SENDING_CLOSED = frozenset({TLSState.WRITE_CLOSED, TLSState.CLOSED})
+_RECEIVING = frozenset({CoreState.AWAITING_CLIENT_HELLO, CoreState.HANDSHAKING, CoreState.OPEN,
+                        CoreState.WRITE_CLOSED})
+_SENDING_CLOSED = frozenset({CoreState.WRITE_CLOSED, CoreState.CLOSED})
 
 
 class Point(enum.IntEnum):
@@ -149,7 +149,7 @@ class Point(enum.IntEnum):
 ContextFactory = Callable[[ClientHello | None], ssl.SSLContext]
 
 
-class TLSConnection:
+class TlsCore:
     """One TLS session, client or server, driven entirely by the caller.
 
     Transport side: feed bytes from the network with `receive_ciphertext` /
@@ -185,11 +185,11 @@ class TLSConnection:
         self._limit = run_until
         self._reached: set[Point] = {Point.START}
         if run_until == Point.START:
-            self._state = TLSState.SUSPENDED
+            self._state = CoreState.SUSPENDED
         else:
-            self._state = (TLSState.AWAITING_CLIENT_HELLO if server_side
-                           else TLSState.HANDSHAKING)
-        self._error: TLSError | None = None
+            self._state = (CoreState.AWAITING_CLIENT_HELLO if server_side
+                           else CoreState.HANDSHAKING)
+        self._error: TlsFailure | None = None
         self._established = False  # the handshake completed (the state may have moved on)
         self._openssl_done = False  # OpenSSL finished, perhaps while held at a stop
 
@@ -209,7 +209,7 @@ class TLSConnection:
 
         self._rx = bytearray()  # decrypted plaintext not yet returned by read()
         self._rx_eof = False
-        self._rx_error: TLSError | None = None  # raised once _rx is drained
+        self._rx_error: TlsFailure | None = None  # raised once _rx is drained
         self._tx = bytearray()  # plaintext accepted by write() but not yet encrypted
         self._close_notify_sent = False
         self._ssl_dead = False  # OpenSSL hit a fatal condition (a ragged EOF)
@@ -218,11 +218,11 @@ class TLSConnection:
     # ------------------------------------------------------------------
     # state
     @property
-    def state(self) -> TLSState:
+    def state(self) -> CoreState:
         return self._state
 
     @property
-    def error(self) -> TLSError | None:
+    def error(self) -> TlsFailure | None:
         """The sticky error of a broken connection, else ``None``."""
         return self._error
 
@@ -240,7 +240,7 @@ class TLSConnection:
 
     @property
     def suspended_at(self) -> Point | None:
-        return self._limit if self._state is TLSState.SUSPENDED else None
+        return self._limit if self._state is CoreState.SUSPENDED else None
 
     def reached(self, point: Point) -> bool:
         """Whether the handshake has got to `point` (TLS 1.3 does not pass
@@ -283,11 +283,11 @@ class TLSConnection:
     def _transition(self, event: Event) -> None:
         """The one place the state changes."""
         if event is Event.FAIL:
-            self._state = TLSState.BROKEN
+            self._state = CoreState.BROKEN
             return
         self._state = TRANSITIONS[self._state][event]
 
-    def _fail(self, error: TLSError) -> None:
+    def _fail(self, error: TlsFailure) -> None:
         """Enter the broken state with ``error`` and raise it."""
         if self._error is None:
             self._error = error
@@ -303,7 +303,7 @@ class TLSConnection:
             # raises do not keep growing it.
             raise self._error.with_traceback(None)
 
-    def _translate(self, exc: ssl.SSLError, *, during_handshake: bool) -> TLSError:
+    def _translate(self, exc: ssl.SSLError, *, during_handshake: bool) -> TlsFailure:
         return translate(exc, during_handshake=during_handshake, server_side=self._server_side,
                          server_hostname=self._server_hostname)
 
@@ -347,12 +347,12 @@ class TLSConnection:
         Nothing while the handshake is suspended. Never raises; a connection
         that just broke still yields the alert queued while failing.
         """
-        if self._state is TLSState.SUSPENDED:
+        if self._state is CoreState.SUSPENDED:
             return b""
         if self._tx and self._established and self._error is None:
             try:
                 self._push_plaintext()
-            except TLSError:
+            except TlsFailure:
                 pass  # recorded as the sticky error; raised by the next operation
         if self._alert:
             alert, self._alert = self._alert, b""
@@ -361,7 +361,7 @@ class TLSConnection:
 
     def ciphertext_pending(self) -> int:
         """Number of bytes `ciphertext_to_send` would return now."""
-        if self._state is TLSState.SUSPENDED:
+        if self._state is CoreState.SUSPENDED:
             return 0
         return len(self._alert) + self._outgoing.pending
 
@@ -383,7 +383,7 @@ class TLSConnection:
             return
         self._limit = until
         self._blocked_on_input = False  # a record held at the stop may now go in
-        if self._state is TLSState.SUSPENDED:
+        if self._state is CoreState.SUSPENDED:
             waiting = self._server_side and self._client_hello is None
             self._transition(Event.AWAIT_HELLO if waiting else Event.RESUME)
 
@@ -392,22 +392,22 @@ class TLSConnection:
 
         Returns ``True`` once it is complete (and on every later call),
         ``False`` when it needs more ciphertext from the peer or is
-        suspended (see `suspended_at`). Raises `TLSError` on failure.
+        suspended (see `suspended_at`). Raises `TlsFailure` on failure.
         """
         self._raise_if_broken()
         if self._established:
             return True
         state = self._state
-        if state is TLSState.CLOSED:
-            raise TLSError("connection closed before the handshake completed",
+        if state is CoreState.CLOSED:
+            raise TlsFailure("connection closed before the handshake completed",
                            kind=ErrorKind.CLOSED)
-        if state is TLSState.SUSPENDED:
+        if state is CoreState.SUSPENDED:
             return False
         if self._blocked_on_input:
             # Nothing has arrived since OpenSSL last asked for more: another
             # step would only fail the same way (the pump asks on every poll).
             return False
-        if state is TLSState.AWAITING_CLIENT_HELLO and not self._read_client_hello():
+        if state is CoreState.AWAITING_CLIENT_HELLO and not self._read_client_hello():
             return False
         return self._drive()
 
@@ -424,7 +424,7 @@ class TLSConnection:
             return True
         if hello is None:
             if self._transport_eof:
-                self._fail(TLSError(MSG_EOF_IN_HANDSHAKE, kind=ErrorKind.EOF))
+                self._fail(TlsFailure(MSG_EOF_IN_HANDSHAKE, kind=ErrorKind.EOF))
             self._blocked_on_input = True
             return False
         self._client_hello = hello
@@ -445,14 +445,14 @@ class TLSConnection:
             self._obj = context.wrap_bio(self._incoming, self._outgoing,
                                          server_side=self._server_side,
                                          server_hostname=self._server_hostname)
-        except (TLSError, ValueError) as error:
+        except (TlsFailure, ValueError) as error:
             # No context can be had (no identity configured, a CA file that
             # cannot be read): a client that sent its hello gets an alert,
             # the caller the reason.
             if self._server_side:
                 self._alert = alert_record(AlertDescription.ACCESS_DENIED)
-            self._fail(error if isinstance(error, TLSError)
-                       else TLSError(str(error), kind=ErrorKind.CONFIGURATION))
+            self._fail(error if isinstance(error, TlsFailure)
+                       else TlsFailure(str(error), kind=ErrorKind.CONFIGURATION))
         openssl.attach_observer(self._obj, self._observe)
 
     def _observe(self, direction: str, version: int, message_type: int, data: bytes) -> None:
@@ -595,7 +595,7 @@ class TLSConnection:
         (same trust), before OpenSSL has written its Certificate message."""
         self._raise_if_broken()
         if self.identity_committed:
-            raise TLSError(
+            raise TlsFailure(
                 "too late to send a client certificate: the server's certificate request "
                 "arrived in the same record as the rest of its handshake, so there was "
                 "no point at which to stop", kind=ErrorKind.CONFIGURATION)
@@ -609,22 +609,22 @@ class TLSConnection:
             return
         self._outgoing.read()
         self._alert = alert_record(AlertDescription.ACCESS_DENIED)
-        self.fail(TLSError("the handshake was aborted", kind=ErrorKind.ABORTED))
+        self.fail(TlsFailure("the handshake was aborted", kind=ErrorKind.ABORTED))
 
-    def fail(self, error: TLSError) -> None:
+    def fail(self, error: TlsFailure) -> None:
         """Break the connection with an error found outside the core (a timeout)."""
         try:
             self._fail(error)
-        except TLSError:
+        except TlsFailure:
             pass
 
     def request_client_certificate(self) -> None:
         """Server, TLS 1.3, after the handshake: ask the client for a
         certificate; it arrives with the client's next records. Raises
-        `TLSError` (without breaking the connection) when that cannot be done."""
+        `TlsFailure` (without breaking the connection) when that cannot be done."""
         self._raise_if_broken()
-        if not self._established or self._state not in (TLSState.OPEN, TLSState.READ_CLOSED):
-            raise TLSError("a certificate can only be requested on an open connection",
+        if not self._established or self._state not in (CoreState.OPEN, CoreState.READ_CLOSED):
+            raise TlsFailure("a certificate can only be requested on an open connection",
                            kind=ErrorKind.CONFIGURATION)
         try:
             self._obj.verify_client_post_handshake()  # type: ignore[union-attr]
@@ -632,7 +632,7 @@ class TLSConnection:
         except ssl.SSLWantReadError:
             pass
         except (ssl.SSLError, ValueError) as exc:
-            raise TLSError(f"post-handshake authentication is not possible: "
+            raise TlsFailure(f"post-handshake authentication is not possible: "
                            f"{getattr(exc, 'reason', None) or exc}",
                            kind=ErrorKind.CONFIGURATION) from None
         self.post_handshake_request = True
@@ -645,7 +645,7 @@ class TLSConnection:
         ``None``: nothing available yet (feed more ciphertext, or wait).
         ``b""``: the peer ended the stream cleanly (close_notify), and on
         every call after that. A transport EOF without close_notify raises
-        ``TLSError("peer closed without close_notify (truncated)")`` once
+        ``TlsFailure("peer closed without close_notify (truncated)")`` once
         (after any plaintext received before it), then reads return ``b""``.
         While the handshake is still running this drives it and returns
         ``None`` until it completes.
@@ -654,7 +654,7 @@ class TLSConnection:
             raise ValueError("max_bytes must be at least 1")
         self._raise_if_broken()
         if not self._established:
-            if self._state is TLSState.CLOSED:
+            if self._state is CoreState.CLOSED:
                 return b""
             if not self.handshake():
                 return None
@@ -686,12 +686,12 @@ class TLSConnection:
         if self._error is not None:
             return True
         if not self._established:
-            if self._state is TLSState.CLOSED:
+            if self._state is CoreState.CLOSED:
                 return True
             try:
                 if not self.handshake():
                     return False
-            except TLSError:
+            except TlsFailure:
                 return True
         self._fill(1)
         return bool(self._rx) or self._rx_eof or self._rx_error is not None
@@ -736,7 +736,7 @@ class TLSConnection:
             # A write that was waiting for the peer (renegotiation) may go now.
             try:
                 self._push_plaintext()
-            except TLSError:
+            except TlsFailure:
                 pass  # sticky; raised by the next operation
 
     def _end_of_input(self) -> None:
@@ -748,14 +748,14 @@ class TLSConnection:
         """Encrypt all of ``data`` for the peer (then call ciphertext_to_send).
 
         ``b""`` is a no-op. Data written before the handshake completes is
-        kept and encrypted once it does. Raises `TLSError` after `close`
+        kept and encrypted once it does. Raises `TlsFailure` after `close`
         ("connection closed for writing") or when broken.
         """
         self._raise_if_broken()
         if self._state in _SENDING_CLOSED:
-            raise TLSError(MSG_CLOSED_FOR_WRITING, kind=ErrorKind.CLOSED)
+            raise TlsFailure(MSG_CLOSED_FOR_WRITING, kind=ErrorKind.CLOSED)
         if self._ssl_dead:
-            raise TLSError("cannot write: the transport ended without close_notify",
+            raise TlsFailure("cannot write: the transport ended without close_notify",
                            kind=ErrorKind.EOF)
         if not data:
             return
@@ -796,7 +796,7 @@ class TLSConnection:
             return
         try:
             self._push_plaintext()  # close_notify goes once the backlog is gone
-        except TLSError:
+        except TlsFailure:
             pass  # recorded as the sticky error
 
     def _send_close_notify(self) -> None:
@@ -844,7 +844,7 @@ class TLSConnection:
 
     def __repr__(self) -> str:
         role = "server" if self._server_side else f"client {self._server_hostname!r}"
-        return f"<TLSConnection {role} {self._state.value}>"
+        return f"<TlsCore {role} {self._state.value}>"
 
 
 # Session facts OpenSSL knows once the handshake is complete (None before),
@@ -862,7 +862,7 @@ _SESSION_INFO: dict[str, tuple[str, Callable[[ssl.SSLObject], object]]] = {
 
 
 def _session_getter(name: str, doc: str, read: Callable[[ssl.SSLObject], object]):
-    def getter(self: TLSConnection):
+    def getter(self: TlsCore):
         if not self._established:
             return None
         try:
@@ -875,7 +875,7 @@ def _session_getter(name: str, doc: str, read: Callable[[ssl.SSLObject], object]
 
 
 for _name, (_doc, _read) in _SESSION_INFO.items():
-    setattr(TLSConnection, _name, _session_getter(_name, _doc, _read))
+    setattr(TlsCore, _name, _session_getter(_name, _doc, _read))
 
 _PROTOCOL_CODES = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 

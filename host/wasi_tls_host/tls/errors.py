@@ -1,6 +1,6 @@
 """TLS failures as the host reports them: one exception type, a kind, a specific message.
 
-`translate` turns what the ``ssl`` module raises into a `TLSError` whose
+`translate` turns what the ``ssl`` module raises into a `TlsFailure` whose
 message names the cause the way a person debugging a connection wants to
 read it ("certificate verify failed: certificate has expired (server name:
 example.com)", "peer sent alert: handshake failure [...]").
@@ -14,7 +14,7 @@ import ssl
 
 
 class ErrorKind(enum.StrEnum):
-    """Coarse categories of `TLSError`; members compare equal to their values."""
+    """Coarse categories of `TlsFailure`; members compare equal to their values."""
 
     CERTIFICATE = "certificate"  #: the peer's certificate failed verification
     ALERT = "alert"  #: the peer sent a fatal alert
@@ -29,7 +29,7 @@ class ErrorKind(enum.StrEnum):
     PROTOCOL = "protocol"  #: anything else OpenSSL reported
 
 
-class TLSError(Exception):
+class TlsFailure(Exception):
     """A TLS failure with a specific, human-readable message.
 
     Attributes:
@@ -96,37 +96,37 @@ def humanize(reason: str) -> str:
 
 
 def translate(exc: ssl.SSLError, *, during_handshake: bool, server_side: bool,
-              server_hostname: str | None) -> TLSError:
-    """Turn an ``ssl`` exception into a `TLSError` with a specific message."""
+              server_hostname: str | None) -> TlsFailure:
+    """Turn an ``ssl`` exception into a `TlsFailure` with a specific message."""
     reason = getattr(exc, "reason", None)
     where = "TLS handshake failed" if during_handshake else "TLS error"
 
     if isinstance(exc, ssl.SSLCertVerificationError):
         detail = exc.verify_message or humanize(reason or "certificate verify failed")
         whose = "client certificate" if server_side else f"server name: {server_hostname}"
-        return TLSError(f"certificate verify failed: {detail} ({whose})",
+        return TlsFailure(f"certificate verify failed: {detail} ({whose})",
                         kind=ErrorKind.CERTIFICATE, reason=reason, verify_code=exc.verify_code)
     if isinstance(exc, ssl.SSLZeroReturnError) and during_handshake:
-        return TLSError(f"{MSG_EOF_IN_HANDSHAKE} (close_notify)", kind=ErrorKind.EOF,
+        return TlsFailure(f"{MSG_EOF_IN_HANDSHAKE} (close_notify)", kind=ErrorKind.EOF,
                         reason=reason)
     if isinstance(exc, ssl.SSLEOFError):
         if during_handshake:
-            return TLSError(MSG_EOF_IN_HANDSHAKE, kind=ErrorKind.EOF, reason=reason)
-        return TLSError(MSG_TRUNCATED, kind=ErrorKind.TRUNCATED, reason=reason)
+            return TlsFailure(MSG_EOF_IN_HANDSHAKE, kind=ErrorKind.EOF, reason=reason)
+        return TlsFailure(MSG_TRUNCATED, kind=ErrorKind.TRUNCATED, reason=reason)
     if reason:
         match = _ALERT_REASON.match(reason)
         alert = humanize(match.group("name")) if match else _IRREGULAR_ALERT_REASONS.get(reason)
         if alert is not None:
             kind = ErrorKind.VERSION if reason in _VERSION_REASONS else ErrorKind.ALERT
-            return TLSError(f"peer sent alert: {alert} [{reason}]", kind=kind, reason=reason,
+            return TlsFailure(f"peer sent alert: {alert} [{reason}]", kind=kind, reason=reason,
                             alert=alert)
         if reason in _NOT_TLS_REASONS:
-            return TLSError(f"peer sent data that is not TLS: {humanize(reason)} [{reason}]",
+            return TlsFailure(f"peer sent data that is not TLS: {humanize(reason)} [{reason}]",
                             kind=ErrorKind.NOT_TLS, reason=reason)
         if reason in _VERSION_REASONS:
-            return TLSError(
+            return TlsFailure(
                 f"no TLS protocol version in common with the peer: {humanize(reason)} "
                 f"[{reason}]", kind=ErrorKind.VERSION, reason=reason)
-        return TLSError(f"{where}: {humanize(reason)} [{reason}]", reason=reason)
+        return TlsFailure(f"{where}: {humanize(reason)} [{reason}]", reason=reason)
     raw = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
-    return TLSError(f"{where}: {_SSL_C_SUFFIX.sub('', raw) or type(exc).__name__}")
+    return TlsFailure(f"{where}: {_SSL_C_SUFFIX.sub('', raw) or type(exc).__name__}")

@@ -3,7 +3,7 @@
 Both TLS interfaces (the upstream `wasi:tls/types` client and the full
 `wasi-tls-host:tls/tls` draft) are thin tables over what is here:
 
-* `TlsSession` owns a `tls.core.TLSConnection` and the two transport streams
+* `TlsSession` owns a `tls.core.TlsCore` and the two transport streams
   under it (TCP, a pipe, another TLS stream: anything in `runtime.streams`).
   Its single `pump()` moves ciphertext between them without blocking: it
   pushes queued ciphertext out as far as the transport's `check-write`
@@ -15,8 +15,8 @@ Both TLS interfaces (the upstream `wasi:tls/types` client and the full
   nothing in either direction until the guest resumes it.
 * `TlsInput` / `TlsOutput` are the plaintext streams the guest reads and
   writes; `stream_failure` is the one mapping from TLS errors to stream errors.
-* `Future` is `future<T>`: pending, ready, then consumed by the one `get`
-  that returned it.
+* `handshake_future` is the `runtime.futures.Future` for the handshake
+  getting as far as a step asks.
 
 The handshake deadline covers each stretch in which the host waits for the
 peer: it restarts whenever the guest resumes a suspended handshake.
@@ -24,22 +24,20 @@ peer: it restarts whenever the guest resumes a suspended handshake.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from ..runtime.poll import NEVER, Pollable, WaitSpec
+from ..runtime.futures import Failed, Future, Ready
+from ..runtime.poll import WaitSpec
 from ..runtime.streams import OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed, StreamFailed
-from ..runtime.values import Child, Err, Ok
-from ..tls.core import Point, TLSConnection, TLSState
-from ..tls.errors import ErrorKind, TLSError
+from ..tls.core import CoreState, Point, TlsCore
+from ..tls.errors import ErrorKind, TlsFailure
 
 #: Most transport bytes one pump step reads.
 TRANSPORT_READ = 64 * 1024
 NS_PER_S = 1_000_000_000
 
 
-def stream_failure(error: TLSError | StreamFailed) -> StreamFailed:
+def stream_failure(error: TlsFailure | StreamFailed) -> StreamFailed:
     """The stream error a guest sees for a failed TLS connection."""
     if isinstance(error, StreamFailed):
         return StreamFailed(f"transport failed: {error.message}")
@@ -55,7 +53,7 @@ class TlsSession:
     peer already sent (say, an early error response) can still be read.
     """
 
-    def __init__(self, core: TLSConnection, transport_in: InputStream,
+    def __init__(self, core: TlsCore, transport_in: InputStream,
                  transport_out: OutputStream, *, now_ns: Callable[[], int],
                  handshake_timeout_s: float, peer: str,
                  linger: Callable[[object], None]):
@@ -69,7 +67,7 @@ class TlsSession:
         self.peer = peer
         self._linger = linger
         self.outgoing = bytearray()
-        self.failure: TLSError | StreamFailed | None = None
+        self.failure: TlsFailure | StreamFailed | None = None
         self.write_failure: StreamFailed | None = None
         self.closed = False
 
@@ -79,7 +77,7 @@ class TlsSession:
 
     @property
     def suspended(self) -> bool:
-        return self.core.state is TLSState.SUSPENDED
+        return self.core.state is CoreState.SUSPENDED
 
     def resume(self, until: Point) -> None:
         """Let the handshake run on to `until`; the peer gets a fresh deadline."""
@@ -88,7 +86,7 @@ class TlsSession:
             self.core.resume(until)
         self.pump()
 
-    def fail(self, error: TLSError) -> None:
+    def fail(self, error: TlsFailure) -> None:
         """Break the session with an error found by an interface (a late answer)."""
         self.core.fail(error)
         if self.failure is None:
@@ -117,14 +115,14 @@ class TlsSession:
                 if not self.handshake_done:
                     self._step_handshake()
                 self._send_ciphertext()
-        except (TLSError, StreamFailed) as error:
+        except (TlsFailure, StreamFailed) as error:
             self.failure = error
             self._send_ciphertext()
 
     def _step_handshake(self) -> None:
         if (not self.core.handshake() and not self.suspended
                 and self.now_ns() >= self.deadline_ns):
-            error = TLSError(f"handshake timed out ({self.peer})", kind=ErrorKind.TIMEOUT)
+            error = TlsFailure(f"handshake timed out ({self.peer})", kind=ErrorKind.TIMEOUT)
             self.core.fail(error)
             raise error
 
@@ -157,7 +155,7 @@ class TlsSession:
             return
         except StreamFailed as error:
             if not self.handshake_done and error.network_code == "connection-reset":
-                raise TLSError("peer closed the connection during the handshake "
+                raise TlsFailure("peer closed the connection during the handshake "
                                "(connection reset)", kind=ErrorKind.EOF) from None
             raise
         self.core.receive_ciphertext(data)
@@ -171,7 +169,7 @@ class TlsSession:
         running = deadline and not self.suspended and not self.handshake_done
         return WaitSpec(fds=fds, deadline_ns=self.deadline_ns if running else None)
 
-    def error(self) -> TLSError | StreamFailed | None:
+    def error(self) -> TlsFailure | StreamFailed | None:
         return self.failure or self.write_failure
 
     def error_message(self) -> str:
@@ -205,7 +203,7 @@ class TlsSession:
             self._linger(goodbye)
 
 
-def open_session(ctx, core: TLSConnection, transport_in: InputStream,
+def open_session(ctx, core: TlsCore, transport_in: InputStream,
                  transport_out: OutputStream, peer: str) -> TlsSession:
     """A session for a guest: the host's handshake timeout, the store's clock,
     its lingering work. Pumped once, so a running handshake sends at once."""
@@ -287,7 +285,7 @@ class TlsInput(InputStream):
             if data is None:
                 session.pump()
                 data = session.core.read(max_bytes)
-        except TLSError as error:
+        except TlsFailure as error:
             # Truncation is reported once; the stream is closed after it.
             self.ended = True
             raise stream_failure(error) from None
@@ -346,7 +344,7 @@ class TlsOutput(OutputStream):
         self._check()
         try:
             self.session.core.write(data)
-        except TLSError as error:
+        except TlsFailure as error:
             raise stream_failure(error) from None
         self.session.pump()
 
@@ -370,96 +368,3 @@ class TlsOutput(OutputStream):
         the only way to say goodbye through the full draft (it has no call
         for it) and harmless after the upstream client's `close-output`."""
         self.close_notify()
-
-
-class FutureState(enum.Enum):
-    PENDING = "pending"
-    READY = "ready"
-    CONSUMED = "consumed"
-
-
-@dataclass(frozen=True)
-class Ready:
-    """A future's outcome when the operation succeeded."""
-
-    value: object
-
-
-@dataclass(frozen=True)
-class Failed:
-    """A future's outcome when the operation failed; `message` says why."""
-
-    message: str
-
-
-class AlreadyTaken(Exception):
-    """`get` after the one that returned the value."""
-
-
-class Future:
-    """`future<T>` for the guest.
-
-    `settle()` returns None while pending, then a `Ready` or a `Failed`
-    once the operation is over; it may pump. `take()` returns None while
-    pending, the outcome exactly once, then raises AlreadyTaken.
-    `on_drop` runs if the guest drops the future before taking its value.
-    """
-
-    def __init__(self, settle: Callable[[], Ready | Failed | None],
-                 wait_on: Callable[[], WaitSpec] = lambda: NEVER,
-                 on_drop: Callable[[], None] | None = None):
-        self._settle = settle
-        self._wait_on = wait_on
-        self._on_drop = on_drop
-        self.state = FutureState.PENDING
-        self._outcome: Ready | Failed | None = None
-
-    @classmethod
-    def resolved(cls, outcome: Ready | Failed) -> Future:
-        future = cls(lambda: outcome)
-        future.ready()
-        return future
-
-    def ready(self) -> bool:
-        if self.state is FutureState.PENDING:
-            outcome = self._settle()
-            if outcome is None:
-                return False
-            self._outcome = outcome
-            self.state = FutureState.READY
-        return True
-
-    def wait_on(self) -> WaitSpec:
-        return self._wait_on() if self.state is FutureState.PENDING else NEVER
-
-    def take(self) -> Ready | Failed | None:
-        if self.state is FutureState.CONSUMED:
-            raise AlreadyTaken()
-        if not self.ready():
-            return None
-        self.state = FutureState.CONSUMED
-        outcome, self._outcome = self._outcome, None
-        return outcome
-
-    def get(self, failure: Callable[[Failed], object] = lambda failed: None,
-            success: Callable[[object], object] = lambda value: value) -> object:
-        """`get` as the WIT spells it for `future<T>`: none while pending, err
-        once the value was taken, ok(err(failure)) or ok(ok(success(value)))."""
-        try:
-            outcome = self.take()
-        except AlreadyTaken:
-            return Err()
-        if outcome is None:
-            return None
-        if isinstance(outcome, Failed):
-            return Ok(Err(failure(outcome)))
-        return Ok(Ok(success(outcome.value)))
-
-    def close(self) -> None:
-        if self.state is not FutureState.CONSUMED and self._on_drop is not None:
-            self._on_drop()
-
-
-def subscribe_future(ctx, future: Future) -> Child:
-    """`subscribe` for every future of both interfaces: a pollable, child of the future."""
-    return Child(Pollable(future), future)

@@ -23,13 +23,14 @@ from collections.abc import Callable
 
 from ..runtime.calls import Interface
 from ..runtime.errors import ErrorValue
+from ..runtime.futures import Failed, Future, Ready, subscribe_future
 from ..runtime.poll import Pollable
 from ..runtime.resources import Res
 from ..runtime.streams import InputStream, OutputStream
 from ..runtime.values import Child, Err, Ok
 from ..tls.client_hello import ClientHello
-from ..tls.core import Point, TLSConnection
-from ..tls.errors import ErrorKind, TLSError
+from ..tls.core import Point, TlsCore
+from ..tls.errors import ErrorKind, TlsFailure
 from ..tls.identity import (
     IdentityError,
     PrivateIdentity,
@@ -37,17 +38,7 @@ from ..tls.identity import (
     choose_identities,
 )
 from ..tls.policy import ClientAuth
-from .session import (
-    AlertSent,
-    Failed,
-    Future,
-    Ready,
-    TlsInput,
-    TlsOutput,
-    TlsSession,
-    open_session,
-    subscribe_future,
-)
+from .session import AlertSent, TlsInput, TlsOutput, TlsSession, open_session
 
 interface = Interface("wasi-tls-host:tls/tls@0.1.0")
 for _name, _res in (
@@ -84,7 +75,7 @@ def _alpn_ids(ids: list[bytes]) -> list[str]:
     return [alpn_id.decode("ascii") for alpn_id in ids]
 
 
-def _identity_sent(core: TLSConnection,
+def _identity_sent(core: TlsCore,
                    candidates: list[PrivateIdentity]) -> PrivateIdentity | None:
     """Which of `candidates` went out in this side's Certificate message."""
     message = core.own_certificate_message
@@ -104,14 +95,14 @@ class Connection:
         self.input: TlsInput | None = None
         self.output: TlsOutput | None = None
 
-    def start(self, ctx, core: TLSConnection, peer: str) -> TlsSession:
+    def start(self, ctx, core: TlsCore, peer: str) -> TlsSession:
         self.session = open_session(ctx, core, self.transport_in, self.transport_out, peer)
         self.input = TlsInput(self.session)
         self.output = TlsOutput(self.session)
         return self.session
 
     @property
-    def core(self) -> TLSConnection | None:
+    def core(self) -> TlsCore | None:
         return self.session.core if self.session is not None else None
 
     def close(self) -> None:
@@ -215,7 +206,7 @@ def connect(ctx, connection: ClientConnection, server_name: str):
         return Err()  # at most once
     handshake = ClientHandshake(connection)
     try:
-        core = TLSConnection(lambda hello: handshake.context(ctx),
+        core = TlsCore(lambda hello: handshake.context(ctx),
                              server_hostname=server_name, run_until=Point.START)
     except ValueError:
         return Err()  # a name the TLS library refuses
@@ -291,11 +282,11 @@ def respond(ctx, request: ClientIdentityRequest, identities: list[IdentityHandle
     session = handshake.session
     try:
         session.core.use_context(handshake.context(ctx, identity))
-    except TLSError as error:
+    except TlsFailure as error:
         session.fail(error)
         return
     except ValueError as error:  # the context cannot be built now (a CA file gone since start-up)
-        session.fail(TLSError(str(error), kind=ErrorKind.CONFIGURATION))
+        session.fail(TlsFailure(str(error), kind=ErrorKind.CONFIGURATION))
         return
     handshake.connection.identity = identity  # type: ignore[attr-defined]
 
@@ -318,7 +309,7 @@ class ServerHandshake(Handshake):
         """Chosen once the ClientHello is known (None when it could not be read)."""
         connection: ServerConnection = self.connection  # type: ignore[assignment]
         if not self.identities:
-            raise TLSError("the server handshake has no identity: call "
+            raise TlsFailure("the server handshake has no identity: call "
                            "configure-server-identities first", kind=ErrorKind.CONFIGURATION)
         if Point.CLIENT_CERTIFICATE in self.steps:
             connection.client_auth = ClientAuth.IN_HANDSHAKE
@@ -342,7 +333,7 @@ def accept(ctx, connection: ServerConnection) -> Child:
     if connection.session is not None:
         raise ErrorValue()  # at most once
     handshake = ServerHandshake(connection)
-    core = TLSConnection(lambda hello: handshake.context(ctx, hello),
+    core = TlsCore(lambda hello: handshake.context(ctx, hello),
                          server_side=True, run_until=Point.START)
     connection.start(ctx, core, "the client")
     return Child(handshake, connection)
@@ -357,7 +348,7 @@ def request_client_identity_after(ctx, connection: ServerConnection) -> Child:
         raise ErrorValue()
     try:
         session.core.request_client_certificate()
-    except TLSError:
+    except TlsFailure:
         raise ErrorValue() from None
     session.pump()
     core = session.core
@@ -455,7 +446,7 @@ def hello_cipher_suites(ctx, hello: ClientHello) -> list[int]:
 
 # -- session facts both roles report ------------------------------------------------
 
-def _peer_identity(core: TLSConnection) -> PublicIdentity | None:
+def _peer_identity(core: TlsCore) -> PublicIdentity | None:
     """The chain the peer sent, if it sent one (a client may send none)."""
     chain = core.peer_chain()
     return PublicIdentity(chain) if chain else None
@@ -467,7 +458,7 @@ def _alpn_id(connection: Connection) -> bytes | None:
     return selected.encode() if selected else None
 
 
-def _session_fact(read: Callable[[TLSConnection], object]) -> Callable:
+def _session_fact(read: Callable[[TlsCore], object]) -> Callable:
     def getter(ctx, connection: Connection):
         core = connection.core
         return read(core) if core is not None else None
@@ -476,9 +467,9 @@ def _session_fact(read: Callable[[TLSConnection], object]) -> Callable:
 
 for _role in ("client", "server"):
     interface.func(f"[method]{_role}-connection.protocol-version")(
-        _session_fact(TLSConnection.protocol_version))
+        _session_fact(TlsCore.protocol_version))
     interface.func(f"[method]{_role}-connection.cipher-suite")(
-        _session_fact(TLSConnection.cipher_suite))
+        _session_fact(TlsCore.cipher_suite))
 
 
 # -- futures ------------------------------------------------------------------------

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 from ..io.error import IoError
 from ..runtime.calls import Interface
+from ..runtime.futures import Failed, Future, subscribe_future
 from ..runtime.resources import Res
 from ..runtime.streams import InputStream, OutputStream
 from ..runtime.values import Child
-from ..tls.core import TLSConnection
-from .session import (
-    Failed,
-    Future,
-    TlsInput,
-    TlsOutput,
-    TlsSession,
-    open_session,
-    subscribe_future,
-)
+from ..tls.core import TlsCore
+from .session import TlsInput, TlsOutput, TlsSession, open_session
 
 interface = Interface("wasi:tls/types@0.2.0-draft")
 for _name, _res in (("client-handshake", Res.CLIENT_HANDSHAKE),
@@ -66,7 +59,7 @@ def finish(ctx, handshake: ClientHandshake) -> Future:
         # The policy's context is built at the first step, so a CA file the
         # operator got wrong fails this handshake with its own message.
         policy = ctx.config.tls
-        core = TLSConnection(lambda hello: policy.client_context(),
+        core = TlsCore(lambda hello: policy.client_context(),
                              server_hostname=handshake.server_name)
     except ValueError as error:  # a name refused before any byte is sent
         handshake.close()
