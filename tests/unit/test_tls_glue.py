@@ -19,7 +19,7 @@ from wasi_tls_host.runtime.poll import Deadline
 from wasi_tls_host.runtime.streams import OutputStream, Pipe, StreamFailed
 from wasi_tls_host.runtime.values import Err, Ok
 from wasi_tls_host.sockets.tcp import TcpSocket
-from wasi_tls_host.tls import TlsCore
+from wasi_tls_host.tls.policy import ContextChoice
 from wasi_tls_host.wasi_tls import types as tls_types
 from wasi_tls_host.wasi_tls.session import open_session
 
@@ -162,8 +162,9 @@ def test_a_closed_session_sends_what_the_transport_could_not_take_yet(ctx):
     out as the transport drains (on the guest's next waits), and only then is
     the transport released."""
     upstream, downstream = Pipe(), Pipe(capacity=100)
-    core = TlsCore(ctx.config.tls.client_context(), server_hostname="localhost")
-    session = open_session(ctx, core, upstream.input, downstream.output, "the test")
+    session = open_session(ctx, upstream.input, downstream.output,
+                           lambda hello: ContextChoice(ctx.config.tls.client_context()),
+                           server_name="localhost")
     hello = bytearray(downstream.input.read(1000))
     assert len(hello) == 100 and session.outgoing  # the ClientHello did not fit
     session.close()
@@ -239,8 +240,9 @@ def test_a_transport_that_breaks_during_a_servers_handshake_is_the_sessions_fail
         ctx, pki, version, how, message):
     upstream, downstream = Pipe(), Pipe()
     transport_out = BreakableOutput(downstream)
-    core = TlsCore(pki.server_context(pki.leaf("localhost"), version), server_side=True)
-    session = open_session(ctx, core, upstream.input, transport_out, "the client")
+    context = pki.server_context(pki.leaf("localhost"), version)
+    session = open_session(ctx, upstream.input, transport_out,
+                           lambda hello: ContextChoice(context))
     client = PlainSSLPeer(pki.client_context(version), server_side=False,
                           server_hostname="localhost")
     assert client.handshake() is False
@@ -249,6 +251,7 @@ def test_a_transport_that_breaks_during_a_servers_handshake_is_the_sessions_fail
     session.pump()  # the hello is read and answered; the answer cannot leave
     assert session.outgoing[:1] == b"\x16"  # the server's first flight, held
     assert not session.handshake_done
-    assert session.failure is session.write_failure
+    assert session.failure.ends_reading  # nothing was read before the handshake failed
     assert session.error_message() == message
     assert downstream.buffer == bytearray()
+

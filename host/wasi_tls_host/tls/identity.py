@@ -122,24 +122,6 @@ class PrivateIdentity:
             _SCHEMES[self.key_type].intersection(signature_algorithms))
 
 
-def choose_identities(identities: Sequence[PrivateIdentity], server_name: str | None,
-                      signature_algorithms: Sequence[int]) -> list[PrivateIdentity]:
-    """What to load for one handshake, in the guest's order of preference.
-
-    Identities naming the server name the client asked for win, if one of
-    them can sign in a way the client accepts; otherwise all of them are
-    candidates. Of the candidates, the first of each key type is loaded, so
-    that OpenSSL can still pick between an RSA and an ECDSA certificate by
-    the client's signature algorithms.
-    """
-    usable = [i for i in identities if i.answers(signature_algorithms)] or list(identities)
-    named = [i for i in usable if i.serves(server_name)]
-    chosen: dict[str, PrivateIdentity] = {}
-    for identity in named or usable:
-        chosen.setdefault(identity.key_type, identity)
-    return list(chosen.values())
-
-
 def _key_type(key: SigningKey) -> str:
     if isinstance(key, rsa.RSAPrivateKey):
         return "rsa"
