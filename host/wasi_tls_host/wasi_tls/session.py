@@ -13,7 +13,10 @@ neither reaches past it to the core:
   only calls `get` between polls still makes progress, and every pollable's
   `wait_on()` names exactly the transport readiness `pump()` needs. A
   suspended handshake makes the core hold its bytes, so the pump moves
-  nothing in either direction until the guest resumes it.
+  nothing in either direction until the guest resumes it. Reading can make
+  OpenSSL speak too (a post-handshake Certificate, an alert), so whatever a
+  read queued goes to the transport before the read returns, not when
+  something else next wakes the session.
 * The session also answers everything an interface asks about the
   connection: how far the handshake got, the session facts, the identities
   each side sent, and the two late turns of the draft (a client's identity
@@ -253,10 +256,13 @@ class TlsSession:
         there, b"" once its stream ended. Raises what ended reading: a
         `TlsFailure` (a truncation just once), or the transport's `StreamFailed`."""
         self.pump()
-        data = self.core.read(max_bytes)
-        if data is None:
-            self.pump()
+        try:
             data = self.core.read(max_bytes)
+            if data is None:
+                self.pump()
+                data = self.core.read(max_bytes)
+        finally:
+            self._send_ciphertext()  # what reading made OpenSSL say
         if data is None and self.failure is not None and self.failure.ends_reading:
             raise self.failure.error.with_traceback(None)
         return data
@@ -267,7 +273,9 @@ class TlsSession:
         self.pump()
         if self.broken:
             return True
-        return self.core.read_ready()
+        ready = self.core.read_ready()
+        self._send_ciphertext()  # what decrypting made OpenSSL say
+        return ready
 
     def write(self, data: bytes) -> None:
         """Encrypt `data` for the peer and send what the transport takes.
