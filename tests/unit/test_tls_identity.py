@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from pki import der_chain
 
-from wasi_tls_host.tls.identity import IdentityError, PrivateIdentity, choose_identities
+from wasi_tls_host.tls.identity import IdentityError, PrivateIdentity
+from wasi_tls_host.tls.policy import choose_identities
 
 Encoding, Format = serialization.Encoding, serialization.PrivateFormat
 

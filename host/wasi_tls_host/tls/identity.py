@@ -21,6 +21,14 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+#: The key types the host serves with (the TLS signature schemes below).
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+_SIGNING_KEYS = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)
+#: What an IP entry of a subject alternative name may hold.
+SanAddress = (ipaddress.IPv4Address | ipaddress.IPv6Address
+             | ipaddress.IPv4Network | ipaddress.IPv6Network)
 
 #: Signature schemes (RFC 8446 §4.2.3) each key type can answer.
 _SCHEMES = {
@@ -44,24 +52,24 @@ class PublicIdentity:
 class PrivateIdentity:
     """A private key and its certificate chain, ready to load into OpenSSL."""
 
-    def __init__(self, key: object, chain: Sequence[x509.Certificate]):
-        self._pem = key.private_bytes(  # type: ignore[attr-defined]
+    def __init__(self, key: SigningKey, chain: Sequence[x509.Certificate]):
+        self._pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()) + b"".join(
             cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
         self.public = PublicIdentity(tuple(
             cert.public_bytes(serialization.Encoding.DER) for cert in chain))
         self.key_type = _key_type(key)
-        self._names = _subject_names(chain[0])
+        self._dns_names, self._addresses = _subject_names(chain[0])
 
     @classmethod
     def parse(cls, private_key: bytes, chain: Sequence[bytes]) -> PrivateIdentity:
         if not chain:
             raise IdentityError("the certificate chain is empty")
-        certificates = [_certificate(blob, index) for index, blob in enumerate(chain)]
-        certificates = [cert for group in certificates for cert in group]
+        certificates = [cert for index, blob in enumerate(chain)
+                        for cert in _certificates(blob, index)]
         key = _private_key(private_key)
-        if _key_type(key) is None:
+        if not isinstance(key, _SIGNING_KEYS):
             raise IdentityError(f"unsupported key type {type(key).__name__}: "
                                 "use RSA, ECDSA or Ed25519")
         if certificates[0].public_key() != key.public_key():
@@ -103,15 +111,10 @@ class PrivateIdentity:
         try:
             address = ipaddress.ip_address(wanted)
         except ValueError:
-            address = None
-        for name in self._names:
-            if isinstance(name, str) and address is None:
-                if name == wanted or (name.startswith("*.") and "." in wanted
-                                      and wanted.split(".", 1)[1] == name[2:]):
-                    return True
-            elif name == address:
-                return True
-        return False
+            return any(name == wanted or (name.startswith("*.") and "." in wanted
+                                          and wanted.split(".", 1)[1] == name[2:])
+                       for name in self._dns_names)
+        return address in self._addresses
 
     def answers(self, signature_algorithms: Sequence[int]) -> bool:
         """Whether the key can sign with one of the client's schemes (all if it sent none)."""
@@ -119,35 +122,15 @@ class PrivateIdentity:
             _SCHEMES[self.key_type].intersection(signature_algorithms))
 
 
-def choose_identities(identities: Sequence[PrivateIdentity], server_name: str | None,
-                      signature_algorithms: Sequence[int]) -> list[PrivateIdentity]:
-    """What to load for one handshake, in the guest's order of preference.
-
-    Identities naming the server name the client asked for win, if one of
-    them can sign in a way the client accepts; otherwise all of them are
-    candidates. Of the candidates, the first of each key type is loaded, so
-    that OpenSSL can still pick between an RSA and an ECDSA certificate by
-    the client's signature algorithms.
-    """
-    usable = [i for i in identities if i.answers(signature_algorithms)] or list(identities)
-    named = [i for i in usable if i.serves(server_name)]
-    chosen: dict[str, PrivateIdentity] = {}
-    for identity in named or usable:
-        chosen.setdefault(identity.key_type, identity)
-    return list(chosen.values())
-
-
-def _key_type(key: object) -> str | None:
+def _key_type(key: SigningKey) -> str:
     if isinstance(key, rsa.RSAPrivateKey):
         return "rsa"
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return "ecdsa"
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return "ed25519"
-    return None
+    return "ed25519"
 
 
-def _private_key(blob: bytes) -> object:
+def _private_key(blob: bytes) -> PrivateKeyTypes:
     loader = (serialization.load_pem_private_key if b"-----BEGIN" in blob
               else serialization.load_der_private_key)
     try:
@@ -158,7 +141,7 @@ def _private_key(blob: bytes) -> object:
         raise IdentityError(f"the private key cannot be read: {error}") from None
 
 
-def _certificate(blob: bytes, index: int) -> list[x509.Certificate]:
+def _certificates(blob: bytes, index: int) -> list[x509.Certificate]:
     try:
         if b"-----BEGIN" in blob:
             certificates = x509.load_pem_x509_certificates(bytes(blob))
@@ -169,10 +152,11 @@ def _certificate(blob: bytes, index: int) -> list[x509.Certificate]:
     return certificates
 
 
-def _subject_names(leaf: x509.Certificate) -> list[object]:
+def _subject_names(leaf: x509.Certificate) -> tuple[list[str], list[SanAddress]]:
+    """The leaf's DNS names (lower case) and IP addresses from its SAN."""
     try:
         names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return []
-    return ([name.lower() for name in names.get_values_for_type(x509.DNSName)]
-            + names.get_values_for_type(x509.IPAddress))
+        return [], []
+    return ([name.lower() for name in names.get_values_for_type(x509.DNSName)],
+            names.get_values_for_type(x509.IPAddress))
