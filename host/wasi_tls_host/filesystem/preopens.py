@@ -14,7 +14,7 @@ import weakref
 from ..runtime.calls import WASI_VERSION, Interface
 from ..runtime.errors import Trap
 from ..runtime.resources import Res
-from .types import Descriptor, SharedFd, open_preopen, preopen_descriptor
+from .sandbox import Descriptor, SharedFd, open_preopen, preopen_descriptor
 
 interface = Interface(f"wasi:filesystem/preopens@{WASI_VERSION}")
 interface.resource("descriptor", Res.DESCRIPTOR)
