@@ -135,9 +135,10 @@ def test_no_directories_unless_preopened():
 def test_preopens_are_opened_once_and_each_handle_is_independent(ctx, layout):
     first = preopens.get_directories(ctx)
     assert [guest for _, guest in first] == ["/sandbox", "/ro"]
-    opened = ctx.state[preopens.STATE_KEY]
+    opened = ctx.filesystem.preopens
+    assert opened is not None
     second = preopens.get_directories(ctx)
-    assert ctx.state[preopens.STATE_KEY] is opened
+    assert ctx.filesystem.preopens is opened
     assert first[0][0] is not second[0][0]
     assert first[0][0].fd == second[0][0].fd
     first[0][0].close()

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import os
 from stat import S_ISBLK, S_ISREG
+from typing import NoReturn
 
 from ..runtime.poll import NEVER, READ, WRITE, WaitSpec
 from ..runtime.streams import (
@@ -102,20 +103,19 @@ class FileOutputStream(OutputStream):
         self._done = False
 
     def check_write(self) -> int:
-        self._check_open()
+        fd = self._open_fd()
         if not self._seekable:
-            self._drain()
+            self._drain(fd)
             if self._pending:
                 return 0
         return OUTPUT_BUDGET
 
     def write(self, data: bytes) -> None:
-        self._check_open()
+        fd = self._open_fd()
         if not self._seekable:
             self._pending += data
-            self._drain()
+            self._drain(fd)
             return
-        fd = self._handle.fd
         view = memoryview(data)
         try:
             while view:
@@ -133,9 +133,9 @@ class FileOutputStream(OutputStream):
                                filesystem_code="invalid") from None
 
     def flush(self) -> None:
-        self._check_open()
+        fd = self._open_fd()
         if not self._seekable:
-            self._drain()
+            self._drain(fd)
 
     def wait_on(self) -> WaitSpec:
         if self._handle is None or self._done or not self._pending:
@@ -147,14 +147,16 @@ class FileOutputStream(OutputStream):
             self._handle.release()
             self._handle = None
 
-    def _check_open(self) -> None:
+    def _open_fd(self) -> int:
+        """The file's descriptor, unless the stream is closed or failed."""
         if self._handle is None or self._done:
             raise StreamClosed()
+        return self._handle.fd
 
-    def _drain(self) -> None:
+    def _drain(self, fd: int) -> None:
         while self._pending:
             try:
-                written = os.write(self._handle.fd, self._pending)
+                written = os.write(fd, self._pending)
             except BlockingIOError:
                 return
             except BrokenPipeError:
@@ -164,7 +166,7 @@ class FileOutputStream(OutputStream):
                 self._fail(error)
             del self._pending[:written]
 
-    def _fail(self, error: OSError) -> None:
+    def _fail(self, error: OSError) -> NoReturn:
         self._done = True  # after a failure the stream is closed
         raise StreamFailed(f"write failed: {error.strerror or error}",
                            filesystem_code=error_code(error)) from None

@@ -44,11 +44,13 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISLNK, S_ISREG, S_ISSOCK
 from typing import Any
 
 from ..clocks.wall_clock import datetime
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.errors import ErrorValue
 from ..runtime.resources import Res
 from ..runtime.values import Case
@@ -154,47 +156,51 @@ def _metadata_hash(result: os.stat_result) -> dict:
             "upper": int.from_bytes(digest[8:], "little")}
 
 
-def _new_times(atime: Case, mtime: Case,
-               current: Any) -> tuple[int, int] | None | bool:
-    """The `ns=` pair for os.utime; None for "both now", False for "no change"."""
-    if atime.tag == "no-change" and mtime.tag == "no-change":
-        return False
-    if atime.tag == "now" and mtime.tag == "now":
-        return None
+def _set_times(atime: Case, mtime: Case, stat: Callable[[], os.stat_result],
+               utime: Callable[..., None]) -> None:
+    """Apply a `set-times(-at)` request through `utime` (os.utime bound to
+    the file); `stat` reads the times a `no-change` keeps."""
+    if atime.tag == mtime.tag == "no-change":
+        return
+    if atime.tag == mtime.tag == "now":
+        utime()
+        return
     now = time.time_ns()
-    old = current() if "no-change" in (atime.tag, mtime.tag) else None
+    kept_atime = kept_mtime = now  # used only for a `no-change`, which sets them
+    if "no-change" in (atime.tag, mtime.tag):
+        old = stat()
+        kept_atime, kept_mtime = old.st_atime_ns, old.st_mtime_ns
+    utime(ns=(_new_time(atime, now, kept_atime), _new_time(mtime, now, kept_mtime)))
 
-    def pick(new: Case, old_ns: int | None) -> int:
-        if new.tag == "no-change":
-            return old_ns
-        if new.tag == "now":
-            return now
-        ns = new.payload["seconds"] * 1_000_000_000 + new.payload["nanoseconds"]
-        if ns > _I64_MAX:
-            raise ErrorValue("overflow")
-        return ns
 
-    return (pick(atime, old.st_atime_ns if old else None),
-            pick(mtime, old.st_mtime_ns if old else None))
+def _new_time(new: Case, now: int, kept: int) -> int:
+    if new.tag == "no-change":
+        return kept
+    if new.tag == "now":
+        return now
+    ns = new.payload["seconds"] * 1_000_000_000 + new.payload["nanoseconds"]
+    if ns > _I64_MAX:
+        raise ErrorValue("overflow")
+    return ns
 
 
 # -- descriptor: file data ---------------------------------------------------------
 
 @interface.func("[method]descriptor.read-via-stream")
-def read_via_stream(ctx, desc: Descriptor, offset: int) -> FileInputStream:
+def read_via_stream(ctx: WasiCtx, desc: Descriptor, offset: int) -> FileInputStream:
     if desc.directory:
         raise ErrorValue("is-directory")
     return FileInputStream(desc, offset)
 
 
 @interface.func("[method]descriptor.write-via-stream")
-def write_via_stream(ctx, desc: Descriptor, offset: int) -> FileOutputStream:
+def write_via_stream(ctx: WasiCtx, desc: Descriptor, offset: int) -> FileOutputStream:
     require_mutable(as_file(desc))
     return FileOutputStream(desc, offset)
 
 
 @interface.func("[method]descriptor.append-via-stream")
-def append_via_stream(ctx, desc: Descriptor) -> FileOutputStream:
+def append_via_stream(ctx: WasiCtx, desc: Descriptor) -> FileOutputStream:
     require_mutable(as_file(desc))
     return FileOutputStream(desc, None)
 
@@ -207,7 +213,7 @@ _ADVICE = {
 
 
 @interface.func("[method]descriptor.advise")
-def advise(ctx, desc: Descriptor, offset: int, length: int, advice: str) -> None:
+def advise(ctx: WasiCtx, desc: Descriptor, offset: int, length: int, advice: str) -> None:
     fd = as_file(desc).fd
     if offset > _I64_MAX or length > _I64_MAX:
         raise ErrorValue("invalid")
@@ -219,24 +225,24 @@ def advise(ctx, desc: Descriptor, offset: int, length: int, advice: str) -> None
 
 
 @interface.func("[method]descriptor.sync-data")
-def sync_data(ctx, desc: Descriptor) -> None:
+def sync_data(ctx: WasiCtx, desc: Descriptor) -> None:
     with os_errors():
         getattr(os, "fdatasync", os.fsync)(desc.fd)
 
 
 @interface.func("[method]descriptor.sync")
-def sync(ctx, desc: Descriptor) -> None:
+def sync(ctx: WasiCtx, desc: Descriptor) -> None:
     with os_errors():
         os.fsync(desc.fd)
 
 
 @interface.func("[method]descriptor.get-flags")
-def get_flags(ctx, desc: Descriptor) -> set[str]:
+def get_flags(ctx: WasiCtx, desc: Descriptor) -> set[str]:
     return desc.flags()
 
 
 @interface.func("[method]descriptor.get-type")
-def get_type(ctx, desc: Descriptor) -> str:
+def get_type(ctx: WasiCtx, desc: Descriptor) -> str:
     if desc.directory:
         return "directory"
     with os_errors():
@@ -244,26 +250,22 @@ def get_type(ctx, desc: Descriptor) -> str:
 
 
 @interface.func("[method]descriptor.set-size")
-def set_size(ctx, desc: Descriptor, size: int) -> None:
+def set_size(ctx: WasiCtx, desc: Descriptor, size: int) -> None:
     require_mutable(as_file(desc))
     with os_errors():
         os.ftruncate(desc.fd, size)
 
 
 @interface.func("[method]descriptor.set-times")
-def set_times(ctx, desc: Descriptor, atime: Case, mtime: Case) -> None:
+def set_times(ctx: WasiCtx, desc: Descriptor, atime: Case, mtime: Case) -> None:
     require_mutable(desc)
     fd = desc.fd
     with os_errors():
-        ns = _new_times(atime, mtime, lambda: os.fstat(fd))
-        if ns is None:
-            os.utime(fd)
-        elif ns:
-            os.utime(fd, ns=ns)
+        _set_times(atime, mtime, lambda: os.fstat(fd), partial(os.utime, fd))
 
 
 @interface.func("[method]descriptor.read")
-def read(ctx, desc: Descriptor, length: int, offset: int) -> tuple[bytes, bool]:
+def read(ctx: WasiCtx, desc: Descriptor, length: int, offset: int) -> tuple[bytes, bool]:
     fd = as_file(desc).fd
     with os_errors():
         data = os.pread(fd, min(length, MAX_READ), offset)
@@ -272,7 +274,7 @@ def read(ctx, desc: Descriptor, length: int, offset: int) -> tuple[bytes, bool]:
 
 
 @interface.func("[method]descriptor.write")
-def write(ctx, desc: Descriptor, buffer: bytes, offset: int) -> int:
+def write(ctx: WasiCtx, desc: Descriptor, buffer: bytes, offset: int) -> int:
     require_mutable(as_file(desc))
     fd = desc.fd
     view = memoryview(buffer)
@@ -291,13 +293,13 @@ def write(ctx, desc: Descriptor, buffer: bytes, offset: int) -> int:
 
 
 @interface.func("[method]descriptor.stat")
-def stat(ctx, desc: Descriptor) -> dict:
+def stat(ctx: WasiCtx, desc: Descriptor) -> dict:
     with os_errors():
         return _stat_record(os.fstat(desc.fd))
 
 
 @interface.func("[method]descriptor.is-same-object")
-def is_same_object(ctx, desc: Descriptor, other: Descriptor) -> bool:
+def is_same_object(ctx: WasiCtx, desc: Descriptor, other: Descriptor) -> bool:
     try:
         a, b = os.fstat(desc.fd), os.fstat(other.fd)
     except OSError:
@@ -306,7 +308,7 @@ def is_same_object(ctx, desc: Descriptor, other: Descriptor) -> bool:
 
 
 @interface.func("[method]descriptor.metadata-hash")
-def metadata_hash(ctx, desc: Descriptor) -> dict:
+def metadata_hash(ctx: WasiCtx, desc: Descriptor) -> dict:
     with os_errors():
         return _metadata_hash(os.fstat(desc.fd))
 
@@ -314,7 +316,7 @@ def metadata_hash(ctx, desc: Descriptor) -> dict:
 # -- descriptor: directories and paths ---------------------------------------------
 
 @interface.func("[method]descriptor.read-directory")
-def read_directory(ctx, desc: Descriptor) -> DirectoryEntryStream:
+def read_directory(ctx: WasiCtx, desc: Descriptor) -> DirectoryEntryStream:
     fd = as_directory(desc).fd
     entries: list[dict | None] = []
     with os_errors(), os.scandir(fd) as listing:
@@ -327,19 +329,19 @@ def read_directory(ctx, desc: Descriptor) -> DirectoryEntryStream:
 
 
 @interface.func("[method]directory-entry-stream.read-directory-entry")
-def read_directory_entry(ctx, stream: DirectoryEntryStream) -> dict | None:
+def read_directory_entry(ctx: WasiCtx, stream: DirectoryEntryStream) -> dict | None:
     return stream.next()
 
 
 @interface.func("[method]descriptor.create-directory-at")
-def create_directory_at(ctx, desc: Descriptor, path: str) -> None:
+def create_directory_at(ctx: WasiCtx, desc: Descriptor, path: str) -> None:
     require_mutable(as_directory(desc))
     with beneath(desc, path, False) as (dir_fd, name, _), os_errors():
         os.mkdir(name, 0o777, dir_fd=dir_fd)
 
 
 @interface.func("[method]descriptor.stat-at")
-def stat_at(ctx, desc: Descriptor, path_flags: set[str], path: str) -> dict:
+def stat_at(ctx: WasiCtx, desc: Descriptor, path_flags: set[str], path: str) -> dict:
     as_directory(desc)
     with beneath(desc, path, "symlink-follow" in path_flags) as (dir_fd, name, _), \
             os_errors():
@@ -347,7 +349,7 @@ def stat_at(ctx, desc: Descriptor, path_flags: set[str], path: str) -> dict:
 
 
 @interface.func("[method]descriptor.metadata-hash-at")
-def metadata_hash_at(ctx, desc: Descriptor, path_flags: set[str], path: str) -> dict:
+def metadata_hash_at(ctx: WasiCtx, desc: Descriptor, path_flags: set[str], path: str) -> dict:
     as_directory(desc)
     with beneath(desc, path, "symlink-follow" in path_flags) as (dir_fd, name, _), \
             os_errors():
@@ -355,21 +357,18 @@ def metadata_hash_at(ctx, desc: Descriptor, path_flags: set[str], path: str) -> 
 
 
 @interface.func("[method]descriptor.set-times-at")
-def set_times_at(ctx, desc: Descriptor, path_flags: set[str], path: str,
+def set_times_at(ctx: WasiCtx, desc: Descriptor, path_flags: set[str], path: str,
                  atime: Case, mtime: Case) -> None:
     require_mutable(as_directory(desc))
     with beneath(desc, path, "symlink-follow" in path_flags) as (dir_fd, name, _), \
             os_errors():
-        ns = _new_times(atime, mtime,
-                        lambda: os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
-        if ns is None:
-            os.utime(name, dir_fd=dir_fd, follow_symlinks=False)
-        elif ns:
-            os.utime(name, ns=ns, dir_fd=dir_fd, follow_symlinks=False)
+        _set_times(atime, mtime,
+                   lambda: os.stat(name, dir_fd=dir_fd, follow_symlinks=False),
+                   partial(os.utime, name, dir_fd=dir_fd, follow_symlinks=False))
 
 
 @interface.func("[method]descriptor.link-at")
-def link_at(ctx, desc: Descriptor, old_path_flags: set[str], old_path: str,
+def link_at(ctx: WasiCtx, desc: Descriptor, old_path_flags: set[str], old_path: str,
             new_desc: Descriptor, new_path: str) -> None:
     require_mutable(as_directory(desc))
     require_mutable(as_directory(new_desc))
@@ -389,7 +388,7 @@ _SYNC_OPEN_FLAGS = {
 
 
 @interface.func("[method]descriptor.open-at")
-def open_at(ctx, desc: Descriptor, path_flags: set[str], path: str,
+def open_at(ctx: WasiCtx, desc: Descriptor, path_flags: set[str], path: str,
             open_flags: set[str], flags: set[str]) -> Descriptor:
     as_directory(desc)
     create = "create" in open_flags
@@ -433,7 +432,7 @@ def open_at(ctx, desc: Descriptor, path_flags: set[str], path: str,
 
 
 @interface.func("[method]descriptor.readlink-at")
-def readlink_at(ctx, desc: Descriptor, path: str) -> str:
+def readlink_at(ctx: WasiCtx, desc: Descriptor, path: str) -> str:
     as_directory(desc)
     with beneath(desc, path, False) as (dir_fd, name, _), os_errors():
         target = os.readlink(name, dir_fd=dir_fd)
@@ -445,14 +444,14 @@ def readlink_at(ctx, desc: Descriptor, path: str) -> str:
 
 
 @interface.func("[method]descriptor.remove-directory-at")
-def remove_directory_at(ctx, desc: Descriptor, path: str) -> None:
+def remove_directory_at(ctx: WasiCtx, desc: Descriptor, path: str) -> None:
     require_mutable(as_directory(desc))
     with beneath(desc, path, False) as (dir_fd, name, _), os_errors():
         os.rmdir(name, dir_fd=dir_fd)
 
 
 @interface.func("[method]descriptor.rename-at")
-def rename_at(ctx, desc: Descriptor, old_path: str, new_desc: Descriptor,
+def rename_at(ctx: WasiCtx, desc: Descriptor, old_path: str, new_desc: Descriptor,
               new_path: str) -> None:
     require_mutable(as_directory(desc))
     require_mutable(as_directory(new_desc))
@@ -462,7 +461,7 @@ def rename_at(ctx, desc: Descriptor, old_path: str, new_desc: Descriptor,
 
 
 @interface.func("[method]descriptor.symlink-at")
-def symlink_at(ctx, desc: Descriptor, old_path: str, new_path: str) -> None:
+def symlink_at(ctx: WasiCtx, desc: Descriptor, old_path: str, new_path: str) -> None:
     require_mutable(as_directory(desc))
     if "\0" in old_path:
         raise ErrorValue("invalid")
@@ -473,7 +472,7 @@ def symlink_at(ctx, desc: Descriptor, old_path: str, new_path: str) -> None:
 
 
 @interface.func("[method]descriptor.unlink-file-at")
-def unlink_file_at(ctx, desc: Descriptor, path: str) -> None:
+def unlink_file_at(ctx: WasiCtx, desc: Descriptor, path: str) -> None:
     require_mutable(as_directory(desc))
     with beneath(desc, path, False) as (dir_fd, name, _), os_errors():
         os.unlink(name, dir_fd=dir_fd)
@@ -482,5 +481,5 @@ def unlink_file_at(ctx, desc: Descriptor, path: str) -> None:
 # -- errors ------------------------------------------------------------------------
 
 @interface.func("filesystem-error-code")
-def filesystem_error_code(ctx, error: Any) -> str | None:
+def filesystem_error_code(ctx: WasiCtx, error: Any) -> str | None:
     return getattr(error, "filesystem_code", None)

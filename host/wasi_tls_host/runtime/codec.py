@@ -418,7 +418,7 @@ def _lower_own(ty: wc.OwnType, resource_ids: ResourceIds) -> Lower:
         if error:
             raise Trap(str(capi.error_from(error)))
         dst.kind = K_RESOURCE
-        capi.set_payload_pointer(dst, resource.value)
+        capi.set_payload_pointer(dst, resource.value or 0)
     return lower_own
 
 
