@@ -36,21 +36,39 @@ def _seekable(fd: int) -> bool:
     return S_ISREG(mode) or S_ISBLK(mode)
 
 
-class FileInputStream(InputStream):
+class _OpenFile:
+    """What both file streams hold: a share of the open file, whether it
+    seeks (a regular file or block device) or is polled, and whether the
+    stream has ended (at end of file, or closed by a failure)."""
+
+    def __init__(self, desc: Descriptor):
+        self._handle: SharedFd | None = desc.share()
+        self._seekable = _seekable(self._handle.fd)
+        self._done = False
+
+    def _open_fd(self) -> int:
+        """The file's descriptor, unless the stream has ended or was dropped."""
+        if self._handle is None or self._done:
+            raise StreamClosed()
+        return self._handle.fd
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.release()
+            self._handle = None
+
+
+class FileInputStream(_OpenFile, InputStream):
     """Reads a file from an offset that advances; FIFOs and devices are polled."""
 
     def __init__(self, desc: Descriptor, offset: int):
-        self._handle: SharedFd | None = desc.share()
-        self._seekable = _seekable(self._handle.fd)
+        super().__init__(desc)
         self.offset = offset
-        self._done = False
 
     def read(self, max_bytes: int) -> bytes:
-        if self._handle is None or self._done:
-            raise StreamClosed()
+        fd = self._open_fd()
         if max_bytes == 0:
             return b""
-        fd = self._handle.fd
         try:
             if self._seekable:
                 data = os.pread(fd, max_bytes, self.offset)
@@ -82,13 +100,8 @@ class FileInputStream(InputStream):
             return NEVER
         return WaitSpec(fds=((self._handle.fd, READ),))
 
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.release()
-            self._handle = None
 
-
-class FileOutputStream(OutputStream):
+class FileOutputStream(_OpenFile, OutputStream):
     """Writes at an offset that advances, or appends when `offset` is None.
 
     Writes to regular files complete at once. A FIFO or device takes what it
@@ -96,11 +109,9 @@ class FileOutputStream(OutputStream):
     """
 
     def __init__(self, desc: Descriptor, offset: int | None):
-        self._handle: SharedFd | None = desc.share()
-        self._seekable = _seekable(self._handle.fd)
+        super().__init__(desc)
         self.offset = offset
         self._pending = bytearray()
-        self._done = False
 
     def check_write(self) -> int:
         fd = self._open_fd()
@@ -141,17 +152,6 @@ class FileOutputStream(OutputStream):
         if self._handle is None or self._done or not self._pending:
             return NEVER
         return WaitSpec(fds=((self._handle.fd, WRITE),))
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.release()
-            self._handle = None
-
-    def _open_fd(self) -> int:
-        """The file's descriptor, unless the stream is closed or failed."""
-        if self._handle is None or self._done:
-            raise StreamClosed()
-        return self._handle.fd
 
     def _drain(self, fd: int) -> None:
         while self._pending:

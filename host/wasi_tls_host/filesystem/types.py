@@ -342,18 +342,19 @@ def create_directory_at(ctx: WasiCtx, desc: Descriptor, path: str) -> None:
 
 @interface.func("[method]descriptor.stat-at")
 def stat_at(ctx: WasiCtx, desc: Descriptor, path_flags: set[str], path: str) -> dict:
-    as_directory(desc)
-    with beneath(desc, path, "symlink-follow" in path_flags) as (dir_fd, name, _), \
-            os_errors():
-        return _stat_record(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
+    return _stat_record(_stat_at(desc, path_flags, path))
 
 
 @interface.func("[method]descriptor.metadata-hash-at")
 def metadata_hash_at(ctx: WasiCtx, desc: Descriptor, path_flags: set[str], path: str) -> dict:
+    return _metadata_hash(_stat_at(desc, path_flags, path))
+
+
+def _stat_at(desc: Descriptor, path_flags: set[str], path: str) -> os.stat_result:
     as_directory(desc)
     with beneath(desc, path, "symlink-follow" in path_flags) as (dir_fd, name, _), \
             os_errors():
-        return _metadata_hash(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
 
 
 @interface.func("[method]descriptor.set-times-at")
