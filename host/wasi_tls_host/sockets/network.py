@@ -9,7 +9,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..config import IpAddress
+from ..io.error import IoError
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.errors import ErrorValue
 from ..runtime.resources import Res
 from ..runtime.values import Case
@@ -26,7 +28,7 @@ class Network:
 
 
 @interface.func("network-error-code")
-def network_error_code(ctx, error) -> str | None:
+def network_error_code(ctx: WasiCtx, error: IoError) -> str | None:
     return error.network_code
 
 
@@ -131,12 +133,12 @@ def check_remote(address: IpAddress, port: int) -> None:
         raise fail("invalid-argument")
 
 
-def check_allowed(ctx, address: IpAddress, port: int) -> None:
+def check_allowed(ctx: WasiCtx, address: IpAddress, port: int) -> None:
     if not ctx.config.network_allows(address, port):
         raise fail("access-denied")
 
 
-def client_bind_allowed(ctx, address: IpAddress, port: int) -> bool:
+def client_bind_allowed(ctx: WasiCtx, address: IpAddress, port: int) -> bool:
     """Whether a bind is the unspecified address on an ephemeral port: what a
     UDP client does before sending. It is allowed whenever any network
     access is granted; such a socket then only hears from permitted peers."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.resources import Res
 from .tcp import TcpSocket
 
@@ -12,5 +13,5 @@ interface.resource("network", Res.NETWORK)
 
 
 @interface.func("create-tcp-socket")
-def create_tcp_socket(ctx, address_family: str) -> TcpSocket:
+def create_tcp_socket(ctx: WasiCtx, address_family: str) -> TcpSocket:
     return TcpSocket.create(address_family)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.resources import Res
 from .udp import UdpSocket
 
@@ -12,5 +13,5 @@ interface.resource("network", Res.NETWORK)
 
 
 @interface.func("create-udp-socket")
-def create_udp_socket(ctx, address_family: str) -> UdpSocket:
+def create_udp_socket(ctx: WasiCtx, address_family: str) -> UdpSocket:
     return UdpSocket.create(address_family)
