@@ -126,6 +126,21 @@ def test_fetch_failure_exits_non_zero_with_the_message(js_components):
     assert "fetch.wasm: NetworkError when attempting to fetch resource" in run.stderr.decode()
 
 
+def test_wasmtime_refuses_an_https_origin_it_cannot_be_told_to_trust(js_components, pki,
+                                                                     version):
+    """The gap this host fills (wasmtime #8748): `wasmtime run -S http` trusts
+    only its built-in roots, so the test CA's server is refused; fetch() over
+    https reaches the TLS handshake and no request gets through."""
+    origin = HttpOrigin(pki.server_context(pki.leaf("127.0.0.1"), version))
+    try:
+        run = fetch(js_components, f"{origin.url}/bytes/10")
+    finally:
+        origin.close()
+    assert run.returncode != 0
+    assert "fetch.wasm: NetworkError" in run.stderr.decode()
+    assert origin.received == []
+
+
 @pytest.mark.parametrize(("args", "message"), [
     ((), "no URL given"),
     (("--bogus", "http://127.0.0.1/"), "unknown option --bogus"),
