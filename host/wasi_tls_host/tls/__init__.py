@@ -15,7 +15,7 @@ _HOMES = {
     "ClientAuth": "policy", "TlsPolicy": "policy",
     "ErrorKind": "errors", "TlsFailure": "errors",
     "IdentityError": "identity", "PrivateIdentity": "identity", "PublicIdentity": "identity",
-    "Point": "core", "TlsCore": "core", "CoreState": "core",
+    "Point": "progress", "TlsCore": "core", "CoreState": "core",
 }
 
 __all__ = sorted(_HOMES)

@@ -11,15 +11,20 @@
   wrapper cost ~0.1 ms per handshake, an eighth of OpenSSL's own work.
 * The peer's certificate chain as sent: ``SSLObject.get_unverified_chain`` is
   public from Python 3.13 and private (``_sslobj``) before.
+* Whether OpenSSL takes a server name (`check_server_name`), asked of a
+  throwaway ``SSLObject`` so that a bad name is refused before any byte is sent.
 
 `tests/unit/test_tls_openssl.py` checks both on the running Python.
 """
 
 from __future__ import annotations
 
+import functools
 import ssl
 import weakref
 from collections.abc import Callable
+
+from .errors import without_source_line
 
 #: (direction "read"/"write", protocol version, handshake message type, message bytes)
 Observer = Callable[[str, int, int, bytes], None]
@@ -67,3 +72,21 @@ def unverified_chain(connection: ssl.SSLObject) -> tuple[bytes, ...]:
 
 
 _DER = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _name_check_context() -> ssl.SSLContext:
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def check_server_name(name: str | None) -> None:
+    """Raise ValueError for a server name OpenSSL would refuse, whatever the
+    reason (empty, too long, bad characters), before any byte is sent."""
+    if not name:
+        raise ValueError("invalid server name: empty")
+    try:
+        _name_check_context().wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=name)
+    # Python refuses some names (ValueError, UnicodeError, TypeError), OpenSSL
+    # others (SSLError: e.g. longer than 255 bytes): all are invalid names.
+    except (ValueError, TypeError, ssl.SSLError) as error:
+        raise ValueError(f"invalid server name {name!r}: {without_source_line(error)}") from None
