@@ -2,29 +2,26 @@
 
 Theory of operation
 -------------------
-The host speaks TLS for a WebAssembly guest over a pair of WASI streams the
-host implements itself. ``ssl.SSLSocket`` wants to own a real socket and
-block on it, which does not fit, so this module does no I/O at all. It wraps
-an ``ssl.SSLObject`` whose two ends are ``ssl.MemoryBIO`` buffers:
+The host speaks TLS for a WebAssembly guest over WASI streams it implements
+itself. ``ssl.SSLSocket`` wants to own a real socket and block on it, so
+this module does no I/O at all: it wraps an ``ssl.SSLObject`` whose two ends
+are ``ssl.MemoryBIO`` buffers:
 
     transport bytes --receive_ciphertext()--> [inbox] --> [incoming BIO] --> OpenSSL
     OpenSSL --> [outgoing BIO] --ciphertext_to_send()--> transport bytes
 
-The caller (the WASI glue) moves bytes between these buffers and the network
-and decides *when*; this class decides *what* the bytes mean. The role
-(client or server) matters only where the protocol differs: who speaks
-first, which stop points exist, who reads the ClientHello.
+The caller (the WASI glue) moves the bytes and decides *when*; the core
+decides *what* they mean. The role matters only where the protocol differs:
+who speaks first, which stop points exist, who reads the ClientHello.
 
-The full wasi:tls draft lets a guest stop the handshake at points of
-interest (`Point`) and resume it later, with no bytes moving while it waits.
-The core runs the handshake only up to ``resume(until=...)``: it gives
-OpenSSL the peer's bytes one record at a time (``tls.inbound``) and, after
-each, asks ``tls.progress`` whether the handshake messages OpenSSL processed
-have reached the limit. When they have, it stops feeding and holds whatever
-OpenSSL queued to send until the caller resumes. A server's handshake begins
-before any ``SSLObject`` exists: the ClientHello is parsed from the inbox
-(``tls.client_hello``) so that the context, with its certificates and ALPN
-ids, can be chosen from it; OpenSSL then gets the same bytes.
+A guest of the full wasi:tls draft can stop the handshake at points of
+interest (`Point`) and resume it later, with no bytes moving meanwhile. The
+core gives OpenSSL the peer's bytes one record at a time (``tls.inbound``)
+and after each asks ``tls.progress`` whether the handshake messages OpenSSL
+processed reached the limit; if so it stops feeding and holds what OpenSSL
+queued to send until `resume`. A server reads the ClientHello itself
+(``tls.client_hello``) so that its context (certificates, ALPN ids) can be
+chosen from it before any ``SSLObject`` exists; OpenSSL then gets the same bytes.
 
 Every ``SSLObject`` call goes through one funnel, `_call`, the only place
 that catches ``ssl.SSLError``. It keeps the handshake messages the call
@@ -34,37 +31,32 @@ decides what a failure means: during the handshake it breaks the
 connection; after it, a failed read ends the read side (close_notify
 cleanly, a transport EOF as truncation, anything else with an error raised
 once the plaintext decrypted before it has been read); a refused
-post-handshake certificate request is raised and harms nothing; any other
-failure breaks the connection.
-
-The life cycle is a table (``tls.state``) and `_transition` the one place
-the state changes. Failures are sticky: the first fatal error moves the
-connection to BROKEN and every later operation raises that same
-`TlsFailure` (OpenSSL's answers after a fatal error are unhelpful, so it is
-never asked twice); an alert OpenSSL queued while failing is still handed
-out for the transport.
+post-handshake certificate request harms nothing; any other failure breaks
+the connection. The life cycle is a table (``tls.state``) and `_transition`
+the one place the state changes. Failures are sticky: every operation after
+the first fatal error raises that same `TlsFailure` (OpenSSL is never asked
+twice), and an alert OpenSSL queued while failing still goes out.
 
 Habits borrowed from h11 and trio's ssl wrapper: reads and writes before
-the handshake completes drive or wait for it; ``SSLObject.write`` is never
-given empty data, and plaintext OpenSSL could not take yet is retried by the
-one pump `_push_plaintext`; close_notify is queued at most once, after
-draining the incoming BIO (``unwrap`` runs ``SSL_shutdown`` twice and fails
-if application data is waiting); an empty ``SSLObject.read`` is end of
-stream. Nothing in this module imports wasmtime.
+the handshake completes drive or wait for it; plaintext OpenSSL could not
+take yet is retried by the one pump `_push_plaintext`; close_notify is
+queued at most once, after draining the incoming BIO (``unwrap`` fails if
+application data is waiting). Nothing here imports wasmtime.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
 import ssl
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from contextlib import suppress
+from typing import Any, NoReturn
 
 from . import openssl
 from .client_hello import ClientHello, ClientHelloError, parse_client_hello
 from .errors import MSG_CLOSED_FOR_WRITING, MSG_EOF_IN_HANDSHAKE, ErrorKind, TlsFailure, translate
+from .facts import SessionFacts
 from .inbound import Inbound
 from .openssl import check_server_name
 from .progress import Point, Progress, Role
@@ -82,8 +74,6 @@ from .state import (
 
 __all__ = ["TlsCore", "TlsFailure", "CoreState", "Point", "ErrorKind", "TRANSITIONS",
            "check_server_name", "ContextFactory"]
-
-_T = TypeVar("_T")
 
 
 class Op(enum.StrEnum):
@@ -107,7 +97,7 @@ class Stop(enum.Enum):
 ContextFactory = Callable[[ClientHello | None], ssl.SSLContext]
 
 
-class TlsCore:
+class TlsCore(SessionFacts):
     """One TLS session, client or server, driven entirely by the caller.
 
     Transport side: feed bytes from the network with `receive_ciphertext` /
@@ -121,7 +111,7 @@ class TlsCore:
     ``context`` is an ``ssl.SSLContext``, or for a server a `ContextFactory`.
     ``run_until`` is how far the handshake may go before the first `resume`:
     `Point.DONE` runs it straight through, `Point.START` keeps it suspended
-    until asked.
+    until asked. What was negotiated: `SessionFacts`.
     """
 
     #: Plaintext requested from OpenSSL per call: one full record.
@@ -133,31 +123,29 @@ class TlsCore:
         if not server_side:
             check_server_name(server_hostname)
         self._context = context
-        self._server_side = server_side
-        self._server_hostname = server_hostname
+        self.server_side = server_side
+        self.server_hostname = server_hostname
+        #: Server: what the client offered, once read (None before, or if unreadable).
+        self.client_hello: ClientHello | None = None
+        self.close_notify_sent = False
         self._suppress_ragged_eofs = suppress_ragged_eofs
         self._outgoing = ssl.MemoryBIO()
         self._obj: ssl.SSLObject | None = None
 
         self._progress = Progress(Role.SERVER if server_side else Role.CLIENT, run_until)
-        if run_until == Point.START:
-            self._state = CoreState.SUSPENDED
-        else:
-            self._state = (CoreState.AWAITING_CLIENT_HELLO if server_side
-                           else CoreState.HANDSHAKING)
+        self._state = (CoreState.SUSPENDED if run_until == Point.START
+                       else CoreState.AWAITING_CLIENT_HELLO if server_side
+                       else CoreState.HANDSHAKING)
         self._error: TlsFailure | None = None
 
         self._inbound = Inbound(self._progress)
         self._starved = False  # the last attempt to progress needs the peer's bytes
-        self._client_hello: ClientHello | None = None
 
         self._rx = bytearray()  # decrypted plaintext not yet returned by read()
         self._rx_error: TlsFailure | None = None  # why reading ended; raised once _rx is drained
         self._tx = bytearray()  # plaintext accepted by write() but not yet encrypted
-        self._close_notify_sent = False
         self._alert = b""  # an alert of our own, sent when abandoning a handshake
 
-    # ------------------------------------------------------------------
     # state
     @property
     def state(self) -> CoreState:
@@ -167,14 +155,6 @@ class TlsCore:
     def error(self) -> TlsFailure | None:
         """The sticky error of a broken connection, else ``None``."""
         return self._error
-
-    @property
-    def server_side(self) -> bool:
-        return self._server_side
-
-    @property
-    def server_hostname(self) -> str | None:
-        return self._server_hostname
 
     @property
     def handshake_complete(self) -> bool:
@@ -199,14 +179,6 @@ class TlsCore:
     def peer_closed(self) -> bool:
         """True once the plaintext stream from the peer has ended (any way)."""
         return self._state in PEER_ENDED
-
-    @property
-    def close_notify_sent(self) -> bool:
-        return self._close_notify_sent
-
-    @property
-    def client_hello(self) -> ClientHello | None:
-        return self._client_hello
 
     @property
     def certificate_requested(self) -> bool:
@@ -243,11 +215,9 @@ class TlsCore:
 
     def _raise_if_broken(self) -> None:
         if self._error is not None:
-            # The same object every time; drop the old traceback so repeated
-            # raises do not keep growing it.
+            # The same object every time: drop the old traceback so it does not grow.
             raise self._error.with_traceback(None)
 
-    # ------------------------------------------------------------------
     # the funnel
     def _call(self, op: Op, *args: Any) -> Any:
         """Make one ``SSLObject`` call: its result, or a `Stop` (see the module notes)."""
@@ -272,21 +242,19 @@ class TlsCore:
         if op is Op.REQUEST_CERTIFICATE:
             raise TlsFailure(f"post-handshake authentication is not possible: "
                              f"{exc.reason or exc}", kind=ErrorKind.CONFIGURATION) from None
-        if op is not Op.READ or not self.handshake_complete:
-            self._fail(self._translate(exc, during_handshake=not self.handshake_complete))
+        in_handshake = not self.handshake_complete
+        failure = translate(exc, during_handshake=in_handshake, server_side=self.server_side,
+                            server_hostname=self.server_hostname)
+        if in_handshake or op is not Op.READ:
+            self._fail(failure)
         if isinstance(exc, ssl.SSLZeroReturnError):
             self._transition(Event.PEER_CLOSE)  # close_notify, after we sent ours
         else:
-            self._rx_error = self._translate(exc, during_handshake=False)
+            self._rx_error = failure
             if isinstance(exc, ssl.SSLEOFError):
                 self._transition(Event.TRUNCATE)
         return Stop.READ_SIDE_ENDED
 
-    def _translate(self, exc: ssl.SSLError, *, during_handshake: bool) -> TlsFailure:
-        return translate(exc, during_handshake=during_handshake, server_side=self._server_side,
-                         server_hostname=self._server_hostname)
-
-    # ------------------------------------------------------------------
     # transport side
     def receive_ciphertext(self, data: bytes) -> None:
         """Hand bytes read from the transport to TLS. Empty data is ignored."""
@@ -309,10 +277,8 @@ class TlsCore:
         if self._state is CoreState.SUSPENDED:
             return b""
         if self._tx and self.handshake_complete and self._error is None:
-            try:
+            with suppress(TlsFailure):  # the sticky error, raised by the next operation
                 self._push_plaintext()
-            except TlsFailure:
-                pass  # recorded as the sticky error; raised by the next operation
         if self._alert:
             alert, self._alert = self._alert, b""
             return alert
@@ -335,7 +301,6 @@ class TlsCore:
         return (self._starved and not self._rx and self._rx_error is None
                 and self._state in RECEIVING)
 
-    # ------------------------------------------------------------------
     # handshake
     def resume(self, until: Point) -> None:
         """Let the handshake run up to `until` (it never goes back). A broken
@@ -344,7 +309,7 @@ class TlsCore:
             return
         self._starved = False  # a record held at the stop may now go in
         if self._state is CoreState.SUSPENDED:
-            waiting = self._server_side and self._client_hello is None
+            waiting = self.server_side and self.client_hello is None
             self._transition(Event.AWAIT_HELLO if waiting else Event.RESUME)
 
     def handshake(self) -> bool:
@@ -361,11 +326,9 @@ class TlsCore:
         if state is CoreState.CLOSED_IN_HANDSHAKE:
             raise TlsFailure("connection closed before the handshake completed",
                              kind=ErrorKind.CLOSED)
-        if state is CoreState.SUSPENDED:
-            return False
-        if self._starved:
-            # Nothing has arrived since OpenSSL last asked for more: another
-            # step would only fail the same way (the pump asks on every poll).
+        if state is CoreState.SUSPENDED or self._starved:
+            # Starved: nothing has arrived since OpenSSL last asked for more, and
+            # another step would only fail the same way (the pump asks on every poll).
             return False
         if state is CoreState.AWAITING_CLIENT_HELLO and not self._read_client_hello():
             return False
@@ -387,7 +350,7 @@ class TlsCore:
                 self._fail(TlsFailure(MSG_EOF_IN_HANDSHAKE, kind=ErrorKind.EOF))
             self._starved = True
             return False
-        self._client_hello = hello
+        self.client_hello = hello
         self._progress.reach(Point.CLIENT_HELLO)
         if self._at_limit():
             return False
@@ -399,16 +362,16 @@ class TlsCore:
         try:
             context = self._context
             if not isinstance(context, ssl.SSLContext):
-                context = context(self._client_hello)
+                context = context(self.client_hello)
             openssl.observe_handshake_messages(context)
             obj = context.wrap_bio(self._inbound.bio, self._outgoing,
-                                   server_side=self._server_side,
-                                   server_hostname=self._server_hostname)
+                                   server_side=self.server_side,
+                                   server_hostname=self.server_hostname)
         except (TlsFailure, ValueError) as error:
             # No context can be had (no identity configured, a CA file that
             # cannot be read): a client that sent its hello gets an alert,
             # the caller the reason.
-            if self._server_side:
+            if self.server_side:
                 self._alert = alert_record(AlertDescription.ACCESS_DENIED)
             self._fail(error if isinstance(error, TlsFailure)
                        else TlsFailure(str(error), kind=ErrorKind.CONFIGURATION))
@@ -476,10 +439,8 @@ class TlsCore:
 
     def fail(self, error: TlsFailure) -> None:
         """Break the connection with an error found outside the core (a timeout)."""
-        try:
+        with suppress(TlsFailure):
             self._fail(error)
-        except TlsFailure:
-            pass
 
     def request_client_certificate(self) -> None:
         """Server, TLS 1.3, after the handshake: ask the client for a
@@ -493,7 +454,6 @@ class TlsCore:
         self._call(Op.HANDSHAKE)  # queues the request
         self._progress.post_handshake_request = True
 
-    # ------------------------------------------------------------------
     # application data
     def read(self, max_bytes: int) -> bytes | None:
         """Return up to ``max_bytes`` of plaintext.
@@ -571,10 +531,8 @@ class TlsCore:
             progressed = True
         if progressed and self._tx:
             # A write that was waiting for the peer (renegotiation) may go now.
-            try:
+            with suppress(TlsFailure):  # the sticky error, raised by the next operation
                 self._push_plaintext()
-            except TlsFailure:
-                pass  # sticky; raised by the next operation
 
     def write(self, data: bytes) -> None:
         """Encrypt all of ``data`` for the peer (then call ciphertext_to_send).
@@ -603,7 +561,7 @@ class TlsCore:
             if written is Stop.NEED_INPUT:
                 return  # OpenSSL waits for the peer (a renegotiation); the bytes stay
             del self._tx[:written]
-        if self._state in SENDING_CLOSED and not self._close_notify_sent:
+        if self._state in SENDING_CLOSED and not self.close_notify_sent:
             self._send_close_notify()
 
     def close(self) -> None:
@@ -621,10 +579,8 @@ class TlsCore:
         if not self.handshake_complete or truncated:
             self._tx.clear()  # nothing can be sent any more
             return
-        try:
+        with suppress(TlsFailure):  # the sticky error, raised by the next operation
             self._push_plaintext()  # close_notify goes once the backlog is gone
-        except TlsFailure:
-            pass  # recorded as the sticky error
 
     def _send_close_notify(self) -> None:
         # unwrap() calls SSL_shutdown twice; the second call reads, and fails
@@ -634,71 +590,9 @@ class TlsCore:
         # nothing more to say.
         self._fill(sys.maxsize)
         if self._rx_error is None:
-            self._close_notify_sent = True
+            self.close_notify_sent = True
             self._call(Op.GOODBYE)  # Stop.NEED_INPUT: the peer's close_notify is still to come
 
-    # ------------------------------------------------------------------
-    # information about the session
-    def peer_chain(self) -> tuple[bytes, ...]:
-        """The peer's certificates as it sent them (DER, leaf first); () if none.
-
-        Available as soon as the peer's Certificate message has been processed.
-        """
-        if self._obj is None:
-            return ()
-        try:
-            return openssl.unverified_chain(self._obj)
-        except (ValueError, ssl.SSLError):
-            return ()
-
-    def _session_fact(self, read: Callable[[ssl.SSLObject], _T]) -> _T | None:
-        """What OpenSSL knows of the session once the handshake is complete (None before)."""
-        if self._obj is None or not self.handshake_complete:
-            return None
-        try:
-            return read(self._obj)
-        except (ValueError, ssl.SSLError):  # pragma: no cover - defensive
-            return None
-
-    def version(self) -> str | None:
-        """Negotiated protocol ("TLSv1.3", "TLSv1.2", ...) or None."""
-        return self._session_fact(ssl.SSLObject.version)
-
-    def cipher(self) -> tuple[str, str, int] | None:
-        """(name, protocol, secret bits) of the negotiated cipher, or None."""
-        return self._session_fact(ssl.SSLObject.cipher)
-
-    def alpn_protocol(self) -> str | None:
-        """The ALPN protocol the server selected, or None."""
-        return self._session_fact(ssl.SSLObject.selected_alpn_protocol)
-
-    def peer_certificate_der(self) -> bytes | None:
-        """The peer's leaf certificate (DER), or None if it sent none."""
-        return self._session_fact(lambda obj: obj.getpeercert(binary_form=True))
-
-    def protocol_version(self) -> int | None:
-        """The negotiated version as on the wire (0x0303, 0x0304), or None."""
-        version = self.version()
-        return None if version is None else _PROTOCOL_CODES.get(version)
-
-    def cipher_suite(self) -> int | None:
-        """The IANA code of the negotiated cipher suite, or None."""
-        cipher = self.cipher()
-        if cipher is None:
-            return None
-        return _cipher_codes().get(cipher[0])
-
     def __repr__(self) -> str:
-        role = "server" if self._server_side else f"client {self._server_hostname!r}"
+        role = "server" if self.server_side else f"client {self.server_hostname!r}"
         return f"<TlsCore {role} {self._state.value}>"
-
-
-_PROTOCOL_CODES = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-
-
-@functools.cache
-def _cipher_codes() -> dict[str, int]:
-    """OpenSSL's cipher names and their IANA codes (the low 16 bits of its ids)."""
-    everything = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    everything.set_ciphers("ALL:@SECLEVEL=0")
-    return {cipher["name"]: cipher["id"] & 0xFFFF for cipher in everything.get_ciphers()}

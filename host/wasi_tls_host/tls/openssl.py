@@ -12,7 +12,8 @@
 * The peer's certificate chain as sent: ``SSLObject.get_unverified_chain`` is
   public from Python 3.13 and private (``_sslobj``) before.
 * Whether OpenSSL takes a server name (`check_server_name`), asked of a
-  throwaway ``SSLObject`` so that a bad name is refused before any byte is sent.
+  throwaway ``SSLObject`` so that a bad name is refused before any byte is
+  sent; the wire codes of its version and cipher names.
 
 `tests/unit/test_tls_openssl.py` checks both on the running Python.
 """
@@ -90,3 +91,15 @@ def check_server_name(name: str | None) -> None:
     # others (SSLError: e.g. longer than 255 bytes): all are invalid names.
     except (ValueError, TypeError, ssl.SSLError) as error:
         raise ValueError(f"invalid server name {name!r}: {without_source_line(error)}") from None
+
+
+#: The negotiated version's name, as ``SSLObject.version`` gives it, and its wire code.
+PROTOCOL_CODES = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+@functools.cache
+def cipher_codes() -> dict[str, int]:
+    """OpenSSL's cipher names and their IANA codes (the low 16 bits of its ids)."""
+    everything = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    everything.set_ciphers("ALL:@SECLEVEL=0")
+    return {cipher["name"]: cipher["id"] & 0xFFFF for cipher in everything.get_ciphers()}
