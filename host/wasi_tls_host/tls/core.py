@@ -46,7 +46,6 @@ application data is waiting). Nothing here imports wasmtime.
 
 from __future__ import annotations
 
-import enum
 import ssl
 import sys
 from collections.abc import Callable
@@ -76,8 +75,8 @@ __all__ = ["TlsCore", "TlsFailure", "CoreState", "Point", "ErrorKind", "TRANSITI
            "check_server_name", "ContextFactory"]
 
 
-class Op(enum.StrEnum):
-    """The ``SSLObject`` calls the core makes, each named by its method."""
+class Op:
+    """The ``SSLObject`` calls the core makes, by method name (plain strings: see `Stop`)."""
 
     HANDSHAKE = "do_handshake"
     READ = "read"
@@ -86,11 +85,14 @@ class Op(enum.StrEnum):
     REQUEST_CERTIFICATE = "verify_client_post_handshake"
 
 
-class Stop(enum.Enum):
-    """An `SSLObject` call that did not get its result."""
+class Stop(str):
+    """What an `SSLObject` call that did not get its result gives instead. Module
+    constants, not enum members: the funnel runs for every record, and in
+    Python 3.11 every access to an enum member is slow."""
 
-    NEED_INPUT = "need-input"  #: OpenSSL waits for more of the peer's bytes
-    READ_SIDE_ENDED = "read-side-ended"  #: no more plaintext (see `TlsCore._fill`)
+
+NEED_INPUT = Stop("need-input")  #: OpenSSL waits for more of the peer's bytes
+READ_SIDE_ENDED = Stop("read-side-ended")  #: no more plaintext (see `TlsCore._fill`)
 
 
 #: Builds the context once a server knows the ClientHello (None if unreadable).
@@ -219,26 +221,26 @@ class TlsCore(SessionFacts):
             raise self._error.with_traceback(None)
 
     # the funnel
-    def _call(self, op: Op, *args: Any) -> Any:
+    def _call(self, op: str, *args: Any) -> Any:
         """Make one ``SSLObject`` call: its result, or a `Stop` (see the module notes)."""
         if self._obj is None:
-            raise TlsFailure(f"TLS core: {op.value} before the handshake started",
+            raise TlsFailure(f"TLS core: {op} before the handshake started",
                              kind=ErrorKind.PROTOCOL)
         try:
-            result = getattr(self._obj, op.value)(*args)
+            result = getattr(self._obj, op)(*args)
         except ssl.SSLWantReadError:
-            result = Stop.NEED_INPUT
+            result = NEED_INPUT
         except ssl.SSLError as exc:
             self._progress.discard()
             return self._call_failed(op, exc)
-        if result is Stop.NEED_INPUT:
+        if result is NEED_INPUT:
             self._starved = True
-        elif op is Op.READ or not self.handshake_complete:
+        elif op is Op.READ or not self._progress.done:
             self._starved = False  # OpenSSL took what it needed from the peer
         self._progress.commit()
         return result
 
-    def _call_failed(self, op: Op, exc: ssl.SSLError) -> Stop:
+    def _call_failed(self, op: str, exc: ssl.SSLError) -> Stop:
         if op is Op.REQUEST_CERTIFICATE:
             raise TlsFailure(f"post-handshake authentication is not possible: "
                              f"{exc.reason or exc}", kind=ErrorKind.CONFIGURATION) from None
@@ -253,7 +255,7 @@ class TlsCore(SessionFacts):
             self._rx_error = failure
             if isinstance(exc, ssl.SSLEOFError):
                 self._transition(Event.TRUNCATE)
-        return Stop.READ_SIDE_ENDED
+        return READ_SIDE_ENDED
 
     # transport side
     def receive_ciphertext(self, data: bytes) -> None:
@@ -387,7 +389,7 @@ class TlsCore(SessionFacts):
         progress = self._progress
         while True:
             if not progress.openssl_finished:
-                progress.openssl_finished = self._call(Op.HANDSHAKE) is not Stop.NEED_INPUT
+                progress.openssl_finished = self._call(Op.HANDSHAKE) is not NEED_INPUT
             if self._at_limit():
                 return False
             if progress.openssl_finished:
@@ -558,7 +560,7 @@ class TlsCore(SessionFacts):
         closing was asked for, queue close_notify."""
         while self._tx:
             written = self._call(Op.WRITE, self._tx)
-            if written is Stop.NEED_INPUT:
+            if written is NEED_INPUT:
                 return  # OpenSSL waits for the peer (a renegotiation); the bytes stay
             del self._tx[:written]
         if self._state in SENDING_CLOSED and not self.close_notify_sent:
@@ -591,7 +593,7 @@ class TlsCore(SessionFacts):
         self._fill(sys.maxsize)
         if self._rx_error is None:
             self.close_notify_sent = True
-            self._call(Op.GOODBYE)  # Stop.NEED_INPUT: the peer's close_notify is still to come
+            self._call(Op.GOODBYE)  # NEED_INPUT: the peer's close_notify is still to come
 
     def __repr__(self) -> str:
         role = "server" if self.server_side else f"client {self.server_hostname!r}"

@@ -104,6 +104,7 @@ class Progress:
         self.role = role
         self.limit = limit
         self._reached = {Point.START}
+        self.done = False  #: the handshake is complete (read on every operation: a plain attribute)
         #: OpenSSL completed its handshake (the core may still hold it at a stop).
         self.openssl_finished = False
         self.held_record: bytes | None = None
@@ -125,17 +126,14 @@ class Progress:
         self._observed.append((direction, version, message_type, message))
 
     def commit(self) -> None:
-        observed, self._observed = self._observed, []
-        for message in observed:
-            self.note(*message)
+        if self._observed:  # most calls, every read of application data, report none
+            observed, self._observed = self._observed, []
+            for message in observed:
+                self.note(*message)
 
     def discard(self) -> None:
         """Forget what a failed call reported: it reached nothing."""
         self._observed.clear()
-
-    @property
-    def done(self) -> bool:
-        return Point.DONE in self._reached
 
     def reached(self, point: Point) -> bool:
         """Whether `point` is behind (TLS 1.3 does not pass them in order:
@@ -158,6 +156,7 @@ class Progress:
     def finish(self) -> bytes | None:
         """Mark the handshake complete; returns the record held at a stop, if any."""
         self._reached.add(Point.DONE)
+        self.done = True
         held, self.held_record = self.held_record, None
         return held
 
