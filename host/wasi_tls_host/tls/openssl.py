@@ -37,17 +37,18 @@ _observers: weakref.WeakKeyDictionary[ssl.SSLObject, weakref.WeakMethod] = (
     weakref.WeakKeyDictionary())
 
 
-def _dispatch(connection: object, direction: str, version: int, content_type: int,
+def _dispatch(connection: ssl.SSLObject, direction: str, version: int, content_type: int,
               message_type: int, data: bytes) -> None:
     if content_type != _HANDSHAKE:
         return
-    reference = _observers.get(connection)  # type: ignore[call-overload]
+    reference = _observers.get(connection)
     observer = reference() if reference is not None else None
     if observer is not None:
         observer(direction, version, message_type, data)
 
 
 #: The C-level message callback slot (plain ints, no enum conversion).
+# ssl._ssl is a private module the type stubs do not describe.
 _MESSAGE_CALLBACK = ssl._ssl._SSLContext._msg_callback  # type: ignore[attr-defined]
 
 
@@ -60,19 +61,21 @@ def observe_handshake_messages(context: ssl.SSLContext) -> None:
 
 def attach_observer(connection: ssl.SSLObject, observer: Observer) -> None:
     """`observer` is a bound method; it is held weakly."""
-    _observers[connection] = weakref.WeakMethod(observer)  # type: ignore[arg-type]
+    _observers[connection] = weakref.WeakMethod(observer)
 
 
 def unverified_chain(connection: ssl.SSLObject) -> tuple[bytes, ...]:
     """The peer's certificates as it sent them, leaf first, in DER; () if none."""
     public = getattr(connection, "get_unverified_chain", None)
-    chain = public() if public is not None else connection._sslobj.get_unverified_chain()  # type: ignore[attr-defined]
+    # Before Python 3.13 only the private _sslobj has it (and no stub says so).
+    chain = (public() if public is not None
+             else connection._sslobj.get_unverified_chain())  # type: ignore[attr-defined]
     # A server's list starts with the peer's leaf, None when it sent none.
     return tuple(cert if isinstance(cert, bytes) else cert.public_bytes(_DER)
                  for cert in chain or () if cert is not None)
 
 
-_DER = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]
+_DER = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]  # private module, no stubs
 
 
 @functools.cache
