@@ -90,6 +90,13 @@ def test_client_answers_a_certificate_request_with_a_late_identity(pki, version)
     assert identity.public.chain[0] in conn.own_certificate_message
 
 
+def test_an_identity_before_the_handshake_started_is_refused(pki):
+    conn = client(pki, Point.START)
+    with pytest.raises(TlsFailure, match="the handshake has not started") as info:
+        conn.use_context(pki.policy().client_context())
+    assert info.value.kind == ErrorKind.CONFIGURATION and conn.state == CoreState.SUSPENDED
+
+
 def test_no_certificate_request_stops_with_none(pki, version):
     conn, peer = client(pki, Point.CLIENT_IDENTITY_REQUEST), server(pki, version)
     lockstep(conn, peer)

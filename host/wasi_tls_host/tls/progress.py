@@ -157,8 +157,7 @@ class Progress:
         """Mark the handshake complete; returns the record held at a stop, if any."""
         self._reached.add(Point.DONE)
         self.done = True
-        held, self.held_record = self.held_record, None
-        return held
+        return self.take_held()
 
     def note(self, direction: str, version: int, message_type: int, message: bytes) -> None:
         """Learn from one handshake message OpenSSL processed."""
