@@ -190,6 +190,11 @@ def _add_run(commands) -> None:
                           "PEM certificate chain, leaf first, and its PEM private key. The "
                           "guest gets it from wasi-tls-host:tls/preopens; the key never "
                           "enters the guest")
+    run.add_argument("--http-client-identity", action="append", type=_identity, default=[],
+                     metavar="HOST=CERTFILE,KEYFILE",
+                     help="present this client certificate (PEM chain, leaf first, and its "
+                          "PEM key) when a server at HOST asks for one during a wasi:http "
+                          "request (repeatable, one per host); the key never enters the guest")
     run.add_argument("--client-ca", action="append", type=_existing_file("client CA file"),
                      default=[], metavar="PEM",
                      help="trust the CA certificates in PEM for the client certificates a "
@@ -255,6 +260,7 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
                       identities=_unique_names(options.identity),
                       handshake_timeout=options.tls_handshake_timeout,
                       **({"keylog_file": options.tls_keylog} if options.tls_keylog else {})),
+        http_client_identities=_by_host(options.http_client_identity),
     )
 
 
@@ -263,6 +269,14 @@ def _unique_names(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, Pr
     if len(named) != len(identities):
         raise HostError("each --identity needs a name of its own")
     return named
+
+
+def _by_host(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, PrivateIdentity]:
+    """--http-client-identity: host names compare without case."""
+    by_host = {host.lower(): identity for host, identity in identities}
+    if len(by_host) != len(identities):
+        raise HostError("--http-client-identity takes each HOST once")
+    return by_host
 
 
 def run_command(options: argparse.Namespace) -> int:

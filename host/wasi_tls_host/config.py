@@ -9,9 +9,12 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .tls.policy import TlsPolicy
+
+if TYPE_CHECKING:
+    from .tls.identity import PrivateIdentity
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -92,6 +95,8 @@ class HostConfig:
     inherit_network: bool = False
     initial_cwd: str | None = None
     tls: TlsPolicy = field(default_factory=TlsPolicy)
+    #: Client certificates for wasi:http requests, by server host name (lower case).
+    http_client_identities: dict[str, PrivateIdentity] = field(default_factory=dict)
     stdin: BinaryIO | None = None
     stdout: BinaryIO | None = None
     stderr: BinaryIO | None = None
