@@ -63,8 +63,7 @@ from ..wasi_tls.session import TlsInput, TlsOutput, TlsSession, open_session
 from . import errors
 from .bodies import HttpFailed, IncomingBody
 from .errors import HttpFailure
-from .fields import Fields
-from .h1 import H1Connection
+from .h1 import H1Connection, MessageBody, received_fields
 from .messages import (
     Authority,
     IncomingResponse,
@@ -421,44 +420,17 @@ class ClientExchange:
         self.pump()
         conn = self.conn
         if conn is not None and conn.head is not None:
-            head = conn.head
-            headers = Fields.received((name.decode("latin-1"), bytes(value))
-                                      for name, value in head.headers.raw_items())
-            return Ready(IncomingResponse(head.status_code, headers, IncomingBody(self)))
+            body = MessageBody(conn, pump=self.pump, wait_spec=self.wait_spec,
+                               release=self.release)
+            return Ready(IncomingResponse(conn.head.status_code,
+                                          received_fields(conn.head.headers.raw_items()),
+                                          IncomingBody(body)))
         if self.failure is not None:
             return HttpFailed.of(self.failure)
         return None
 
-    # -- the response body (bodies.BodySource) ----------------------------------------
-    def read_body(self, max_bytes: int) -> bytes:
-        self.pump()
-        assert self.conn is not None
-        return self.conn.read_body(max_bytes)
-
-    def body_ready(self) -> bool:
-        self.pump()
-        assert self.conn is not None
-        return self.conn.body_ready()
-
     def body_wait_spec(self) -> WaitSpec:
-        """For the response body's stream, and for the request body's
-        (bodies.Consumer): the exchange's readiness either way."""
-        return self.wait_spec()
-
-    def trailers(self) -> Ready | HttpFailed | None:
-        conn = self.conn
-        assert conn is not None
-        if not conn.discarding:
-            conn.skip_body()
-        self.pump()
-        if conn.message_done:
-            trailers = [(name.decode("latin-1"), bytes(value)) for name, value in conn.trailers]
-            return Ready(Fields.received(trailers) if trailers else None)
-        if conn.read_failure is not None:
-            return HttpFailed.of(conn.read_failure)
-        return None
-
-    def trailers_wait_spec(self) -> WaitSpec:
+        """What could make room in the request body's pipe (bodies.Consumer)."""
         return self.wait_spec()
 
     def response_future(self) -> Future:
@@ -467,6 +439,7 @@ class ClientExchange:
         return Future(self.settle_response, self.wait_spec, on_drop=self.release)
 
     def release(self) -> None:
+        """The guest dropped something that could still read the response."""
         self.holders -= 1
         if self.holders == 0 and self.phase not in (Phase.DONE, Phase.FAILED):
             self._fail(errors.failure("HTTP-protocol-error",

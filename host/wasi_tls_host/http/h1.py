@@ -11,8 +11,9 @@ never blocks: every call does what can be done now and returns.
     head/Data/EndOfMessage --> h11 --> wire buffer --transport_out--> peer
 
 Receiving is pulled by whoever wants the peer's message (`receive`): the
-head, then body bytes into a buffer of at most BODY_BUFFER bytes, then the
-trailers. While that buffer is full the transport is not read, so a reader
+head, then body bytes into a buffer, then the trailers. The transport is
+read only while that buffer holds less than BODY_BUFFER bytes (so it never
+holds more than that plus one read), so a reader
 that stops reading holds the peer back (TCP flow control) instead of
 filling the host's memory. Sending goes through the wire buffer, which
 takes at most WIRE_BUDGET bytes beyond what the transport has accepted;
@@ -37,11 +38,15 @@ from collections.abc import Callable
 
 import h11
 
+from ..runtime.futures import Ready
 from ..runtime.poll import WaitSpec
 from ..runtime.streams import InputStream, OutputStream, StreamClosed, StreamFailed
+from ..runtime.values import Case
 from . import errors
-from .bodies import BodyPipe, take_front
+from .bodies import BodyPipe, HttpFailed, IncomingBody, take_front
 from .errors import HttpFailure
+from .fields import Fields
+from .messages import IncomingRequest, OutgoingResponse, method_case
 
 #: Received body bytes kept before the transport is left unread.
 BODY_BUFFER = 64 * 1024
@@ -250,6 +255,9 @@ class H1Connection:
         """Move what the guest wrote into the message while the wire has
         room; end the message once the pipe is finished. True once the
         whole body (and its trailers) has been queued."""
+        self.flush()
+        if self.h11.our_state is not h11.SEND_BODY:
+            return True  # ended already
         while pipe.buffer and self.write_failure is None and (room := self.wire_room()):
             self.send(h11.Data(data=pipe.take(room)))
         if pipe.ended and self.write_failure is None:
@@ -282,3 +290,67 @@ class H1Connection:
         """A server's next request on a kept-alive connection (h11's cycle)."""
         self.h11.start_next_cycle()
         self._new_message()
+
+
+class MessageBody:
+    """The peer's message body on an `H1Connection`, as `bodies.BodySource`:
+    what `incoming-body` and its stream and trailers are made of. The
+    connection's owner moves it along (`pump`), says what it waits on
+    (`wait_spec`) and learns when the guest gives the message up (`release`)."""
+
+    def __init__(self, conn: H1Connection, *, pump: Callable[[], None],
+                 wait_spec: Callable[[], WaitSpec], release: Callable[[], None]):
+        self.conn = conn
+        self._pump = pump
+        self._wait_spec = wait_spec
+        self._release = release
+
+    def read_body(self, max_bytes: int) -> bytes:
+        self._pump()
+        return self.conn.read_body(max_bytes)
+
+    def body_ready(self) -> bool:
+        self._pump()
+        return self.conn.body_ready()
+
+    def body_wait_spec(self) -> WaitSpec:
+        return self._wait_spec()
+
+    def trailers(self) -> Ready | HttpFailed | None:
+        conn = self.conn
+        if not conn.discarding:
+            conn.skip_body()  # the body's stream is gone: what is left goes unread
+        self._pump()
+        if conn.trailers is not None:
+            return Ready(received_fields(conn.trailers) if conn.trailers else None)
+        if conn.read_failure is not None:
+            return HttpFailed.of(conn.read_failure)
+        return None
+
+    def trailers_wait_spec(self) -> WaitSpec:
+        return self._wait_spec()
+
+    def release(self) -> None:
+        self._release()
+
+
+def received_fields(pairs) -> Fields:
+    """A received head's or trailers' fields, as the guest sees them."""
+    return Fields.received((name.decode("latin-1"), bytes(value)) for name, value in pairs)
+
+
+def incoming_request(head: h11.Request, scheme: Case, body: IncomingBody) -> IncomingRequest:
+    """The `incoming-request` a server hands its handler for a received head.
+    The authority is the Host header's (which, like the other headers the
+    host owns, the guest does not see among the headers)."""
+    host = next((value for name, value in head.headers if name == b"host"), None)
+    return IncomingRequest(
+        method_case(head.method.decode("ascii")), head.target.decode("ascii"), scheme,
+        host.decode("latin-1") if host is not None else None,
+        received_fields(head.headers.raw_items()), body)
+
+
+def response_head(response: OutgoingResponse) -> h11.Response:
+    """The head a server sends for a handler's `outgoing-response`. Without
+    a Content-Length, h11 frames the body (chunked for HTTP/1.1 clients)."""
+    return h11.Response(status_code=response.status, headers=response.headers.wire())
