@@ -6,8 +6,12 @@ which a trap."""
 from __future__ import annotations
 
 import pytest
+import wasmtime
+from wasmtime import component as wc
 
+from wasi_tls_host import interfaces
 from wasi_tls_host.config import HostConfig
+from wasi_tls_host.host import add_to_linker
 from wasi_tls_host.http import types
 from wasi_tls_host.http.bodies import FutureTrailers, HttpFailed, IncomingBody, OutgoingBody
 from wasi_tls_host.http.errors import HttpFailure
@@ -394,3 +398,22 @@ def test_incoming_body_outlives_its_response(ctx):
     assert types.incoming_response_status(ctx, response) == 200
     body.close()
     assert source.released == 1
+
+
+# -- linking ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", ["0.2.0", "0.2.8", "0.2.12"])
+def test_guests_importing_any_0_2_release_link(ctx, version):
+    engine = wasmtime.Engine()
+    component = wc.Component(engine, f"""
+        (component
+          (import "wasi:http/types@{version}" (instance
+            (export "fields" (type $fields (sub resource)))
+            (export "[constructor]fields" (func (result (own $fields))))))
+          (import "wasi:http/outgoing-handler@{version}" (instance)))
+    """)
+    linker = wc.Linker(engine)
+    add_to_linker(linker, ctx, interfaces.load(interfaces.imported_by(
+        component.type.imports(engine))))
+    linker.instantiate(wasmtime.Store(engine), component)
+    linker.close()

@@ -117,7 +117,8 @@ class Target:
         scheme = scheme_name(request.scheme) if request.scheme is not None else "https"
         if scheme not in DEFAULT_PORTS:
             raise errors.failure("HTTP-protocol-error", f"unsupported scheme {scheme!r}")
-        authority = Authority.parse(request.authority) if request.authority else None
+        text = request.authority or ""
+        authority = Authority.parse(text) if text else None
         if authority is None:
             raise errors.failure("HTTP-request-URI-invalid", "the request has no authority")
         path = request.path_with_query or "/"
@@ -125,7 +126,7 @@ class Target:
             path = "/" + path
         return cls(scheme == "https", authority.host,
                    authority.port if authority.port is not None else DEFAULT_PORTS[scheme],
-                   request.authority, path)
+                   text, path)
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -299,7 +300,9 @@ class ClientExchange:
                            server_hostname=self.target.host)
         except ValueError as error:
             raise errors.failure("HTTP-request-URI-invalid", str(error)) from None
-        self.session = open_session(self.ctx, core, *self.transport,  # type: ignore[misc]
+        assert self.transport is not None
+        transport_in, transport_out = self.transport
+        self.session = open_session(self.ctx, core, transport_in, transport_out,
                                     f"server name: {self.target.host}")
         self.phase = Phase.HANDSHAKING
 
@@ -419,7 +422,7 @@ class ClientExchange:
     def settle_response(self) -> Ready | HttpFailed | None:
         self.pump()
         conn = self.conn
-        if conn is not None and conn.head is not None:
+        if conn is not None and isinstance(conn.head, h11.Response):
             body = MessageBody(conn, pump=self.pump, wait_spec=self.wait_spec,
                                release=self.release)
             return Ready(IncomingResponse(conn.head.status_code,

@@ -134,14 +134,14 @@ class H1Connection:
             except h11.RemoteProtocolError as error:
                 self.read_failure = self._protocol_failure(error)
                 return None
-            if isinstance(event, h11.InformationalResponse):
-                continue  # 1xx: the final response follows
-            if event is h11.PAUSED:
+            if event is h11.NEED_DATA:
+                if not self._read_transport():
+                    return None
+            elif event is h11.PAUSED:
                 return None
-            if event is not h11.NEED_DATA:
-                return event
-            if not self._read_transport():
-                return None
+            elif isinstance(event, h11.Event) and not isinstance(event,
+                                                               h11.InformationalResponse):
+                return event  # a 1xx is skipped: the final response follows
 
     def _read_transport(self) -> bool:
         """Feed h11 what the transport has; False if it has nothing now."""
