@@ -216,9 +216,10 @@ def _add_wit(commands) -> None:
     wit = commands.add_parser(
         "wit", help="write the WIT this host implements into a directory",
         description="Write the WIT tree this host implements into DIR (created if missing): "
-                    f"the worlds in tls.wit ({', '.join(WORLDS)}), WASI 0.2, wasi:tls and "
-                    "wasi-tls-host:tls under deps/. Use it with `componentize-py -d DIR "
-                    "-w WORLD --features tls ...`, or let `wasi-tls-host build` do that.")
+                    f"the worlds in tls.wit ({', '.join(WORLDS)}), WASI 0.2 (wasi:http "
+                    "too), wasi:tls and wasi-tls-host:tls under deps/. Use it with "
+                    "`componentize-py -d DIR -w WORLD --features tls ...`, or let "
+                    "`wasi-tls-host build` do that.")
     wit.add_argument("directory", type=_writable_directory, metavar="DIR")
 
 
@@ -235,7 +236,8 @@ def _add_build(commands) -> None:
     build.add_argument("-w", "--world", required=True, choices=WORLDS,
                        help="`plain` (WASI 0.2 only), `tls-client` (also the upstream "
                             "wasi:tls client), `tls-server` or `tls-full-client` (the full "
-                            "wasi-tls-host:tls draft)")
+                            "wasi-tls-host:tls draft), `http-client` (wasi:http requests) "
+                            "or `http-proxy` (an incoming-handler, as for `wasmtime serve`)")
     build.add_argument("-o", "--output", required=True, type=_output_file, metavar="OUT.wasm",
                        help="the component to write")
     build.add_argument("-m", "--module", default=DEFAULT_MODULE,

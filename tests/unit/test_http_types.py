@@ -291,6 +291,15 @@ def test_dropping_a_body_unfinished_aborts_it(ctx):
     assert finished.pipe.aborted is None
 
 
+def test_a_request_dropped_unsent_fails_its_bodys_writes(ctx):
+    request = types.new_outgoing_request(ctx, types.new_fields(ctx))
+    body = types.outgoing_request_body(ctx, request)
+    output = types.outgoing_body_write(ctx, body).obj
+    request.close()
+    failure = error_of(io_streams.check_write, ctx, output)
+    assert types.http_error_code(ctx, failure.payload) == Case("HTTP-protocol-error")
+
+
 def test_a_failed_connection_fails_the_writers_stream(ctx):
     body = OutgoingBody("request", None)
     output = body.write()

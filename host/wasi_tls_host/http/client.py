@@ -280,7 +280,10 @@ class ClientExchange:
         self.sock = None
         # The connection's own buffers gather small writes; Nagle would only
         # delay a request head or a TLS flight by a delayed ACK.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # the connection already failed; its streams will say so
         shared = SharedSocket(sock)
         self.transport = (TcpInput(shared), TcpOutput(shared))
         shared.release()  # the streams keep the socket open
