@@ -171,6 +171,7 @@ class ClientExchange:
         #: Resources the guest holds that can still read the response.
         self.holders = 1
         self.resolver: ResolveAddressStream | None = None
+        #: Addresses still to try, in order.
         self.addresses: list = []
         self.last_connect_error = errno.ECONNREFUSED
         self.sock: socket.socket | None = None
@@ -201,7 +202,7 @@ class ClientExchange:
             raise _denied(f"{target} is outside --allow-net")
         exchange = cls(ctx, request, target, Timeouts.of(options))
         if literal is not None:
-            exchange._connect_to([literal])
+            exchange.addresses = [literal]
         else:
             try:
                 exchange.resolver = ResolveAddressStream(target.host)
@@ -231,7 +232,10 @@ class ClientExchange:
 
     def _resolve(self) -> None:
         resolver = self.resolver
-        if resolver is None or not resolver.ready():
+        if resolver is None:  # an address literal: nothing to look up
+            self._connect_to(self.addresses)
+            return
+        if not resolver.ready():
             return
         self.resolver = None
         resolver.close()
