@@ -95,10 +95,9 @@ class Timeouts:
     def of(cls, options: RequestOptions | None) -> Timeouts:
         if options is None:
             return cls()
-        return cls(*(value if value is not None else default for value, default in (
-            (options.connect_timeout, DEFAULT_CONNECT_TIMEOUT_NS),
-            (options.first_byte_timeout, DEFAULT_FIRST_BYTE_TIMEOUT_NS),
-            (options.between_bytes_timeout, DEFAULT_BETWEEN_BYTES_TIMEOUT_NS))))
+        return cls(_or(options.connect_timeout, DEFAULT_CONNECT_TIMEOUT_NS),
+                   _or(options.first_byte_timeout, DEFAULT_FIRST_BYTE_TIMEOUT_NS),
+                   _or(options.between_bytes_timeout, DEFAULT_BETWEEN_BYTES_TIMEOUT_NS))
 
 
 @dataclass(frozen=True)
@@ -180,7 +179,6 @@ class ClientExchange:
         self.tls_output: TlsOutput | None = None
         self.conn: H1Connection | None = None
         self.request_sent = False
-        self.response: IncomingResponse | None = None
 
     @classmethod
     def start(cls, ctx, request: OutgoingRequest,
@@ -294,7 +292,7 @@ class ClientExchange:
         if self.target.https:
             self._start_tls()
         else:
-            self._open(*self.transport, errors.from_transport)
+            self._open(self.transport[0], self.transport[1], errors.from_transport)
 
     def _start_tls(self) -> None:
         policy = self.ctx.config.tls
@@ -455,6 +453,10 @@ class ClientExchange:
             self._fail(errors.failure("HTTP-protocol-error",
                                       "the guest gave up the response; the connection "
                                       "was closed"))
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _denied(why: str) -> HttpFailure:
