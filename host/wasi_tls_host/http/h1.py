@@ -13,9 +13,10 @@ never blocks: every call does what can be done now and returns.
 Receiving is pulled by whoever wants the peer's message (`receive`): the
 head, then body bytes into a buffer, then the trailers. The transport is
 read only while that buffer holds less than BODY_BUFFER bytes (so it never
-holds more than that plus one read), so a reader
-that stops reading holds the peer back (TCP flow control) instead of
-filling the host's memory. Sending goes through the wire buffer, which
+holds more than that plus one read): a reader that stops reading holds the
+peer back (TCP flow control) instead of filling the host's memory, and a
+connection whose buffer is full does not ask to be woken for bytes nobody
+would take (`wants_input`). Sending goes through the wire buffer, which
 takes at most WIRE_BUDGET bytes beyond what the transport has accepted;
 `send_body_from` moves a guest's `BodyPipe` into the message only as fast
 as that allows.
