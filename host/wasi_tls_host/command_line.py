@@ -7,6 +7,7 @@ line (after the usage) with exit status 2, before anything runs.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 import sys
@@ -14,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import HostConfig, NetRule, Preopen
+from .config import HostConfig, NetRule, Preopen, host_key
 from .conformance import command as conformance
 from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
 from .host import GuestTrap, Host, HostError
@@ -273,9 +274,22 @@ def _unique_names(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, Pr
     return named
 
 
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _by_host(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, PrivateIdentity]:
-    """--http-client-identity: host names compare without case."""
-    by_host = {host.lower(): identity for host, identity in identities}
+    """--http-client-identity, keyed as requests look it up (`host_key`)."""
+    by_host = {}
+    for host, identity in identities:
+        key = host_key(host)
+        if ":" in key and not _is_ipv6(key):
+            raise HostError(f"--http-client-identity {host}: give the HOST alone, no port")
+        by_host[key] = identity
     if len(by_host) != len(identities):
         raise HostError("--http-client-identity takes each HOST once")
     return by_host

@@ -264,6 +264,19 @@ def test_client_identity_with_nginx(fetch_guest, pki, leaf, version, tmp_path):
     assert refused.status == 400
 
 
+def test_identity_for_an_address_literal(fetch_guest, pki, leaf):
+    client = pki.files(pki.leaf("client.example"))
+    server = https_server(pki, leaf, "1.3", client_auth=ssl.CERT_REQUIRED)
+    try:
+        fetched = Fetched(fetch(fetch_guest, f"https://127.0.0.1:{server.port}/client-cert",
+                                flags=("--ca-file", str(pki.ca_file), "--allow-net",
+                                       f"127.0.0.1:{server.port}", "--http-client-identity",
+                                       f"127.0.0.1={client.cert},{client.key}")))
+    finally:
+        server.close()
+    assert fetched.header("x-client-subject") == "client.example"
+
+
 def test_identity_for_another_host_is_not_presented(fetch_guest, pki, leaf):
     client = pki.files(pki.leaf("client.example"))
     server = https_server(pki, leaf, "1.3", client_auth=ssl.CERT_OPTIONAL)
@@ -426,11 +439,17 @@ def test_a_bad_http_client_identity_is_a_usage_error(fetch_guest, value, message
     assert message in result.stderr.decode()
 
 
-def test_an_http_client_identity_names_each_host_once(fetch_guest, pki):
+@pytest.mark.parametrize("hosts, message", [
+    (("Example.com", "example.com"), "--http-client-identity takes each HOST once"),
+    (("[::1]", "0:0::1"), "--http-client-identity takes each HOST once"),
+    (("example.com:443",), "--http-client-identity example.com:443: give the HOST alone, "
+                           "no port"),
+])
+def test_http_client_identity_hosts(fetch_guest, pki, hosts, message):
     client = pki.files(pki.leaf("client.example"))
-    spec = f"Example.com={client.cert},{client.key}"
-    result = subprocess.run([HOST, "run", "--http-client-identity", spec,
-                             "--http-client-identity", spec.lower(), str(fetch_guest)],
-                            capture_output=True, timeout=60)
+    flags = [arg for host in hosts
+             for arg in ("--http-client-identity", f"{host}={client.cert},{client.key}")]
+    result = subprocess.run([HOST, "run", *flags, str(fetch_guest)], capture_output=True,
+                            timeout=60)
     assert result.returncode == 2
-    assert "--http-client-identity takes each HOST once" in result.stderr.decode()
+    assert result.stderr.decode().strip() == f"wasi-tls-host: {message}"

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 
 import h11
 
+from ..config import host_key
 from ..runtime.futures import Future, Ready
 from ..runtime.poll import NEVER, WRITE, WaitSpec
 from ..runtime.streams import StreamFailed, writable_now
@@ -296,7 +297,7 @@ class ClientExchange:
 
     def _start_tls(self) -> None:
         policy = self.ctx.config.tls
-        identity = self.ctx.config.http_client_identities.get(self.target.host.lower())
+        identity = self.ctx.config.http_client_identities.get(host_key(self.target.host))
         try:
             # The context is built at the first step, so a CA file that went
             # missing fails this handshake with its own message.
