@@ -17,6 +17,7 @@ import pytest
 from http_peers import H11Server, NginxHttps, RawServer, body_bytes, hold, read_head, sha256
 
 from conftest import HOST, free_port, run_host
+from peers import OpenSSLServer
 
 MIB = 1 << 20
 #: A failure must be reported well within this, the guest's own start included.
@@ -169,6 +170,20 @@ def test_https_from_nginx(fetch_guest, pki, leaf, version, tmp_path):
         server.close()
     assert fetched.body_sha256 == sha256(body_bytes(MIB + 3))
     assert missing.status == 404
+
+
+def test_https_from_openssl_ends_the_body_by_closing(fetch_guest, pki, leaf, version, tmp_path):
+    """`openssl s_server -WWW` answers in HTTP/1.0 without a length: the body
+    ends with the connection, which close_notify vouches for."""
+    (tmp_path / "file.bin").write_bytes(body_bytes(200_000))
+    server = OpenSSLServer(leaf, tmp_path, version, tmp_path)
+    try:
+        fetched = Fetched(fetch(fetch_guest, f"https://localhost:{server.port}/file.bin",
+                                flags=trusting(pki, server.port)))
+    finally:
+        server.close()
+    assert fetched.header("content-length") is None
+    assert fetched.body_sha256 == sha256(body_bytes(200_000))
 
 
 def test_sixteen_mebibytes_each_way(fetch_guest, pki, leaf, version):
