@@ -4,17 +4,15 @@ in a subprocess, the wasmtime CLI for differential runs, and loopback peers."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 from pki import TLS_VERSIONS, Pki
 
-from peers import free_port  # noqa: F401 - re-exported for the tests
 from wasi_tls_host.command_line import installed_command
+from wasi_tls_host.conformance.peers import TcpService
 
 #: The installed console script, as a user runs it.
 HOST = installed_command()
@@ -31,7 +29,8 @@ def pki(tmp_path_factory) -> Pki:
 
 @pytest.fixture(params=sorted(TLS_VERSIONS))
 def version(request) -> str:
-    """Each TLS test once per version: "1.2" and "1.3" (keys of `pki.TLS_VERSIONS`)."""
+    """Each TLS test once per version: "1.2" and "1.3" (the keys of TLS_VERSIONS,
+    the conformance kit's table)."""
     return request.param
 
 
@@ -93,38 +92,10 @@ def run_wasmtime(component: Path | str, *args: str, flags: tuple[str, ...] = (),
                           capture_output=True, timeout=timeout)
 
 
-class EchoServer:
-    """A threaded TCP echo server on loopback; counts connections it served."""
-
-    def __init__(self, family: int = socket.AF_INET):
-        self.listener = socket.socket(family, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))
-        self.listener.listen()
-        self.port = self.listener.getsockname()[1]
-        self.served = 0
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
-        self._thread.start()
-
-    def _accept_loop(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    def _echo(self, conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(65536):
-                conn.sendall(data)
-        self.served += 1
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 @pytest.fixture
-def echo_server():
-    server = EchoServer()
+def echo_server(pki):
+    """A TCP echo server on loopback (the conformance kit's); `served` holds a
+    record per connection."""
+    server = TcpService(pki, None, mode="echo")
     yield server
     server.close()
