@@ -26,8 +26,6 @@ none (or, on TLS 1.2, cannot be asked). After N requests (if given) it exits
 0. Every connection runs as a task; all of them wait in one poll.
 """
 
-import hashlib
-
 import h11
 from wit_world import exports
 
@@ -38,10 +36,6 @@ USAGE = ("usage: https-server HOST:PORT [--requests N] [--client-auth request|re
 
 
 REASONS = {200: b"OK", 403: b"Forbidden"}
-
-
-def fingerprint(chain):
-    return f"sha256:{hashlib.sha256(chain[0]).hexdigest()}" if chain else "none"
 
 
 class Server:
@@ -103,14 +97,13 @@ class Server:
                 cli.eprint(f"/secure: {e}")
             status = 200 if client is not None else 403
         facts = [("path", path), ("server name", details["server_name"] or "none"),
-                 ("alpn", details["alpn"] or "none"), ("protocol", details["protocol"]),
-                 ("cipher suite", f"0x{details['cipher_suite']:04x}"),
-                 ("client certificate", fingerprint(client))]
-        body = "".join(f"{name}: {value}\n" for name, value in facts).encode()
+                 ("alpn", details["alpn"] or "none"), *tls.negotiated(details),
+                 ("client certificate", tls.fingerprint(client))]
+        body = cli.facts_text(facts).encode()
         self.requests += 1
         print(f"{request.method.decode()} {status} "
               + " ".join(f"{name.replace(' ', '-')}={value}" for name, value in facts[:-1])
-              + f" client={fingerprint(client)}", flush=True)
+              + f" client={tls.fingerprint(client)}", flush=True)
         data = http.send(h11.Response(status_code=status, reason=REASONS[status], headers=[
             ("content-type", "text/plain"), ("content-length", str(len(body)))]))
         data += http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage())

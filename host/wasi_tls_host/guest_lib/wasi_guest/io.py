@@ -9,7 +9,7 @@ a failed operation raises StreamFailed carrying the host's debug string.
 from componentize_py_types import Err
 from wit_world.imports import poll, streams
 
-from . import tasks
+from . import close, tasks
 from .errors import StreamClosed, StreamFailed, UnexpectedEof
 
 # Largest single read request / write call.  Writes are further limited by the
@@ -29,7 +29,7 @@ def stream_error(err):
         try:
             detail = error.to_debug_string()
         finally:
-            error.__exit__(None, None, None)
+            close(error)
         # Hosts may append a multi-line backtrace (wasmtime does): keep the
         # first line, e.g. "ConnectionReset".
         lines = detail.strip().splitlines()
@@ -49,7 +49,7 @@ def wait_for(source) -> None:
     try:
         poll.poll([p])
     finally:
-        p.__exit__(None, None, None)
+        close(p)
 
 
 # ---------------------------------------------------------------- reading

@@ -16,6 +16,8 @@ connections share the same steps.
 
 from wit_world.imports import poll
 
+from . import close
+
 
 class Task:
     """One generator under a Runner; ``result`` is its return value once ``done``."""
@@ -59,7 +61,7 @@ class Runner:
     def _cancel_all(self):
         for task, pollable, made_here in self._waiting:
             if made_here:
-                pollable.__exit__(None, None, None)
+                close(pollable)
             task.steps.close()
         for task in self._runnable:
             task.steps.close()
@@ -88,7 +90,7 @@ class Runner:
         for index, (task, pollable, made_here) in enumerate(self._waiting):
             if index in ready:
                 if made_here:
-                    pollable.__exit__(None, None, None)
+                    close(pollable)
                 self._runnable.append(task)
             else:
                 waiting.append((task, pollable, made_here))

@@ -29,12 +29,14 @@ Resource order: the transport streams are handed to the TLS connection
 connection; the TCP socket goes last. close() drops them in that order.
 """
 
+import hashlib
+
 from componentize_py_types import Err, Ok
 from wit_world.imports import streams
 
-from . import close as drop_resources
-from . import io, net, tasks
-from .errors import NetError, StreamClosed, UnexpectedEof, WasiError
+from . import close, io, net, tasks
+from .errors import StreamClosed, UnexpectedEof, WasiError
+from .io import READ_CHUNK
 
 try:
     from wit_world.imports import wasi_tls_types as tls_types
@@ -46,7 +48,6 @@ try:
 except ImportError:  # a world without the full draft
     draft = draft_preopens = None
 
-READ_CHUNK = 64 * 1024
 PROTOCOL_NAMES = {0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
 
 
@@ -78,7 +79,7 @@ def _debug_string(error) -> str:
     try:
         return error.to_debug_string()
     finally:
-        error.__exit__(None, None, None)
+        close(error)
 
 
 def _stream_exc(err):
@@ -101,24 +102,13 @@ def _split_host(host, port):
     return host, int(port)
 
 
-def _tcp_connect(host, port):
-    """Connect to each resolved address in turn -> (sock, inp, out)."""
-    last = None
-    for ip in net.resolve(host):
-        try:
-            return net.connect_address(net.socket_address(ip, port))
-        except NetError as e:
-            last = e
-    raise last if last is not None else NetError("name-unresolvable", host)
-
-
 def _outcome_task(future):
     """Task: what ``get`` returns once the future is ready; the future is dropped."""
     try:
         while (result := future.get()) is None:
             yield future
     finally:
-        future.__exit__(None, None, None)
+        close(future)
     return result
 
 
@@ -175,7 +165,21 @@ def _export_chain(public_identity):
     try:
         return public_identity.export_x509_chain()
     finally:
-        public_identity.__exit__(None, None, None)
+        close(public_identity)
+
+
+def fingerprint(chain):
+    """The leaf of ``chain`` (DER certificates, leaf first) as "sha256:<hex>";
+    "none" without a chain."""
+    return f"sha256:{hashlib.sha256(chain[0]).hexdigest()}" if chain else "none"
+
+
+def negotiated(details):
+    """The version and cipher suite of `TlsConnection.details` as (name, value)
+    pairs, as the bundled apps report them: ("protocol", "TLSv1.3"),
+    ("cipher suite", "0x1302")."""
+    return [("protocol", details["protocol"]),
+            ("cipher suite", f"0x{details['cipher_suite']:04x}")]
 
 
 # ---------------------------------------------------------------- clients
@@ -189,7 +193,7 @@ def handshake(server_name, inp, out):
 
 def _upstream_handshake_task(server_name, inp, out):
     if tls_types is None:
-        drop_resources(inp, out)
+        close(inp, out)
         raise TlsError("wasi:tls is not available in this world")
     hs = tls_types.ClientHandshake(server_name, inp, out)
     result = yield from _outcome_task(tls_types.ClientHandshake.finish(hs))
@@ -213,17 +217,23 @@ class _Handshake:
         resource, self.resource = self.resource, None
         return resource
 
+    def configure_alpn(self, alpn):
+        """Offer (client) or accept (server) the ALPN ids, if there are any."""
+        if alpn:
+            _draft_call(lambda: self.resource.configure_alpn_ids([p.encode() for p in alpn]),
+                        "configuring ALPN")
+
     def abort_task(self, kind):
         """Task: send the fatal alert and wait until it has left."""
         alert_sent = kind.abort(self.take())
         try:
             yield alert_sent
         finally:
-            alert_sent.__exit__(None, None, None)
+            close(alert_sent)
 
     def drop(self):
         if self.resource is not None:
-            self.take().__exit__(None, None, None)
+            close(self.take())
 
 
 def _draft_client_task(server_name, inp, out, alpn, identity, verify):
@@ -233,9 +243,7 @@ def _draft_client_task(server_name, inp, out, alpn, identity, verify):
     try:
         hs.resource = _draft_call(lambda: connection.connect(server_name),
                                   f"connecting to the server name {server_name!r}")
-        if alpn:
-            _draft_call(lambda: hs.resource.configure_alpn_ids([p.encode() for p in alpn]),
-                        "configuring ALPN")
+        hs.configure_alpn(alpn)
         if verify is not None:
             public = yield from _settled_task(hs.resource.verify_server_identity(),
                                               "verifying the server's certificate")
@@ -251,7 +259,7 @@ def _draft_client_task(server_name, inp, out, alpn, identity, verify):
                                              "the TLS handshake")
     except BaseException:
         hs.drop()
-        connection.__exit__(None, None, None)
+        close(connection)
         raise
     return connection, tin, tout
 
@@ -277,14 +285,14 @@ def connect_task(host, port=None, server_name=None, *, alpn=(), identity=None, v
         _need_draft("ALPN, a client identity or a verify hook")
     elif tls_types is None:
         raise TlsError("wasi:tls is not available in this world")
-    sock, inp, out = _tcp_connect(host, port)
+    sock, inp, out = net.connect_host(host, port)
     try:
         if full:
             parts = yield from _draft_client_task(server_name, inp, out, alpn, identity, verify)
         else:
             parts = yield from _upstream_handshake_task(server_name, inp, out)
     except BaseException:
-        sock.__exit__(None, None, None)
+        close(sock)
         raise
     return TlsConnection(sock, *parts, full=full)
 
@@ -331,17 +339,15 @@ def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None):
             try:
                 identities, alpn = choose(ClientHello(hello), identities, alpn)
             finally:
-                hello.__exit__(None, None, None)
+                close(hello)
         _draft_call(lambda: hs.resource.configure_server_identities(list(identities)),
                     "configuring the server identities")
-        if alpn:
-            _draft_call(lambda: hs.resource.configure_alpn_ids([p.encode() for p in alpn]),
-                        "configuring ALPN")
+        hs.configure_alpn(alpn)
         if client_auth is not None:
             public = yield from _settled_task(hs.resource.request_client_identity(),
                                               "asking for a client certificate")
             if public is not None:
-                public.__exit__(None, None, None)  # the connection reports it too
+                close(public)  # the connection reports it too
             elif client_auth == "require":
                 yield from hs.abort_task(draft.ServerHandshake)
                 raise TlsError("the client sent no certificate")
@@ -349,8 +355,8 @@ def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None):
                                              "the TLS handshake")
     except BaseException:
         hs.drop()
-        connection.__exit__(None, None, None)
-        sock.__exit__(None, None, None)
+        close(connection)
+        close(sock)
         raise
     return TlsConnection(sock, connection, tin, tout, full=True)
 
@@ -483,7 +489,7 @@ class TlsConnection:
         own_chain = None
         if own is not None:
             own_chain = _export_chain(own.public_identity())
-            own.__exit__(None, None, None)
+            close(own)
         return {
             "server_name": c.server_name(),
             "alpn": bytes(alpn).decode("latin-1") if alpn is not None else None,
@@ -513,7 +519,7 @@ class TlsConnection:
             return
         self.output_closed = True
         if self.full:
-            self.output.__exit__(None, None, None)
+            close(self.output)
             self.output = None
         else:
             self.connection.close_output()
@@ -526,7 +532,7 @@ class TlsConnection:
             return
         self.close_output()
         self.closed = True
-        drop_resources(self.input, self.output, self.connection, self.sock)
+        close(self.input, self.output, self.connection, self.sock)
         self.input = self.output = self.connection = self.sock = None
 
     def __enter__(self):
@@ -545,7 +551,9 @@ __all__ = [
     "accept_tls",
     "connect_task",
     "connect_tls",
+    "fingerprint",
     "handshake",
+    "negotiated",
     "parse_identity",
     "preopened_identities",
     "preopened_identity",
