@@ -21,6 +21,13 @@ from . import close, tasks
 from .errors import NetError, code_name
 from .io import wait_for
 
+#: Accept failures that pass with time: the process is out of descriptors or
+#: memory for now, or a client gave up while it waited in the backlog.
+TEMPORARY_ACCEPT_ERRORS = ("new-socket-limit", "out-of-memory", "connection-aborted",
+                           "connection-reset")
+#: The first and the longest pause before accept tries again after one.
+ACCEPT_PAUSES_S = (0.01, 1.0)
+
 ErrorCode = network.ErrorCode
 
 _network = None
@@ -241,14 +248,23 @@ def listen_tcp(addr: str, backlog: int = 128):
 
 
 def accept_task(listener):
-    """Task: the next connection -> (socket, input, output)."""
+    """Task: the next connection -> (socket, input, output). A temporary
+    failure (TEMPORARY_ACCEPT_ERRORS) is waited out: the task pauses, 10 ms
+    at first and twice as long each time after, up to a second, and tries
+    again; others raise NetError."""
+    pause, longest = ACCEPT_PAUSES_S
     while True:
         try:
             return listener.accept()
         except Err as e:
-            if not _is_would_block(e):
+            code = code_name(e.value)
+            if code != "would-block" and code not in TEMPORARY_ACCEPT_ERRORS:
                 raise _net_error(e) from None
-        yield listener
+        if code == "would-block":
+            yield listener
+        else:
+            yield from tasks.sleep_task(pause)
+            pause = min(2 * pause, longest)
 
 
 def accept(listener, block: bool = True):
@@ -302,6 +318,8 @@ def close_connection(sock, inp=None, out=None):
 
 
 __all__ = [
+    "ACCEPT_PAUSES_S",
+    "TEMPORARY_ACCEPT_ERRORS",
     "ErrorCode",
     "accept",
     "accept_task",

@@ -49,6 +49,9 @@ except ImportError:  # a world without the full draft
     draft = draft_preopens = None
 
 PROTOCOL_NAMES = {0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
+#: How long a server connection may go without data before its reads fail
+#: with Timeout, unless accept_task is given another ``idle_timeout``.
+IDLE_TIMEOUT_S = 30
 
 
 class TlsError(WasiError):
@@ -315,9 +318,12 @@ class ClientHello:
         self.cipher_suites = list(hello.cipher_suites())
 
 
-def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None):
+def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None,
+                idle_timeout=IDLE_TIMEOUT_S):
     """Task: the server side of a TLS connection on an accepted TCP
-    connection ``tcp`` = (socket, input, output) -> TlsConnection.
+    connection ``tcp`` = (socket, input, output) -> TlsConnection, whose
+    reads fail with Timeout after ``idle_timeout`` seconds without data
+    (None: never).
 
     ``identities`` (private-identity resources, most preferred first) and
     ``alpn`` (ids the server accepts, most preferred first) may be decided
@@ -358,12 +364,13 @@ def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None):
         close(connection)
         close(sock)
         raise
-    return TlsConnection(sock, connection, tin, tout, full=True)
+    return TlsConnection(sock, connection, tin, tout, full=True, idle_timeout=idle_timeout)
 
 
-def accept_tls(tcp, identities, *, alpn=(), choose=None, client_auth=None):
+def accept_tls(tcp, identities, *, alpn=(), choose=None, client_auth=None,
+               idle_timeout=IDLE_TIMEOUT_S):
     return tasks.run(accept_task(tcp, identities, alpn=alpn, choose=choose,
-                                 client_auth=client_auth))
+                                 client_auth=client_auth, idle_timeout=idle_timeout))
 
 
 # ---------------------------------------------------------------- connections
@@ -387,14 +394,18 @@ class _TlsErrors:
 
 
 class TlsConnection:
-    """An established TLS connection, client or server."""
+    """An established TLS connection, client or server. With
+    ``idle_timeout`` (seconds), a read that gets no data for that long fails
+    with Timeout."""
 
-    def __init__(self, sock, connection, input_stream, output_stream, full=False):
+    def __init__(self, sock, connection, input_stream, output_stream, full=False,
+                 idle_timeout=None):
         self.sock = sock
         self.connection = connection
         self.input = input_stream
         self.output = output_stream
         self.full = full  # a wasi-tls-host:tls connection (it reports details)
+        self.idle_timeout = idle_timeout
         self.eof = False  # the peer's close_notify has been read
         self.output_closed = False  # close_notify requested
         self.closed = False
@@ -415,19 +426,21 @@ class TlsConnection:
                 return None
             raise exc from None
 
-    def read_task(self, max_bytes=READ_CHUNK):
+    def read_task(self, max_bytes=READ_CHUNK, deadline=None):
         """Task: at least one byte (at most ``max_bytes``); b"" at clean end
-        of stream (the peer's close_notify)."""
-        while True:
-            data = self.try_read(max_bytes)
-            if data is None:
-                return b""
-            if data:
-                return data
-            yield self.input
+        of stream (the peer's close_notify). Timeout if none has come by
+        ``deadline`` (from `tasks.deadline_in`) or, without one, within the
+        connection's idle_timeout."""
+        what = "waiting for data"
+        if deadline is None and self.idle_timeout is not None:
+            deadline = tasks.deadline_in(self.idle_timeout)
+            what = f"no data for {self.idle_timeout:g} s"
+        data = yield from io.read_task(lambda: self.try_read(max_bytes), self.input, deadline,
+                                       what)
+        return b"" if data is None else data
 
-    def read(self, max_bytes=READ_CHUNK) -> bytes:
-        return tasks.run(self.read_task(max_bytes))
+    def read(self, max_bytes=READ_CHUNK, deadline=None) -> bytes:
+        return tasks.run(self.read_task(max_bytes, deadline))
 
     def read_all(self, limit=None) -> bytes:
         """Read until clean end of stream.  With ``limit``, raise TlsError
@@ -544,6 +557,7 @@ class TlsConnection:
 
 
 __all__ = [
+    "IDLE_TIMEOUT_S",
     "ClientHello",
     "TlsConnection",
     "TlsError",
