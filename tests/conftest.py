@@ -53,11 +53,13 @@ def run_host(component: Path | str, *args: str, flags: tuple[str, ...] = (),
 
 
 class GuestServer:
-    """A server guest under `wasi-tls-host run`, up once it printed
-    `listening on HOST:PORT`. `finish()` waits for it to exit."""
+    """A server guest under `wasi-tls-host run` (behind `prefix`, a command
+    such as prlimit that runs the host), up once it printed `listening on
+    HOST:PORT`. `finish()` waits for it to exit."""
 
-    def __init__(self, component: Path | str, *args: str, flags: tuple[str, ...] = ()):
-        self.process = subprocess.Popen([HOST, "run", *flags, str(component), *args],
+    def __init__(self, component: Path | str, *args: str, flags: tuple[str, ...] = (),
+                 prefix: tuple[str, ...] = ()):
+        self.process = subprocess.Popen([*prefix, HOST, "run", *flags, str(component), *args],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         banner = self.process.stdout.readline().decode()
         if not banner.startswith("listening on "):
@@ -73,6 +75,11 @@ class GuestServer:
         finally:
             self.process.kill()
         return self.process.returncode, out.decode(), err.decode()
+
+    def stop(self) -> tuple[int, str, str]:
+        """Kill it: `finish()`'s (exit status, stdout, stderr)."""
+        self.process.kill()
+        return self.finish()
 
     def close(self) -> None:
         if self.process.poll() is None:
