@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ INTERRUPTED_STATUS = 130
 USAGE_STATUS = 2
 #: Exit status when `build` fails.
 BUILD_FAILED_STATUS = 1
+#: Where `run` takes the password of encrypted identities when no file is named.
+IDENTITY_PASSWORD_VARIABLE = "WASI_TLS_HOST_IDENTITY_PASSWORD"
 
 COMMANDS_HELP = """\
 commands:
@@ -93,17 +96,69 @@ def _output_file(text: str) -> Path:
     return Path(text)
 
 
-def _identity(text: str) -> tuple[str, PrivateIdentity]:
-    """`NAME=CERTFILE,KEYFILE`: loaded and checked now, so mistakes are one line."""
-    from .tls.identity import IdentityError, PrivateIdentity  # cryptography: only when asked
+@dataclass(frozen=True)
+class _IdentitySpec:
+    """One `--identity`: a name and its PEM chain and key files, or its PKCS#12 file.
+    Loaded once every option is read, since a key may need the password."""
+
+    name: str
+    files: tuple[str, ...]
+
+    def load(self, password: bytes | None) -> PrivateIdentity:
+        from .tls.identity import PrivateIdentity  # cryptography: only when asked
+        if len(self.files) == 1:
+            return PrivateIdentity.from_pkcs12(self.files[0], password=password)
+        return PrivateIdentity.from_files(*self.files, password=password)
+
+
+def _identity(text: str) -> _IdentitySpec:
+    """`NAME=CERTFILE,KEYFILE` or `NAME=P12FILE`."""
     name, sep, files = text.partition("=")
-    cert_file, comma, key_file = files.partition(",")
-    if not sep or not name or not comma or not cert_file or not key_file:
-        raise argparse.ArgumentTypeError(f"expected NAME=CERTFILE,KEYFILE, got {text!r}")
+    parts = tuple(files.split(","))
+    if not sep or not name or len(parts) > 2 or not all(parts):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=CERTFILE,KEYFILE or NAME=P12FILE, got {text!r}")
+    return _IdentitySpec(name, parts)
+
+
+def _load_identities(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    """Replace the `--identity` specs by identities, opening encrypted keys with
+    the password from --identity-password-file or $WASI_TLS_HOST_IDENTITY_PASSWORD.
+    That variable is removed from this process's environment, so that no
+    guest inherits it (--inherit-env)."""
+    from .tls.identity import IdentityError, IdentityPasswordError
+    password, source = _identity_password(parser, options.identity_password_file)
+    loaded = []
+    for spec in options.identity:
+        try:
+            loaded.append((spec.name, spec.load(password)))
+        except IdentityError as error:
+            hint = ""
+            if isinstance(error, IdentityPasswordError):
+                hint = (f" (password from {source})" if source else
+                        f" (give the password with --identity-password-file FILE or "
+                        f"${IDENTITY_PASSWORD_VARIABLE})")
+            parser.error(f"argument --identity: identity {spec.name!r}: {error}{hint}")
+    options.identity = loaded
+
+
+def _identity_password(parser: argparse.ArgumentParser,
+                       password_file: str | None) -> tuple[bytes | None, str | None]:
+    """The password and where it came from, or (None, None). A file's one
+    trailing line break is not part of it."""
+    from_environment = os.environb.pop(IDENTITY_PASSWORD_VARIABLE.encode(), None)
+    if password_file is None:
+        if from_environment is None:
+            return None, None
+        return from_environment, f"${IDENTITY_PASSWORD_VARIABLE}"
     try:
-        return name, PrivateIdentity.from_files(cert_file, key_file)
-    except IdentityError as error:
-        raise argparse.ArgumentTypeError(f"identity {name!r}: {error}") from None
+        with open(password_file, "rb") as file:
+            password = file.read()
+    except OSError as error:
+        parser.error(f"argument --identity-password-file: cannot read {password_file}: "
+                     f"{error.strerror or error}")
+    password = password.removesuffix(b"\n").removesuffix(b"\r")
+    return password, f"--identity-password-file {password_file}"
 
 
 def _positive_seconds(text: str) -> float:
@@ -120,6 +175,23 @@ def _positive_seconds(text: str) -> float:
 def installed_command() -> str:
     """This environment's `wasi-tls-host` console script (next to its Python)."""
     return str(Path(sys.executable).with_name("wasi-tls-host"))
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that can check its options together once all are read:
+    `finish(parser, options)` may change them, or report a mistake through
+    `parser.error` (an identity's key needs the password, which another
+    option gives, wherever it stands)."""
+
+    def __init__(self, *args, finish=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.finish = finish
+
+    def parse_known_args(self, args=None, namespace=None):
+        options, extras = super().parse_known_args(args, namespace)
+        if self.finish is not None:
+            self.finish(self, options)
+        return options, extras
 
 
 class _VersionAction(argparse.Action):
@@ -142,7 +214,7 @@ class _VersionAction(argparse.Action):
 # -- the parser ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="wasi-tls-host",
         description="Run WASI 0.2 command components with wasi:tls provided by Python's ssl, "
                     "and build guests for them.",
@@ -158,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run(commands) -> None:
     run = commands.add_parser(
-        "run", help="run a command component",
+        "run", help="run a command component", finish=_load_identities,
         description="Run a WASI 0.2 command component (its wasi:cli/run export). The guest "
                     "gets nothing it is not granted by the options below. Exit status: the "
                     f"guest's (0 or 1); {TRAP_STATUS} when it traps, also on a host defect "
@@ -185,11 +257,18 @@ def _add_run(commands) -> None:
     run.add_argument("--system-trust", action="store_true",
                      help="also trust the operating system's CA store")
     run.add_argument("--identity", action="append", type=_identity, default=[],
-                     metavar="NAME=CERTFILE,KEYFILE",
+                     metavar="NAME=CERTFILE,KEYFILE|NAME=P12FILE",
                      help="provision a TLS identity for the guest under NAME (repeatable): a "
-                          "PEM certificate chain, leaf first, and its PEM private key. The "
-                          "guest gets it from wasi-tls-host:tls/preopens; the key never "
-                          "enters the guest")
+                          "PEM certificate chain, leaf first, and its private key (PEM or "
+                          "DER, encrypted or not), or a PKCS#12 (.p12/.pfx) file. The guest "
+                          "gets it from wasi-tls-host:tls/preopens; the key never enters the "
+                          "guest")
+    run.add_argument("--identity-password-file", type=_existing_file("identity password file"),
+                     metavar="FILE",
+                     help="the password of encrypted --identity keys and PKCS#12 files (one "
+                          "for all; one trailing line break is ignored). Without it, "
+                          f"${IDENTITY_PASSWORD_VARIABLE} is used, if set; the guest never "
+                          "sees it")
     run.add_argument("--client-ca", action="append", type=_existing_file("client CA file"),
                      default=[], metavar="PEM",
                      help="trust the CA certificates in PEM for the client certificates a "
