@@ -2,7 +2,8 @@
 
 `Pki` holds a CA the host trusts (for servers and for client certificates),
 a second CA it does not, and issues leaves on demand as trustme objects,
-as PEM files for peers such as `openssl s_server`, or as host identities.
+as PEM files for peers such as `openssl s_server`, or as host identities;
+and it writes the CA's revocation lists.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from wasi_tls_host.tls import PrivateIdentity, TlsPolicy
 
@@ -56,6 +59,29 @@ class Pki:
             blob.write_to_path(str(cert), append=index > 0)
         leaf.private_key_pem.write_to_path(str(key))
         return LeafFiles(cert, key)
+
+    def crl_file(self, *revoked: trustme.LeafCert, ca: trustme.CA | None = None,
+                 expired: bool = False) -> Path:
+        """A PEM CRL from `ca` (the trusted CA by default) revoking `revoked`;
+        past its next update if `expired`."""
+        ca = ca or self.ca
+        issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+        now = datetime.datetime.now(datetime.UTC)
+        last = now - datetime.timedelta(days=2 if expired else 0, minutes=1)
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject)
+                   .last_update(last).next_update(last + datetime.timedelta(days=1)))
+        for leaf in revoked:
+            serial = x509.load_pem_x509_certificate(
+                leaf.cert_chain_pems[0].bytes()).serial_number
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(last)
+                .build())
+        key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
+        self._count += 1
+        path = self.directory / f"crl-{self._count}.pem"
+        path.write_bytes(builder.sign(key, hashes.SHA256()).public_bytes(
+            serialization.Encoding.PEM))
+        return path
 
     def identity(self, *names: str, key_type: str = "ecdsa",
                  trusted: bool = True) -> PrivateIdentity:

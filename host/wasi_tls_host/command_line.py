@@ -273,6 +273,12 @@ def _add_run(commands) -> None:
                      default=[], metavar="PEM",
                      help="trust the CA certificates in PEM for the client certificates a "
                           "guest server asks for (repeatable; none trusted by default)")
+    run.add_argument("--crl-file", action="append", type=_existing_file("CRL file"),
+                     default=[], metavar="PEM",
+                     help="check server certificates (of the host's TLS clients) and client "
+                          "certificates (that guest servers ask for) against the CRLs in PEM "
+                          "(repeatable). Strict: a certificate whose issuer has no current "
+                          "CRL among them is refused too")
     run.add_argument("--tls-keylog", metavar="FILE",
                      help="append TLS secrets to FILE in NSS key log format (for Wireshark); "
                           "defaults to $SSLKEYLOGFILE")
@@ -331,6 +337,7 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
         inherit_network=options.inherit_network,
         tls=TlsPolicy(ca_files=list(options.ca_file), system_trust=options.system_trust,
                       client_ca_files=list(options.client_ca),
+                      crl_files=list(options.crl_file),
                       identities=_unique_names(options.identity),
                       handshake_timeout=options.tls_handshake_timeout,
                       **({"keylog_file": options.tls_keylog} if options.tls_keylog else {})),
