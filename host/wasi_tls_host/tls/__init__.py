@@ -2,8 +2,9 @@
 
 ``core`` wraps ``ssl.SSLObject`` over memory buffers, for clients and servers
 alike, and never touches a socket or wasmtime; ``policy`` builds the
-host-owned ``ssl.SSLContext``s; ``identity`` holds certificates and keys;
-``client_hello`` and ``records`` read the wire format the core needs to see.
+host-owned ``ssl.SSLContext``s; ``identity`` holds certificates and keys,
+``revocation`` the operator's CRLs; ``client_hello`` and ``records`` read
+the wire format the core needs to see.
 
 The names below are loaded on first use: ``identity`` brings in
 ``cryptography``, which a guest without TLS should not pay for at start-up.
@@ -14,7 +15,8 @@ import importlib
 _HOMES = {
     "ClientAuth": "policy", "TlsPolicy": "policy",
     "ErrorKind": "errors", "TlsFailure": "errors",
-    "IdentityError": "identity", "PrivateIdentity": "identity", "PublicIdentity": "identity",
+    "IdentityError": "identity", "IdentityPasswordError": "identity",
+    "PrivateIdentity": "identity", "PublicIdentity": "identity",
     "Point": "core", "TlsCore": "core", "CoreState": "core",
 }
 
