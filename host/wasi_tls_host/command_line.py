@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import HostConfig, NetRule, Preopen
+from .config import DEFAULT_MAX_CONNECTIONS, HostConfig, NetRule, Preopen
 from .conformance import command as conformance
 from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
 from .host import GuestTrap, Host, HostError
@@ -161,6 +161,12 @@ def _identity_password(parser: argparse.ArgumentParser,
     return password, f"--identity-password-file {password_file}"
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number 0 or more, got {text!r}")
+    return int(text)
+
+
 def _positive_seconds(text: str) -> float:
     try:
         seconds = float(text)
@@ -250,6 +256,12 @@ def _add_run(commands) -> None:
                           "repeatable")
     run.add_argument("--inherit-network", action="store_true",
                      help="allow every network address")
+    run.add_argument("--max-connections", type=_count, default=DEFAULT_MAX_CONNECTIONS,
+                     metavar="N",
+                     help="the most sockets the guest may hold open at once: TCP connections "
+                          "it makes or accepts, listeners and UDP sockets. Beyond it, creating "
+                          "or accepting one fails with new-socket-limit (and a client waits in "
+                          f"the listen backlog). Default: {DEFAULT_MAX_CONNECTIONS}")
     run.add_argument("--ca-file", action="append", type=_existing_file("CA file"), default=[],
                      metavar="PEM",
                      help="trust the CA certificates in PEM for TLS (repeatable; replaces "
@@ -335,6 +347,7 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
         preopens=list(options.dir),
         allow_net=list(options.allow_net),
         inherit_network=options.inherit_network,
+        max_connections=options.max_connections,
         tls=TlsPolicy(ca_files=list(options.ca_file), system_trust=options.system_trust,
                       client_ca_files=list(options.client_ca),
                       crl_files=list(options.crl_file),

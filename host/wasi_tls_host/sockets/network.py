@@ -1,10 +1,13 @@
-"""wasi:sockets/network: the `network` capability, error codes and addresses."""
+"""wasi:sockets/network: the `network` capability, error codes and addresses,
+and what the host keeps per guest: its count of open sockets."""
 
 from __future__ import annotations
 
 import errno
 import ipaddress
 import socket
+import threading
+import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -25,6 +28,72 @@ interface.resource("error", Res.IO_ERROR)
 
 class Network:
     """The capability to use the network; what it permits is in the host config."""
+
+
+# -- the guest's open sockets ------------------------------------------------------
+
+class GuestSockets:
+    """How many sockets one guest holds open, against `HostConfig.max_connections`.
+
+    Every descriptor a guest's socket holds counts: TCP sockets it creates
+    (connections and listeners) or accepts, and UDP sockets. A socket's slot
+    is given back when its descriptor closes, which may be after the guest
+    dropped it (a dropped stream still delivering its data in the background,
+    a TLS goodbye), so release may come from another thread.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.open = 0
+        self._lock = threading.Lock()
+
+    def claim(self) -> SocketSlot:
+        """A slot for one more socket, or the guest's `new-socket-limit`."""
+        with self._lock:
+            if self.open >= self.limit:
+                raise fail("new-socket-limit")
+            self.open += 1
+        return SocketSlot(self)
+
+    def _give_back(self) -> None:
+        with self._lock:
+            self.open -= 1
+
+
+class SocketSlot:
+    """One socket's place in its guest's count, held until `release` (once)."""
+
+    def __init__(self, owner: GuestSockets):
+        self._owner: GuestSockets | None = owner
+
+    def release(self) -> None:
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner._give_back()
+
+
+_guests: weakref.WeakKeyDictionary[WasiCtx, GuestSockets] = weakref.WeakKeyDictionary()
+_guests_lock = threading.Lock()  # guests may run on threads of their own
+
+
+def guest_sockets(ctx: WasiCtx) -> GuestSockets:
+    """The socket count of the guest `ctx` serves, made on first use."""
+    with _guests_lock:
+        sockets = _guests.get(ctx)
+        if sockets is None:
+            sockets = _guests[ctx] = GuestSockets(ctx.config.max_connections)
+        return sockets
+
+
+def counted(ctx: WasiCtx, make: Callable[[SocketSlot], T]) -> T:
+    """`make(slot)` a socket in a slot of the guest's count; the slot is given
+    back if making it fails. `new-socket-limit` once the count is full."""
+    slot = guest_sockets(ctx).claim()
+    try:
+        return make(slot)
+    except BaseException:
+        slot.release()
+        raise
 
 
 @interface.func("network-error-code")

@@ -22,6 +22,7 @@ from ..runtime.values import Case, Child
 from .lifecycle import UDP_TRANSITIONS, Event, HostSocket, UdpState, socket_option
 from .network import (
     Network,
+    SocketSlot,
     check_allowed,
     check_remote,
     client_bind_allowed,
@@ -48,8 +49,11 @@ class UdpSocket(HostSocket):
     TRANSITIONS = UDP_TRANSITIONS
     UNADDRESSED = frozenset({UdpState.UNBOUND})
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, slot: SocketSlot | None = None):
+        """`slot`: the socket's place in its guest's count (none for a socket
+        made outside any guest's count)."""
         super().__init__(sock, UdpState.UNBOUND)
+        self.slot = slot
         self.remote: tuple | None = None
         #: Bound as a client (unspecified address, any port, without a rule):
         #: datagrams from peers the guest could not send to are dropped.
@@ -57,11 +61,13 @@ class UdpSocket(HostSocket):
         self.streams: tuple[IncomingDatagrams, OutgoingDatagrams] | None = None
 
     @classmethod
-    def create(cls, address_family: str) -> UdpSocket:
-        return cls(cls.open(address_family, socket.SOCK_DGRAM))
+    def create(cls, address_family: str, slot: SocketSlot | None = None) -> UdpSocket:
+        return cls(cls.open(address_family, socket.SOCK_DGRAM), slot)
 
     def close(self) -> None:
         self.sock.close()
+        if self.slot is not None:
+            self.slot.release()
 
 
 class IncomingDatagrams:
