@@ -7,6 +7,7 @@ line (after the usage) with exit status 2, before anything runs.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
@@ -364,7 +365,16 @@ def _unique_names(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, Pr
     return named
 
 
+def _print_host_log() -> None:
+    """What the host logs while a guest runs (a denied network access) as
+    `wasi-tls-host:` lines on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("wasi-tls-host: %(message)s"))
+    logging.getLogger("wasi_tls_host").addHandler(handler)
+
+
 def run_command(options: argparse.Namespace) -> int:
+    _print_host_log()
     try:
         config = config_from_args(options)
         config.tls.check()

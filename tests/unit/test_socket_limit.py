@@ -16,7 +16,7 @@ from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue
 from wasi_tls_host.runtime.values import Case
 from wasi_tls_host.sockets import tcp, tcp_create_socket, udp_create_socket
-from wasi_tls_host.sockets.network import Network, guest_sockets
+from wasi_tls_host.sockets.network import Network, guest_network
 
 NET = Network()
 
@@ -65,14 +65,14 @@ def test_tcp_and_udp_sockets_count_until_dropped(ctx):
     made = [tcp_create_socket.create_tcp_socket(ctx, "ipv4"),
             udp_create_socket.create_udp_socket(ctx, "ipv4"),
             tcp_create_socket.create_tcp_socket(ctx, "ipv6")]
-    assert guest_sockets(ctx).open == 3
+    assert guest_network(ctx).open == 3
     assert error_code(tcp_create_socket.create_tcp_socket, ctx, "ipv4") == "new-socket-limit"
     assert error_code(udp_create_socket.create_udp_socket, ctx, "ipv4") == "new-socket-limit"
     made.pop(1).close()
     made.append(udp_create_socket.create_udp_socket(ctx, "ipv4"))
     for sock in made:
         sock.close()
-    assert guest_sockets(ctx).open == 0
+    assert guest_network(ctx).open == 0
 
 
 def test_accept_beyond_the_limit_leaves_the_client_waiting(ctx):
@@ -88,7 +88,7 @@ def test_accept_beyond_the_limit_leaves_the_client_waiting(ctx):
     for accepted in (second, third):
         drop_connection(accepted)
     assert error_code(tcp.accept, ctx, listener) == "would-block"
-    assert guest_sockets(ctx).open == 1  # the listener
+    assert guest_network(ctx).open == 1  # the listener
     for client in clients:
         client.close()
     listener.close()
@@ -101,7 +101,7 @@ def test_a_socket_that_cannot_be_made_gives_its_slot_back(ctx, monkeypatch):
     for _ in range(5):
         assert error_code(tcp_create_socket.create_tcp_socket, ctx, "ipv4") == \
             "new-socket-limit"
-    assert guest_sockets(ctx).open == 0
+    assert guest_network(ctx).open == 0
 
 
 def test_a_dropped_connection_counts_while_it_still_delivers(ctx):
@@ -118,15 +118,15 @@ def test_a_dropped_connection_counts_while_it_still_delivers(ctx):
         written += budget
     assert writer.obj.pending
     drop_connection((accepted, reader, writer))
-    assert guest_sockets(ctx).open == 2  # still delivering in the background
+    assert guest_network(ctx).open == 2  # still delivering in the background
     received = 0
     client.settimeout(10)
     while data := client.recv(1 << 20):
         received += len(data)
     deadline = time.monotonic() + 10
-    while guest_sockets(ctx).open != 1 and time.monotonic() < deadline:
+    while guest_network(ctx).open != 1 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert (received, guest_sockets(ctx).open) == (written, 1)
+    assert (received, guest_network(ctx).open) == (written, 1)
     client.close()
     listener.close()
 

@@ -318,7 +318,7 @@ class TcpSocket(HostSocket):
 def start_bind(ctx: WasiCtx, tcp: TcpSocket, network: Network, local_address: Case) -> None:
     tcp.check(Event.START_BIND)
     address, sockaddr = tcp.address_from(local_address)
-    check_allowed(ctx, address, sockaddr[1])
+    check_allowed(ctx, address, sockaddr[1], "bind")
     tcp.bind(sockaddr)
 
 
@@ -332,7 +332,7 @@ def start_connect(ctx: WasiCtx, tcp: TcpSocket, network: Network, remote_address
     tcp.check(Event.START_CONNECT)
     address, sockaddr = tcp.address_from(remote_address)
     check_remote(address, sockaddr[1])
-    check_allowed(ctx, address, sockaddr[1])
+    check_allowed(ctx, address, sockaddr[1], "connect")
     result = tcp.sock.connect_ex(sockaddr)
     if result not in (0, errno.EINPROGRESS):
         tcp.transition(Event.FAIL)

@@ -105,7 +105,7 @@ def start_bind(ctx: WasiCtx, udp: UdpSocket, network: Network, local_address: Ca
     address, sockaddr = udp.address_from(local_address)
     udp.hears_only_permitted_peers = client_bind_allowed(ctx, address, sockaddr[1])
     if not udp.hears_only_permitted_peers:
-        check_allowed(ctx, address, sockaddr[1])
+        check_allowed(ctx, address, sockaddr[1], "bind")
     udp.bind(sockaddr)
 
 
@@ -123,7 +123,7 @@ def stream(ctx: WasiCtx, udp: UdpSocket, remote_address: Case | None) -> tuple[C
     if remote_address is not None:
         address, sockaddr = udp.address_from(remote_address)
         check_remote(address, sockaddr[1])
-        check_allowed(ctx, address, sockaddr[1])
+        check_allowed(ctx, address, sockaddr[1], "connect")
         socket_call(lambda: udp.sock.connect(sockaddr))
         udp.remote = sockaddr
     elif udp.remote is not None:
@@ -252,7 +252,7 @@ def _send_one(ctx: WasiCtx, udp: UdpSocket, datagram: dict) -> None:
         check_remote(address, sockaddr[1])
         if udp.remote is not None and sockaddr[:2] != udp.remote[:2]:
             raise fail("invalid-argument")
-        check_allowed(ctx, address, sockaddr[1])
+        check_allowed(ctx, address, sockaddr[1], "send")
         sendto = sockaddr
     if udp.remote is not None:
         sendto = None
