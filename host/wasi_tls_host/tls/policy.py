@@ -106,11 +106,11 @@ class TlsPolicy:
             _load_ca_file(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), path)
         for path in self.client_ca_files:
             _load_ca_file(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), path, "client CA file")
-        self._check_revocation(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+        self._apply_revocation(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
         if self.keylog_file:
             _base_context(ssl.PROTOCOL_TLS_CLIENT, self)
 
-    def _check_revocation(self, context: ssl.SSLContext) -> None:
+    def _apply_revocation(self, context: ssl.SSLContext) -> None:
         """Have `context` check peers against the CRL files, if there are any;
         they are read once, the first time."""
         if not self.crl_files:
@@ -151,7 +151,7 @@ class TlsPolicy:
         if self.wants_certifi():
             import certifi
             _load_ca_file(context, certifi.where())
-        self._check_revocation(context)
+        self._apply_revocation(context)
         if alpn_ids:
             context.set_alpn_protocols(list(alpn_ids))
         if identity is not None:
@@ -213,7 +213,7 @@ class TlsPolicy:
             context.verify_mode = ssl.CERT_OPTIONAL
             for path in self.client_ca_files:
                 _load_ca_file(context, path, "client CA file")
-            self._check_revocation(context)
+            self._apply_revocation(context)
             context.post_handshake_auth = client_auth is ClientAuth.POST_HANDSHAKE
         return context
 
