@@ -16,8 +16,8 @@ import threading
 import pytest
 from http_peers import H11Server, NginxHttps, RawServer, body_bytes, hold, read_head, sha256
 
-from conftest import HOST, free_port, run_host
-from peers import OpenSSLServer
+from conftest import HOST, run_host
+from peers import OpenSSLServer, free_port
 
 MIB = 1 << 20
 #: A failure must be reported well within this, the guest's own start included.

@@ -237,12 +237,19 @@ def check_remote(address: IpAddress, port: int) -> None:
         raise fail("invalid-argument")
 
 
+def permits(ctx: WasiCtx, address: IpAddress, port: int, operation: NetOperation) -> bool:
+    """Whether the host's rules let the guest `operation` (connect, bind or
+    send) to address:port; a denial is reported (see the module doc)."""
+    if ctx.config.network_allows(address, port):
+        return True
+    guest_network(ctx).report_denied(operation, address, port)
+    return False
+
+
 def check_allowed(ctx: WasiCtx, address: IpAddress, port: int,
                   operation: NetOperation) -> None:
-    """`access-denied` unless the host's rules let the guest `operation` (connect,
-    bind or send) to address:port; a denial is reported (see the module doc)."""
-    if not ctx.config.network_allows(address, port):
-        guest_network(ctx).report_denied(operation, address, port)
+    """`access-denied` unless `permits` says yes."""
+    if not permits(ctx, address, port, operation):
         raise fail("access-denied")
 
 
