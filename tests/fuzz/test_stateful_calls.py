@@ -3,8 +3,8 @@
 A hypothesis state machine drives the `call-script` guest (guests/apps/
 call-script), which makes each raw WASI call the test sends it through its
 generated bindings: wasi:io streams and pollables, wasi:sockets TCP (to a
-loopback echo peer, a TLS peer, and the guest's own listener) and the
-upstream wasi:tls client. The calls include the ones careful guests never
+loopback echo peer, a TLS peer, a hostile TLS peer, and the guest's own
+listener) and the upstream wasi:tls client. The calls include the ones careful guests never
 make: a second finish, use of a resource already given away, drops in every
 order (children before parents and after), writes past the check-write
 permit, reads of 2^64-1 bytes, and polls over thousands of pollables.
@@ -27,6 +27,7 @@ import re
 import select
 import socket
 import ssl
+import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,80 @@ class DrainingEcho:
             pass  # ssl.SSLError included: the guest's TLS may be anything
         finally:
             connection.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class HostileTlsPeer:
+    """A loopback peer that answers a TLS client badly, a different way on
+    each connection in turn: a real server flight with one byte flipped,
+    junk, a plain HTTP answer, a reset, or a good handshake followed by a
+    forged application record."""
+
+    BEHAVIOURS = ("flipped", "junk", "http", "reset", "forged-record")
+
+    def __init__(self, context: ssl.SSLContext):
+        self.context = context
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.count = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            behaviour = self.BEHAVIOURS[self.count % len(self.BEHAVIOURS)]
+            self.count += 1
+            threading.Thread(target=self._serve, args=(connection, behaviour),
+                             daemon=True).start()
+
+    def _serve(self, connection: socket.socket, behaviour: str) -> None:
+        connection.settimeout(HANDSHAKE_TIMEOUT_S * 5)
+        try:
+            if behaviour == "reset":
+                # Linger on, for 0 s: closing sends a reset.
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif behaviour == "junk":
+                connection.recv(65536)
+                connection.sendall(bytes(range(256)) * 4)
+            elif behaviour == "http":
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            else:
+                self._speak_tls(connection, flip=behaviour == "flipped")
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+    def _speak_tls(self, connection: socket.socket, *, flip: bool) -> None:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        server = self.context.wrap_bio(incoming, outgoing, server_side=True)
+        while True:
+            try:
+                server.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                flight = outgoing.read()
+                if flight:
+                    if flip:
+                        flight = flight[:len(flight) // 2] + bytes(
+                            (flight[len(flight) // 2] ^ 0x20,)) + flight[len(flight) // 2 + 1:]
+                    connection.sendall(flight)
+                data = connection.recv(65536)
+                if not data:
+                    return
+                incoming.write(data)
+            except ssl.SSLError:
+                connection.sendall(outgoing.read())
+                return
+        connection.sendall(outgoing.read() + b"\x17\x03\x03\x00\x20" + bytes(32))
+        while connection.recv(65536):
+            pass
 
     def close(self) -> None:
         self.listener.close()
@@ -513,11 +588,13 @@ class GuestCalls(RuleBasedStateMachine):
         self._take_connection(self._call("tls_get", future.id))
 
     @rule(name=st.sampled_from(["localhost", "127.0.0.1", "wrong.example"]),
-          drop_first=st.sampled_from([None, "handshake-pollable", "socket"]))
-    def tls_connect(self, name, drop_first):
+          drop_first=st.sampled_from([None, "handshake-pollable", "socket"]),
+          hostile=st.booleans())
+    def tls_connect(self, name, drop_first, hostile=False):
         """What a guest does for a TLS connection, start to end, with a drop
-        at an awkward moment now and then."""
-        streams = self._connect(self.environment.tls_peer.port, drains=True)
+        at an awkward moment now and then, to a good peer or a hostile one."""
+        peer = self.environment.hostile_peer if hostile else self.environment.tls_peer
+        streams = self._connect(peer.port, drains=not hostile)
         if streams is None:
             return
         handshake = self._give_to_tls(name, *streams)
@@ -588,6 +665,7 @@ class Environment:
         leaf.configure_cert(server_context)
         self.echo = DrainingEcho()
         self.tls_peer = DrainingEcho(server_context)
+        self.hostile_peer = HostileTlsPeer(server_context)
         self.ca_file = str(pki.ca_file)
 
     def start(self) -> ScriptedGuest:
@@ -600,6 +678,7 @@ class Environment:
     def close(self) -> None:
         self.echo.close()
         self.tls_peer.close()
+        self.hostile_peer.close()
 
 
 @pytest.fixture(scope="module")
