@@ -4,10 +4,11 @@ A hypothesis state machine drives the `call-script` guest (guests/apps/
 call-script), which makes each raw WASI call the test sends it through its
 generated bindings: wasi:io streams and pollables, wasi:sockets TCP (to a
 loopback echo peer, a TLS peer, a hostile TLS peer, and the guest's own
-listener) and the upstream wasi:tls client. The calls include the ones careful guests never
-make: a second finish, use of a resource already given away, drops in every
-order (children before parents and after), writes past the check-write
-permit, reads of 2^64-1 bytes, and polls over thousands of pollables.
+listener) and the upstream wasi:tls client. The calls include the ones
+careful guests never make: a second finish, use of a resource already
+dropped or given away, drops in every order (children before parents and
+after), writes past the check-write permit, reads of 2^64-1 bytes, and polls
+over thousands of pollables.
 
 The guest runs in this process through the embedding API (`Host.run` in a
 thread, commands on a pipe as its stdin), so that a Python exception
