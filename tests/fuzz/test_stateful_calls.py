@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 from fuzzing import HANG_SECONDS, TALLY, fuzz_settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from pki import Pki
 
 from wasi_tls_host.config import HostConfig, NetRule
@@ -294,7 +294,9 @@ class GuestCalls(RuleBasedStateMachine):
 
     def __init__(self, environment: Environment):
         super().__init__()
+        TALLY["stateful: state-machine runs"] += 1
         self.environment = environment
+        self.checked = False
         self._start_guest()
 
     def _start_guest(self) -> None:
@@ -647,6 +649,13 @@ class GuestCalls(RuleBasedStateMachine):
     @rule(size=st.sampled_from([0, 16, 4096, 65536, 1 << 20, (1 << 26) + 1, (1 << 64) - 1]))
     def random_bytes(self, size):
         self._call("random", size)
+
+    @invariant()
+    def count_steps(self):
+        # Invariants run once before the first rule, then after every rule.
+        if self.checked:
+            TALLY["stateful: state-machine steps"] += 1
+        self.checked = True
 
     def teardown(self):
         check_outcome(self.guest.end())
