@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fuzzing import SCALE, SCALE_VARIABLE, TALLY
+from .fuzzing import SCALE, SCALE_VARIABLE, TALLY
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

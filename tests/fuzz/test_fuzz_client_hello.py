@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ssl
 
-from fuzzing import TALLY, fuzz_settings, mutate, mutations, no_hang, split_sizes
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,6 +21,8 @@ from wasi_tls_host.tls.client_hello import (
     parse_client_hello,
 )
 from wasi_tls_host.tls.records import ContentType, HandshakeType
+
+from .fuzzing import TALLY, fuzz_settings, mutate, mutations, no_hang, split_sizes
 
 
 def openssl_client_hello(*, server_name: str | None = "example.com", alpn: tuple[str, ...] = (),

@@ -24,15 +24,6 @@ import ssl
 from dataclasses import dataclass, field
 
 import pytest
-from fuzzing import (
-    TALLY,
-    CoreContract,
-    fuzz_settings,
-    mutate,
-    mutations,
-    pieces,
-    split_sizes,
-)
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -48,6 +39,16 @@ from pki import Pki
 
 from wasi_tls_host.tls import CoreState, Point, TlsCore, TlsFailure
 from wasi_tls_host.tls.client_hello import MAX_CLIENT_HELLO
+
+from .fuzzing import (
+    TALLY,
+    CoreContract,
+    fuzz_settings,
+    mutate,
+    mutations,
+    pieces,
+    split_sizes,
+)
 
 VERSIONS = ("1.2", "1.3")
 

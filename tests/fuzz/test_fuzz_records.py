@@ -9,11 +9,12 @@ types in between, and never fail on junk.
 
 from __future__ import annotations
 
-from fuzzing import TALLY, fuzz_settings, no_hang
 from hypothesis import given
 from hypothesis import strategies as st
 
 from wasi_tls_host.tls.records import HEADER_SIZE, ContentType, HandshakeScanner, take_record
+
+from .fuzzing import TALLY, fuzz_settings, no_hang
 
 
 def all_records(data: bytes) -> tuple[list[bytes], bytearray]:

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fuzzing import HANG_SECONDS, TALLY, fuzz_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from pki import Pki
@@ -42,6 +41,8 @@ from pki import Pki
 from wasi_tls_host.config import HostConfig, NetRule
 from wasi_tls_host.host import GuestTrap, Host
 from wasi_tls_host.tls import TlsPolicy
+
+from .fuzzing import HANG_SECONDS, TALLY, fuzz_settings
 
 #: A trap the host raised on purpose: "Caused by:" then the WIT function.
 NAMED_TRAP = re.compile(r"Caused by:\s+(?P<function>[a-z-]+:[a-z-]+/[a-z-]+@[0-9.a-z-]+"
