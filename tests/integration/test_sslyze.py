@@ -30,8 +30,8 @@ def scan(guests, pki):
     """One scan of one server, shared by the assertions below; the results by command name."""
     identities = []
     for name, key_type in (("a.example", "ecdsa"), ("b.example", "rsa")):
-        files = pki.files(pki.leaf(name, key_type=key_type))
-        identities += ["--identity", f"{name}={files.cert},{files.key}"]
+        leaf = pki.leaf(name, key_type=key_type)
+        identities += ["--identity", f"{name}={leaf.cert_file},{leaf.key_file}"]
     server = GuestServer(guests["https-server"], "127.0.0.1:0",
                          flags=("--allow-net", "127.0.0.1", *identities))
     try:
