@@ -142,19 +142,29 @@ def _check_stream(name: str, stream: object, method: str) -> None:
     at its first read or write (where it would read as a host defect)."""
     if stream is None:
         return
+    kind = type(stream).__name__
     if isinstance(stream, io.TextIOBase):
-        raise TypeError(f"HostConfig({name}=...): {type(stream).__name__} is a text stream; "
-                        f"the guest's {name} needs a binary file object (io.BytesIO, a file "
-                        f"opened in binary mode, or sys.{name}.buffer)")
-    if not callable(getattr(stream, method, None)):
-        raise TypeError(f"HostConfig({name}=...): {type(stream).__name__} has no {method}(); "
-                        f"the guest's {name} needs a binary file object")
+        raise TypeError(f"HostConfig({name}=...): {kind} is a text stream; the guest's {name} "
+                        "needs a binary file object (io.BytesIO, a file opened in binary mode, "
+                        f"or sys.{name}.buffer)")
+    if isinstance(stream, io.IOBase):
+        try:
+            usable = stream.readable() if method == "read" else stream.writable()
+        except ValueError:  # closed: the guest will find it closed
+            usable = True
+    else:
+        usable = callable(getattr(stream, method, None))
+    if not usable:
+        raise TypeError(f"HostConfig({name}=...): {kind} cannot {method}; the guest's {name} "
+                        "needs a binary file object it can " + method)
 
 
 @dataclass
 class HostConfig:
-    """Everything the host grants one guest run.
+    """Everything the host grants one guest run, and how far it may go (`limits`).
 
+    The standard streams are binary file objects (None: the process's own);
+    anything else is refused here with a TypeError that names the stream.
     Clocks and randomness are injectable so that tests can pin them. An
     injected monotonic clock must advance with real time for timers to
     fire: the poll loop sleeps in real time until the clock's deadline.

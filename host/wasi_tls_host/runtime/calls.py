@@ -20,6 +20,7 @@ call the trampoline:
 from __future__ import annotations
 
 import ctypes
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -168,7 +169,8 @@ def _error(message: str) -> int:
 
 #: What the C callbacks dispatch to, by the data word wasmtime hands back.
 _CALLBACKS: dict[int, HostFunction | Destructor | EpochWatch] = {}
-_next_callback_id = 1
+#: Ids for `_CALLBACKS`; `next` on it is atomic, and guests link on several threads.
+_callback_ids = itertools.count(1)
 
 
 @capi.HostFunctionCallback
@@ -215,9 +217,7 @@ def stop_on_epoch(store: wasmtime.Store, switch: StopSwitch) -> None:
 
 
 def _register(callback: HostFunction | Destructor | EpochWatch) -> int:
-    global _next_callback_id
-    callback_id = _next_callback_id
-    _next_callback_id += 1
+    callback_id = next(_callback_ids)
     _CALLBACKS[callback_id] = callback
     return callback_id
 
