@@ -123,7 +123,7 @@ class _Engine:
 
 #: Called as `link(linker, ctx)` after the host's interfaces are in the linker.
 Link = Callable[[wc.Linker, WasiCtx], None]
-Component = wc.Component | str | os.PathLike
+ComponentOrPath = wc.Component | str | os.PathLike
 
 
 class Host:
@@ -195,7 +195,7 @@ class Host:
         self._loaded[(path, fuel)] = _Loaded(mtime_ns, component)
         return component
 
-    def run(self, component: Component, args: list[str] | None = None,
+    def run(self, component: ComponentOrPath, args: list[str] | None = None,
             env: dict[str, str] | None = None, *, config: HostConfig | None = None,
             link: Link | None = None) -> int:
         """Run the component's `wasi:cli/run` export; return its exit status.
@@ -215,7 +215,7 @@ class Host:
         with _sigint_stops(switch):
             return self._run(component, config, link, engine, switch)
 
-    def start(self, component: Component, args: list[str] | None = None,
+    def start(self, component: ComponentOrPath, args: list[str] | None = None,
               env: dict[str, str] | None = None, *, config: HostConfig | None = None,
               link: Link | None = None) -> GuestRun:
         """`run` on a thread of its own: returns at once with a GuestRun to
@@ -226,7 +226,7 @@ class Host:
         name = f"guest {config.args[0] if config.args else component}"
         return GuestRun(lambda: self._run(component, config, link, engine, switch), switch, name)
 
-    async def run_async(self, component: Component, args: list[str] | None = None,
+    async def run_async(self, component: ComponentOrPath, args: list[str] | None = None,
                         env: dict[str, str] | None = None, *,
                         config: HostConfig | None = None, link: Link | None = None) -> int:
         """`run` for asyncio, on a thread of its own. Cancelling the awaiting
@@ -251,7 +251,7 @@ class Host:
             raise
         return run.wait()
 
-    def _run(self, component: Component, config: HostConfig, link: Link | None,
+    def _run(self, component: ComponentOrPath, config: HostConfig, link: Link | None,
              engine: _Engine, switch: StopSwitch) -> int:
         try:
             if isinstance(component, wc.Component):

@@ -88,11 +88,12 @@ class StopSwitch:
         with self._lock:
             if self.reason is None:
                 self.reason = reason
-            if self._write_fd is not None:
-                try:
-                    os.write(self._write_fd, b"!")
-                except BlockingIOError:
-                    pass  # a wake-up is already pending
+            if self._write_fd is None:
+                return  # the run is over: nothing to wake
+            try:
+                os.write(self._write_fd, b"!")
+            except BlockingIOError:
+                pass  # a wake-up is already pending
         self._wake()
 
     def request_after(self, seconds: float, reason: str) -> None:
@@ -111,9 +112,10 @@ class StopSwitch:
             self._timer.cancel()
         with self._lock:
             if self._write_fd is not None:
-                os.close(self._write_fd)
+                # Forgotten before it is closed: a signal handler may run in between.
+                write_fd, self._write_fd = self._write_fd, None
+                os.close(write_fd)
                 os.close(self.read_fd)
-                self._write_fd = None
 
 
 def wait_any(now_ns: Callable[[], int], waitables: Sequence[Waitable],
