@@ -349,20 +349,40 @@ def _resolve(future: asyncio.Future) -> None:
 @contextlib.contextmanager
 def _sigint_stops(switch: StopSwitch) -> Iterator[None]:
     """While the guest runs on the main thread, Ctrl-C stops it through its
-    switch (waking any wait, trapping its code at the next epoch) instead of
-    raising KeyboardInterrupt inside a host call, where it cannot be
-    delivered safely."""
+    switch instead of raising KeyboardInterrupt inside a host call, where it
+    cannot be delivered safely.
+
+    A Python signal handler runs only when the main thread runs Python, and
+    a guest that computes keeps it in WebAssembly: so the signal also goes,
+    from C, to a wake-up pipe (`signal.set_wakeup_fd`), and a thread that
+    reads it requests the stop, which reaches the computing guest through
+    the epoch.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def on_sigint(signum: int, frame: object) -> None:
-        switch.request("interrupted")
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    watcher = threading.Thread(target=_stop_on_sigint, args=(read_fd, switch),
+                               name="Ctrl-C watcher", daemon=True)
+    watcher.start()
+    previous_handler = signal.signal(signal.SIGINT,
+                                     lambda signum, frame: switch.request("interrupted"))
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGINT, previous_handler)
+        os.close(write_fd)  # the watcher reads the end of the pipe and returns
+        watcher.join()
+        os.close(read_fd)
+
+
+def _stop_on_sigint(read_fd: int, switch: StopSwitch) -> None:
+    while signals := os.read(read_fd, 64):
+        if signal.SIGINT in signals:
+            switch.request("interrupted")
 
 
 def _is_ok(outcome: object) -> bool:

@@ -13,6 +13,7 @@ import asyncio
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -82,6 +83,17 @@ def test_timeout_ends_a_guest_computing_waiting_in_poll_or_in_a_blocking_read(pr
     assert stderr == "wasi-tls-host: the guest ran past its time limit (2 s)\n"
     # The clock starts before instantiation, so the first line already used some of it.
     assert seconds < 2 + STOP_BOUND_S
+
+
+def test_ctrl_c_stops_a_computing_guest(probe):
+    """Regression: the SIGINT handler, Python code, never ran while the main
+    thread computed in WebAssembly, so Ctrl-C reached only guests that
+    called the host."""
+    run = Timed(probe, "spin")
+    assert run.banner == "limits-probe: spin\n"
+    run.process.send_signal(signal.SIGINT)
+    status, stderr, _ = run.finish(timeout=30)
+    assert (status, stderr) == (130, "wasi-tls-host: interrupted\n")
 
 
 def test_a_guest_that_ends_in_time_is_untouched_by_its_timeout(probe):
