@@ -21,9 +21,22 @@ import time
 from pathlib import Path
 
 import pytest
+import wasmtime
+from test_cli import run_component
 
 from conftest import HOST, ROOT, run_host
-from wasi_tls_host import GuestRun, GuestTrap, Host, HostConfig, HostError, Limits, Preopen
+from wasi_tls_host import (
+    ComponentCache,
+    GuestRun,
+    GuestTrap,
+    Host,
+    HostConfig,
+    HostError,
+    Limits,
+    Preopen,
+    PrivateIdentity,
+    TlsPolicy,
+)
 
 #: How soon a stopped or timed-out guest must be gone (the issue: "within
 #: about a second"; measured: tens of milliseconds).
@@ -393,7 +406,7 @@ def test_a_trap_carries_its_backtrace_apart(probe, host):
     assert b"RuntimeError: the probe failed on purpose" in stderr.getvalue()
 
 
-def test_paths_may_be_path_objects(probe, host, tmp_path, guests):
+def test_paths_may_be_path_objects(probe, host, tmp_path, guests, pki):
     assert host.run(probe, ["limits-probe", "count", "1"],
                     config=HostConfig(stdout=io.BytesIO())) == 0
     assert host.load(probe) is host.load(str(probe))
@@ -401,6 +414,19 @@ def test_paths_may_be_path_objects(probe, host, tmp_path, guests):
     status = host.run(guests["wasi-probe"], ["probe", "--dir", "/data"], config=HostConfig(
         stdout=io.BytesIO(), preopens=[Preopen(tmp_path, "/data")]))
     assert status == 0
+    files = pki.files(pki.leaf("localhost"))
+    identity = PrivateIdentity.from_files(files.cert, files.key)
+    policy = TlsPolicy(ca_files=[pki.ca_file], client_ca_files=[pki.ca_file],
+                       keylog_file=tmp_path / "keys.log", identities={"server": identity})
+    policy.check()
+    policy.client_context()
+    policy.server_context([identity])
+    # A component that compiles at once, into caches of their own.
+    tiny = tmp_path / "tiny.wasm"
+    tiny.write_bytes(wasmtime.wat2wasm(run_component("i32.const 0")))
+    assert ComponentCache(host.engine, "epoch_interruption", tmp_path / "cache").load(tiny)
+    assert Host(cache=tmp_path / "other-cache").run(tiny) == 0
+    assert list((tmp_path / "other-cache").glob("*.cwasm"))
 
 
 def test_a_component_loaded_without_fuel_cannot_run_with_a_fuel_limit(probe, host):
@@ -415,9 +441,8 @@ def test_a_component_loaded_without_fuel_cannot_run_with_a_fuel_limit(probe, hos
 
 def test_the_public_names_and_the_type_marker():
     import wasi_tls_host
-    from wasi_tls_host import PrivateIdentity
     from wasi_tls_host.tls.identity import PrivateIdentity as defined
-    assert PrivateIdentity is defined
+    assert PrivateIdentity is defined  # imported from wasi_tls_host, lazily
     for name in ("Limits", "GuestRun", "GuestTrap", "PrivateIdentity", "Host", "HostConfig"):
         assert name in wasi_tls_host.__all__
     assert (Path(wasi_tls_host.__file__).parent / "py.typed").is_file()
