@@ -354,35 +354,50 @@ def _sigint_stops(switch: StopSwitch) -> Iterator[None]:
 
     A Python signal handler runs only when the main thread runs Python, and
     a guest that computes keeps it in WebAssembly: so the signal also goes,
-    from C, to a wake-up pipe (`signal.set_wakeup_fd`), and a thread that
-    reads it requests the stop, which reaches the computing guest through
-    the epoch.
+    from C, to a wake-up pipe (`signal.set_wakeup_fd`), where a thread
+    waits to request the stop, which reaches the computing guest through
+    the epoch. The thread lives as long as the process: starting one for
+    each run would cost more than a small run.
     """
+    global _sigint_target
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    watcher = threading.Thread(target=_stop_on_sigint, args=(read_fd, switch),
-                               name="Ctrl-C watcher", daemon=True)
-    watcher.start()
+    previous_target, _sigint_target = _sigint_target, switch
     previous_handler = signal.signal(signal.SIGINT,
                                      lambda signum, frame: switch.request("interrupted"))
-    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    previous_fd = signal.set_wakeup_fd(_sigint_pipe(), warn_on_full_buffer=False)
     try:
         yield
     finally:
         signal.set_wakeup_fd(previous_fd)
         signal.signal(signal.SIGINT, previous_handler)
-        os.close(write_fd)  # the watcher reads the end of the pipe and returns
-        watcher.join()
-        os.close(read_fd)
+        _sigint_target = previous_target
 
 
-def _stop_on_sigint(read_fd: int, switch: StopSwitch) -> None:
-    while signals := os.read(read_fd, 64):
-        if signal.SIGINT in signals:
-            switch.request("interrupted")
+#: The switch of the run on the main thread, which Ctrl-C stops.
+_sigint_target: StopSwitch | None = None
+_sigint_write_fd: int | None = None
+
+
+def _sigint_pipe() -> int:
+    """The write end of the wake-up pipe, made with its reader on first use."""
+    global _sigint_write_fd
+    if _sigint_write_fd is None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        threading.Thread(target=_stop_on_sigint, args=(read_fd,), name="Ctrl-C watcher",
+                         daemon=True).start()
+        _sigint_write_fd = write_fd
+    return _sigint_write_fd
+
+
+def _stop_on_sigint(read_fd: int) -> None:
+    while True:
+        signals = os.read(read_fd, 64)
+        target = _sigint_target
+        if signal.SIGINT in signals and target is not None:
+            target.request("interrupted")
 
 
 def _is_ok(outcome: object) -> bool:

@@ -54,6 +54,21 @@ def wheel(clone, tmp_path_factory) -> Path:
     return wheel_file
 
 
+def test_no_wheel_when_the_components_cannot_be_built(clone, tmp_path):
+    """A conformance guest that does not build stops the wheel build, with a
+    message that says so; no wheel without the components."""
+    broken = tmp_path / "broken"
+    copied = run(["git", "clone", "--quiet", clone, broken], cwd=tmp_path)
+    assert copied.returncode == 0, copied.stderr
+    (broken / "guests/conformance/client/app.py").write_text("this is not Python\n")
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", tmp_path / "dist",
+                 "."], cwd=broken)
+    assert built.returncode != 0
+    assert ("wasi-tls-host: cannot build the conformance components with componentize-py"
+            in built.stdout + built.stderr)
+    assert not list((tmp_path / "dist").glob("*.whl"))
+
+
 def test_the_wheel_carries_the_conformance_components_and_type_marker(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"wasi_tls_host/conformance/components/client.wasm.xz",

@@ -78,8 +78,8 @@ class StopSwitch:
     def __init__(self, wake: Callable[[], None] = lambda: None):
         self.reason: str | None = None
         self._wake = wake
-        self.read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._write_fd, False)
+        # Non-blocking: a full pipe already holds a wake-up (one call, not three).
+        self.read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         # Reentrant: a signal handler may request while its thread closes.
         self._lock = threading.RLock()
         self._timer: threading.Timer | None = None
