@@ -330,12 +330,17 @@ def host_from_args(options: argparse.Namespace) -> Host:
     return Host(cache=cache, debug=options.debug or None)
 
 
+_NOTES = logging.StreamHandler()
+_NOTES.setFormatter(logging.Formatter("wasi-tls-host: %(message)s"))
+
+
 def _log_to_stderr() -> None:
-    """The host's notes (a slow compile) as `wasi-tls-host:` lines on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("wasi-tls-host: %(message)s"))
+    """The host's notes (a slow compile) as `wasi-tls-host:` lines on stderr
+    (once, however often `main` runs in a process)."""
+    _NOTES.setStream(sys.stderr)
     log = logging.getLogger("wasi_tls_host")
-    log.addHandler(handler)
+    if _NOTES not in log.handlers:
+        log.addHandler(_NOTES)
     log.setLevel(logging.INFO)
 
 
