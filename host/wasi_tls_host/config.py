@@ -11,11 +11,19 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO, ClassVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 from .tls.policy import TlsPolicy
 
+if TYPE_CHECKING:
+    from .tls.identity import PrivateIdentity
+
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: Sockets a guest may hold open at once by default (nginx's default
+#: worker_connections): half of the usual 1024 descriptors a process may
+#: open, leaving the rest to the host, the guest's files and other guests.
+DEFAULT_MAX_CONNECTIONS = 512
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,16 @@ class NetRule:
 
     def allows(self, address: IpAddress, port: int) -> bool:
         return address in self.addresses and (self.port is None or self.port == port)
+
+
+def host_key(host: str) -> str:
+    """A host name as --http-client-identity compares it: without case; an IP
+    address in its canonical form, IPv6 without brackets."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        return bare.lower()
 
 
 def _port(text: str, spec: str) -> int:
@@ -163,6 +181,10 @@ def _check_stream(name: str, stream: object, method: str) -> None:
 class HostConfig:
     """Everything the host grants one guest run, and how far it may go (`limits`).
 
+    `max_connections` bounds the sockets the guest holds open at once (TCP
+    connections it makes or accepts, listeners, UDP sockets); beyond it,
+    creating or accepting a socket fails with `new-socket-limit`.
+
     The standard streams are binary file objects (None: the process's own);
     anything else is refused here with a TypeError that names the stream.
     Clocks and randomness are injectable so that tests can pin them. An
@@ -176,8 +198,11 @@ class HostConfig:
     preopens: list[Preopen] = field(default_factory=list)
     allow_net: list[NetRule] = field(default_factory=list)
     inherit_network: bool = False
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     initial_cwd: str | None = None
     tls: TlsPolicy = field(default_factory=TlsPolicy)
+    #: Client certificates for wasi:http requests, by server host (keyed by `host_key`).
+    http_client_identities: dict[str, PrivateIdentity] = field(default_factory=dict)
     stdin: BinaryIO | None = None
     stdout: BinaryIO | None = None
     stderr: BinaryIO | None = None
@@ -188,6 +213,8 @@ class HostConfig:
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
+        if self.max_connections < 0:
+            raise ValueError(f"max_connections must be 0 or more, got {self.max_connections}")
         _check_stream("stdin", self.stdin, "read")
         _check_stream("stdout", self.stdout, "write")
         _check_stream("stderr", self.stderr, "write")

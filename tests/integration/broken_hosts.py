@@ -13,6 +13,7 @@ import ssl
 import sys
 
 from wasi_tls_host import command_line
+from wasi_tls_host.runtime import futures
 from wasi_tls_host.tls.policy import TlsPolicy
 from wasi_tls_host.wasi_tls import session
 
@@ -49,14 +50,14 @@ def no_close_notify() -> None:
 
 def result_twice() -> None:
     """A future hands out its value again on every later `get`, not only once."""
-    take_once = session.Future.take
+    take_once = futures.Future.take
 
     def take(self):
-        if self.state is session.FutureState.CONSUMED:
+        if self.state is futures.FutureState.CONSUMED:
             return self.taken
         self.taken = take_once(self)
         return self.taken
-    session.Future.take = take
+    futures.Future.take = take
 
 
 FLAWS = {"no-verification": no_verification, "no-hostname-check": no_hostname_check,

@@ -175,3 +175,20 @@ def test_out_of_range_integers_are_refused(signatures, scope):
     ty = signatures("wasi:io/streams", "[method]output-stream.check-write")
     with pytest.raises(ValueError, match="does not fit u64"):
         roundtrip(scope, ty, -1)
+
+
+@pytest.mark.parametrize(("ty", "value"), [
+    (wc.Bool(), True), (wc.S8(), -128), (wc.U8(), 255), (wc.S16(), -32768),
+    (wc.U16(), 65535), (wc.S32(), -2**31), (wc.U32(), 2**32 - 1), (wc.S64(), -2**63),
+    (wc.U64(), 2**64 - 1), (wc.F32(), 0.5), (wc.F64(), -1.25), (wc.Char(), "é"),
+    (wc.String(), "naïve"),
+])
+def test_every_scalar_type_has_a_lift_and_a_lower(scope, ty, value):
+    assert roundtrip(scope, ty, value) == value
+
+
+def test_a_type_the_host_does_not_support_is_refused_when_compiling():
+    with pytest.raises(TypeError, match="unsupported WIT type in a host function"):
+        codec.lifter(wc.ErrorContext())
+    with pytest.raises(TypeError, match="unsupported WIT type in a host result"):
+        codec.lowerer(wc.ErrorContext(), any_resource)

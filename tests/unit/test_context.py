@@ -1,11 +1,13 @@
 """The per-store context: drops, misuse messages and cleanup."""
 
 import re
+from itertools import count
 
 import pytest
 from wasmtime import WasmtimeError
 
 from wasi_tls_host.config import HostConfig
+from wasi_tls_host.random.insecure_seed import insecure_seed
 from wasi_tls_host.runtime.calls import Destructor, check_error
 from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.poll import Pollable
@@ -49,3 +51,19 @@ def test_close_releases_everything_the_guest_left_open():
     ctx.close()
     assert all(pipe.writer_closed for pipe in pipes)
     assert len(ctx.table) == 0
+
+
+def test_the_insecure_seed_is_drawn_once_per_store():
+    draws = count(1)
+
+    def numbered(length):
+        return bytes([next(draws)]) * length
+
+    first, second = (WasiCtx(HostConfig(insecure_random=numbered)) for _ in range(2))
+    assert first.random.insecure_seed is None
+    seed = insecure_seed(first)
+    assert seed == (0x0101010101010101, 0x0101010101010101)
+    assert insecure_seed(first) == seed and first.random.insecure_seed == b"\x01" * 16
+    assert insecure_seed(second) == (0x0202020202020202, 0x0202020202020202)
+    first.close()
+    second.close()

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from wasi_tls_host.config import HostConfig, Preopen
-from wasi_tls_host.filesystem import preopens
+from wasi_tls_host.filesystem import preopens, sandbox
 from wasi_tls_host.filesystem import types as fs
+from wasi_tls_host.filesystem.file_streams import FileInputStream, FileOutputStream
 from wasi_tls_host.guest_tools import WIT_DIR
 from wasi_tls_host.io import streams as io_streams
 from wasi_tls_host.runtime.errors import ErrorValue, Trap
@@ -82,12 +83,12 @@ def ctx(layout: Path):
 
 
 @pytest.fixture
-def root(ctx) -> fs.Descriptor:
+def root(ctx) -> sandbox.Descriptor:
     return preopens.get_directories(ctx)[0][0]
 
 
 @pytest.fixture
-def ro(ctx) -> fs.Descriptor:
+def ro(ctx) -> sandbox.Descriptor:
     return preopens.get_directories(ctx)[1][0]
 
 
@@ -134,9 +135,10 @@ def test_no_directories_unless_preopened():
 def test_preopens_are_opened_once_and_each_handle_is_independent(ctx, layout):
     first = preopens.get_directories(ctx)
     assert [guest for _, guest in first] == ["/sandbox", "/ro"]
-    opened = ctx.state[preopens.STATE_KEY]
+    opened = ctx.filesystem.preopens
+    assert opened is not None
     second = preopens.get_directories(ctx)
-    assert ctx.state[preopens.STATE_KEY] is opened
+    assert ctx.filesystem.preopens is opened
     assert first[0][0] is not second[0][0]
     assert first[0][0].fd == second[0][0].fd
     first[0][0].close()
@@ -336,8 +338,8 @@ def test_dropping_a_descriptor_closes_its_file(root):
 
 def test_stream_failures_carry_the_filesystem_error_code(root):
     # A stream over a directory's file descriptor: every read fails with EISDIR.
-    fake = fs.Descriptor(root.share(), directory=False)
-    stream = fs.FileInputStream(fake, 0)
+    fake = sandbox.Descriptor(root.share(), directory=False)
+    stream = FileInputStream(fake, 0)
     with pytest.raises(StreamFailed) as failure:
         stream.read(10)
     assert failure.value.filesystem_code == "is-directory"
@@ -345,7 +347,7 @@ def test_stream_failures_carry_the_filesystem_error_code(root):
         stream.read(10)  # closed after a failure
     stream.close()
 
-    stream = fs.FileInputStream(fake, 0)
+    stream = FileInputStream(fake, 0)
     with pytest.raises(ErrorValue) as failed:
         io_streams.read(None, stream, 10)
     case = failed.value.payload
@@ -353,7 +355,7 @@ def test_stream_failures_carry_the_filesystem_error_code(root):
     assert fs.filesystem_error_code(None, case.payload) == "is-directory"
     assert fs.filesystem_error_code(None, object()) is None
 
-    writer = fs.FileOutputStream(fs.Descriptor(root.share(), directory=False), 0)
+    writer = FileOutputStream(sandbox.Descriptor(root.share(), directory=False), 0)
     with pytest.raises(StreamFailed) as failure:
         writer.write(b"x")
     assert failure.value.filesystem_code in ("bad-descriptor", "is-directory")
@@ -740,7 +742,7 @@ def test_is_same_object_and_metadata_hash(root, layout):
     ("EOPNOTSUPP", "unsupported"), ("ECONNRESET", "io"),
 ])
 def test_errno_mapping(name, expected):
-    assert fs.error_code(OSError(getattr(errno, name), "x")) == expected
+    assert sandbox.error_code(OSError(getattr(errno, name), "x")) == expected
 
 
 def test_permission_errors_from_the_host(root, layout):

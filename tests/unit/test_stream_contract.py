@@ -100,8 +100,8 @@ def tls_loop(ctx, pki, version):
     ctx.wait_for(future)
     outcome = tls_types.get(ctx, future)
     connection = outcome.value.value[0]
-    assert connection.session.core.version() == {
-        ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+    assert connection.session.protocol_version() == {
+        ssl.TLSVersion.TLSv1_2: 0x0303, ssl.TLSVersion.TLSv1_3: 0x0304}[version]
     return Loop(connection.output, connection.input, connection.output.close_notify)
 
 

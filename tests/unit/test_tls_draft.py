@@ -202,7 +202,7 @@ def test_an_answer_whose_context_cannot_be_built_fails_the_handshake(ctx, pki, v
     tls.respond(ctx, request, [tls.IdentityHandle(pki.identity("client.example"))])
     outcome = settle(ctx, tls.client_finish(ctx, handshake).obj)
     assert isinstance(outcome, Ok) and isinstance(outcome.value, Err)
-    failure = handshake.session.core.error
+    failure = handshake.session.failure.error
     assert failure.kind == ErrorKind.CONFIGURATION
     assert str(failure) == f"CA file not found: {pki.ca_file}.gone"
 

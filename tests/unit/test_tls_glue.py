@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import socket
 import ssl
 import threading
@@ -19,9 +20,10 @@ from wasi_tls_host.runtime.poll import Deadline
 from wasi_tls_host.runtime.streams import OutputStream, Pipe, StreamFailed
 from wasi_tls_host.runtime.values import Err, Ok
 from wasi_tls_host.sockets.tcp import TcpSocket
-from wasi_tls_host.tls import TlsCore
+from wasi_tls_host.tls.policy import ContextChoice
+from wasi_tls_host.tls.records import ContentType
 from wasi_tls_host.wasi_tls import types as tls_types
-from wasi_tls_host.wasi_tls.session import open_session
+from wasi_tls_host.wasi_tls.session import TlsInput, TlsOutput, open_session
 
 
 @pytest.fixture
@@ -162,8 +164,9 @@ def test_a_closed_session_sends_what_the_transport_could_not_take_yet(ctx):
     out as the transport drains (on the guest's next waits), and only then is
     the transport released."""
     upstream, downstream = Pipe(), Pipe(capacity=100)
-    core = TlsCore(ctx.config.tls.client_context(), server_hostname="localhost")
-    session = open_session(ctx, core, upstream.input, downstream.output, "the test")
+    session = open_session(ctx, upstream.input, downstream.output,
+                           lambda hello: ContextChoice(ctx.config.tls.client_context()),
+                           server_name="localhost")
     hello = bytearray(downstream.input.read(1000))
     assert len(hello) == 100 and session.outgoing  # the ClientHello did not fit
     session.close()
@@ -239,8 +242,9 @@ def test_a_transport_that_breaks_during_a_servers_handshake_is_the_sessions_fail
         ctx, pki, version, how, message):
     upstream, downstream = Pipe(), Pipe()
     transport_out = BreakableOutput(downstream)
-    core = TlsCore(pki.server_context(pki.leaf("localhost"), version), server_side=True)
-    session = open_session(ctx, core, upstream.input, transport_out, "the client")
+    context = pki.server_context(pki.leaf("localhost"), version)
+    session = open_session(ctx, upstream.input, transport_out,
+                           lambda hello: ContextChoice(context))
     client = PlainSSLPeer(pki.client_context(version), server_side=False,
                           server_hostname="localhost")
     assert client.handshake() is False
@@ -249,6 +253,105 @@ def test_a_transport_that_breaks_during_a_servers_handshake_is_the_sessions_fail
     session.pump()  # the hello is read and answered; the answer cannot leave
     assert session.outgoing[:1] == b"\x16"  # the server's first flight, held
     assert not session.handshake_done
-    assert session.failure is session.write_failure
+    assert session.failure.ends_reading  # nothing was read before the handshake failed
     assert session.error_message() == message
     assert downstream.buffer == bytearray()
+
+
+# -- what OpenSSL says while the host reads ------------------------------------------------
+
+_LIBSSL = ctypes.CDLL(ssl._ssl.__file__)  # the OpenSSL Python's ssl runs on
+_LIBSSL.SSL_version.argtypes = [ctypes.c_void_p]
+_LIBSSL.SSL_key_update.argtypes = [ctypes.c_void_p, ctypes.c_int]
+_LIBSSL.SSL_renegotiate.argtypes = [ctypes.c_void_p]
+SSL_KEY_UPDATE_REQUESTED = 1
+
+
+def ssl_pointer(peer: PlainSSLPeer, version: int) -> int:
+    """OpenSSL's `SSL *` of a peer, for what Python's ssl has no call for: the
+    field after the socket weakref in CPython's `_ssl._SSLSocket`."""
+    pointer = ctypes.c_void_p.from_address(id(peer.obj._sslobj) + 24).value
+    assert _LIBSSL.SSL_version(pointer) == version  # it is the SSL object
+    return pointer
+
+
+def handshake_over_pipes(session, peer: PlainSSLPeer, upstream: Pipe, downstream: Pipe) -> None:
+    """Run both handshakes over the session's transport pipes, then drop
+    whatever bytes the handshake left on the way to the peer."""
+    for _ in range(10):
+        peer.receive_ciphertext(downstream.input.read(1 << 20))
+        peer_done = peer.handshake()
+        upstream.output.write(peer.ciphertext_to_send())
+        session.pump()
+        if peer_done and session.handshake_done:
+            break
+    assert peer_done and session.handshake_done
+    peer.receive_ciphertext(downstream.input.read(1 << 20))
+
+
+def request_key_update(server: PlainSSLPeer) -> None:
+    assert _LIBSSL.SSL_key_update(ssl_pointer(server, 0x0304), SSL_KEY_UPDATE_REQUESTED) == 1
+
+
+def request_certificate(server: PlainSSLPeer) -> None:
+    server.obj.verify_client_post_handshake()
+
+
+@pytest.mark.parametrize("ask", [
+    pytest.param(request_certificate, id="certificate-request"),
+    pytest.param(request_key_update, id="key-update", marks=pytest.mark.xfail(
+        strict=True, reason="OpenSSL 3 keeps its answer to a KeyUpdate until its next "
+        "SSL_write (an empty one will do); only the core can nudge it")),
+])
+def test_what_openssl_answers_while_the_guest_reads_goes_out_at_once(ctx, pki, ask):
+    """TLS 1.3 only (1.2 has neither message; its case is below). OpenSSL
+    answers a KeyUpdate with update_requested, or a post-handshake
+    CertificateRequest, while the host reads; a guest that only reads must
+    not keep the answer back (the peer may wait for it), so it reaches the
+    transport with the read."""
+    identity = pki.identity("client.example")
+    upstream, downstream = Pipe(), Pipe()
+    session = open_session(
+        ctx, upstream.input, downstream.output,
+        lambda hello: ctx.config.tls.choose_client_context(identity=identity),
+        server_name="localhost")
+    context = pki.server_context(pki.leaf("localhost"), "1.3", client_auth=ssl.CERT_OPTIONAL)
+    context.post_handshake_auth = True  # so no certificate is asked for in the handshake
+    server = PlainSSLPeer(context, server_side=True)
+    handshake_over_pipes(session, server, upstream, downstream)
+
+    ask(server)
+    server.write(b"hello")  # the request goes out ahead of the data
+    upstream.output.write(server.ciphertext_to_send())
+    guest_in, guest_out = TlsInput(session), TlsOutput(session)
+    assert guest_in.read(100) == b"hello"
+    answer = downstream.input.read(1 << 20)
+    assert answer  # without a write from the guest
+
+    server.receive_ciphertext(answer)
+    assert server.read(100) is None  # taken without error
+    if ask is request_certificate:
+        assert server.obj.getpeercert(binary_form=True) == identity.public.chain[0]
+    guest_out.write(b"after")  # the server reads it with the keys the answer announced
+    server.receive_ciphertext(downstream.input.read(1 << 20))
+    assert server.read(100) == b"after"
+
+
+def test_a_refused_renegotiation_is_answered_as_the_guest_reads(ctx, pki):
+    """TLS 1.2 only (1.3 has no renegotiation). OpenSSL refuses a client's
+    renegotiation with a no_renegotiation warning alert, written while the
+    host reads; it reaches the transport with the read."""
+    upstream, downstream = Pipe(), Pipe()
+    policy = ctx.config.tls
+    session = open_session(ctx, upstream.input, downstream.output, lambda hello: ContextChoice(
+        policy.server_context([pki.identity("localhost")])))
+    client = PlainSSLPeer(pki.client_context("1.2"), server_side=False,
+                          server_hostname="localhost")
+    handshake_over_pipes(session, client, upstream, downstream)
+
+    assert _LIBSSL.SSL_renegotiate(ssl_pointer(client, 0x0303)) == 1
+    assert client.handshake() is False  # its new ClientHello, protected
+    upstream.output.write(client.ciphertext_to_send())
+    assert TlsInput(session).read(100) == b""  # nothing for the guest
+    answer = downstream.input.read(1 << 20)
+    assert answer[:1] == bytes([ContentType.ALERT])  # without a write from the guest

@@ -7,6 +7,8 @@ handle never closes the process's stdio.
 from __future__ import annotations
 
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
+from ..runtime.poll import WaitSpec
 from ..runtime.resources import Res
 from ..runtime.streams import InputStream, OutputStream, StreamClosed, StreamFailed
 
@@ -21,7 +23,7 @@ class _SharedInput(InputStream):
     def ready(self) -> bool:
         return self.inner.ready()
 
-    def wait_on(self):
+    def wait_on(self) -> WaitSpec:
         return self.inner.wait_on()
 
 
@@ -44,7 +46,7 @@ class _SharedOutput(OutputStream):
     def ready(self) -> bool:
         return self.inner.ready()
 
-    def wait_on(self):
+    def wait_on(self) -> WaitSpec:
         return self.inner.wait_on()
 
     def close(self) -> None:
@@ -64,17 +66,17 @@ stderr.resource("output-stream", Res.OUTPUT_STREAM)
 
 
 @stdin.func("get-stdin")
-def get_stdin(ctx) -> InputStream:
+def get_stdin(ctx: WasiCtx) -> InputStream:
     return _SharedInput(ctx.stdin)
 
 
 @stdout.func("get-stdout")
-def get_stdout(ctx) -> OutputStream:
+def get_stdout(ctx: WasiCtx) -> OutputStream:
     return _SharedOutput(ctx.stdout)
 
 
 @stderr.func("get-stderr")
-def get_stderr(ctx) -> OutputStream:
+def get_stderr(ctx: WasiCtx) -> OutputStream:
     return _SharedOutput(ctx.stderr)
 
 

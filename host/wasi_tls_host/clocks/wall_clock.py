@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 
 interface = Interface(f"wasi:clocks/wall-clock@{WASI_VERSION}")
 
@@ -13,10 +14,10 @@ def datetime(ns: int) -> dict:
 
 
 @interface.func("now")
-def now(ctx) -> dict:
+def now(ctx: WasiCtx) -> dict:
     return datetime(ctx.config.wall_ns())
 
 
 @interface.func("resolution")
-def resolution(ctx) -> dict:
+def resolution(ctx: WasiCtx) -> dict:
     return datetime(1)

@@ -1,7 +1,7 @@
 """wasi:filesystem/preopens: the host directories granted with `HostConfig.preopens`.
 
 Each directory is opened once per store, on the first `get-directories`, and
-kept in `ctx.state`; every call hands out new descriptors on those same open
+kept in `ctx.filesystem.preopens`; every call hands out new descriptors on those same open
 directories (as wasmtime does), so a guest dropping one never closes another.
 The store's own reference is released when the context is garbage-collected;
 the host directory itself closes once the last descriptor on it is dropped too.
@@ -11,28 +11,28 @@ from __future__ import annotations
 
 import weakref
 
+from ..config import Preopen
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.errors import Trap
 from ..runtime.resources import Res
-from .types import Descriptor, SharedFd, open_preopen, preopen_descriptor
+from .sandbox import Descriptor, SharedFd, open_preopen, preopen_descriptor
 
 interface = Interface(f"wasi:filesystem/preopens@{WASI_VERSION}")
 interface.resource("descriptor", Res.DESCRIPTOR)
 
-STATE_KEY = "filesystem.preopens"
-
 
 @interface.func("get-directories")
-def get_directories(ctx) -> list[tuple[Descriptor, str]]:
-    opened = ctx.state.get(STATE_KEY)
+def get_directories(ctx: WasiCtx) -> list[tuple[Descriptor, str]]:
+    opened = ctx.filesystem.preopens
     if opened is None:
         opened = _open_all(ctx)
     return [(preopen_descriptor(handle, preopen.read_only), preopen.guest_path)
             for preopen, handle in opened]
 
 
-def _open_all(ctx) -> list:
-    opened = []
+def _open_all(ctx: WasiCtx) -> list[tuple[Preopen, SharedFd]]:
+    opened: list[tuple[Preopen, SharedFd]] = []
     for preopen in ctx.config.preopens:
         try:
             handle = open_preopen(preopen.host_path)
@@ -41,7 +41,7 @@ def _open_all(ctx) -> list:
             raise Trap(f"cannot open the preopened directory {preopen.host_path!r}: "
                        f"{error.strerror or error}") from None
         opened.append((preopen, handle))
-    ctx.state[STATE_KEY] = opened
+    ctx.filesystem.preopens = opened
     weakref.finalize(ctx, _release, [handle for _, handle in opened])
     return opened
 

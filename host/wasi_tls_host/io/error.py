@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.resources import Res
 
 interface = Interface(f"wasi:io/error@{WASI_VERSION}")
@@ -16,8 +17,10 @@ class IoError:
     message: str
     network_code: str | None = None
     filesystem_code: str | None = None
+    #: The wasi:http `error-code` (a `Case`) of a failed HTTP body stream.
+    http_code: object = None
 
 
 @interface.func("[method]error.to-debug-string")
-def to_debug_string(ctx, error: IoError) -> str:
+def to_debug_string(ctx: WasiCtx, error: IoError) -> str:
     return error.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.errors import Trap
 from ..runtime.poll import Pollable
 from ..runtime.resources import Res
@@ -12,17 +13,17 @@ interface.resource("pollable", Res.POLLABLE)
 
 
 @interface.func("[method]pollable.ready")
-def ready(ctx, pollable: Pollable) -> bool:
+def ready(ctx: WasiCtx, pollable: Pollable) -> bool:
     return pollable.waitable.ready()
 
 
 @interface.func("[method]pollable.block")
-def block(ctx, pollable: Pollable) -> None:
+def block(ctx: WasiCtx, pollable: Pollable) -> None:
     ctx.wait_for(pollable.waitable)
 
 
 @interface.func("poll")
-def poll(ctx, pollables: list[Pollable]) -> list[int]:
+def poll(ctx: WasiCtx, pollables: list[Pollable]) -> list[int]:
     # Like wasmtime: an empty list is a trap; the same pollable listed twice
     # is reported at each index where it appears.
     if not pollables:

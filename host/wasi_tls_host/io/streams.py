@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.errors import ErrorValue, Trap
 from ..runtime.poll import Pollable
 from ..runtime.resources import Res
@@ -39,8 +40,11 @@ def stream_error(error: Exception) -> ErrorValue:
     if isinstance(error, StreamClosed):
         return ErrorValue(Case("closed"))
     assert isinstance(error, StreamFailed)
+    # An HTTP body stream's failure (http.errors.HttpStreamFailed) also
+    # carries the error-code that `http-error-code` gives back.
     return ErrorValue(Case("last-operation-failed", IoError(
-        error.message, network_code=error.network_code, filesystem_code=error.filesystem_code)))
+        error.message, network_code=error.network_code, filesystem_code=error.filesystem_code,
+        http_code=getattr(error, "http_code", None))))
 
 
 def _guarded(operation: Callable[..., T], *args: object) -> T:
@@ -53,13 +57,13 @@ def _guarded(operation: Callable[..., T], *args: object) -> T:
 # -- input-stream --------------------------------------------------------------
 
 @interface.func("[method]input-stream.read")
-def read(ctx, stream: InputStream, length: int) -> bytes:
+def read(ctx: WasiCtx, stream: InputStream, length: int) -> bytes:
     # A read of 0 still says `closed` once the stream has ended (the spec).
     return _guarded(stream.read, min(length, MAX_READ))
 
 
 @interface.func("[method]input-stream.blocking-read")
-def blocking_read(ctx, stream: InputStream, length: int) -> bytes:
+def blocking_read(ctx: WasiCtx, stream: InputStream, length: int) -> bytes:
     if length == 0:
         return _guarded(stream.read, 0)
     while True:
@@ -70,17 +74,17 @@ def blocking_read(ctx, stream: InputStream, length: int) -> bytes:
 
 
 @interface.func("[method]input-stream.skip")
-def skip(ctx, stream: InputStream, length: int) -> int:
+def skip(ctx: WasiCtx, stream: InputStream, length: int) -> int:
     return len(read(ctx, stream, length))
 
 
 @interface.func("[method]input-stream.blocking-skip")
-def blocking_skip(ctx, stream: InputStream, length: int) -> int:
+def blocking_skip(ctx: WasiCtx, stream: InputStream, length: int) -> int:
     return len(blocking_read(ctx, stream, length))
 
 
 @interface.func("[method]input-stream.subscribe")
-def subscribe_input(ctx, stream: InputStream) -> Child:
+def subscribe_input(ctx: WasiCtx, stream: InputStream) -> Child:
     return Child(Pollable(stream), stream)
 
 
@@ -106,28 +110,28 @@ def _write(stream: OutputStream, data: bytes) -> None:
 
 
 @interface.func("[method]output-stream.check-write")
-def check_write(ctx, stream: OutputStream) -> int:
+def check_write(ctx: WasiCtx, stream: OutputStream) -> int:
     return _check_write(stream)
 
 
 @interface.func("[method]output-stream.write")
-def write(ctx, stream: OutputStream, contents: bytes) -> None:
+def write(ctx: WasiCtx, stream: OutputStream, contents: bytes) -> None:
     _write(stream, contents)
 
 
 @interface.func("[method]output-stream.flush")
-def flush(ctx, stream: OutputStream) -> None:
+def flush(ctx: WasiCtx, stream: OutputStream) -> None:
     _guarded(stream.flush)
 
 
 @interface.func("[method]output-stream.blocking-flush")
-def blocking_flush(ctx, stream: OutputStream) -> None:
+def blocking_flush(ctx: WasiCtx, stream: OutputStream) -> None:
     _guarded(stream.flush)
     _wait_writable(ctx, stream)
 
 
 @interface.func("[method]output-stream.blocking-write-and-flush")
-def blocking_write_and_flush(ctx, stream: OutputStream, contents: bytes) -> None:
+def blocking_write_and_flush(ctx: WasiCtx, stream: OutputStream, contents: bytes) -> None:
     if len(contents) > BLOCKING_WRITE_LIMIT:
         raise Trap(f"blocking-write-and-flush takes at most {BLOCKING_WRITE_LIMIT} bytes, "
                    f"got {len(contents)}")
@@ -136,14 +140,14 @@ def blocking_write_and_flush(ctx, stream: OutputStream, contents: bytes) -> None
 
 
 @interface.func("[method]output-stream.write-zeroes")
-def write_zeroes(ctx, stream: OutputStream, length: int) -> None:
+def write_zeroes(ctx: WasiCtx, stream: OutputStream, length: int) -> None:
     _take_permit(stream, length)  # before allocating: the length is the guest's
     if length:
         _guarded(stream.write, bytes(length))
 
 
 @interface.func("[method]output-stream.blocking-write-zeroes-and-flush")
-def blocking_write_zeroes_and_flush(ctx, stream: OutputStream, length: int) -> None:
+def blocking_write_zeroes_and_flush(ctx: WasiCtx, stream: OutputStream, length: int) -> None:
     if length > BLOCKING_WRITE_LIMIT:
         raise Trap(f"blocking-write-zeroes-and-flush takes at most {BLOCKING_WRITE_LIMIT} "
                    f"bytes, got {length}")
@@ -152,7 +156,7 @@ def blocking_write_zeroes_and_flush(ctx, stream: OutputStream, length: int) -> N
 
 
 @interface.func("[method]output-stream.splice")
-def splice(ctx, dst: OutputStream, src: InputStream, length: int) -> int:
+def splice(ctx: WasiCtx, dst: OutputStream, src: InputStream, length: int) -> int:
     budget = min(length, _guarded(dst.check_write), MAX_READ)
     if budget == 0:
         return 0
@@ -163,7 +167,7 @@ def splice(ctx, dst: OutputStream, src: InputStream, length: int) -> int:
 
 
 @interface.func("[method]output-stream.blocking-splice")
-def blocking_splice(ctx, dst: OutputStream, src: InputStream, length: int) -> int:
+def blocking_splice(ctx: WasiCtx, dst: OutputStream, src: InputStream, length: int) -> int:
     if length == 0:
         return 0
     while True:
@@ -175,11 +179,11 @@ def blocking_splice(ctx, dst: OutputStream, src: InputStream, length: int) -> in
 
 
 @interface.func("[method]output-stream.subscribe")
-def subscribe_output(ctx, stream: OutputStream) -> Child:
+def subscribe_output(ctx: WasiCtx, stream: OutputStream) -> Child:
     return Child(Pollable(stream), stream)
 
 
-def _wait_writable(ctx, stream: OutputStream) -> int:
+def _wait_writable(ctx: WasiCtx, stream: OutputStream) -> int:
     """Wait until the stream takes bytes again (any flush has completed)."""
     while True:
         permit = _guarded(stream.check_write)
@@ -188,7 +192,7 @@ def _wait_writable(ctx, stream: OutputStream) -> int:
         ctx.wait_for(stream)
 
 
-def _write_all(ctx, stream: OutputStream, data: bytes) -> None:
+def _write_all(ctx: WasiCtx, stream: OutputStream, data: bytes) -> None:
     stream.permit = 0
     view = memoryview(data)
     while view:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.errors import Trap
 
 interface = Interface(f"wasi:random/random@{WASI_VERSION}")
@@ -18,10 +19,10 @@ def checked_length(length: int) -> int:
 
 
 @interface.func("get-random-bytes")
-def get_random_bytes(ctx, length: int) -> bytes:
+def get_random_bytes(ctx: WasiCtx, length: int) -> bytes:
     return ctx.config.secure_random(checked_length(length))
 
 
 @interface.func("get-random-u64")
-def get_random_u64(ctx) -> int:
+def get_random_u64(ctx: WasiCtx) -> int:
     return int.from_bytes(ctx.config.secure_random(8), "little")

@@ -85,77 +85,154 @@ def _boxed(raw: Any) -> Any:
     return ffi.wasmtime_component_val_new(byref(raw))
 
 
-# -- lifting: C cell -> Python ------------------------------------------------
+# -- compiling: one builder per kind of WIT type ------------------------------
+#
+# `lifter` and `lowerer` look the declared type's wasmtime class up in a
+# table of builders; each builder compiles the closure for that kind of type
+# (calling back into the table for element and payload types). The tables
+# are keyed by exact class: wasmtime-py's type classes are leaves.
+
+LiftBuilder = Callable[[Any], Lift]
+LowerBuilder = Callable[[Any, ResourceIds], Lower]
+_LIFT_BUILDERS: dict[type, LiftBuilder] = {}
+_LOWER_BUILDERS: dict[type, LowerBuilder] = {}
+
 
 def lifter(ty: wc.ValType) -> Lift:
-    scalar = _SCALARS.get(type(ty))
-    if scalar is not None:
-        field, convert = scalar[1], scalar[2]
-        return lambda scope, c: convert(getattr(c.of, field))
-    if isinstance(ty, wc.Char):
-        return lambda scope, c: chr(c.of.character)
-    if isinstance(ty, wc.String):
-        return lambda scope, c: ffi.to_str(c.of.string)
-    if isinstance(ty, wc.ListType):
-        element = ty.element
-        if isinstance(element, wc.U8):
-            def lift_bytes(scope: CallScope, c: Any) -> bytes:
-                n = c.of.list.size
-                if not n:
-                    return b""
-                cells = _LIFT_CELLS.holding(n)
-                ctypes.memmove(_LIFT_CELLS.address, c.of.list.data, n * CELL)
-                return bytes(cells[8:n * CELL:CELL])
-            return lift_bytes
-        lift_element = lifter(element)
-        return lambda scope, c: [lift_element(scope, c.of.list.data[i])
-                                 for i in range(c.of.list.size)]
-    if isinstance(ty, wc.RecordType):
-        fields = [(name, lifter(fty)) for name, fty in ty.fields]
-        return lambda scope, c: {name: lift(scope, c.of.record.data[i].val)
-                                 for i, (name, lift) in enumerate(fields)}
-    if isinstance(ty, wc.TupleType):
-        elements = [lifter(ety) for ety in ty.elements]
-        return lambda scope, c: tuple(lift(scope, c.of.tuple.data[i])
-                                      for i, lift in enumerate(elements))
-    if isinstance(ty, wc.EnumType):
-        return lambda scope, c: ffi.to_str(c.of.enumeration)
-    if isinstance(ty, wc.FlagsType):
-        return lambda scope, c: {ffi.to_str(c.of.flags.data[i]) for i in range(c.of.flags.size)}
-    if isinstance(ty, wc.VariantType):
-        cases = {name: (lifter(cty) if cty is not None else None) for name, cty in ty.cases}
+    build = _LIFT_BUILDERS.get(type(ty))
+    if build is None:
+        raise TypeError(f"unsupported WIT type in a host function: {ty!r}")
+    return build(ty)
 
-        def lift_variant(scope: CallScope, c: Any) -> Case:
-            tag = ffi.to_str(c.of.variant.discriminant)
-            lift = cases[tag]
-            return Case(tag, lift(scope, c.of.variant.val.contents) if lift else None)
-        return lift_variant
-    if isinstance(ty, wc.OptionType):
-        payload = ty.payload
-        lift_payload = lifter(payload)
-        nested = isinstance(payload, wc.OptionType)
 
-        def lift_option(scope: CallScope, c: Any) -> Any:
-            if not c.of.option:
-                return None
-            value = lift_payload(scope, c.of.option.contents)
-            return Some(value) if nested else value
-        return lift_option
-    if isinstance(ty, wc.ResultType):
-        lift_ok = lifter(ty.ok) if ty.ok is not None else None
-        lift_err = lifter(ty.err) if ty.err is not None else None
+def lowerer(ty: wc.ValType, resource_ids: ResourceIds) -> Lower:
+    build = _LOWER_BUILDERS.get(type(ty))
+    if build is None:
+        raise TypeError(f"unsupported WIT type in a host result: {ty!r}")
+    return build(ty, resource_ids)
 
-        def lift_result(scope: CallScope, c: Any) -> Any:
-            res = c.of.result
-            lift = lift_ok if res.is_ok else lift_err
-            value = lift(scope, res.val.contents) if lift else None
-            return Ok(value) if res.is_ok else Err(value)
-        return lift_result
-    if isinstance(ty, wc.OwnType):
-        return lambda scope, c: _resource_arg(scope, c, owned=True)
-    if isinstance(ty, wc.BorrowType):
-        return lambda scope, c: _resource_arg(scope, c, owned=False)
-    raise TypeError(f"unsupported WIT type in a host function: {ty!r}")
+
+def _lifts(*classes: type) -> Callable[[LiftBuilder], LiftBuilder]:
+    def register(build: LiftBuilder) -> LiftBuilder:
+        for cls in classes:
+            _LIFT_BUILDERS[cls] = build
+        return build
+    return register
+
+
+def _lowers(*classes: type) -> Callable[[LowerBuilder], LowerBuilder]:
+    def register(build: LowerBuilder) -> LowerBuilder:
+        for cls in classes:
+            _LOWER_BUILDERS[cls] = build
+        return build
+    return register
+
+
+# -- lifting: C cell -> Python ------------------------------------------------
+
+@_lifts(*_SCALARS)
+def _lift_scalar(ty: wc.ValType) -> Lift:
+    _, field, convert = _SCALARS[type(ty)]
+    return lambda scope, c: convert(getattr(c.of, field))
+
+
+@_lifts(wc.Char)
+def _lift_char(ty: wc.Char) -> Lift:
+    return lambda scope, c: chr(c.of.character)
+
+
+@_lifts(wc.String)
+def _lift_string(ty: wc.String) -> Lift:
+    return lambda scope, c: ffi.to_str(c.of.string)
+
+
+@_lifts(wc.ListType)
+def _lift_list(ty: wc.ListType) -> Lift:
+    if isinstance(ty.element, wc.U8):
+        return _lift_bytes
+    lift_element = lifter(ty.element)
+    return lambda scope, c: [lift_element(scope, c.of.list.data[i])
+                             for i in range(c.of.list.size)]
+
+
+def _lift_bytes(scope: CallScope, c: Any) -> bytes:
+    n = c.of.list.size
+    if not n:
+        return b""
+    cells = _LIFT_CELLS.holding(n)
+    ctypes.memmove(_LIFT_CELLS.address, c.of.list.data, n * CELL)
+    return bytes(cells[8:n * CELL:CELL])
+
+
+@_lifts(wc.RecordType)
+def _lift_record(ty: wc.RecordType) -> Lift:
+    fields = [(name, lifter(fty)) for name, fty in ty.fields]
+    return lambda scope, c: {name: lift(scope, c.of.record.data[i].val)
+                             for i, (name, lift) in enumerate(fields)}
+
+
+@_lifts(wc.TupleType)
+def _lift_tuple(ty: wc.TupleType) -> Lift:
+    elements = [lifter(ety) for ety in ty.elements]
+    return lambda scope, c: tuple(lift(scope, c.of.tuple.data[i])
+                                  for i, lift in enumerate(elements))
+
+
+@_lifts(wc.EnumType)
+def _lift_enum(ty: wc.EnumType) -> Lift:
+    return lambda scope, c: ffi.to_str(c.of.enumeration)
+
+
+@_lifts(wc.FlagsType)
+def _lift_flags(ty: wc.FlagsType) -> Lift:
+    return lambda scope, c: {ffi.to_str(c.of.flags.data[i]) for i in range(c.of.flags.size)}
+
+
+@_lifts(wc.VariantType)
+def _lift_variant(ty: wc.VariantType) -> Lift:
+    cases = {name: (lifter(cty) if cty is not None else None) for name, cty in ty.cases}
+
+    def lift_variant(scope: CallScope, c: Any) -> Case:
+        tag = ffi.to_str(c.of.variant.discriminant)
+        lift = cases[tag]
+        return Case(tag, lift(scope, c.of.variant.val.contents) if lift else None)
+    return lift_variant
+
+
+@_lifts(wc.OptionType)
+def _lift_option(ty: wc.OptionType) -> Lift:
+    lift_payload = lifter(ty.payload)
+    nested = isinstance(ty.payload, wc.OptionType)
+
+    def lift_option(scope: CallScope, c: Any) -> Any:
+        if not c.of.option:
+            return None
+        value = lift_payload(scope, c.of.option.contents)
+        return Some(value) if nested else value
+    return lift_option
+
+
+@_lifts(wc.ResultType)
+def _lift_result(ty: wc.ResultType) -> Lift:
+    lift_ok = lifter(ty.ok) if ty.ok is not None else None
+    lift_err = lifter(ty.err) if ty.err is not None else None
+
+    def lift_result(scope: CallScope, c: Any) -> Any:
+        res = c.of.result
+        lift = lift_ok if res.is_ok else lift_err
+        value = lift(scope, res.val.contents) if lift else None
+        return Ok(value) if res.is_ok else Err(value)
+    return lift_result
+
+
+@_lifts(wc.OwnType)
+def _lift_own(ty: wc.OwnType) -> Lift:
+    return lambda scope, c: _resource_arg(scope, c, owned=True)
+
+
+@_lifts(wc.BorrowType)
+def _lift_borrow(ty: wc.BorrowType) -> Lift:
+    return lambda scope, c: _resource_arg(scope, c, owned=False)
 
 
 def _resource_arg(scope: CallScope, c: Any, owned: bool) -> Any:
@@ -174,144 +251,175 @@ def _resource_arg(scope: CallScope, c: Any, owned: bool) -> Any:
 
 # -- lowering: Python -> C cell -----------------------------------------------
 
-def lowerer(ty: wc.ValType, resource_ids: ResourceIds) -> Lower:
-    scalar = _SCALARS.get(type(ty))
-    if scalar is not None:
-        kind, field, convert = _kind(scalar[0]), scalar[1], scalar[2]
-        bounds = _INT_RANGE.get(field)
+@_lowers(*_SCALARS)
+def _lower_scalar(ty: wc.ValType, resource_ids: ResourceIds) -> Lower:
+    name, field, convert = _SCALARS[type(ty)]
+    kind = _kind(name)
+    bounds = _INT_RANGE.get(field)
 
-        def lower_scalar(scope: CallScope, value: Any, dst: Any) -> None:
-            if bounds is not None and not bounds[0] <= value <= bounds[1]:
-                raise ValueError(f"{value} does not fit {field}")
-            dst.kind = kind
-            setattr(dst.of, field, convert(value))
-        return lower_scalar
-    if isinstance(ty, wc.Char):
-        kind = _kind("CHAR")
+    def lower_scalar(scope: CallScope, value: Any, dst: Any) -> None:
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            raise ValueError(f"{value} does not fit {field}")
+        dst.kind = kind
+        setattr(dst.of, field, convert(value))
+    return lower_scalar
 
-        def lower_char(scope: CallScope, value: Any, dst: Any) -> None:
-            dst.kind = kind
-            dst.of.character = ord(value)
-        return lower_char
-    if isinstance(ty, wc.String):
-        def lower_string(scope: CallScope, value: Any, dst: Any) -> None:
-            dst.kind = K_STRING
-            dst.of.string = ffi.str_to_capi(value)
-        return lower_string
-    if isinstance(ty, wc.EnumType):
-        names = set(ty.names)
 
-        def lower_enum(scope: CallScope, value: Any, dst: Any) -> None:
-            if value not in names:
-                raise ValueError(f"{value!r} is not a case of enum {sorted(names)}")
-            dst.kind = K_ENUM
-            dst.of.enumeration = ffi.str_to_capi(value)
-        return lower_enum
-    if isinstance(ty, wc.FlagsType):
-        names = set(ty.names)
+@_lowers(wc.Char)
+def _lower_char(ty: wc.Char, resource_ids: ResourceIds) -> Lower:
+    kind = _kind("CHAR")
 
-        def lower_flags(scope: CallScope, value: Any, dst: Any) -> None:
-            unknown = set(value) - names
-            if unknown:
-                raise ValueError(f"unknown flags {sorted(unknown)}")
-            raw = ffi.wasmtime_component_valflags_t()
-            ffi.wasmtime_component_valflags_new_uninit(raw, len(value))
-            for i, name in enumerate(sorted(value)):
-                raw.data[i] = ffi.str_to_capi(name)
-            dst.kind = K_FLAGS
-            dst.of.flags = raw
-        return lower_flags
-    if isinstance(ty, wc.ListType):
-        element = ty.element
-        if isinstance(element, wc.U8):
-            return _lower_bytes
-        lower_element = lowerer(element, resource_ids)
+    def lower_char(scope: CallScope, value: Any, dst: Any) -> None:
+        dst.kind = kind
+        dst.of.character = ord(value)
+    return lower_char
 
-        def lower_list(scope: CallScope, value: Any, dst: Any) -> None:
-            raw = ffi.wasmtime_component_vallist_t()
-            ffi.wasmtime_component_vallist_new_uninit(raw, len(value))
-            for i, item in enumerate(value):
-                lower_element(scope, item, raw.data[i])
-            dst.kind = K_LIST
-            dst.of.list = raw
-        return lower_list
-    if isinstance(ty, wc.RecordType):
-        fields = [(name, lowerer(fty, resource_ids)) for name, fty in ty.fields]
 
-        def lower_record(scope: CallScope, value: Any, dst: Any) -> None:
-            raw = ffi.wasmtime_component_valrecord_t()
-            ffi.wasmtime_component_valrecord_new_uninit(raw, len(fields))
-            for i, (name, lower) in enumerate(fields):
-                raw.data[i].name = ffi.str_to_capi(name)
-                lower(scope, value[name], raw.data[i].val)
-            dst.kind = K_RECORD
-            dst.of.record = raw
-        return lower_record
-    if isinstance(ty, wc.TupleType):
-        elements = [lowerer(ety, resource_ids) for ety in ty.elements]
+@_lowers(wc.String)
+def _lower_string(ty: wc.String, resource_ids: ResourceIds) -> Lower:
+    def lower_string(scope: CallScope, value: Any, dst: Any) -> None:
+        dst.kind = K_STRING
+        dst.of.string = ffi.str_to_capi(value)
+    return lower_string
 
-        def lower_tuple(scope: CallScope, value: Any, dst: Any) -> None:
-            if len(value) != len(elements):
-                raise ValueError(f"expected a {len(elements)}-tuple, got {len(value)} items")
-            raw = ffi.wasmtime_component_valtuple_t()
-            ffi.wasmtime_component_valtuple_new_uninit(raw, len(elements))
-            for i, (lower, item) in enumerate(zip(elements, value, strict=True)):
-                lower(scope, item, raw.data[i])
-            dst.kind = K_TUPLE
-            dst.of.tuple = raw
-        return lower_tuple
-    if isinstance(ty, wc.VariantType):
-        cases = {name: (lowerer(cty, resource_ids) if cty is not None else None)
-                 for name, cty in ty.cases}
 
-        def lower_variant(scope: CallScope, value: Any, dst: Any) -> None:
-            if not isinstance(value, Case) or value.tag not in cases:
-                raise ValueError(f"expected Case with a tag in {sorted(cases)}, got {value!r}")
-            lower = cases[value.tag]
-            dst.kind = K_VARIANT
-            dst.of.variant.discriminant = ffi.str_to_capi(value.tag)
-            dst.of.variant.val = _payload(scope, lower, value.payload)
-        return lower_variant
-    if isinstance(ty, wc.OptionType):
-        lower_payload = lowerer(ty.payload, resource_ids)
+@_lowers(wc.EnumType)
+def _lower_enum(ty: wc.EnumType, resource_ids: ResourceIds) -> Lower:
+    names = set(ty.names)
 
-        def lower_option(scope: CallScope, value: Any, dst: Any) -> None:
-            dst.kind = K_OPTION
-            if value is None:
-                dst.of.option = None
-                return
-            if isinstance(value, Some):
-                value = value.value
-            dst.of.option = _payload(scope, lower_payload, value)
-        return lower_option
-    if isinstance(ty, wc.ResultType):
-        lower_ok = lowerer(ty.ok, resource_ids) if ty.ok is not None else None
-        lower_err = lowerer(ty.err, resource_ids) if ty.err is not None else None
+    def lower_enum(scope: CallScope, value: Any, dst: Any) -> None:
+        if value not in names:
+            raise ValueError(f"{value!r} is not a case of enum {sorted(names)}")
+        dst.kind = K_ENUM
+        dst.of.enumeration = ffi.str_to_capi(value)
+    return lower_enum
 
-        def lower_result(scope: CallScope, value: Any, dst: Any) -> None:
-            is_ok = not isinstance(value, Err)
-            if isinstance(value, (Ok, Err)):
-                value = value.value
-            dst.kind = K_RESULT
-            dst.of.result.is_ok = is_ok
-            dst.of.result.val = _payload(scope, lower_ok if is_ok else lower_err, value)
-        return lower_result
-    if isinstance(ty, wc.OwnType):
-        type_id = resource_ids(ty.ty)
 
-        def lower_own(scope: CallScope, value: Any, dst: Any) -> None:
-            obj, parent = value if isinstance(value, Child) else (value, None)
-            rep = scope.table.push(obj, type_id, parent)
-            host = capi.resource_host_new(True, rep, type_id)
-            resource = c_void_p()
-            error = capi.resource_host_to_any(scope.context, host, byref(resource))
-            capi.resource_host_delete(host)
-            if error:
-                raise Trap(str(capi.error_from(error)))
-            dst.kind = K_RESOURCE
-            capi.set_payload_pointer(dst, resource.value)
-        return lower_own
-    raise TypeError(f"unsupported WIT type in a host result: {ty!r}")
+@_lowers(wc.FlagsType)
+def _lower_flags(ty: wc.FlagsType, resource_ids: ResourceIds) -> Lower:
+    names = set(ty.names)
+
+    def lower_flags(scope: CallScope, value: Any, dst: Any) -> None:
+        unknown = set(value) - names
+        if unknown:
+            raise ValueError(f"unknown flags {sorted(unknown)}")
+        raw = ffi.wasmtime_component_valflags_t()
+        ffi.wasmtime_component_valflags_new_uninit(raw, len(value))
+        for i, name in enumerate(sorted(value)):
+            raw.data[i] = ffi.str_to_capi(name)
+        dst.kind = K_FLAGS
+        dst.of.flags = raw
+    return lower_flags
+
+
+@_lowers(wc.ListType)
+def _lower_list(ty: wc.ListType, resource_ids: ResourceIds) -> Lower:
+    if isinstance(ty.element, wc.U8):
+        return _lower_bytes
+    lower_element = lowerer(ty.element, resource_ids)
+
+    def lower_list(scope: CallScope, value: Any, dst: Any) -> None:
+        raw = ffi.wasmtime_component_vallist_t()
+        ffi.wasmtime_component_vallist_new_uninit(raw, len(value))
+        for i, item in enumerate(value):
+            lower_element(scope, item, raw.data[i])
+        dst.kind = K_LIST
+        dst.of.list = raw
+    return lower_list
+
+
+@_lowers(wc.RecordType)
+def _lower_record(ty: wc.RecordType, resource_ids: ResourceIds) -> Lower:
+    fields = [(name, lowerer(fty, resource_ids)) for name, fty in ty.fields]
+
+    def lower_record(scope: CallScope, value: Any, dst: Any) -> None:
+        raw = ffi.wasmtime_component_valrecord_t()
+        ffi.wasmtime_component_valrecord_new_uninit(raw, len(fields))
+        for i, (name, lower) in enumerate(fields):
+            raw.data[i].name = ffi.str_to_capi(name)
+            lower(scope, value[name], raw.data[i].val)
+        dst.kind = K_RECORD
+        dst.of.record = raw
+    return lower_record
+
+
+@_lowers(wc.TupleType)
+def _lower_tuple(ty: wc.TupleType, resource_ids: ResourceIds) -> Lower:
+    elements = [lowerer(ety, resource_ids) for ety in ty.elements]
+
+    def lower_tuple(scope: CallScope, value: Any, dst: Any) -> None:
+        if len(value) != len(elements):
+            raise ValueError(f"expected a {len(elements)}-tuple, got {len(value)} items")
+        raw = ffi.wasmtime_component_valtuple_t()
+        ffi.wasmtime_component_valtuple_new_uninit(raw, len(elements))
+        for i, (lower, item) in enumerate(zip(elements, value, strict=True)):
+            lower(scope, item, raw.data[i])
+        dst.kind = K_TUPLE
+        dst.of.tuple = raw
+    return lower_tuple
+
+
+@_lowers(wc.VariantType)
+def _lower_variant(ty: wc.VariantType, resource_ids: ResourceIds) -> Lower:
+    cases = {name: (lowerer(cty, resource_ids) if cty is not None else None)
+             for name, cty in ty.cases}
+
+    def lower_variant(scope: CallScope, value: Any, dst: Any) -> None:
+        if not isinstance(value, Case) or value.tag not in cases:
+            raise ValueError(f"expected Case with a tag in {sorted(cases)}, got {value!r}")
+        lower = cases[value.tag]
+        dst.kind = K_VARIANT
+        dst.of.variant.discriminant = ffi.str_to_capi(value.tag)
+        dst.of.variant.val = _payload(scope, lower, value.payload)
+    return lower_variant
+
+
+@_lowers(wc.OptionType)
+def _lower_option(ty: wc.OptionType, resource_ids: ResourceIds) -> Lower:
+    lower_payload = lowerer(ty.payload, resource_ids)
+
+    def lower_option(scope: CallScope, value: Any, dst: Any) -> None:
+        dst.kind = K_OPTION
+        if value is None:
+            dst.of.option = None
+            return
+        if isinstance(value, Some):
+            value = value.value
+        dst.of.option = _payload(scope, lower_payload, value)
+    return lower_option
+
+
+@_lowers(wc.ResultType)
+def _lower_result(ty: wc.ResultType, resource_ids: ResourceIds) -> Lower:
+    lower_ok = lowerer(ty.ok, resource_ids) if ty.ok is not None else None
+    lower_err = lowerer(ty.err, resource_ids) if ty.err is not None else None
+
+    def lower_result(scope: CallScope, value: Any, dst: Any) -> None:
+        is_ok = not isinstance(value, Err)
+        if isinstance(value, (Ok, Err)):
+            value = value.value
+        dst.kind = K_RESULT
+        dst.of.result.is_ok = is_ok
+        dst.of.result.val = _payload(scope, lower_ok if is_ok else lower_err, value)
+    return lower_result
+
+
+@_lowers(wc.OwnType)
+def _lower_own(ty: wc.OwnType, resource_ids: ResourceIds) -> Lower:
+    type_id = resource_ids(ty.ty)
+
+    def lower_own(scope: CallScope, value: Any, dst: Any) -> None:
+        obj, parent = value if isinstance(value, Child) else (value, None)
+        rep = scope.table.push(obj, type_id, parent)
+        host = capi.resource_host_new(True, rep, type_id)
+        resource = c_void_p()
+        error = capi.resource_host_to_any(scope.context, host, byref(resource))
+        capi.resource_host_delete(host)
+        if error:
+            raise Trap(str(capi.error_from(error)))
+        dst.kind = K_RESOURCE
+        capi.set_payload_pointer(dst, resource.value or 0)
+    return lower_own
 
 
 def _payload(scope: CallScope, lower: Lower | None, value: Any) -> Any:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol, TextIO, cast
 
 from wasmtime import component as wc
 
-from ..config import HostConfig
+from ..config import HostConfig, Preopen
 from . import background
 from .errors import Interrupted
 from .poll import StopSwitch, Waitable, finish_lingering, wait_any
@@ -17,8 +18,11 @@ from .resources import Res
 from .streams import FileInput, FileOutput, InputStream, OutputStream
 from .table import ResourceTable
 
+if TYPE_CHECKING:
+    from ..filesystem.sandbox import SharedFd
 
-def _process_stream(stream, mode: str):
+
+def _process_stream(stream: TextIO | None, mode: Literal["rb", "wb"]) -> BinaryIO:
     """The process's own stdio, or /dev/null when it was closed (`<&-`)."""
     if stream is None:
         return open(os.devnull, mode)  # noqa: SIM115 - lives as long as the process
@@ -33,6 +37,27 @@ DEBUG_VARIABLE = "WASI_TLS_HOST_DEBUG"
 
 def debug_from_environment() -> bool:
     return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
+
+class Lingering(Waitable, Protocol):
+    """Work a dropped resource left behind: waited on, and released at the end."""
+
+    def close(self) -> None: ...
+
+
+# -- per-interface state: what an interface keeps for the life of one store --------
+
+@dataclass
+class FilesystemState:
+    #: The preopened directories, opened on the first `get-directories`
+    #: (None until then), each with the host directory it was opened from.
+    preopens: list[tuple[Preopen, SharedFd]] | None = None
+
+
+@dataclass
+class RandomState:
+    #: The insecure seed, drawn on the first `insecure-seed` (None until then).
+    insecure_seed: bytes | None = None
 
 
 class WasiCtx:
@@ -54,10 +79,12 @@ class WasiCtx:
         self.stdin: InputStream = FileInput(config.stdin or _process_stream(sys.stdin, "rb"))
         self.stdout: OutputStream = FileOutput(config.stdout or _process_stream(sys.stdout, "wb"))
         self.stderr: OutputStream = FileOutput(config.stderr or _process_stream(sys.stderr, "wb"))
-        # Filled in by interfaces that keep per-store state (e.g. preopens).
-        self.state: dict[str, Any] = {}
+        self.filesystem = FilesystemState()
+        self.random = RandomState()
         #: Work a dropped resource left behind (a TLS goodbye still being
         #: sent); every wait moves it on, and `close` gives it time to end.
+        #: Typed by what the poll loop needs; everything in it came through
+        #: `linger`, so it can also be closed.
         self.lingering: list[Waitable] = []
         #: Ends the guest's waits when its run is stopped (set by the runner).
         self.stop: StopSwitch | None = None
@@ -83,7 +110,7 @@ class WasiCtx:
         return message
 
     # -- waiting -----------------------------------------------------------
-    def linger(self, work: Waitable) -> None:
+    def linger(self, work: Lingering) -> None:
         self.lingering.append(work)
 
     def wait_any(self, waitables: list[Waitable]) -> list[int]:
@@ -106,7 +133,7 @@ class WasiCtx:
         except Interrupted:
             pass
         for work in self.lingering:
-            work.close()  # out of time: release what it still holds
+            cast(Lingering, work).close()  # out of time: release what it still holds
         self.lingering.clear()
         for stream in (self.stdout, self.stderr):
             stream.close()

@@ -12,9 +12,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .poll import NEVER, Pollable, WaitSpec
 from .values import Child, Err, Ok
+
+if TYPE_CHECKING:
+    from .context import WasiCtx
 
 
 class FutureState(enum.Enum):
@@ -105,6 +109,6 @@ class Future:
             self._on_drop()
 
 
-def subscribe_future(ctx, future: Future) -> Child:
+def subscribe_future(ctx: WasiCtx, future: Future) -> Child:
     """`subscribe` for every future of both interfaces: a pollable, child of the future."""
     return Child(Pollable(future), future)

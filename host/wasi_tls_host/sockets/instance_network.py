@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.resources import Res
 from .network import Network
 
@@ -11,5 +12,5 @@ interface.resource("network", Res.NETWORK)
 
 
 @interface.func("instance-network")
-def instance_network(ctx) -> Network:
+def instance_network(ctx: WasiCtx) -> Network:
     return Network()

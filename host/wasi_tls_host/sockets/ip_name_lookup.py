@@ -14,9 +14,10 @@ import threading
 from typing import Any
 
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.poll import READ, Pollable, WaitSpec
 from ..runtime.resources import Res
-from ..runtime.values import Child
+from ..runtime.values import Case, Child
 from .network import error_code, fail, ip_address_value
 
 interface = Interface(f"wasi:sockets/ip-name-lookup@{WASI_VERSION}")
@@ -24,7 +25,8 @@ for _name, _res in (("resolve-address-stream", Res.RESOLVE_ADDRESS_STREAM),
                     ("network", Res.NETWORK), ("pollable", Res.POLLABLE)):
     interface.resource(_name, _res)
 
-_GAI_CODES = {
+#: getaddrinfo failures by EAI code (a gaierror may carry none).
+_GAI_CODES: dict[int | None, str] = {
     socket.EAI_NONAME: "name-unresolvable",
     socket.EAI_AGAIN: "temporary-resolver-failure",
 }
@@ -46,7 +48,7 @@ class ResolveAddressStream:
             infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
             unique: list[Any] = []
             for info in infos:
-                address = ipaddress.ip_address(info[4][0].split("%")[0])
+                address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
                 if address not in unique:
                     unique.append(address)
             self.addresses = unique
@@ -104,7 +106,7 @@ def _lookup_target(name: str) -> str | None:
 
 
 @interface.func("resolve-addresses")
-def resolve_addresses(ctx, network: Any, name: str) -> ResolveAddressStream:
+def resolve_addresses(ctx: WasiCtx, network: Any, name: str) -> ResolveAddressStream:
     if not ctx.config.has_network:
         raise fail("access-denied")
     target = _lookup_target(name)
@@ -117,7 +119,7 @@ def resolve_addresses(ctx, network: Any, name: str) -> ResolveAddressStream:
 
 
 @interface.func("[method]resolve-address-stream.resolve-next-address")
-def resolve_next_address(ctx, stream: ResolveAddressStream):
+def resolve_next_address(ctx: WasiCtx, stream: ResolveAddressStream) -> Case | None:
     if not stream.ready():
         raise fail("would-block")
     if stream.error is not None:
@@ -128,5 +130,5 @@ def resolve_next_address(ctx, stream: ResolveAddressStream):
 
 
 @interface.func("[method]resolve-address-stream.subscribe")
-def subscribe(ctx, stream: ResolveAddressStream) -> Child:
+def subscribe(ctx: WasiCtx, stream: ResolveAddressStream) -> Child:
     return Child(Pollable(stream), stream)

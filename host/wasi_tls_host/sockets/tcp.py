@@ -1,9 +1,10 @@
 """wasi:sockets/tcp: the start/finish state machine over non-blocking sockets.
 
-States follow the spec's operational semantics: unbound -> bind-started ->
-bound -> listen-started -> listening, or (unbound|bound) -> connecting ->
-connected, and closed after a failed connect. The socket's pollable is ready
-exactly when the pending `finish-*`/`accept` would not say would-block.
+States follow the spec's operational semantics (`lifecycle.TCP_TRANSITIONS`):
+unbound -> bind-started -> bound -> listen-started -> listening, or
+(unbound|bound) -> connecting -> connected, and closed after a failed
+connect or listen. The socket's pollable is ready exactly when the pending
+`finish-*`/`accept` would not say would-block.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import select
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
 
 from ..runtime import background
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.poll import NEVER, READ, WRITE, Pollable, WaitSpec
 from ..runtime.resources import Res
 from ..runtime.streams import (
@@ -28,17 +30,23 @@ from ..runtime.streams import (
     readable_now,
     writable_now,
 )
-from ..runtime.values import Child
+from ..runtime.values import Case, Child
+from .lifecycle import (
+    TCP_IN_PROGRESS,
+    TCP_TRANSITIONS,
+    Event,
+    HostSocket,
+    TcpState,
+    socket_option,
+)
 from .network import (
-    FAMILIES,
+    Network,
+    SocketSlot,
     check_allowed,
-    check_family,
     check_remote,
+    counted,
     error_code,
     fail,
-    family_name,
-    hop_limit_option,
-    sockaddr_from_value,
     socket_address_value,
     socket_call,
 )
@@ -63,14 +71,16 @@ def _stream_failure(error: OSError) -> StreamFailed:
 
 
 class SharedSocket:
-    """Keeps the fd open until the socket resource and both streams are gone.
+    """Keeps the fd open until the socket resource and both streams are gone,
+    then gives back its slot in the guest's socket count (if it has one).
 
     The guest may drop the tcp-socket while its streams live on inside a
     TLS connection (the streams were moved there), as wasmtime allows.
     """
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, slot: SocketSlot | None = None):
         self.sock = sock
+        self.slot = slot
         self.users = 1
         self._lock = threading.Lock()  # a background sender may release too
 
@@ -85,6 +95,8 @@ class SharedSocket:
             last = self.users == 0
         if last:
             self.sock.close()
+            if self.slot is not None:
+                self.slot.release()
 
 
 class TcpInput(InputStream):
@@ -247,51 +259,49 @@ def _deliver(output: TcpOutput, data: bytes) -> None:
         shared.release()
 
 
-class TcpSocket:
-    def __init__(self, sock: socket.socket, state: str):
-        self.shared = SharedSocket(sock)
-        self.sock = sock
-        self.family = sock.family
-        self.state = state
+class TcpSocket(HostSocket):
+    TRANSITIONS = TCP_TRANSITIONS
+    IN_PROGRESS = TCP_IN_PROGRESS
+    UNADDRESSED = frozenset({TcpState.UNBOUND, TcpState.CLOSED})
+
+    def __init__(self, sock: socket.socket, state: str, slot: SocketSlot | None = None):
+        """`slot`: the socket's place in its guest's count (none for a socket
+        made outside any guest's count)."""
+        super().__init__(sock, TcpState(state))
+        self.shared = SharedSocket(sock, slot)
         self.backlog = DEFAULT_BACKLOG
         self.input: TcpInput | None = None
         self.output: TcpOutput | None = None
 
     @classmethod
-    def create(cls, address_family: str) -> TcpSocket:
-        try:
-            sock = socket.socket(FAMILIES[address_family], socket.SOCK_STREAM)
-        except OSError as error:
-            raise fail(error_code(error)) from None
-        sock.setblocking(False)
-        if address_family == "ipv6":
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        return cls(sock, "unbound")
+    def create(cls, address_family: str, slot: SocketSlot | None = None) -> TcpSocket:
+        return cls(cls.open(address_family, socket.SOCK_STREAM), TcpState.UNBOUND, slot)
 
     # -- readiness (the socket's pollable) ---------------------------------
     def ready(self) -> bool:
-        if self.state == "connecting":
+        if self.state == TcpState.CONNECTING:
             return writable_now(self.sock.fileno())
-        if self.state == "listening":
+        if self.state == TcpState.LISTENING:
             return readable_now(self.sock.fileno())
         return True
 
     def wait_on(self) -> WaitSpec:
-        if self.state == "connecting":
+        if self.state == TcpState.CONNECTING:
             return WaitSpec(fds=((self.sock.fileno(), WRITE),))
-        if self.state == "listening":
+        if self.state == TcpState.LISTENING:
             return WaitSpec(fds=((self.sock.fileno(), READ),))
         return NEVER
 
     def close(self) -> None:
         self.shared.release()
 
-    def require(self, *states: str) -> None:
-        if self.state not in states:
-            raise fail("invalid-state")
+    def bind(self, sockaddr: tuple) -> None:
+        # A listener can take a port whose earlier connections are in TIME_WAIT.
+        socket_call(lambda: self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1))
+        super().bind(sockaddr)
 
     def connected_streams(self) -> tuple[Child, Child]:
-        self.state = "connected"
+        """The input and output streams of a connected socket (children of it)."""
         # The output stream already gathers what the guest writes and sends it
         # in as few segments as the socket takes; Nagle's algorithm on top
         # only delays a TLS handshake's small flights by a delayed ACK (~40 ms).
@@ -304,191 +314,153 @@ class TcpSocket:
         return Child(self.input, self), Child(self.output, self)
 
 
-def _in_progress(tcp: TcpSocket) -> None:
-    if tcp.state in ("bind-started", "listen-started", "connecting"):
-        raise fail("concurrency-conflict")
-
-
 @interface.func("[method]tcp-socket.start-bind")
-def start_bind(ctx, tcp: TcpSocket, network: Any, local_address) -> None:
-    _in_progress(tcp)
-    tcp.require("unbound")
-    address, sockaddr = sockaddr_from_value(local_address)
-    check_family(address, tcp.family)
-    check_allowed(ctx, address, sockaddr[1])
-    try:
-        tcp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.sock.bind(sockaddr)
-    except OSError as error:
-        raise fail(error_code(error)) from None
-    tcp.state = "bind-started"
+def start_bind(ctx: WasiCtx, tcp: TcpSocket, network: Network, local_address: Case) -> None:
+    tcp.check(Event.START_BIND)
+    address, sockaddr = tcp.address_from(local_address)
+    check_allowed(ctx, address, sockaddr[1], "bind")
+    tcp.bind(sockaddr)
 
 
 @interface.func("[method]tcp-socket.finish-bind")
-def finish_bind(ctx, tcp: TcpSocket) -> None:
-    if tcp.state != "bind-started":
-        raise fail("not-in-progress")
-    tcp.state = "bound"
+def finish_bind(ctx: WasiCtx, tcp: TcpSocket) -> None:
+    tcp.transition(Event.FINISH_BIND)
 
 
 @interface.func("[method]tcp-socket.start-connect")
-def start_connect(ctx, tcp: TcpSocket, network: Any, remote_address) -> None:
-    _in_progress(tcp)
-    tcp.require("unbound", "bound")
-    address, sockaddr = sockaddr_from_value(remote_address)
-    check_family(address, tcp.family)
+def start_connect(ctx: WasiCtx, tcp: TcpSocket, network: Network, remote_address: Case) -> None:
+    tcp.check(Event.START_CONNECT)
+    address, sockaddr = tcp.address_from(remote_address)
     check_remote(address, sockaddr[1])
-    check_allowed(ctx, address, sockaddr[1])
+    check_allowed(ctx, address, sockaddr[1], "connect")
     result = tcp.sock.connect_ex(sockaddr)
     if result not in (0, errno.EINPROGRESS):
-        tcp.state = "closed"
+        tcp.transition(Event.FAIL)
         raise fail(error_code(OSError(result, "connect")))
-    tcp.state = "connecting"
+    tcp.transition(Event.START_CONNECT)
 
 
 @interface.func("[method]tcp-socket.finish-connect")
-def finish_connect(ctx, tcp: TcpSocket):
-    if tcp.state != "connecting":
-        raise fail("not-in-progress")
+def finish_connect(ctx: WasiCtx, tcp: TcpSocket) -> tuple[Child, Child]:
+    tcp.check(Event.FINISH_CONNECT)
     if not writable_now(tcp.sock.fileno()):
         raise fail("would-block")
     status = tcp.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if status:
-        tcp.state = "closed"
+        tcp.transition(Event.FAIL)
         raise fail(error_code(OSError(status, "connect")))
+    tcp.transition(Event.FINISH_CONNECT)
     return tcp.connected_streams()
 
 
 @interface.func("[method]tcp-socket.start-listen")
-def start_listen(ctx, tcp: TcpSocket) -> None:
-    _in_progress(tcp)
-    tcp.require("bound")
+def start_listen(ctx: WasiCtx, tcp: TcpSocket) -> None:
+    tcp.check(Event.START_LISTEN)
     try:
         tcp.sock.listen(tcp.backlog)
     except OSError as error:
-        tcp.state = "closed"  # as the operational semantics say
+        tcp.transition(Event.FAIL)  # as the operational semantics say
         raise fail(error_code(error)) from None
-    tcp.state = "listen-started"
+    tcp.transition(Event.START_LISTEN)
 
 
 @interface.func("[method]tcp-socket.finish-listen")
-def finish_listen(ctx, tcp: TcpSocket) -> None:
-    if tcp.state != "listen-started":
-        raise fail("not-in-progress")
-    tcp.state = "listening"
+def finish_listen(ctx: WasiCtx, tcp: TcpSocket) -> None:
+    tcp.transition(Event.FINISH_LISTEN)
 
 
 @interface.func("[method]tcp-socket.accept")
-def accept(ctx, tcp: TcpSocket):
-    tcp.require("listening")
+def accept(ctx: WasiCtx, tcp: TcpSocket) -> tuple[TcpSocket, Child, Child]:
+    """Beyond the guest's socket limit: `new-socket-limit`, and the client waits
+    in the listen backlog until the guest has closed a socket."""
+    tcp.require(TcpState.LISTENING)
+    client = counted(ctx, lambda slot: _accept(tcp, slot))
+    input_stream, output_stream = client.connected_streams()
+    return client, input_stream, output_stream
+
+
+def _accept(listener: TcpSocket, slot: SocketSlot) -> TcpSocket:
     try:
-        sock, _ = tcp.sock.accept()
+        sock, _ = listener.sock.accept()
     except BlockingIOError:
         raise fail("would-block") from None
     except OSError as error:
         raise fail(error_code(error)) from None
     sock.setblocking(False)
-    client = TcpSocket(sock, "connected")
-    input_stream, output_stream = client.connected_streams()
-    return client, input_stream, output_stream
+    return TcpSocket(sock, TcpState.CONNECTED, slot)
 
 
 @interface.func("[method]tcp-socket.local-address")
-def local_address(ctx, tcp: TcpSocket):
-    if tcp.state in ("unbound", "closed"):
-        raise fail("invalid-state")
-    return socket_call(lambda: socket_address_value(tcp.sock.getsockname()))
+def local_address(ctx: WasiCtx, tcp: TcpSocket) -> Case:
+    return tcp.local_address()
 
 
 @interface.func("[method]tcp-socket.remote-address")
-def remote_address(ctx, tcp: TcpSocket):
-    tcp.require("connected")
-    try:
-        return socket_address_value(tcp.sock.getpeername())
-    except OSError as error:
-        raise fail(error_code(error)) from None
+def remote_address(ctx: WasiCtx, tcp: TcpSocket) -> Case:
+    tcp.require(TcpState.CONNECTED)
+    return socket_call(lambda: socket_address_value(tcp.sock.getpeername()))
 
 
 @interface.func("[method]tcp-socket.is-listening")
-def is_listening(ctx, tcp: TcpSocket) -> bool:
-    return tcp.state == "listening"
+def is_listening(ctx: WasiCtx, tcp: TcpSocket) -> bool:
+    return tcp.state == TcpState.LISTENING
 
 
 @interface.func("[method]tcp-socket.address-family")
-def address_family(ctx, tcp: TcpSocket) -> str:
-    return family_name(tcp.family)
+def address_family(ctx: WasiCtx, tcp: TcpSocket) -> str:
+    return tcp.address_family()
 
 
 @interface.func("[method]tcp-socket.set-listen-backlog-size")
-def set_listen_backlog_size(ctx, tcp: TcpSocket, value: int) -> None:
+def set_listen_backlog_size(ctx: WasiCtx, tcp: TcpSocket, value: int) -> None:
     if value == 0:
         raise fail("invalid-argument")
-    if tcp.state in ("connecting", "connected", "closed"):
+    if tcp.state in (TcpState.CONNECTING, TcpState.CONNECTED, TcpState.CLOSED):
         raise fail("invalid-state")
     tcp.backlog = min(value, 0x7FFFFFFF)
-    if tcp.state == "listening":
+    if tcp.state == TcpState.LISTENING:
         socket_call(lambda: tcp.sock.listen(tcp.backlog))
 
 
-def _option(level: int, name: int, *, positive: bool = True, scale: int = 1,
-            limit: int = 0x7FFFFFFF):
-    """A getter/setter pair over one socket option (durations are in ns)."""
-    def get(ctx, tcp: TcpSocket) -> int:
-        try:
-            return tcp.sock.getsockopt(level, name) * scale
-        except OSError as error:
-            raise fail(error_code(error)) from None
-
-    def set_(ctx, tcp: TcpSocket, value: int) -> None:
-        if positive and value == 0:
-            raise fail("invalid-argument")
-        # Round durations up so a small positive value never becomes 0.
-        raw = min(max(1, -(-value // scale)) if positive else value // scale, limit)
-        try:
-            tcp.sock.setsockopt(level, name, raw)
-        except OSError as error:
-            raise fail(error_code(error)) from None
-    return get, set_
-
-
-def _define_option(wit_name: str, getter, setter) -> None:
+def _define_option(wit_name: str, getter: Callable[..., object],
+                   setter: Callable[..., None]) -> None:
     interface.func(f"[method]tcp-socket.{wit_name}")(getter)
     interface.func(f"[method]tcp-socket.set-{wit_name}")(setter)
 
 
-_keepalive_get, _keepalive_set = _option(socket.SOL_SOCKET, socket.SO_KEEPALIVE, positive=False)
+_keepalive_get, _keepalive_set = socket_option(socket.SOL_SOCKET, socket.SO_KEEPALIVE,
+                                               positive=False)
 _define_option("keep-alive-enabled",
                lambda ctx, tcp: bool(_keepalive_get(ctx, tcp)),
                lambda ctx, tcp, value: _keepalive_set(ctx, tcp, int(value)))
-_define_option("keep-alive-idle-time",
-               *_option(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, scale=NS_PER_S, limit=32767))
-_define_option("keep-alive-interval",
-               *_option(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, scale=NS_PER_S, limit=32767))
-_define_option("keep-alive-count", *_option(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, limit=127))
-_define_option("receive-buffer-size", *_option(socket.SOL_SOCKET, socket.SO_RCVBUF))
-_define_option("send-buffer-size", *_option(socket.SOL_SOCKET, socket.SO_SNDBUF))
+_define_option("keep-alive-idle-time", *socket_option(
+    socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, scale=NS_PER_S, limit=32767))
+_define_option("keep-alive-interval", *socket_option(
+    socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, scale=NS_PER_S, limit=32767))
+_define_option("keep-alive-count",
+               *socket_option(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, limit=127))
+_define_option("receive-buffer-size", *socket_option(socket.SOL_SOCKET, socket.SO_RCVBUF))
+_define_option("send-buffer-size", *socket_option(socket.SOL_SOCKET, socket.SO_SNDBUF))
 
 
 @interface.func("[method]tcp-socket.hop-limit")
-def hop_limit(ctx, tcp: TcpSocket) -> int:
-    return socket_call(lambda: tcp.sock.getsockopt(*hop_limit_option(tcp.family)))
+def hop_limit(ctx: WasiCtx, tcp: TcpSocket) -> int:
+    return tcp.hop_limit()
 
 
 @interface.func("[method]tcp-socket.set-hop-limit")
-def set_hop_limit(ctx, tcp: TcpSocket, value: int) -> None:
-    if value == 0:
-        raise fail("invalid-argument")
-    socket_call(lambda: tcp.sock.setsockopt(*hop_limit_option(tcp.family), value))
+def set_hop_limit(ctx: WasiCtx, tcp: TcpSocket, value: int) -> None:
+    tcp.set_hop_limit(value)
 
 
 @interface.func("[method]tcp-socket.subscribe")
-def subscribe(ctx, tcp: TcpSocket) -> Child:
+def subscribe(ctx: WasiCtx, tcp: TcpSocket) -> Child:
     return Child(Pollable(tcp), tcp)
 
 
 @interface.func("[method]tcp-socket.shutdown")
-def shutdown(ctx, tcp: TcpSocket, shutdown_type: str) -> None:
-    tcp.require("connected")
+def shutdown(ctx: WasiCtx, tcp: TcpSocket, shutdown_type: str) -> None:
+    tcp.require(TcpState.CONNECTED)
     try:
         if shutdown_type in ("send", "both") and tcp.output is not None:
             # FIN goes out after what the guest already wrote.

@@ -1,4 +1,8 @@
-"""wasi:sockets/udp: bind, then datagram streams, optionally fixed to one peer."""
+"""wasi:sockets/udp: bind, then datagram streams, optionally fixed to one peer.
+
+States: unbound -> bind-started -> bound (`lifecycle.UDP_TRANSITIONS`); the
+datagram streams exist only on a bound socket, one pair at a time.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,23 @@ import ipaddress
 import os
 import socket
 import struct
-from typing import Any
 
 from ..runtime.calls import WASI_VERSION, Interface
+from ..runtime.context import WasiCtx
 from ..runtime.errors import Trap
 from ..runtime.poll import READ, WRITE, Pollable, WaitSpec
 from ..runtime.resources import Res
 from ..runtime.streams import readable_now, writable_now
-from ..runtime.values import Child
+from ..runtime.values import Case, Child
+from .lifecycle import UDP_TRANSITIONS, Event, HostSocket, UdpState, socket_option
 from .network import (
-    FAMILIES,
+    Network,
+    SocketSlot,
     check_allowed,
-    check_family,
     check_remote,
     client_bind_allowed,
     error_code,
     fail,
-    family_name,
-    hop_limit_option,
-    sockaddr_from_value,
     socket_address_value,
     socket_call,
 )
@@ -43,11 +45,15 @@ _libc = ctypes.CDLL(None, use_errno=True)
 SEND_PERMIT = 64
 
 
-class UdpSocket:
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.family = sock.family
-        self.state = "unbound"
+class UdpSocket(HostSocket):
+    TRANSITIONS = UDP_TRANSITIONS
+    UNADDRESSED = frozenset({UdpState.UNBOUND})
+
+    def __init__(self, sock: socket.socket, slot: SocketSlot | None = None):
+        """`slot`: the socket's place in its guest's count (none for a socket
+        made outside any guest's count)."""
+        super().__init__(sock, UdpState.UNBOUND)
+        self.slot = slot
         self.remote: tuple | None = None
         #: Bound as a client (unspecified address, any port, without a rule):
         #: datagrams from peers the guest could not send to are dropped.
@@ -55,24 +61,13 @@ class UdpSocket:
         self.streams: tuple[IncomingDatagrams, OutgoingDatagrams] | None = None
 
     @classmethod
-    def create(cls, address_family: str) -> UdpSocket:
-        try:
-            sock = socket.socket(FAMILIES[address_family], socket.SOCK_DGRAM)
-        except OSError as error:
-            raise fail(error_code(error)) from None
-        sock.setblocking(False)
-        if address_family == "ipv6":
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        return cls(sock)
-
-    def ready(self) -> bool:
-        return True
-
-    def wait_on(self) -> WaitSpec:
-        return WaitSpec()
+    def create(cls, address_family: str, slot: SocketSlot | None = None) -> UdpSocket:
+        return cls(cls.open(address_family, socket.SOCK_DGRAM), slot)
 
     def close(self) -> None:
         self.sock.close()
+        if self.slot is not None:
+            self.slot.release()
 
 
 class IncomingDatagrams:
@@ -105,50 +100,34 @@ class OutgoingDatagrams:
 
 
 @interface.func("[method]udp-socket.start-bind")
-def start_bind(ctx, udp: UdpSocket, network: Any, local_address) -> None:
-    if udp.state != "unbound":
-        raise fail("invalid-state")
-    address, sockaddr = sockaddr_from_value(local_address)
-    check_family(address, udp.family)
+def start_bind(ctx: WasiCtx, udp: UdpSocket, network: Network, local_address: Case) -> None:
+    udp.check(Event.START_BIND)
+    address, sockaddr = udp.address_from(local_address)
     udp.hears_only_permitted_peers = client_bind_allowed(ctx, address, sockaddr[1])
     if not udp.hears_only_permitted_peers:
-        check_allowed(ctx, address, sockaddr[1])
-    try:
-        udp.sock.bind(sockaddr)
-    except OSError as error:
-        raise fail(error_code(error)) from None
-    udp.state = "bind-started"
+        check_allowed(ctx, address, sockaddr[1], "bind")
+    udp.bind(sockaddr)
 
 
 @interface.func("[method]udp-socket.finish-bind")
-def finish_bind(ctx, udp: UdpSocket) -> None:
-    if udp.state != "bind-started":
-        raise fail("not-in-progress")
-    udp.state = "bound"
+def finish_bind(ctx: WasiCtx, udp: UdpSocket) -> None:
+    udp.transition(Event.FINISH_BIND)
 
 
 @interface.func("[method]udp-socket.stream")
-def stream(ctx, udp: UdpSocket, remote_address):
-    if udp.state != "bound":
-        raise fail("invalid-state")
+def stream(ctx: WasiCtx, udp: UdpSocket, remote_address: Case | None) -> tuple[Child, Child]:
+    udp.require(UdpState.BOUND)
     if udp.streams is not None:
         # The previous pair must be dropped first, as the spec requires.
         raise fail("invalid-state")
     if remote_address is not None:
-        address, sockaddr = sockaddr_from_value(remote_address)
-        check_family(address, udp.family)
+        address, sockaddr = udp.address_from(remote_address)
         check_remote(address, sockaddr[1])
-        check_allowed(ctx, address, sockaddr[1])
-        try:
-            udp.sock.connect(sockaddr)
-        except OSError as error:
-            raise fail(error_code(error)) from None
+        check_allowed(ctx, address, sockaddr[1], "connect")
+        socket_call(lambda: udp.sock.connect(sockaddr))
         udp.remote = sockaddr
     elif udp.remote is not None:
-        try:
-            _disconnect(udp.sock)
-        except OSError as error:
-            raise fail(error_code(error)) from None
+        socket_call(lambda: _disconnect(udp.sock))
         udp.remote = None
     udp.streams = (IncomingDatagrams(udp), OutgoingDatagrams(udp))
     return Child(udp.streams[0], udp), Child(udp.streams[1], udp)
@@ -172,62 +151,46 @@ def _disconnect(sock: socket.socket) -> None:
 
 
 @interface.func("[method]udp-socket.local-address")
-def local_address(ctx, udp: UdpSocket):
-    if udp.state == "unbound":
-        raise fail("invalid-state")
-    return socket_call(lambda: socket_address_value(udp.sock.getsockname()))
+def local_address(ctx: WasiCtx, udp: UdpSocket) -> Case:
+    return udp.local_address()
 
 
 @interface.func("[method]udp-socket.remote-address")
-def remote_address(ctx, udp: UdpSocket):
+def remote_address(ctx: WasiCtx, udp: UdpSocket) -> Case:
     if udp.remote is None:
         raise fail("invalid-state")
     return socket_call(lambda: socket_address_value(udp.sock.getpeername()))
 
 
 @interface.func("[method]udp-socket.address-family")
-def address_family(ctx, udp: UdpSocket) -> str:
-    return family_name(udp.family)
+def address_family(ctx: WasiCtx, udp: UdpSocket) -> str:
+    return udp.address_family()
 
 
 @interface.func("[method]udp-socket.unicast-hop-limit")
-def unicast_hop_limit(ctx, udp: UdpSocket) -> int:
-    return socket_call(lambda: udp.sock.getsockopt(*hop_limit_option(udp.family)))
+def unicast_hop_limit(ctx: WasiCtx, udp: UdpSocket) -> int:
+    return udp.hop_limit()
 
 
 @interface.func("[method]udp-socket.set-unicast-hop-limit")
-def set_unicast_hop_limit(ctx, udp: UdpSocket, value: int) -> None:
-    if value == 0:
-        raise fail("invalid-argument")
-    socket_call(lambda: udp.sock.setsockopt(*hop_limit_option(udp.family), value))
-
-
-def _buffer_size(name: int):
-    def get(ctx, udp: UdpSocket) -> int:
-        return socket_call(lambda: udp.sock.getsockopt(socket.SOL_SOCKET, name))
-
-    def set_(ctx, udp: UdpSocket, value: int) -> None:
-        if value == 0:
-            raise fail("invalid-argument")
-        socket_call(lambda: udp.sock.setsockopt(socket.SOL_SOCKET, name,
-                                                  min(value, 0x7FFFFFFF)))
-    return get, set_
+def set_unicast_hop_limit(ctx: WasiCtx, udp: UdpSocket, value: int) -> None:
+    udp.set_hop_limit(value)
 
 
 for _wit, _opt in (("receive-buffer-size", socket.SO_RCVBUF),
                    ("send-buffer-size", socket.SO_SNDBUF)):
-    _get, _set = _buffer_size(_opt)
+    _get, _set = socket_option(socket.SOL_SOCKET, _opt)
     interface.func(f"[method]udp-socket.{_wit}")(_get)
     interface.func(f"[method]udp-socket.set-{_wit}")(_set)
 
 
 @interface.func("[method]udp-socket.subscribe")
-def subscribe(ctx, udp: UdpSocket) -> Child:
+def subscribe(ctx: WasiCtx, udp: UdpSocket) -> Child:
     return Child(Pollable(udp), udp)
 
 
 @interface.func("[method]incoming-datagram-stream.receive")
-def receive(ctx, incoming: IncomingDatagrams, max_results: int) -> list[dict]:
+def receive(ctx: WasiCtx, incoming: IncomingDatagrams, max_results: int) -> list[dict]:
     datagrams: list[dict] = []
     while len(datagrams) < max_results:
         try:
@@ -246,18 +209,18 @@ def receive(ctx, incoming: IncomingDatagrams, max_results: int) -> list[dict]:
 
 
 @interface.func("[method]incoming-datagram-stream.subscribe")
-def subscribe_incoming(ctx, incoming: IncomingDatagrams) -> Child:
+def subscribe_incoming(ctx: WasiCtx, incoming: IncomingDatagrams) -> Child:
     return Child(Pollable(incoming), incoming)
 
 
 @interface.func("[method]outgoing-datagram-stream.check-send")
-def check_send(ctx, outgoing: OutgoingDatagrams) -> int:
+def check_send(ctx: WasiCtx, outgoing: OutgoingDatagrams) -> int:
     outgoing.permit = SEND_PERMIT if outgoing.ready() else 0
     return outgoing.permit
 
 
 @interface.func("[method]outgoing-datagram-stream.send")
-def send(ctx, outgoing: OutgoingDatagrams, datagrams: list[dict]) -> int:
+def send(ctx: WasiCtx, outgoing: OutgoingDatagrams, datagrams: list[dict]) -> int:
     if len(datagrams) > outgoing.permit:
         raise Trap(f"send of {len(datagrams)} datagrams exceeds the {outgoing.permit} "
                    "that check-send permitted")
@@ -277,7 +240,7 @@ def send(ctx, outgoing: OutgoingDatagrams, datagrams: list[dict]) -> int:
     return sent
 
 
-def _send_one(ctx, udp: UdpSocket, datagram: dict) -> None:
+def _send_one(ctx: WasiCtx, udp: UdpSocket, datagram: dict) -> None:
     target = datagram["remote-address"]
     data = datagram["data"]
     if target is None:
@@ -285,12 +248,11 @@ def _send_one(ctx, udp: UdpSocket, datagram: dict) -> None:
             raise fail("invalid-argument")
         sendto = None
     else:
-        address, sockaddr = sockaddr_from_value(target)
-        check_family(address, udp.family)
+        address, sockaddr = udp.address_from(target)
         check_remote(address, sockaddr[1])
         if udp.remote is not None and sockaddr[:2] != udp.remote[:2]:
             raise fail("invalid-argument")
-        check_allowed(ctx, address, sockaddr[1])
+        check_allowed(ctx, address, sockaddr[1], "send")
         sendto = sockaddr
     if udp.remote is not None:
         sendto = None
@@ -306,5 +268,5 @@ def _send_one(ctx, udp: UdpSocket, datagram: dict) -> None:
 
 
 @interface.func("[method]outgoing-datagram-stream.subscribe")
-def subscribe_outgoing(ctx, outgoing: OutgoingDatagrams) -> Child:
+def subscribe_outgoing(ctx: WasiCtx, outgoing: OutgoingDatagrams) -> Child:
     return Child(Pollable(outgoing), outgoing)

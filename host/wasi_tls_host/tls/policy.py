@@ -2,15 +2,25 @@
 
 One `TlsPolicy` holds the trust anchors for the host's TLS clients, the
 identities the operator provisions for guests (keyed by name), the trust
-anchors for client certificates, the version floor (TLS 1.2 at least), the
-key log and the handshake deadline, and it builds every ``ssl.SSLContext``
-from them. Verification is always on: a client context checks the server's
-chain and name, and a server that asks for a client certificate checks it
-against the client CAs. Contexts are built on first use and cached per role
+anchors for client certificates, the revocation lists for both, the version
+floor (TLS 1.2 at least), the key log and the handshake deadline, and it
+builds every ``ssl.SSLContext`` from them. Verification is always on: a
+client context checks the server's chain and name, and a server that asks
+for a client certificate checks it against the client CAs; with CRL files,
+both also check that the peer's certificate is not revoked (see
+`revocation`). Contexts are built on first use and cached per role
 and per option set, because loading a trust store costs tens of
-milliseconds. Problems with the operator's input (a missing CA file, an
-unwritable key log) raise ``ValueError`` with a one-line message that names
-the file.
+milliseconds.
+
+For the connections a guest drives (the full draft), the guest says what it
+wants (ALPN ids, identities, whether to ask for a client certificate) and
+the policy decides the rest in `choose_client_context` and
+`choose_server_context`: which of the guest's identities a server loads for
+a ClientHello, when it asks for a client certificate, and that the guest's
+clients take certificate requests after the handshake.
+
+Problems with the operator's input (a missing CA file, an unwritable key
+log) raise ``ValueError`` with a one-line message that names the file.
 """
 
 from __future__ import annotations
@@ -26,9 +36,11 @@ from typing import TYPE_CHECKING
 from .errors import humanize
 
 if TYPE_CHECKING:  # identities come from callers; importing cryptography is slow
+    from .client_hello import ClientHello
     from .identity import PrivateIdentity
+    from .revocation import RevocationLists
 
-__all__ = ["ClientAuth", "TlsPolicy"]
+__all__ = ["ClientAuth", "ContextChoice", "TlsPolicy", "choose_identities"]
 
 #: Contexts kept per role; enough for every ALPN/identity mix a guest uses.
 CONTEXT_CACHE_SIZE = 64
@@ -43,19 +55,32 @@ class ClientAuth(enum.Enum):
     POST_HANDSHAKE = "post-handshake"
 
 
+@dataclass(frozen=True)
+class ContextChoice:
+    """A context chosen for one connection, with what its session must know
+    of it: the identities loaded into it (this side sends one of them, if
+    asked) and when it asks the client for a certificate."""
+
+    context: ssl.SSLContext
+    identities: tuple[PrivateIdentity, ...] = ()
+    client_auth: ClientAuth = ClientAuth.NONE
+
+
 @dataclass
 class TlsPolicy:
     """TLS as the operator configures it for one host (see the module doc).
 
     Trust anchors for clients are certifi's bundle unless CA files or the
-    system store are named (or ``use_certifi`` says otherwise). The key log
-    (NSS format, for Wireshark) defaults to $SSLKEYLOGFILE.
+    system store are named (or ``use_certifi`` says otherwise). CRL files
+    (PEM) turn on revocation checking of servers' and clients' certificates.
+    The key log (NSS format, for Wireshark) defaults to $SSLKEYLOGFILE.
     """
 
     ca_files: list[str] = field(default_factory=list)
     system_trust: bool = False
     use_certifi: bool | None = None
     client_ca_files: list[str] = field(default_factory=list)
+    crl_files: list[str] = field(default_factory=list)
     identities: dict[str, PrivateIdentity] = field(default_factory=dict)
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     keylog_file: str | None = field(
@@ -63,6 +88,7 @@ class TlsPolicy:
     handshake_timeout: float = 30.0
     _client_contexts: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
     _server_contexts: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+    _revocation: RevocationLists | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.minimum_version < ssl.TLSVersion.TLSv1_2:
@@ -80,8 +106,28 @@ class TlsPolicy:
             _load_ca_file(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), path)
         for path in self.client_ca_files:
             _load_ca_file(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), path, "client CA file")
+        self._apply_revocation(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
         if self.keylog_file:
             _base_context(ssl.PROTOCOL_TLS_CLIENT, self)
+
+    def _apply_revocation(self, context: ssl.SSLContext) -> None:
+        """Have `context` check peers against the CRL files, if there are any;
+        they are read once, the first time."""
+        if not self.crl_files:
+            return
+        if self._revocation is None:
+            from .revocation import RevocationLists  # cryptography: only when asked
+            self._revocation = RevocationLists.read(self.crl_files)
+        self._revocation.load_into(context)
+
+    @staticmethod
+    def alpn_ids(ids: Sequence[bytes]) -> tuple[str, ...]:
+        """The ALPN ids a guest configured, as the host offers them. Python's
+        ssl takes 1 to 255 ASCII bytes per id; ValueError for any other."""
+        for alpn_id in ids:
+            if not 1 <= len(alpn_id) <= 255 or not alpn_id.isascii():
+                raise ValueError(f"an ALPN id must be 1 to 255 ASCII bytes: {alpn_id!r}")
+        return tuple(alpn_id.decode("ascii") for alpn_id in ids)
 
     # -- clients ----------------------------------------------------------------
     def client_context(self, *, alpn_ids: Sequence[str] = (),
@@ -105,12 +151,23 @@ class TlsPolicy:
         if self.wants_certifi():
             import certifi
             _load_ca_file(context, certifi.where())
+        self._apply_revocation(context)
         if alpn_ids:
             context.set_alpn_protocols(list(alpn_ids))
         if identity is not None:
             identity.load_into(context)
         context.post_handshake_auth = post_handshake_auth
         return context
+
+    def choose_client_context(self, *, alpn_ids: Sequence[str] = (),
+                              identity: PrivateIdentity | None = None) -> ContextChoice:
+        """The context of a client whose guest drives the handshake: it offers
+        `alpn_ids`, presents `identity` once the guest has chosen one, and
+        takes certificate requests after the handshake (TLS 1.3), which
+        OpenSSL answers with the identity the context holds, if any."""
+        context = self.client_context(alpn_ids=alpn_ids, identity=identity,
+                                      post_handshake_auth=True)
+        return ContextChoice(context, (identity,) if identity is not None else ())
 
     # -- servers ----------------------------------------------------------------
     def server_context(self, identities: Sequence[PrivateIdentity], *,
@@ -123,6 +180,28 @@ class TlsPolicy:
         key = (tuple(identities), tuple(alpn_ids), client_auth)
         return _cached(self._server_contexts, key, lambda: self._new_server_context(*key))
 
+    def choose_server_context(self, hello: ClientHello | None,
+                              identities: Sequence[PrivateIdentity], *,
+                              alpn_ids: Sequence[str] = (),
+                              request_client_identity: bool = False) -> ContextChoice:
+        """The context of a server whose guest offers `identities` and
+        `alpn_ids`, for the client that sent `hello` (None when it could not
+        be read). It asks for a client certificate in the handshake if the
+        guest takes that step (`request_client_identity`), else after the
+        handshake if the client offers post-handshake authentication under
+        TLS 1.3, else never; `choose_identities` picks what it serves."""
+        if request_client_identity:
+            client_auth = ClientAuth.IN_HANDSHAKE
+        elif (hello is not None and ssl.TLSVersion.TLSv1_3 in hello.versions
+              and hello.post_handshake_auth):
+            client_auth = ClientAuth.POST_HANDSHAKE
+        else:
+            client_auth = ClientAuth.NONE
+        chosen = choose_identities(identities, hello.server_name if hello else None,
+                                   hello.signature_algorithms if hello else ())
+        context = self.server_context(chosen, alpn_ids=alpn_ids, client_auth=client_auth)
+        return ContextChoice(context, tuple(chosen), client_auth)
+
     def _new_server_context(self, identities: tuple[PrivateIdentity, ...],
                             alpn_ids: tuple[str, ...], client_auth: ClientAuth) -> ssl.SSLContext:
         context = _base_context(ssl.PROTOCOL_TLS_SERVER, self)
@@ -134,8 +213,27 @@ class TlsPolicy:
             context.verify_mode = ssl.CERT_OPTIONAL
             for path in self.client_ca_files:
                 _load_ca_file(context, path, "client CA file")
+            self._apply_revocation(context)
             context.post_handshake_auth = client_auth is ClientAuth.POST_HANDSHAKE
         return context
+
+
+def choose_identities(identities: Sequence[PrivateIdentity], server_name: str | None,
+                      signature_algorithms: Sequence[int]) -> list[PrivateIdentity]:
+    """What a server loads for one handshake, in the guest's order of preference.
+
+    Identities naming the server name the client asked for win, if one of
+    them can sign in a way the client accepts; otherwise all of them are
+    candidates. Of the candidates, the first of each key type is loaded, so
+    that OpenSSL can still pick between an RSA and an ECDSA certificate by
+    the client's signature algorithms.
+    """
+    usable = [i for i in identities if i.answers(signature_algorithms)] or list(identities)
+    named = [i for i in usable if i.serves(server_name)]
+    chosen: dict[str, PrivateIdentity] = {}
+    for identity in named or usable:
+        chosen.setdefault(identity.key_type, identity)
+    return list(chosen.values())
 
 
 def _cached(cache: OrderedDict, key: Hashable, build) -> ssl.SSLContext:

@@ -1,7 +1,8 @@
 """The role-neutral glue between a sans-IO TLS core and the guest's streams.
 
 Both TLS interfaces (the upstream `wasi:tls/types` client and the full
-`wasi-tls-host:tls/tls` draft) are thin tables over what is here:
+`wasi-tls-host:tls/tls` draft) are thin tables over what is here, and
+neither reaches past it to the core:
 
 * `TlsSession` owns a `tls.core.TlsCore` and the two transport streams
   under it (TCP, a pipe, another TLS stream: anything in `runtime.streams`).
@@ -12,7 +13,23 @@ Both TLS interfaces (the upstream `wasi:tls/types` client and the full
   only calls `get` between polls still makes progress, and every pollable's
   `wait_on()` names exactly the transport readiness `pump()` needs. A
   suspended handshake makes the core hold its bytes, so the pump moves
-  nothing in either direction until the guest resumes it.
+  nothing in either direction until the guest resumes it. Reading can make
+  OpenSSL speak too (a post-handshake Certificate, an alert), so whatever a
+  read queued goes to the transport before the read returns, not when
+  something else next wakes the session.
+* The session also answers everything an interface asks about the
+  connection: how far the handshake got, the session facts, the identities
+  each side sent, and the two late turns of the draft (a client's identity
+  chosen at a certificate request, a server's request after the handshake).
+  Its context comes from a `ContextChoice` the interface makes with the
+  host's `TlsPolicy` when the core first needs one.
+* A session keeps one failure record, `failure`: why it failed (a TLS error,
+  the handshake timing out, the transport failing) and whether reading is
+  over too. Only the transport failing for writing after the handshake
+  leaves reading open, so that what the peer already sent (say, an early
+  error response) can still be read. A transport write failure gives way to
+  a failure that ends more, or that the same pump step runs into next (the
+  peer's close or reset is why the write failed); otherwise the first stays.
 * `TlsInput` / `TlsOutput` are the plaintext streams the guest reads and
   writes; `stream_failure` is the one mapping from TLS errors to stream errors.
 * `handshake_future` is the `runtime.futures.Future` for the handshake
@@ -24,17 +41,30 @@ peer: it restarts whenever the guest resumes a suspended handshake.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..runtime.futures import Failed, Future, Ready
-from ..runtime.poll import WaitSpec
+from ..runtime.poll import Waitable, WaitSpec
 from ..runtime.streams import OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed, StreamFailed
+from ..tls.client_hello import ClientHello
 from ..tls.core import CoreState, Point, TlsCore
 from ..tls.errors import ErrorKind, TlsFailure
+from ..tls.policy import ClientAuth, ContextChoice
+
+if TYPE_CHECKING:
+    from ..runtime.context import WasiCtx
+    from ..tls.identity import PrivateIdentity, PublicIdentity
 
 #: Most transport bytes one pump step reads.
 TRANSPORT_READ = 64 * 1024
 NS_PER_S = 1_000_000_000
+
+#: Makes a session's context once the core needs one: a server's from the
+#: ClientHello (None when it could not be read), a client's from None.
+ContextSource = Callable[[ClientHello | None], ContextChoice]
 
 
 def stream_failure(error: TlsFailure | StreamFailed) -> StreamFailed:
@@ -44,66 +74,224 @@ def stream_failure(error: TlsFailure | StreamFailed) -> StreamFailed:
     return StreamFailed(str(error))
 
 
-class TlsSession:
-    """A TLS connection glued to its transport streams.
+@dataclass(frozen=True)
+class SessionFailure:
+    """Why a session failed, and whether that ended reading too (writing is
+    over either way)."""
 
-    `failure` is fatal (a TLS error, the transport's input failing, or its
-    output failing before the handshake is done). A transport write failure
-    after the handshake is kept apart in `write_failure`, so that what the
-    peer already sent (say, an early error response) can still be read.
+    error: TlsFailure | StreamFailed
+    ends_reading: bool = True
+
+
+class TlsSession:
+    """A TLS connection, client or server, glued to its transport streams.
+
+    A client is made for `server_name`, a server without one;
+    ``ValueError`` for a name OpenSSL refuses, before any byte is sent.
     """
 
-    def __init__(self, core: TlsCore, transport_in: InputStream,
-                 transport_out: OutputStream, *, now_ns: Callable[[], int],
-                 handshake_timeout_s: float, peer: str,
-                 linger: Callable[[object], None]):
-        self.core = core
+    def __init__(self, choose: ContextSource, transport_in: InputStream,
+                 transport_out: OutputStream, *, server_name: str | None,
+                 run_until: Point, now_ns: Callable[[], int], handshake_timeout_s: float,
+                 linger: Callable[[Waitable], None]):
+        self._choose = choose
+        self.core = TlsCore(self._choose_context, server_side=server_name is None,
+                            server_hostname=server_name, run_until=run_until)
         self.transport_in = transport_in
         self.transport_out = transport_out
         self.now_ns = now_ns
         self.handshake_timeout_ns = int(handshake_timeout_s * NS_PER_S)
         self.deadline_ns = now_ns() + self.handshake_timeout_ns
         #: Who is on the other end, for messages ("server name: example.com").
-        self.peer = peer
+        self.peer = f"server name: {server_name}" if server_name is not None else "the client"
         self._linger = linger
         self.outgoing = bytearray()
-        self.failure: TlsFailure | StreamFailed | None = None
-        self.write_failure: StreamFailed | None = None
+        self.failure: SessionFailure | None = None
         self.closed = False
+        #: The identities this side may send (loaded into its context).
+        self.identities: tuple[PrivateIdentity, ...] = ()
+        #: When a server asks for the client's certificate.
+        self.client_auth = ClientAuth.NONE
 
+    def _choose_context(self, hello: ClientHello | None) -> ssl.SSLContext:
+        choice = self._choose(hello)
+        self.identities = choice.identities
+        self.client_auth = choice.client_auth
+        return choice.context
+
+    # -- how far it got -------------------------------------------------------
     @property
     def handshake_done(self) -> bool:
         return self.core.handshake_complete
 
     @property
+    def started(self) -> bool:
+        """Whether the context has been chosen (nothing can be configured any more)."""
+        return self.core.started
+
+    @property
     def suspended(self) -> bool:
         return self.core.state is CoreState.SUSPENDED
 
+    def reached(self, point: Point) -> bool:
+        return self.core.reached(point)
+
+    @property
+    def broken(self) -> bool:
+        """Whether the session has failed for good (reading included)."""
+        return self.failure is not None and self.failure.ends_reading
+
+    # -- what the handshake settled ---------------------------------------------
+    @property
+    def client_hello(self) -> ClientHello | None:
+        """Server: the ClientHello, once read."""
+        return self.core.client_hello
+
+    def alpn_id(self) -> bytes | None:
+        """The ALPN id the server selected, once the handshake is done."""
+        selected = self.core.alpn_protocol()
+        return selected.encode() if selected else None
+
+    def protocol_version(self) -> int | None:
+        return self.core.protocol_version()
+
+    def cipher_suite(self) -> int | None:
+        return self.core.cipher_suite()
+
+    def peer_identity(self) -> PublicIdentity | None:
+        """The chain the peer sent, once its certificate has been processed
+        (verified); None before that, or when it sent none (a client may not)."""
+        point = Point.CLIENT_CERTIFICATE if self.core.server_side else Point.SERVER_CERTIFICATE
+        chain = self.core.peer_chain() if self.core.reached(point) else ()
+        if not chain:
+            return None
+        # Here, not at the top: identities bring in cryptography, which the
+        # upstream client (all this module serves it) never needs.
+        from ..tls.identity import PublicIdentity
+        return PublicIdentity(chain)
+
+    def identity_sent(self) -> PrivateIdentity | None:
+        """Which of this side's identities went out in its Certificate
+        message; None before it went, or when none did."""
+        message = self.core.own_certificate_message
+        if message is None:
+            return None
+        return next((identity for identity in self.identities
+                     if identity.public.chain[0] in message), None)
+
+    @property
+    def certificate_requested(self) -> bool:
+        """Client: the server asked for a certificate in the handshake."""
+        return self.core.certificate_requested
+
+    @property
+    def identity_committed(self) -> bool:
+        """Client: OpenSSL has already written the Certificate message it answers with."""
+        return self.core.identity_committed
+
+    # -- the guest's turns ------------------------------------------------------
     def resume(self, until: Point) -> None:
         """Let the handshake run on to `until`; the peer gets a fresh deadline."""
-        if self.failure is None:
+        if not self.broken:
             self.deadline_ns = self.now_ns() + self.handshake_timeout_ns
             self.core.resume(until)
         self.pump()
 
+    def answer_certificate_request(self, choose: Callable[[], ContextChoice]) -> None:
+        """Client: answer the server's certificate request with the identity
+        in the context `choose` makes (the same trust and ALPN ids). When
+        that cannot be (the context cannot be made now, or OpenSSL has
+        already answered), the handshake fails with why."""
+        try:
+            choice = choose()
+            self.core.use_context(choice.context)
+        except TlsFailure as error:
+            self.fail(error)
+            return
+        except ValueError as error:  # no context now (a CA file gone since start-up)
+            self.fail(TlsFailure(str(error), kind=ErrorKind.CONFIGURATION))
+            return
+        self.identities = choice.identities
+
+    def request_peer_identity(self) -> Future:
+        """Server, TLS 1.3, after the handshake: ask the client for a
+        certificate. The future settles with its answer (`peer_identity`),
+        which comes with the client's next records. Raises `TlsFailure` when
+        it cannot be asked: before the handshake is done, when the context
+        was not chosen for it (`ClientAuth.POST_HANDSHAKE`), while a request
+        is outstanding, or when OpenSSL refuses."""
+        if (not self.handshake_done or self.client_auth is not ClientAuth.POST_HANDSHAKE
+                or self.core.post_handshake_request):
+            raise TlsFailure("a client certificate can be requested after the handshake "
+                             "only from a TLS 1.3 client that offered post-handshake "
+                             "authentication, one request at a time",
+                             kind=ErrorKind.CONFIGURATION)
+        self.core.request_client_certificate()
+        self.pump()
+
+        def settle() -> Ready | Failed | None:
+            self.read_ready()
+            if not self.core.post_handshake_request:
+                return Ready(self.peer_identity())
+            if self.broken:
+                return Failed(self.error_message())
+            return None
+        return Future(settle, lambda: self.wait_spec(deadline=False))
+
     def fail(self, error: TlsFailure) -> None:
         """Break the session with an error found by an interface (a late answer)."""
         self.core.fail(error)
-        if self.failure is None:
-            self.failure = error
+        self._note_core_failure()
         self.pump()
 
     def abort(self) -> None:
         """Abandon the handshake: the core's alert replaces anything it held."""
         self.core.abort()
-        if self.failure is None:
-            self.failure = self.core.error
+        self._note_core_failure()
+        self.pump()
+
+    # -- plaintext ----------------------------------------------------------------
+    def read(self, max_bytes: int) -> bytes | None:
+        """Up to `max_bytes` of the peer's plaintext: None while none is
+        there, b"" once its stream ended. Raises what ended reading: a
+        `TlsFailure` (a truncation just once), or the transport's `StreamFailed`."""
+        self.pump()
+        try:
+            data = self.core.read(max_bytes)
+            if data is None:
+                self.pump()
+                data = self.core.read(max_bytes)
+        finally:
+            self._send_ciphertext()  # what reading made OpenSSL say
+        if data is None and self.failure is not None and self.failure.ends_reading:
+            raise self.failure.error.with_traceback(None)
+        return data
+
+    def read_ready(self) -> bool:
+        """Whether `read` would return without the peer's help: plaintext,
+        the stream's end or a failure is there."""
+        self.pump()
+        if self.broken:
+            return True
+        ready = self.core.read_ready()
+        self._send_ciphertext()  # what decrypting made OpenSSL say
+        return ready
+
+    def write(self, data: bytes) -> None:
+        """Encrypt `data` for the peer and send what the transport takes.
+        Raises `TlsFailure` when the connection takes no more plaintext."""
+        self.core.write(data)
+        self.pump()
+
+    def close_sending(self) -> None:
+        """Queue close_notify (once); reading goes on."""
+        self.core.close()
         self.pump()
 
     # -- the pump -----------------------------------------------------------
     def pump(self) -> None:
         """Make every bit of progress possible right now, without blocking."""
-        if self.failure is not None:
+        if self.broken:
             self._send_ciphertext()
             return
         try:
@@ -116,8 +304,22 @@ class TlsSession:
                     self._step_handshake()
                 self._send_ciphertext()
         except (TlsFailure, StreamFailed) as error:
-            self.failure = error
+            # This replaces a transport write failure met earlier in this
+            # step: the peer closing or resetting (what made the write fail)
+            # says more. A session that was broken before does not get here.
+            self.failure = SessionFailure(error)
             self._send_ciphertext()
+
+    def _record(self, error: TlsFailure | StreamFailed, *, ends_reading: bool = True) -> None:
+        """Keep the first failure, unless a later one ends more (reading too)."""
+        if self.failure is None or (ends_reading and not self.failure.ends_reading):
+            self.failure = SessionFailure(error, ends_reading)
+
+    def _note_core_failure(self) -> None:
+        """The core broke on its own (a record it decrypted, plaintext it
+        encrypted, an abort): that is the session's failure too."""
+        if self.core.error is not None:
+            self._record(self.core.error)
 
     def _step_handshake(self) -> None:
         if (not self.core.handshake() and not self.suspended
@@ -126,15 +328,16 @@ class TlsSession:
             self.core.fail(error)
             raise error
 
-    def _send_ciphertext(self) -> None:
-        """Hand queued ciphertext to the transport as far as it takes it.
+    def _send_ciphertext(self) -> bool:
+        """Hand queued ciphertext to the transport as far as it takes it;
+        False when the transport takes nothing more (closed or failed).
 
         `check_write` is called even with nothing queued here: it is what
-        lets a buffering transport (TCP) push out what it still holds.
+        lets a buffering transport (TCP) push out what it still holds. A
+        failed transport keeps failing, so this keeps finding out.
         """
         self.outgoing += self.core.ciphertext_to_send()
-        if self.write_failure is not None:
-            return
+        self._note_core_failure()
         try:
             permit = self.transport_out.check_write()
             if permit and self.outgoing:
@@ -142,10 +345,11 @@ class TlsSession:
                 self.transport_out.write(chunk)
                 del self.outgoing[:len(chunk)]
         except (StreamClosed, StreamFailed) as error:
-            self.write_failure = (error if isinstance(error, StreamFailed) else
-                                  StreamFailed("the transport closed for writing"))
-            if not self.handshake_done and self.failure is None:
-                self.failure = self.write_failure
+            self._record(error if isinstance(error, StreamFailed) else
+                         StreamFailed("the transport closed for writing"),
+                         ends_reading=not self.handshake_done)
+            return False
+        return True
 
     def _receive_ciphertext(self) -> None:
         try:
@@ -156,7 +360,7 @@ class TlsSession:
         except StreamFailed as error:
             if not self.handshake_done and error.network_code == "connection-reset":
                 raise TlsFailure("peer closed the connection during the handshake "
-                               "(connection reset)", kind=ErrorKind.EOF) from None
+                                 "(connection reset)", kind=ErrorKind.EOF) from None
             raise
         self.core.receive_ciphertext(data)
 
@@ -169,12 +373,10 @@ class TlsSession:
         running = deadline and not self.suspended and not self.handshake_done
         return WaitSpec(fds=fds, deadline_ns=self.deadline_ns if running else None)
 
-    def error(self) -> TlsFailure | StreamFailed | None:
-        return self.failure or self.write_failure
-
     def error_message(self) -> str:
-        """What the guest is told of a failure (there must be one)."""
-        return stream_failure(self.error()).message  # type: ignore[arg-type]
+        """What the guest is told of the failure (there must be one)."""
+        assert self.failure is not None, "error_message() of a session that has not failed"
+        return stream_failure(self.failure.error).message
 
     def handshake_future(self, reached: Callable[[], bool], value: Callable[[], object], *,
                          on_failure: Callable[[], None] | None = None,
@@ -184,7 +386,7 @@ class TlsSession:
         first (after `on_failure()`)."""
         def settle() -> Ready | Failed | None:
             self.pump()
-            if self.failure is not None:
+            if self.broken:
                 if on_failure is not None:
                     on_failure()
                 return Failed(self.error_message())
@@ -203,12 +405,16 @@ class TlsSession:
             self._linger(goodbye)
 
 
-def open_session(ctx, core: TlsCore, transport_in: InputStream,
-                 transport_out: OutputStream, peer: str) -> TlsSession:
-    """A session for a guest: the host's handshake timeout, the store's clock,
-    its lingering work. Pumped once, so a running handshake sends at once."""
-    session = TlsSession(core, transport_in, transport_out, now_ns=ctx.now_ns,
-                         handshake_timeout_s=ctx.config.tls.handshake_timeout, peer=peer,
+def open_session(ctx: WasiCtx, transport_in: InputStream, transport_out: OutputStream,
+                 choose: ContextSource, *, server_name: str | None = None,
+                 run_until: Point = Point.DONE) -> TlsSession:
+    """A session for a guest (a client for `server_name`, a server without
+    one): the host's handshake timeout, the store's clock, its lingering
+    work. Pumped once, so a running handshake sends at once. ``ValueError``
+    for a server name OpenSSL refuses."""
+    session = TlsSession(choose, transport_in, transport_out, server_name=server_name,
+                         run_until=run_until, now_ns=ctx.now_ns,
+                         handshake_timeout_s=ctx.config.tls.handshake_timeout,
                          linger=ctx.linger)
     session.pump()
     return session
@@ -224,8 +430,7 @@ class AlertSent:
 
     def ready(self) -> bool:
         session = self.session
-        session.pump()
-        if session.write_failure is not None:
+        if not session._send_ciphertext():
             return True
         if session.outgoing:
             return False
@@ -252,8 +457,7 @@ class _Goodbye:
     def ready(self) -> bool:
         if not self.released:
             session = self.session
-            session._send_ciphertext()
-            if session.outgoing and session.write_failure is None:
+            if session._send_ciphertext() and session.outgoing:
                 return False
             self.close()
         return True
@@ -278,21 +482,13 @@ class TlsInput(InputStream):
             raise StreamClosed()
         if max_bytes == 0:
             return b""
-        session = self.session
-        session.pump()
         try:
-            data = session.core.read(max_bytes)
-            if data is None:
-                session.pump()
-                data = session.core.read(max_bytes)
-        except TlsFailure as error:
+            data = self.session.read(max_bytes)
+        except (TlsFailure, StreamFailed) as error:
             # Truncation is reported once; the stream is closed after it.
             self.ended = True
             raise stream_failure(error) from None
         if data is None:
-            if isinstance(session.failure, StreamFailed):
-                self.ended = True
-                raise stream_failure(session.failure)
             return b""
         if data == b"":
             self.ended = True
@@ -300,8 +496,7 @@ class TlsInput(InputStream):
         return data
 
     def ready(self) -> bool:
-        self.session.pump()
-        return self.ended or self.session.failure is not None or self.session.core.read_ready()
+        return self.ended or self.session.read_ready()
 
     def wait_on(self) -> WaitSpec:
         return self.session.wait_spec(deadline=False)
@@ -316,9 +511,9 @@ class TlsOutput(OutputStream):
     def _check(self) -> None:
         if self.closed:
             raise StreamClosed()
-        failure = self.session.error()
+        failure = self.session.failure
         if failure is not None:
-            raise stream_failure(failure)
+            raise stream_failure(failure.error)
 
     def check_write(self) -> int:
         self._check()
@@ -343,10 +538,9 @@ class TlsOutput(OutputStream):
     def write(self, data: bytes) -> None:
         self._check()
         try:
-            self.session.core.write(data)
+            self.session.write(data)
         except TlsFailure as error:
             raise stream_failure(error) from None
-        self.session.pump()
 
     def flush(self) -> None:
         self._check()
@@ -360,8 +554,7 @@ class TlsOutput(OutputStream):
         """Queue close_notify once; from now on the guest sees a closed output."""
         if not self.closed:
             self.closed = True
-            self.session.core.close()
-            self.session.pump()
+            self.session.close_sending()
 
     def close(self) -> None:
         """Dropping the stream ends the sending side gracefully: close_notify,
