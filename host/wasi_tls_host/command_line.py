@@ -11,16 +11,18 @@ import ipaddress
 import logging
 import math
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import DEFAULT_MAX_CONNECTIONS, HostConfig, NetRule, Preopen, host_key
+from .config import DEFAULT_MAX_CONNECTIONS, HostConfig, Limits, NetRule, Preopen, host_key
 from .conformance import command as conformance
+from .guest_run import EXIT_STATUSES, GuestTrap
 from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
-from .host import GuestTrap, Host, HostError
+from .host import Host, HostError
 from .runtime.context import DEBUG_VARIABLE, debug_from_environment
 from .tls.policy import TlsPolicy
 
@@ -28,7 +30,9 @@ if TYPE_CHECKING:
     from .tls.identity import PrivateIdentity
 
 #: Exit status when the guest traps, as `wasmtime run` reports it (128 + SIGABRT).
-TRAP_STATUS = 134
+TRAP_STATUS = EXIT_STATUSES["trap"]
+#: Exit status when the guest runs past --timeout, as coreutils `timeout` reports it.
+TIMEOUT_STATUS = EXIT_STATUSES["timeout"]
 #: Exit status after Ctrl-C, as shells report SIGINT (128 + 2).
 INTERRUPTED_STATUS = 130
 #: Exit status for a command-line mistake, or when the host cannot start the guest.
@@ -51,11 +55,12 @@ commands:
 
 # -- argument types: each raises ArgumentTypeError, which argparse reports as one line
 
-def _env_pair(text: str) -> tuple[str, str]:
+def _env_pair(text: str) -> tuple[str, str | None]:
+    """`KEY=VALUE`, or `KEY` for the host's own value (none if it has none)."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
+    if not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE or KEY, got {text!r}")
+    return key, value if sep else os.environ.get(key)
 
 
 def _parsed(parse):
@@ -183,6 +188,24 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
+_SIZE = re.compile(r"(?P<number>[0-9]+)(?P<unit>[KMG]?)(?:i?B)?", re.IGNORECASE)
+
+
+def _size(text: str) -> int:
+    """Bytes, or with a K, M or G suffix (binary: 64M is 64 MiB)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or int(match["number"]) == 0:
+        raise argparse.ArgumentTypeError(f"expected a size above 0 such as 512K, 64M or 2G, "
+                                         f"got {text!r}")
+    return int(match["number"]) << (10 * " KMG".index(match["unit"].upper() or " "))
+
+
+def _positive_count(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+    return int(text)
+
+
 def installed_command() -> str:
     """This environment's `wasi-tls-host` console script (next to its Python)."""
     return str(Path(sys.executable).with_name("wasi-tls-host"))
@@ -244,11 +267,13 @@ def _add_run(commands) -> None:
         "run", help="run a command component", finish=_load_identities,
         description="Run a WASI 0.2 command component (its wasi:cli/run export). The guest "
                     "gets nothing it is not granted by the options below. Exit status: the "
-                    f"guest's (0 or 1); {TRAP_STATUS} when it traps, also on a host defect "
-                    f"(one line; --debug adds the traceback); {INTERRUPTED_STATUS} after "
-                    f"Ctrl-C; {USAGE_STATUS} when it cannot start.")
-    run.add_argument("--env", action="append", type=_env_pair, default=[], metavar="K=V",
-                     help="set an environment variable for the guest (repeatable)")
+                    f"guest's (0 or 1); {TRAP_STATUS} when it traps, also on a host defect, "
+                    f"past --max-memory or --fuel (one line; --debug adds the wasm backtrace "
+                    f"or the traceback); {TIMEOUT_STATUS} past --timeout; "
+                    f"{INTERRUPTED_STATUS} after Ctrl-C; {USAGE_STATUS} when it cannot start.")
+    run.add_argument("--env", action="append", type=_env_pair, default=[], metavar="K[=V]",
+                     help="set an environment variable for the guest, or with K alone pass "
+                          "the host's value of K (repeatable)")
     run.add_argument("--inherit-env", action="store_true",
                      help="pass the host's environment to the guest")
     run.add_argument("--dir", action="append", type=_parsed(Preopen.parse), default=[],
@@ -309,10 +334,34 @@ def _add_run(commands) -> None:
                      metavar="SECONDS",
                      help="fail a TLS handshake that takes longer (default: 30)")
     run.add_argument("--debug", action="store_true",
-                     help=f"print the full traceback of a host defect (also: {DEBUG_VARIABLE}=1)")
+                     help="print the wasm backtrace of a trap and the full traceback of a host "
+                          f"defect (also: {DEBUG_VARIABLE}=1)")
+    _add_limits(run)
+    _add_cache_options(run)
     run.add_argument("component", type=_existing_file("component"),
                      help="the .wasm component to run")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the guest")
+
+
+def _add_limits(run) -> None:
+    run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
+                     help="end the guest after SECONDS, waiting in poll included "
+                          f"(exit {TIMEOUT_STATUS})")
+    run.add_argument("--max-memory", type=_size, metavar="SIZE",
+                     help="cap each linear memory (and table) at SIZE bytes, with a K, M or G "
+                          "suffix; growing beyond it fails in the guest")
+    run.add_argument("--fuel", type=_positive_count, metavar="N",
+                     help="end the guest once it has run N units of fuel (about one per "
+                          "WebAssembly instruction)")
+
+
+def _add_cache_options(run) -> None:
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--cache-dir", type=_writable_directory, metavar="DIR",
+                       help="keep compiled components in DIR (default: "
+                            "$XDG_CACHE_HOME/wasi-tls-host/components)")
+    where.add_argument("--no-cache", action="store_true",
+                       help="compile the component on every run, keeping nothing")
 
 
 def _add_wit(commands) -> None:
@@ -336,11 +385,17 @@ def _add_build(commands) -> None:
                     "wasi:cli/run.")
     build.add_argument("app_dir", type=_existing_directory, metavar="APP_DIR",
                        help="directory of the app's module")
-    build.add_argument("-w", "--world", required=True, choices=WORLDS,
+    build.add_argument("-w", "--world", required=True,
                        help="`plain` (WASI 0.2 only), `tls-client` (also the upstream "
                             "wasi:tls client), `tls-server` or `tls-full-client` (the full "
                             "wasi-tls-host:tls draft), `http-client` (wasi:http requests) "
-                            "or `http-proxy` (an incoming-handler, as for `wasmtime serve`)")
+                            "or `http-proxy` (an incoming-handler, as for `wasmtime serve`); "
+                            "with --wit, a world of that tree")
+    build.add_argument("--wit", type=_existing_directory, metavar="DIR",
+                       help="a WIT tree of your own whose world the app targets (its package's "
+                            "worlds by their bare names); it may use the host's packages, "
+                            "e.g. `include wasi-tls-host:guests/plain;`")
+    build.set_defaults(usage_error=build.error)
     build.add_argument("-o", "--output", required=True, type=_output_file, metavar="OUT.wasm",
                        help="the component to write")
     build.add_argument("-m", "--module", default=DEFAULT_MODULE,
@@ -355,7 +410,7 @@ def _add_build(commands) -> None:
 def config_from_args(options: argparse.Namespace) -> HostConfig:
     return HostConfig(
         args=[options.component, *options.args],
-        env=dict(options.env),
+        env={key: value for key, value in options.env if value is not None},
         inherit_env=options.inherit_env,
         preopens=list(options.dir),
         allow_net=list(options.allow_net),
@@ -368,7 +423,24 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
                       handshake_timeout=options.tls_handshake_timeout,
                       **({"keylog_file": options.tls_keylog} if options.tls_keylog else {})),
         http_client_identities=_by_host(options.http_client_identity),
+        limits=limits_from_args(options),
     )
+
+
+class CommandLineLimits(Limits):
+    """Limits whose messages name the options that set them."""
+
+    NAMES = {"max_memory": "--max-memory", "fuel": "--fuel"}
+
+
+def limits_from_args(options: argparse.Namespace) -> Limits:
+    return CommandLineLimits(timeout=options.timeout, max_memory=options.max_memory,
+                             fuel=options.fuel)
+
+
+def host_from_args(options: argparse.Namespace) -> Host:
+    cache = False if options.no_cache else options.cache_dir or True
+    return Host(cache=cache, debug=options.debug or None)
 
 
 def _unique_names(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, PrivateIdentity]:
@@ -399,12 +471,19 @@ def _by_host(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, Private
     return by_host
 
 
+_HOST_LOG = logging.StreamHandler()
+_HOST_LOG.setFormatter(logging.Formatter("wasi-tls-host: %(message)s"))
+
+
 def _print_host_log() -> None:
-    """What the host logs while a guest runs (a denied network access) as
-    `wasi-tls-host:` lines on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("wasi-tls-host: %(message)s"))
-    logging.getLogger("wasi_tls_host").addHandler(handler)
+    """What the host logs while a guest runs (a denied network access, a
+    compile still running after a second) as `wasi-tls-host:` lines on
+    stderr; the handler is added once, however often `main` runs."""
+    _HOST_LOG.setStream(sys.stderr)
+    log = logging.getLogger("wasi_tls_host")
+    if _HOST_LOG not in log.handlers:
+        log.addHandler(_HOST_LOG)
+    log.setLevel(logging.INFO)
 
 
 def run_command(options: argparse.Namespace) -> int:
@@ -416,13 +495,16 @@ def run_command(options: argparse.Namespace) -> int:
         print(f"wasi-tls-host: {error}", file=sys.stderr)
         return USAGE_STATUS
     try:
-        return Host(debug=options.debug or None).run(options.component, config=config)
+        return host_from_args(options).run(options.component, config=config)
     except HostError as error:
         print(f"wasi-tls-host: {error}", file=sys.stderr)
         return USAGE_STATUS
     except GuestTrap as trap:
-        print(f"wasi-tls-host: the guest trapped: {trap}", file=sys.stderr)
-        return TRAP_STATUS
+        # What the guest wrote is above; the backtrace only when asked for.
+        if trap.details and (options.debug or debug_from_environment()):
+            print(trap.details.rstrip(), file=sys.stderr)
+        print(f"wasi-tls-host: {trap.message}", file=sys.stderr)
+        return trap.exit_status
     except KeyboardInterrupt:
         print("wasi-tls-host: interrupted", file=sys.stderr)
         return INTERRUPTED_STATUS
@@ -441,6 +523,10 @@ def wit_command(options: argparse.Namespace) -> int:
 
 
 def build_command(options: argparse.Namespace) -> int:
+    if options.wit is None and options.world not in WORLDS:
+        choices = ", ".join(map(repr, WORLDS))
+        options.usage_error(f"argument -w/--world: invalid choice: {options.world!r} "
+                            f"(choose from {choices})")
     # componentize-py would take half a minute to say the module is missing.
     search = [options.app_dir, *options.python_path]
     if not any((directory / f"{options.module}.py").is_file()
@@ -452,13 +538,15 @@ def build_command(options: argparse.Namespace) -> int:
         return USAGE_STATUS
     try:
         result = build_component(options.app_dir, options.world, options.output,
-                                 module=options.module, python_path=tuple(options.python_path))
+                                 module=options.module, python_path=tuple(options.python_path),
+                                 wit_dir=options.wit)
     except OSError as error:
         print(f"wasi-tls-host: cannot write {options.output}: {error.strerror or error}",
               file=sys.stderr)
         return USAGE_STATUS
     if not result.ok:
-        print(f"wasi-tls-host: build failed:\n{result.error}", file=sys.stderr)
+        separator = "\n" if "\n" in result.error else " "
+        print(f"wasi-tls-host: build failed:{separator}{result.error}", file=sys.stderr)
         return BUILD_FAILED_STATUS
     size_mb = options.output.stat().st_size / 1e6
     print(f"built {options.output} ({options.world}, {size_mb:.1f} MB, {result.seconds:.1f}s)")

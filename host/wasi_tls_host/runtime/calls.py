@@ -20,16 +20,19 @@ call the trampoline:
 from __future__ import annotations
 
 import ctypes
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import wasmtime
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
 from . import capi, codec
 from .errors import ErrorValue, GuestExit, Interrupted, Trap
+from .poll import StopSwitch
 from .table import TableError
 from .values import Err
 
@@ -122,8 +125,8 @@ class HostFunction:
             return _error(str(exit_request))
         except (Trap, TableError) as misuse:
             return _error(f"{self.name}: {misuse}")
-        except Interrupted:
-            return _error(f"{self.name}: interrupted")
+        except Interrupted as stop:
+            return _error(f"{self.name}: the guest was stopped ({stop})")
         except Exception as bug:  # a host defect must not take the process down
             return _error(self.ctx.record_host_bug(self.name, bug))
         except BaseException as interrupt:
@@ -165,8 +168,9 @@ def _error(message: str) -> int:
 
 
 #: What the C callbacks dispatch to, by the data word wasmtime hands back.
-_CALLBACKS: dict[int, HostFunction | Destructor] = {}
-_next_callback_id = 1
+_CALLBACKS: dict[int, HostFunction | Destructor | EpochWatch] = {}
+#: Ids for `_CALLBACKS`; `next` on it is atomic, and guests link on several threads.
+_callback_ids = itertools.count(1)
 
 
 @capi.HostFunctionCallback
@@ -184,10 +188,36 @@ def _forget(data):  # type: ignore[no-untyped-def]
     _CALLBACKS.pop(data, None)
 
 
-def _register(callback: HostFunction | Destructor) -> int:
-    global _next_callback_id
-    callback_id = _next_callback_id
-    _next_callback_id += 1
+class EpochWatch:
+    """What one store does at each tick of the engine's epoch: trap once its
+    guest's stop switch has a reason, otherwise run on to the next tick. So
+    bumping the epoch stops only the guests that were asked to stop."""
+
+    def __init__(self, switch: StopSwitch):
+        self.switch = switch
+
+    def invoke(self, next_deadline: Any, action: Any) -> int:
+        if self.switch.reason is not None:
+            return _error(f"the guest was stopped ({self.switch.reason})")
+        next_deadline[0] = 1
+        action[0] = capi.EPOCH_DEADLINE_CONTINUE
+        return 0
+
+
+@capi.EpochDeadlineCallback
+def _epoch_deadline(context, data, next_deadline, action):  # type: ignore[no-untyped-def]
+    return _CALLBACKS[data].invoke(next_deadline, action)
+
+
+def stop_on_epoch(store: wasmtime.Store, switch: StopSwitch) -> None:
+    """Let `switch` stop the guest in `store` when the engine's epoch is bumped."""
+    store.set_epoch_deadline(1)
+    capi.store_epoch_deadline_callback(ctypes.cast(store.ptr(), ctypes.c_void_p).value,
+                                       _epoch_deadline, _register(EpochWatch(switch)), _forget)
+
+
+def _register(callback: HostFunction | Destructor | EpochWatch) -> int:
+    callback_id = next(_callback_ids)
     _CALLBACKS[callback_id] = callback
     return callback_id
 

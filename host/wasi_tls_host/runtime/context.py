@@ -13,7 +13,7 @@ from wasmtime import component as wc
 from ..config import HostConfig, Preopen
 from . import background
 from .errors import Interrupted
-from .poll import Waitable, finish_lingering, wait_any
+from .poll import StopSwitch, Waitable, finish_lingering, wait_any
 from .resources import Res
 from .streams import FileInput, FileOutput, InputStream, OutputStream
 from .table import ResourceTable
@@ -86,6 +86,8 @@ class WasiCtx:
         #: Typed by what the poll loop needs; everything in it came through
         #: `linger`, so it can also be closed.
         self.lingering: list[Waitable] = []
+        #: Ends the guest's waits when its run is stopped (set by the runner).
+        self.stop: StopSwitch | None = None
 
     # -- resource types ----------------------------------------------------
     def resource_type(self, type_id: int) -> wc.ResourceType:
@@ -112,10 +114,10 @@ class WasiCtx:
         self.lingering.append(work)
 
     def wait_any(self, waitables: list[Waitable]) -> list[int]:
-        return wait_any(self.now_ns, waitables, self.lingering)
+        return wait_any(self.now_ns, waitables, self.lingering, self.stop)
 
     def wait_for(self, waitable: Waitable) -> None:
-        wait_any(self.now_ns, (waitable,), self.lingering)
+        wait_any(self.now_ns, (waitable,), self.lingering, self.stop)
 
     def close(self) -> None:
         """Release everything the guest left open (sockets, files, TLS)."""
@@ -127,7 +129,7 @@ class WasiCtx:
                 except Exception:  # closing is best effort once the guest is gone
                     pass
         try:
-            finish_lingering(self.now_ns, self.lingering, int(LINGER_S * 1e9))
+            finish_lingering(self.now_ns, self.lingering, int(LINGER_S * 1e9), self.stop)
         except Interrupted:
             pass
         for work in self.lingering:
