@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import wasmtime
 from wasmtime import component as wc
@@ -19,7 +22,11 @@ from .component_cache import ComponentCache
 from .config import HostConfig
 from .runtime.calls import Interface, link
 from .runtime.context import WasiCtx
+from .runtime.exports import exported_function
 from .runtime.poll import INTERRUPTS
+
+if TYPE_CHECKING:
+    from .http.serve import HttpServer, ServeSettings
 
 
 class HostError(Exception):
@@ -165,18 +172,12 @@ class Host:
         linker = wc.Linker(self.engine)
         try:
             add_to_linker(linker, ctx, interfaces)
-            try:
-                instance = linker.instantiate(store, component)
-            except wasmtime.WasmtimeError as error:
-                # Only now pay for walking the import types, to say what is missing.
-                missing = missing_imports(self.engine, component, interfaces)
-                if missing:
-                    raise HostError(
-                        f"{path} imports {', '.join(missing)}, which this host does not "
-                        f"provide. It provides {registry.summary()}; rebuild the guest "
-                        "against those interfaces.") from None
-                raise HostError(f"cannot instantiate {path}: {error}") from None
-            run = _run_export(store, instance, component, self.engine, path)
+            instance = instantiate(linker, store, component, path, interfaces, self.engine)
+            run = exported_function(store, instance, self.engine, component, "wasi:cli/run",
+                                    "run")
+            if run is None:
+                raise HostError(f"{path} does not export wasi:cli/run; it is not a command "
+                                "component.")
             try:
                 with _sigint_stops(self.engine):
                     outcome = run(store)
@@ -200,6 +201,41 @@ class Host:
         finally:
             ctx.close()
             linker.close()
+
+    def serve(self, component: wc.Component | str, *, config: HostConfig | None = None,
+              settings: ServeSettings | None = None,
+              listener: socket.socket | None = None) -> HttpServer:
+        """Serve the component's `wasi:http/incoming-handler` over HTTP/1.1, or
+        HTTPS when `config.tls` has identities; see `http.serve`.
+
+        Returns once the server listens (on `listener` if given, else where
+        `settings` say), with the server running on threads of its own: its
+        `port` and `url` say where, `close()` stops it. Every request runs in
+        a fresh instance granted what `config` grants (with an empty stdin
+        unless it names one). Raises HostError when the component cannot be
+        served or the address cannot be had, ValueError for settings that
+        cannot work together.
+        """
+        from .http.serve import GuestHandler, HttpServer, ServeSettings, listen
+        config = config or HostConfig()
+        if config.stdin is None:
+            config = replace(config, stdin=io.BytesIO())
+        settings = settings or ServeSettings()
+        tls = settings.tls(config)
+        if isinstance(component, str):
+            path = component
+            component = self.load(component)
+        else:
+            path = "the component"
+        handler = GuestHandler(self, component, config, path)
+        handler.check()
+        if listener is None:
+            try:
+                listener = listen(settings.host, settings.port)
+            except OSError as error:
+                raise HostError(f"cannot listen on {settings.host}:{settings.port}: "
+                                f"{error.strerror or error}") from None
+        return HttpServer(handler, listener, tls=tls, settings=settings, stop_guests=handler.stop)
 
 
 @contextlib.contextmanager
@@ -231,14 +267,19 @@ def _is_ok(outcome: object) -> bool:
     return getattr(outcome, "tag", "ok") == "ok"
 
 
-def _run_export(store: wasmtime.Store, instance: wc.Instance, component: wc.Component,
-                engine: wasmtime.Engine, path: str) -> wc.Func:
-    for export_name in component.type.exports(engine):
-        if export_name.split("@")[0] == "wasi:cli/run":
-            index = instance.get_export_index(store, export_name)
-            run_index = instance.get_export_index(store, "run", index)
-            if run_index is not None:
-                func = instance.get_func(store, run_index)
-                if func is not None:
-                    return func
-    raise HostError(f"{path} does not export wasi:cli/run; it is not a command component.")
+def instantiate(linker: wc.Linker, store: wasmtime.Store, component: wc.Component, path: str,
+                interfaces: list[Interface], engine: wasmtime.Engine) -> wc.Instance:
+    """Instantiate `component` (found at `path`, for messages) with the host's
+    `interfaces` in `linker`; HostError saying what is missing when it cannot be."""
+    try:
+        return linker.instantiate(store, component)
+    except wasmtime.WasmtimeError as error:
+        error.__traceback__ = None  # see Host.run
+        # Only now pay for walking the import types, to say what is missing.
+        missing = missing_imports(engine, component, interfaces)
+        if missing:
+            raise HostError(
+                f"{path} imports {', '.join(missing)}, which this host does not "
+                f"provide. It provides {registry.summary()}; rebuild the guest "
+                "against those interfaces.") from None
+        raise HostError(f"cannot instantiate {path}: {error}") from None

@@ -36,6 +36,7 @@ last took some, i.e. time spent waiting on the peer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
 
 import h11
 
@@ -79,6 +80,9 @@ class H1Connection:
         self.read_failure: HttpFailure | None = None
         self.write_failure: HttpFailure | None = None
         self.peer_closed = False
+        #: Bytes the transport has taken, all messages together (a server
+        #: tells a client that stopped reading from one that reads slowly).
+        self.bytes_sent = 0
         self._new_message()
         self._timeout_ns: int | None = None
         self._timeout_failure: Callable[[], HttpFailure] | None = None
@@ -243,6 +247,7 @@ class H1Connection:
             if permit and self.wire:
                 chunk = take_front(self.wire, permit)
                 self.transport_out.write(chunk)
+                self.bytes_sent += len(chunk)
         except StreamClosed:
             self.write_failure = errors.failure(
                 "connection-terminated", "the peer no longer takes what is sent")
@@ -351,7 +356,22 @@ def incoming_request(head: h11.Request, scheme: Case, body: IncomingBody) -> Inc
         received_fields(head.headers.raw_items()), body)
 
 
-def response_head(response: OutgoingResponse) -> h11.Response:
-    """The head a server sends for a handler's `outgoing-response`. Without
-    a Content-Length, h11 frames the body (chunked for HTTP/1.1 clients)."""
-    return h11.Response(status_code=response.status, headers=response.headers.wire())
+def response_head(response: OutgoingResponse,
+                  extra_headers: list[tuple[bytes, bytes]] | None = None) -> h11.Response:
+    """The head a server sends for a handler's `outgoing-response`, with the
+    standard reason phrase and any headers the server adds (`extra_headers`:
+    ones the guest may not set, such as Connection). Without a
+    Content-Length, h11 frames the body (chunked for HTTP/1.1 clients).
+    Raises h11.LocalProtocolError for a status that cannot be a final
+    response (1xx)."""
+    return h11.Response(status_code=response.status,
+                        headers=[*response.headers.wire(), *(extra_headers or ())],
+                        reason=reason_phrase(response.status))
+
+
+def reason_phrase(status: int) -> bytes:
+    """RFC 9110's reason phrase for `status`, or none for a code it does not name."""
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
