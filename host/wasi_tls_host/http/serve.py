@@ -40,21 +40,18 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import wasmtime
 from wasmtime import component as wc
 
 from .. import interfaces as registry
-from ..config import DEFAULT_MAX_CONNECTIONS, HostConfig
+from ..config import HostConfig
 from ..runtime.context import WasiCtx
 from ..runtime.exports import exported_function, owned
 from ..runtime.poll import READ
 from ..runtime.resources import Res
 from .server import (
-    CLIENT_AUTH_MODES,
-    ConnectionLimits,
     Exchange,
     Handler,
     ServerConnection,
@@ -62,6 +59,7 @@ from .server import (
     TlsServing,
     poke,
 )
+from .settings import ServeSettings
 
 if TYPE_CHECKING:
     from ..host import Host
@@ -70,56 +68,11 @@ log = logging.getLogger(__name__)
 
 #: The interface a served component exports.
 INCOMING_HANDLER = "wasi:http/incoming-handler"
-#: Seconds requests in flight get to finish once the server stops.
-DEFAULT_GRACE = 10.0
-DEFAULT_PORT = 8080
 #: How long the accept loop backs off when the process is out of descriptors.
 ACCEPT_BACKOFF_S = 0.1
 #: What accept may fail with for reasons of the moment, not of the listener.
 _TRANSIENT_ACCEPT = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
                                errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """How a component is served (the guest's own grants are its HostConfig).
-
-    HTTPS when the config's TLS policy has identities (SNI chooses among
-    them); `client_auth` ("none", "request" or "require") asks for client
-    certificates, checked against the policy's client CAs. `port` 0 picks
-    a free port. See `server.ConnectionLimits` for the per-connection guards.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    client_auth: str = "none"
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
-    grace: float = DEFAULT_GRACE
-
-    def __post_init__(self) -> None:
-        if self.client_auth not in CLIENT_AUTH_MODES:
-            raise ValueError(f"client_auth must be one of {', '.join(CLIENT_AUTH_MODES)}, "
-                             f"not {self.client_auth!r}")
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port {self.port} is not a TCP port")
-        if self.max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        if self.grace < 0:
-            raise ValueError("grace must be 0 seconds or more")
-
-    def tls(self, config: HostConfig) -> TlsServing | None:
-        """How the server speaks TLS, or None for plain HTTP. ValueError for
-        settings that cannot work together."""
-        policy = config.tls
-        if not policy.identities:
-            if self.client_auth != "none":
-                raise ValueError("client certificates need HTTPS: give an identity to serve")
-            return None
-        if self.client_auth != "none" and not policy.client_ca_files:
-            raise ValueError("asking for client certificates needs the CAs that issue them "
-                             "(client CA files)")
-        return TlsServing(policy, self.client_auth)
 
 
 def listen(host: str, port: int, backlog: int = socket.SOMAXCONN) -> socket.socket:

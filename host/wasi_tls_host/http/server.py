@@ -66,9 +66,10 @@ from ..wasi_tls.session import TlsInput, TlsOutput, TlsSession
 from . import errors
 from .bodies import BodyPipe, IncomingBody
 from .errors import HttpFailure
-from .h1 import MAX_HEAD_SIZE, H1Connection, MessageBody, incoming_request, reason_phrase
+from .h1 import H1Connection, MessageBody, incoming_request, reason_phrase
 from .h1 import response_head as guest_response_head
 from .messages import IncomingRequest, OutgoingResponse, ResponseOutparam, ResponseResult
+from .settings import ConnectionLimits
 
 if TYPE_CHECKING:
     from ..tls.client_hello import ClientHello
@@ -82,31 +83,13 @@ NS_PER_S = 1_000_000_000
 LINGER_S = 2.0
 #: The only protocol offered over TLS.
 ALPN_IDS = ("http/1.1",)
-#: Client certificate modes: never asked, asked for, or required.
-CLIENT_AUTH_MODES = ("none", "request", "require")
-
-
-@dataclass(frozen=True)
-class ConnectionLimits:
-    """The guards every connection is held to (see the module doc)."""
-
-    head_timeout: float = 10.0
-    idle_timeout: float = 30.0
-    max_head_size: int = MAX_HEAD_SIZE
-
-    def __post_init__(self) -> None:
-        for name in ("head_timeout", "idle_timeout"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be above 0 seconds")
-        if self.max_head_size < 1024:
-            raise ValueError("max_head_size must be at least 1024 bytes")
 
 
 @dataclass(frozen=True)
 class TlsServing:
     """How a server speaks TLS: the operator's policy (its identities are the
     certificates served, SNI choosing among them) and whether clients must
-    present a certificate (`client_auth`, one of CLIENT_AUTH_MODES)."""
+    present a certificate (`client_auth`, one of `settings.CLIENT_AUTH_MODES`)."""
 
     policy: TlsPolicy
     client_auth: str = "none"
