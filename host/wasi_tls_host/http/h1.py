@@ -71,6 +71,7 @@ class H1Connection:
                  classify: Classify = errors.from_transport,
                  max_head_size: int = MAX_HEAD_SIZE):
         self.h11 = h11.Connection(role, max_incomplete_event_size=max_head_size)
+        self.max_head_size = max_head_size
         self.context = "response" if role is h11.CLIENT else "request"
         self.transport_in = transport_in
         self.transport_out = transport_out
@@ -119,6 +120,13 @@ class H1Connection:
                 break
             progressed = True
             if isinstance(event, (h11.Request, h11.Response)):
+                if head_size(event) > self.max_head_size:
+                    # h11 bounds only a head still arriving, not one that
+                    # came whole in one read.
+                    self.read_failure = self._protocol_failure(h11.RemoteProtocolError(
+                        f"the {self.context} head is larger than {self.max_head_size} bytes",
+                        error_status_hint=431))
+                    break
                 self.head = event
             elif isinstance(event, h11.Data):
                 if not self.discarding:
@@ -296,6 +304,17 @@ class H1Connection:
         """A server's next request on a kept-alive connection (h11's cycle)."""
         self.h11.start_next_cycle()
         self._new_message()
+
+
+def head_size(head: h11.Request | h11.Response) -> int:
+    """About how many bytes `head` took on the wire (its start line and
+    fields, each with its separators)."""
+    if isinstance(head, h11.Request):
+        start = len(head.method) + len(head.target) + len(b"  HTTP/1.1\r\n")
+    else:
+        start = len(head.reason) + len(b"HTTP/1.1 000 \r\n")
+    return start + sum(len(name) + len(value) + len(b": \r\n")
+                       for name, value in head.headers.raw_items()) + len(b"\r\n")
 
 
 class MessageBody:

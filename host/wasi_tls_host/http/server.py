@@ -38,7 +38,9 @@ Guards, each ending only its own connection:
 A connection closes gracefully: what is queued goes out (TLS close_notify
 too), then FIN, then whatever the client still sends is read and dropped
 for a moment (`LINGER_S`), so that a client still uploading gets the
-response rather than a reset.
+response rather than a reset. A connection whose response was cut (or
+whose queue would not drain in time) is reset instead, so that the kernel
+does not go on trickling bytes to a client that stopped reading.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import logging
 import os
 import select
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -170,14 +173,14 @@ class Exchange:
     """
 
     def __init__(self, conn: H1Connection, head: h11.Request, scheme: Case, *,
-                 limits: ConnectionLimits, closing: bool, now_ns: Callable[[], int]):
+                 limits: ConnectionLimits, shutdown: Shutdown, now_ns: Callable[[], int]):
         self.conn = conn
         self.method = head.method.decode("ascii", "replace")
         self.target = head.target.decode("ascii", "replace")
         self.now_ns = now_ns
         self.idle_ns = int(limits.idle_timeout * NS_PER_S)
-        #: The server is shutting down: the response says Connection: close.
-        self.closing = closing
+        #: Once it drains, the response says Connection: close.
+        self.shutdown = shutdown
         body = MessageBody(conn, pump=self._pump_request, wait_spec=self.body_wait_spec,
                            release=self._release_request)
         self.request: IncomingRequest = incoming_request(head, scheme, IncomingBody(body))
@@ -221,7 +224,7 @@ class Exchange:
 
     def _send_response(self, response: OutgoingResponse) -> None:
         extra: list[tuple[bytes, bytes]] = []
-        if self.closing:
+        if self.shutdown.draining:
             extra.append((b"connection", b"close"))
         if (response.body is None and not response.headers.has("content-length")
                 and response.status not in (204, 304)):
@@ -251,7 +254,7 @@ class Exchange:
             return
         self.responded = True
         self.status = status
-        send_plain(self.conn, status, closing=self.closing)
+        send_plain(self.conn, status, closing=self.shutdown.draining)
 
     def handler_failed(self, why: str) -> None:
         """The handler ended without finishing its response (a trap)."""
@@ -311,7 +314,7 @@ class Exchange:
         """The whole response is queued and the transport has taken it."""
         return self.responded and self.conn.sent_everything
 
-    def finish(self, shutdown: Shutdown) -> bool:
+    def finish(self) -> bool:
         """Send the rest of the response (the handler has returned and its
         resources are gone, so its body is finished or aborted). True when
         the connection may carry another request."""
@@ -324,10 +327,10 @@ class Exchange:
                 return False
             if self.complete:
                 break
-            if shutdown.aborted:
+            if self.shutdown.aborted:
                 self.abort("the server stopped before the response was sent")
                 continue
-            wait(self.body_wait_spec(), self.now_ns, shutdown.abort_fd)
+            wait(self.body_wait_spec(), self.now_ns, self.shutdown.abort_fd)
         h11_conn = self.conn.h11
         return h11_conn.our_state is h11.DONE and h11_conn.their_state is h11.DONE
 
@@ -431,14 +434,14 @@ class ServerConnection:
             if head is None:
                 return conn.write_failure is None
             exchange = Exchange(conn, head, self.scheme, limits=self.limits,
-                                closing=self.shutdown.draining, now_ns=self.now_ns)
+                                shutdown=self.shutdown, now_ns=self.now_ns)
             self.requests += 1
             try:
                 self.handler(exchange)
             except Exception:  # the handler promised not to raise: a host defect
                 log.exception("%s: internal host error in the handler", exchange)
                 exchange.handler_failed("internal host error")
-            if not exchange.finish(self.shutdown) or self.shutdown.draining:
+            if not exchange.finish() or self.shutdown.draining:
                 return exchange.aborted is None
             conn.start_next_cycle()
 
@@ -502,8 +505,17 @@ class ServerConnection:
         if graceful and not self.shutdown.aborted:
             if self.tls_output is not None:
                 self.tls_output.close_notify()
-            if self._deliver_queued(deadline):
+            graceful = self._deliver_queued(deadline)
+            if graceful:
                 self._drop_input(deadline)
+        if not graceful:
+            # A reset, so that what the kernel still holds for a client that
+            # does not read is dropped rather than trickled out for ever.
+            try:
+                self.tcp_out.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                             struct.pack("ii", 1, 0))
+            except OSError:
+                pass  # already gone
         self.tcp_out.pending.clear()  # nothing is left to a background sender
         self.tcp_in.close()
         self.tcp_out.close()
