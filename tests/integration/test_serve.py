@@ -16,7 +16,7 @@ from http_peers import H11Server, body_bytes
 from js_components import build_js_components
 from serving import HttpClient, Served, get, pattern, random_chunks, sha256
 
-from conftest import BUILD
+from conftest import BUILD, ROOT
 
 pytestmark = pytest.mark.js
 
@@ -259,3 +259,22 @@ def test_the_embedding_api(pki, guests):
     assert server.stopped
     with pytest.raises(ConnectionRefusedError):
         get(server.port)
+
+
+def test_the_readme_serve_snippet_runs_as_printed(pki, handlers, capsys):
+    readme = (ROOT / "README.md").read_text()
+    after = readme.split("From Python, `Host.serve` returns a running server:", 1)[1]
+    snippet = after.split("```python\n", 1)[1].split("```", 1)[0]
+    leaf = pki["localhost"]
+    code = (snippet.replace('"cert.pem"', repr(str(leaf.cert_file)))
+            .replace('"key.pem"', repr(str(leaf.key_file)))
+            .replace('"handler.wasm"', repr(handlers["js"])))
+    # Where the snippet leaves the server to serve, a client asks it something.
+    code = code.replace("\n    ...", "\n    replies.append(get(server.port, '/', context))", 1)
+    namespace = {"get": get, "context": pki.client_context(), "replies": []}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert greeting_ok(namespace["replies"][0])
+    server = namespace["server"]
+    assert capsys.readouterr().out == f"{server.url}\n"
+    assert server.url == f"https://127.0.0.1:{server.port}/"
+    assert server.stopped
