@@ -144,9 +144,9 @@ def wait(spec: WaitSpec, now_ns: Callable[[], int], *extra_fds: int | None) -> N
     masks: dict[int, int] = {}
     for fd, events in spec.fds:
         masks[fd] = masks.get(fd, 0) | events
-    for fd in extra_fds:
-        if fd is not None:
-            masks[fd] = masks.get(fd, 0) | READ
+    for extra in extra_fds:
+        if extra is not None:
+            masks[extra] = masks.get(extra, 0) | READ
     for fd, events in masks.items():
         poller.register(fd, events)
     timeout_ms = None
@@ -450,7 +450,8 @@ class ServerConnection:
         (the client left or idled, the head was late, bad or too large: the
         last two are answered first)."""
         limits = self.limits
-        conn.expect_within(None, errors.internal_error)  # the body's deadline is over
+        # The last body's read deadline is over; the head's are kept here.
+        conn.expect_within(None, lambda: errors.internal_error("no read deadline"))
         now = self.now_ns()
         first = self.requests == 0
         deadline = now + int((limits.head_timeout if first else limits.idle_timeout) * NS_PER_S)
