@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import re
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import wasmtime
 from wasmtime import component as wc
@@ -31,7 +34,11 @@ from .config import HostConfig, Limits
 from .guest_run import GuestRun, ending, instantiation_refused, stopped
 from .runtime.calls import Interface, link, stop_on_epoch
 from .runtime.context import WasiCtx
+from .runtime.exports import exported_function
 from .runtime.poll import StopSwitch
+
+if TYPE_CHECKING:
+    from .http.serve import HttpServer, ServeSettings
 
 
 class HostError(Exception):
@@ -263,13 +270,7 @@ class Host:
             # Only what the component imports: a guest without TLS never loads it.
             interfaces = registry.load(
                 registry.imported_by(component.type.imports(engine.engine)))
-            store = wasmtime.Store(engine.engine)
-            if limits.max_memory is not None:
-                store.set_limits(memory_size=limits.max_memory,
-                                 table_elements=limits.max_memory // TABLE_ELEMENT_BYTES)
-            if limits.fuel is not None:
-                store.set_fuel(limits.fuel)
-            stop_on_epoch(store, switch)
+            store = new_store(engine.engine, limits, switch)
             ctx = WasiCtx(config, debug=self.debug)
             ctx.stop = switch
             linker = wc.Linker(engine.engine)
@@ -283,7 +284,11 @@ class Host:
                     raise stopped(switch.reason, limits)
                 instance = self._instantiate(linker, store, component, path, interfaces,
                                              limits, switch, engine, own_imports=link is not None)
-                run = _run_export(store, instance, component, engine.engine, path)
+                run = exported_function(store, instance, engine.engine, component,
+                                        "wasi:cli/run", "run")
+                if run is None:
+                    raise HostError(f"{path} does not export wasi:cli/run; it is not a "
+                                    "command component.")
                 try:
                     outcome = run(store)
                     run.post_return(store)
@@ -330,8 +335,59 @@ class Host:
             raise HostError(f"cannot instantiate {path}: {error}") from None
 
 
+    def serve(self, component: ComponentOrPath, *, config: HostConfig | None = None,
+              settings: ServeSettings | None = None,
+              listener: socket.socket | None = None) -> HttpServer:
+        """Serve the component's `wasi:http/incoming-handler` over HTTP/1.1, or
+        HTTPS when `config.tls` has identities; see `http.serve`.
+
+        Returns once the server listens (on `listener` if given, else where
+        `settings` say), with the server running on threads of its own: its
+        `port` and `url` say where, `close()` stops it. Every request runs in
+        a fresh instance granted what `config` grants (with an empty stdin
+        unless it names one), under `config.limits` (the time limit counts
+        for each request). Raises HostError when the component cannot be
+        served or the address cannot be had, ValueError for settings that
+        cannot work together.
+        """
+        from .http.serve import GuestHandler, HttpServer, ServeSettings, listen
+        config = config or HostConfig()
+        if config.stdin is None:
+            config = replace(config, stdin=io.BytesIO())
+        settings = settings or ServeSettings()
+        tls = settings.tls(config)
+        engine = self._engine(config.limits.fuel is not None)
+        if isinstance(component, wc.Component):
+            path = "the component"
+        else:
+            path = os.fspath(component)
+            component = self.load(path, fuel=engine.fuel)
+        handler = GuestHandler(self, engine, component, config, path)
+        handler.check()
+        if listener is None:
+            try:
+                listener = listen(settings.host, settings.port)
+            except OSError as error:
+                raise HostError(f"cannot listen on {settings.host}:{settings.port}: "
+                                f"{error.strerror or error}") from None
+        return HttpServer(handler, listener, tls=tls, settings=settings, stop_guests=handler.stop)
+
+
 #: Bytes a table element counts for against `Limits.max_memory`.
 TABLE_ELEMENT_BYTES = 8
+
+
+def new_store(engine: wasmtime.Engine, limits: Limits, switch: StopSwitch) -> wasmtime.Store:
+    """A store for one guest under `limits` (all but the time limit, which
+    the caller arms on `switch`), stopped when `switch` is requested."""
+    store = wasmtime.Store(engine)
+    if limits.max_memory is not None:
+        store.set_limits(memory_size=limits.max_memory,
+                         table_elements=limits.max_memory // TABLE_ELEMENT_BYTES)
+    if limits.fuel is not None:
+        store.set_fuel(limits.fuel)
+    stop_on_epoch(store, switch)
+    return store
 
 
 def _merged(config: HostConfig | None, args: list[str] | None,
@@ -402,16 +458,3 @@ def _stop_on_sigint(read_fd: int) -> None:
 
 def _is_ok(outcome: object) -> bool:
     return getattr(outcome, "tag", "ok") == "ok"
-
-
-def _run_export(store: wasmtime.Store, instance: wc.Instance, component: wc.Component,
-                engine: wasmtime.Engine, path: str) -> wc.Func:
-    for export_name in component.type.exports(engine):
-        if export_name.split("@")[0] == "wasi:cli/run":
-            index = instance.get_export_index(store, export_name)
-            run_index = instance.get_export_index(store, "run", index)
-            if run_index is not None:
-                func = instance.get_func(store, run_index)
-                if func is not None:
-                    return func
-    raise HostError(f"{path} does not export wasi:cli/run; it is not a command component.")

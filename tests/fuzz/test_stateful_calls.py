@@ -38,8 +38,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from pki import Pki
 
+from wasi_tls_host import GuestTrap, Host
 from wasi_tls_host.config import HostConfig, NetRule
-from wasi_tls_host.host import GuestTrap, Host
 from wasi_tls_host.tls import TlsPolicy
 
 from .fuzzing import HANG_SECONDS, TALLY, fuzz_settings

@@ -64,6 +64,14 @@ class Interface:
         return self.name.split("@", 1)[0]
 
 
+#: A function's lifts, its result's lower (None without a result), and
+#: whether the result is a WIT result (an ErrorValue becomes its err case).
+Codecs = tuple[list[codec.Lift], codec.Lower | None, bool]
+#: Compiled codecs by (qualified function name, the function type wasmtime
+#: hands the trampoline, which lives as long as the component).
+_CODECS: dict[tuple[str, int], Codecs] = {}
+
+
 class HostFunction:
     """One host function bound to a context. The first call compiles its
     lifting and lowering from the declared type into `call`, specialised by
@@ -81,12 +89,7 @@ class HostFunction:
         self.call(context, ty_ptr, args, results)
 
     def _specialise(self, ty_ptr: int) -> Callable[[Any, int, Any, Any], None]:
-        fty = wc.FuncType._from_ptr(
-            ctypes.cast(ty_ptr, ctypes.POINTER(ffi.wasmtime_component_func_type_t)), owner=self)
-        lifts = [codec.lifter(pty) for _, pty in fty.params]
-        result_ty = fty.result
-        lower = codec.lowerer(result_ty, self.ctx.resource_id) if result_ty is not None else None
-        returns_result = isinstance(result_ty, wc.ResultType)
+        lifts, lower, returns_result = self._codecs(ty_ptr)
         impl, ctx, scope = self.impl, self.ctx, self.scope
 
         def finish(error: ErrorValue) -> Err:
@@ -115,6 +118,23 @@ class HostFunction:
                 if lower is not None:
                     lower(scope, value, results[0])
         return call
+
+    def _codecs(self, ty_ptr: int) -> Codecs:
+        """The function's lifts and lower, compiled once for every store: they
+        depend only on its type (resource types are the host's, alike in each
+        context), and a server makes a store per request."""
+        key = (self.name, ty_ptr)
+        codecs = _CODECS.get(key)
+        if codecs is None:
+            fty = wc.FuncType._from_ptr(
+                ctypes.cast(ty_ptr, ctypes.POINTER(ffi.wasmtime_component_func_type_t)),
+                owner=self)
+            result_ty = fty.result
+            codecs = _CODECS[key] = (
+                [codec.lifter(pty) for _, pty in fty.params],
+                codec.lowerer(result_ty, self.ctx.resource_id) if result_ty is not None else None,
+                isinstance(result_ty, wc.ResultType))
+        return codecs
 
     def invoke(self, context: Any, ty_ptr: int, args: Any, results: Any) -> int:
         try:

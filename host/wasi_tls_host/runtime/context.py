@@ -119,8 +119,11 @@ class WasiCtx:
     def wait_for(self, waitable: Waitable) -> None:
         wait_any(self.now_ns, (waitable,), self.lingering, self.stop)
 
-    def close(self) -> None:
-        """Release everything the guest left open (sockets, files, TLS)."""
+    def close(self, *, wait_for_background: bool = True) -> None:
+        """Release everything the guest left open (sockets, files, TLS).
+        `wait_for_background` also gives the process's background senders
+        (`runtime.background`) time to finish, as a run's end does; a
+        server's request, which shares the process, leaves them be."""
         for obj in self.table.drain():
             close = getattr(obj, "close", None)
             if close is not None:
@@ -137,4 +140,5 @@ class WasiCtx:
         self.lingering.clear()
         for stream in (self.stdout, self.stderr):
             stream.close()
-        background.wait_all(LINGER_S)
+        if wait_for_background:
+            background.wait_all(LINGER_S)
