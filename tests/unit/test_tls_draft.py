@@ -13,7 +13,7 @@ import ssl
 import threading
 
 import pytest
-from lockstep import ACCESS_DENIED_ALERT
+from lockstep import ACCESS_DENIED_ALERT, INTERNAL_ERROR_ALERT
 from pki import der_chain
 
 from peers import TlsliteServer
@@ -279,11 +279,12 @@ def test_server_misuse(ctx, pki):
 
 
 def test_a_server_without_identities_fails_its_handshake(ctx, pki, version):
+    """Nothing the client did is wrong: internal_error."""
     connection, handshake, peer = server(ctx, pki.client_context(version))
     finished = tls.server_finish(ctx, handshake).obj
     peer.step()
     assert settle(ctx, finished) == Ok(Err())
-    assert peer.receive() == ACCESS_DENIED_ALERT
+    assert peer.receive() == INTERNAL_ERROR_ALERT
 
 
 def test_bad_identities_are_refused(ctx, pki):

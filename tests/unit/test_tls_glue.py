@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
 import socket
 import ssl
 import threading
 import time
 
 import pytest
-from lockstep import PlainSSLPeer
+from lockstep import LIBSSL, PlainSSLPeer, ssl_pointer
 from pki import Pki
 
 from wasi_tls_host.config import HostConfig
@@ -260,19 +259,7 @@ def test_a_transport_that_breaks_during_a_servers_handshake_is_the_sessions_fail
 
 # -- what OpenSSL says while the host reads ------------------------------------------------
 
-_LIBSSL = ctypes.CDLL(ssl._ssl.__file__)  # the OpenSSL Python's ssl runs on
-_LIBSSL.SSL_version.argtypes = [ctypes.c_void_p]
-_LIBSSL.SSL_key_update.argtypes = [ctypes.c_void_p, ctypes.c_int]
-_LIBSSL.SSL_renegotiate.argtypes = [ctypes.c_void_p]
 SSL_KEY_UPDATE_REQUESTED = 1
-
-
-def ssl_pointer(peer: PlainSSLPeer, version: int) -> int:
-    """OpenSSL's `SSL *` of a peer, for what Python's ssl has no call for: the
-    field after the socket weakref in CPython's `_ssl._SSLSocket`."""
-    pointer = ctypes.c_void_p.from_address(id(peer.obj._sslobj) + 24).value
-    assert _LIBSSL.SSL_version(pointer) == version  # it is the SSL object
-    return pointer
 
 
 def handshake_over_pipes(session, peer: PlainSSLPeer, upstream: Pipe, downstream: Pipe) -> None:
@@ -290,7 +277,7 @@ def handshake_over_pipes(session, peer: PlainSSLPeer, upstream: Pipe, downstream
 
 
 def request_key_update(server: PlainSSLPeer) -> None:
-    assert _LIBSSL.SSL_key_update(ssl_pointer(server, 0x0304), SSL_KEY_UPDATE_REQUESTED) == 1
+    assert LIBSSL.SSL_key_update(ssl_pointer(server, 0x0304), SSL_KEY_UPDATE_REQUESTED) == 1
 
 
 def request_certificate(server: PlainSSLPeer) -> None:
@@ -349,7 +336,7 @@ def test_a_refused_renegotiation_is_answered_as_the_guest_reads(ctx, pki):
                           server_hostname="localhost")
     handshake_over_pipes(session, client, upstream, downstream)
 
-    assert _LIBSSL.SSL_renegotiate(ssl_pointer(client, 0x0303)) == 1
+    assert LIBSSL.SSL_renegotiate(ssl_pointer(client, 0x0303)) == 1
     assert client.handshake() is False  # its new ClientHello, protected
     upstream.output.write(client.ciphertext_to_send())
     assert TlsInput(session).read(100) == b""  # nothing for the guest

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from lockstep import ACCESS_DENIED_ALERT, flush, handshake_ok, lockstep
+from lockstep import ACCESS_DENIED_ALERT, INTERNAL_ERROR_ALERT, flush, handshake_ok, lockstep
 from pki import TLS_VERSIONS, Pki, der_chain
 
 from wasi_tls_host.tls import (
@@ -214,10 +214,11 @@ def test_a_server_without_a_context_fails_with_an_alert(pki, version):
     assert errors[conn].kind == "alert"
 
 
-def test_a_server_whose_context_factory_raises_value_error_refuses_with_access_denied(
+def test_a_server_whose_context_factory_raises_value_error_refuses_with_internal_error(
         pki, version, tmp_path):
     """A context that cannot be built (here an unreadable client CA file) is a
-    configuration error, and the client that sent its hello is told so."""
+    configuration error; the client that sent its hello is told that
+    nothing it did is wrong (internal_error)."""
     missing = str(tmp_path / "no-such-ca.pem")
     identity = pki.identity("localhost")
 
@@ -235,11 +236,11 @@ def test_a_server_whose_context_factory_raises_value_error_refuses_with_access_d
     assert str(info.value) == f"client CA file not found: {missing}"
     assert info.value.kind == ErrorKind.CONFIGURATION
     assert peer.state == "broken" and peer.error is info.value
-    assert peer.ciphertext_to_send() == ACCESS_DENIED_ALERT
-    conn.receive_ciphertext(ACCESS_DENIED_ALERT)
+    assert peer.ciphertext_to_send() == INTERNAL_ERROR_ALERT
+    conn.receive_ciphertext(INTERNAL_ERROR_ALERT)
     with pytest.raises(TlsFailure) as refused:
         conn.handshake()
-    assert refused.value.kind == "alert" and refused.value.alert == "access denied"
+    assert refused.value.kind == "alert" and refused.value.alert == "internal error"
 
 
 def test_a_client_whose_context_factory_raises_value_error_fails_without_an_alert(
