@@ -9,7 +9,16 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from lockstep import ACCESS_DENIED_ALERT, INTERNAL_ERROR_ALERT, flush, handshake_ok, lockstep
+from lockstep import (
+    ACCESS_DENIED_ALERT,
+    INTERNAL_ERROR_ALERT,
+    LIBSSL,
+    PlainSSLPeer,
+    flush,
+    handshake_ok,
+    lockstep,
+    ssl_pointer,
+)
 from pki import TLS_VERSIONS, Pki, der_chain
 
 from wasi_tls_host.tls import (
@@ -180,6 +189,33 @@ def test_post_handshake_authentication(pki):
     assert peer.read_ready() is False  # no application data, but the answer was read
     assert not peer.post_handshake_request
     assert peer.peer_chain()[0] == identity.public.chain[0]
+
+
+@pytest.mark.parametrize("case", ["not-requested", "requested", "requested-after-close"])
+def test_a_key_update_asking_for_ours_is_answered_by_the_read_that_took_it(pki, case):
+    """TLS 1.3 only. OpenSSL 3 writes its KeyUpdate answer only when asked to
+    write: the core asks (an empty write) right after the read, so a guest
+    that only reads does not keep the peer waiting. Once this side has sent
+    close_notify there is nothing to answer with, and reading goes on."""
+    peer = PlainSSLPeer(pki.server_context(pki.leaf("localhost"), "1.3"), server_side=True)
+    conn = client(pki, Point.DONE)
+    handshake_ok(conn, peer)
+    if case == "requested-after-close":
+        conn.close()
+        flush(conn, peer)
+    assert LIBSSL.SSL_key_update(ssl_pointer(peer, 0x0304), int(case != "not-requested")) == 1
+    peer.write(b"hello")
+    flush(peer, conn)
+    assert conn.read(100) == b"hello"
+    answer = conn.ciphertext_to_send()
+    assert bool(answer) == (case == "requested")
+    if answer:
+        peer.receive_ciphertext(answer)
+        assert peer.read(100) is None  # the answer, taken without error
+        conn.write(b"after")  # under the key the answer announced
+        flush(conn, peer)
+        assert peer.read(100) == b"after"
+    assert conn.error is None
 
 
 def test_post_handshake_authentication_is_refused_on_tls_1_2(pki):

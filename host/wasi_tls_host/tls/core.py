@@ -43,7 +43,9 @@ connection; after it, a failed read ends the read side (close_notify
 cleanly, a transport EOF as truncation, anything else with an error raised
 once the plaintext decrypted before it has been read); a refused
 post-handshake certificate request harms nothing; any other failure breaks
-the connection. The life cycle is a
+the connection. A read that processed the peer's KeyUpdate asking for ours
+is followed by an empty write: OpenSSL 3 writes its answer only when asked
+to write, and a peer that only waits must still get it. The life cycle is a
 table (``tls.state``) and `_transition` the one place the state changes.
 Failures are sticky: every operation after the first fatal error raises
 that same `TlsFailure` (OpenSSL is never asked twice), and an alert OpenSSL
@@ -197,6 +199,11 @@ class TlsCore(SessionFacts):
         elif op is Op.READ or not self._progress.done:
             self._starved = False  # OpenSSL took what it needed from the peer
         self._progress.commit()
+        if self._progress.key_update_requested and self._state is CoreState.OPEN:
+            # OpenSSL 3 writes its answer to a KeyUpdate only when asked to
+            # write; the peer may be waiting for it, and an empty write will do.
+            self._progress.key_update_requested = False
+            self._call(Op.WRITE, b"")
         return result
 
     def _call_failed(self, op: str, exc: ssl.SSLError) -> Stop:
