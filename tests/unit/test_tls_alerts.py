@@ -11,7 +11,7 @@ import pytest
 from lockstep import ACCESS_DENIED_ALERT, LIBSSL, PlainSSLPeer, handshake_ok, lockstep
 from pki import TLS_VERSIONS, Pki
 
-from wasi_tls_host.tls import ErrorKind, Point, TlsCore, openssl
+from wasi_tls_host.tls import ErrorKind, Point, TlsCore, TlsFailure, openssl
 from wasi_tls_host.tls.records import AlertDescription, ContentType, alert_record
 
 #: What OpenSSL names each alert it reads, by version.
@@ -158,6 +158,35 @@ def test_a_client_abort_at_either_stop_is_plaintext_access_denied(pki, version, 
     alert = core.ciphertext_to_send()
     assert alert == ACCESS_DENIED_ALERT
     assert what_the_peer_reads(peer, alert) == ACCESS_DENIED
+
+
+# -- bytes that are no ClientHello ---------------------------------------------------
+
+def refuse(hello):
+    raise TlsFailure("the server handshake has no identity", kind=ErrorKind.CONFIGURATION)
+
+
+@pytest.mark.parametrize("junk, reason, alert", [
+    pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP_REQUEST", b"", id="http"),
+    pytest.param(bytes(range(64, 128)), "WRONG_VERSION_NUMBER", b"", id="not-tls"),
+    pytest.param(bytes.fromhex("1603010008" "0100000401020304"), "LENGTH_MISMATCH",
+                 bytes.fromhex("15030300020232"), id="short-hello"),  # decode_error
+    pytest.param(bytes.fromhex("1603010008" "0200000401020304"), "UNEXPECTED_MESSAGE",
+                 bytes.fromhex("1503030002020a"), id="not-a-hello"),  # unexpected_message
+    pytest.param(bytes.fromhex("1703030005") + b"hello", "UNEXPECTED_MESSAGE",
+                 bytes.fromhex("1503030002020a"), id="application-data"),
+])
+def test_bytes_that_are_no_client_hello_get_openssl_s_verdict(junk, reason, alert):
+    """Even before the guest configured its server (it stops at the hello to
+    do so): OpenSSL judges the bytes, and says what it says to them; to
+    bytes that are not TLS at all, it says nothing. Never access_denied."""
+    core = TlsCore(refuse, server_side=True, run_until=Point.CLIENT_HELLO)
+    core.resume(Point.CLIENT_HELLO)
+    core.receive_ciphertext(junk)
+    with pytest.raises(TlsFailure) as info:
+        core.handshake()
+    assert info.value.reason == reason
+    assert core.ciphertext_to_send() == alert
 
 
 @pytest.mark.parametrize("version", sorted(TLS_VERSIONS))

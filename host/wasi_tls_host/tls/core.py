@@ -22,7 +22,9 @@ processed reached the limit; if so it stops feeding and holds what OpenSSL
 queued to send until `resume`. A server reads the ClientHello itself
 (``tls.client_hello``) so that its context (certificates, ALPN ids) can be
 chosen from it before any ``SSLObject`` exists; OpenSSL then gets the same
-bytes.
+bytes. Bytes it cannot read as a ClientHello go to OpenSSL at once, under a
+context that serves nothing if the guest's cannot be had yet, so the peer
+hears OpenSSL's verdict on them.
 
 Every alert goes out as the peer expects it. OpenSSL sends its own through
 its record layer. The host's own, for an abort and for a server without a
@@ -350,7 +352,14 @@ class TlsCore(SessionFacts):
         context = self._context
         if isinstance(context, ssl.SSLContext):
             return context
-        return context(self.client_hello)
+        try:
+            return context(self.client_hello)
+        except (TlsFailure, ValueError):
+            if self.server_side and self.client_hello is None:
+                # Bytes that are no ClientHello the parser can read: OpenSSL
+                # judges them whatever the guest configured (or has not yet).
+                return openssl.judging_context()
+            raise
 
     def _drive(self) -> bool:
         """Alternate OpenSSL steps with feeding it the peer's records, until the

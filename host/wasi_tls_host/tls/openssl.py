@@ -215,6 +215,17 @@ def _name_check_context() -> ssl.SSLContext:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
+@functools.cache
+def judging_context() -> ssl.SSLContext:
+    """A server context that serves nothing (no certificate, the TLS 1.2
+    floor): OpenSSL's verdict on bytes that are no ClientHello the host can
+    read, with the alert it sends for them (none to bytes that are not TLS at
+    all: it takes them for another protocol)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
 def check_server_name(name: str | None) -> None:
     """Raise ValueError for a server name OpenSSL would refuse, whatever the
     reason (empty, too long, bad characters), before any byte is sent."""
