@@ -7,7 +7,7 @@ from __future__ import annotations
 import ctypes
 import ssl
 
-from wasi_tls_host.tls import TlsFailure
+from wasi_tls_host.tls import Point, TlsCore, TlsFailure
 from wasi_tls_host.tls.records import AlertDescription, alert_record
 
 #: Fatal alerts in plaintext records (TLS 1.2 record version, which TLS 1.3
@@ -163,3 +163,21 @@ def send(src, dst, payload: bytes, chunk_sizes=(), max_bytes: int = 65536) -> by
         if len(received) >= len(payload) and not moved:
             break
     return bytes(received)
+
+
+def resumed_session(client_context: ssl.SSLContext, server_context: ssl.SSLContext, *,
+                    run_until: Point) -> tuple[PlainSSLPeer, TlsCore]:
+    """A session made by one full handshake with a server core, then a second
+    client resuming it with a core that runs until `run_until`."""
+    first = PlainSSLPeer(client_context, server_side=False, server_hostname="localhost")
+    full = TlsCore(server_context, server_side=True)
+    handshake_ok(first, full)
+    full.write(b"x")  # TLS 1.3: the client takes its tickets as it reads
+    first.receive_ciphertext(full.ciphertext_to_send())
+    assert first.read(1) == b"x"
+    peer = PlainSSLPeer(client_context, server_side=False, server_hostname="localhost",
+                        session=first.obj.session)
+    core = TlsCore(server_context, server_side=True, run_until=run_until)
+    assert lockstep(peer, core) == {peer: None, core: None}
+    assert peer.obj.session_reused
+    return peer, core

@@ -8,7 +8,14 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from lockstep import ACCESS_DENIED_ALERT, LIBSSL, PlainSSLPeer, handshake_ok, lockstep
+from lockstep import (
+    ACCESS_DENIED_ALERT,
+    LIBSSL,
+    PlainSSLPeer,
+    handshake_ok,
+    lockstep,
+    resumed_session,
+)
 from pki import TLS_VERSIONS, Pki
 
 from wasi_tls_host.tls import ErrorKind, Point, TlsCore, TlsFailure, openssl
@@ -87,20 +94,10 @@ def test_a_protected_tls13_alert_under_each_suite(pki, suite):
 # -- a server that resumed a session has sent its Finished --------------------------
 
 def resumed_handshake(pki: Pki, version: str, client_context: ssl.SSLContext):
-    """A session made by one full handshake, and a second client resuming it
-    with a core that stops at the client-certificate point, after its Finished."""
-    server_context = asking_context(pki, version)
-    first = python_client(pki, version, context=client_context)
-    full = TlsCore(server_context, server_side=True)
-    handshake_ok(first, full)
-    full.write(b"x")  # TLS 1.3: the client takes its tickets as it reads
-    first.receive_ciphertext(full.ciphertext_to_send())
-    assert first.read(1) == b"x"
-    peer = python_client(pki, version, context=client_context, session=first.obj.session)
-    core = stopping_server(server_context)
-    assert lockstep(peer, core) == {peer: None, core: None}
-    assert peer.obj.session_reused and core.suspended_at == Point.CLIENT_CERTIFICATE
-    return peer, core
+    """A client resuming a session with a core that stops at the
+    client-certificate point, which comes after the core's Finished."""
+    return resumed_session(client_context, asking_context(pki, version),
+                           run_until=Point.CLIENT_CERTIFICATE)
 
 
 @pytest.mark.parametrize("cipher, size", [

@@ -17,6 +17,7 @@ from lockstep import (
     flush,
     handshake_ok,
     lockstep,
+    resumed_session,
     ssl_pointer,
 )
 from pki import TLS_VERSIONS, Pki, der_chain
@@ -157,6 +158,22 @@ def test_server_stops_once_the_client_certificate_is_verified(pki, version, answ
     assert peer.ciphertext_to_send() == b""
     peer.resume(Point.DONE)
     handshake_ok(conn, peer)
+
+
+@pytest.mark.parametrize("certificate", [False, True], ids=["none", "certificate"])
+def test_a_resumed_client_shows_the_certificate_it_sent_when_the_session_was_made(
+        pki, version, certificate):
+    """A resumed handshake has no Certificate message; the session keeps the
+    leaf, so a guest that requires one does not refuse a client it accepted."""
+    leaf = pki.leaf("client.example") if certificate else None
+    peer, core = resumed_session(
+        pki.client_context(version, leaf),
+        pki.server_context(pki.leaf("localhost"), version, client_auth=ssl.CERT_OPTIONAL),
+        run_until=Point.CLIENT_CERTIFICATE)
+    assert core.suspended_at == Point.CLIENT_CERTIFICATE
+    assert core.peer_chain() == (der_chain(leaf)[:1] if leaf else ())
+    core.resume(Point.DONE)
+    handshake_ok(peer, core)
 
 
 def test_abort_replaces_the_handshake_with_an_alert(pki, version):

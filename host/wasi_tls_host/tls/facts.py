@@ -86,12 +86,19 @@ class SessionFacts:
     def peer_chain(self) -> tuple[bytes, ...]:
         """The peer's certificates as it sent them (DER, leaf first); () if none.
 
-        Available as soon as the peer's Certificate message has been processed.
+        Available as soon as the peer's Certificate message has been
+        processed. A peer that resumed a session sends none: the leaf it
+        sent when the session was made stands for it (a session keeps only
+        the leaf), once OpenSSL has finished the handshake.
         """
         if self._obj is None:
             return ()
         try:
-            return openssl.unverified_chain(self._obj)
+            chain = openssl.unverified_chain(self._obj)
+            if not chain and self._obj.session_reused:
+                leaf = self._obj.getpeercert(binary_form=True)
+                chain = (leaf,) if leaf else ()
+            return chain
         except (ValueError, ssl.SSLError):
             return ()
 
