@@ -27,10 +27,14 @@ for _name, _arguments in (("SSL_version", [ctypes.c_void_p]),
 LIBSSL.SSL_get_SSL_CTX.argtypes, LIBSSL.SSL_get_SSL_CTX.restype = [ctypes.c_void_p], ctypes.c_void_p
 
 
-def ssl_pointer(peer: PlainSSLPeer, version: int) -> int:
-    """OpenSSL's `SSL *` of a peer: the field after the socket weakref in
-    CPython's `_ssl._SSLSocket`."""
-    pointer = ctypes.c_void_p.from_address(id(peer.obj._sslobj) + 24).value
+SSL_KEY_UPDATE_REQUESTED = 1
+
+
+def ssl_pointer(peer: PlainSSLPeer | ssl.SSLSocket, version: int) -> int:
+    """OpenSSL's `SSL *` of a peer or a socket: the field after the socket
+    weakref in CPython's `_ssl._SSLSocket`."""
+    connection = peer.obj if isinstance(peer, PlainSSLPeer) else peer
+    pointer = ctypes.c_void_p.from_address(id(connection._sslobj) + 24).value
     assert LIBSSL.SSL_version(pointer) == version  # it is the SSL object
     return pointer
 

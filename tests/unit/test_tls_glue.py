@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from lockstep import LIBSSL, PlainSSLPeer, ssl_pointer
+from lockstep import LIBSSL, SSL_KEY_UPDATE_REQUESTED, PlainSSLPeer, ssl_pointer
 from pki import Pki
 
 from wasi_tls_host.config import HostConfig
@@ -258,9 +258,6 @@ def test_a_transport_that_breaks_during_a_servers_handshake_is_the_sessions_fail
 
 
 # -- what OpenSSL says while the host reads ------------------------------------------------
-
-SSL_KEY_UPDATE_REQUESTED = 1
-
 
 def handshake_over_pipes(session, peer: PlainSSLPeer, upstream: Pipe, downstream: Pipe) -> None:
     """Run both handshakes over the session's transport pipes, then drop
