@@ -19,7 +19,7 @@ from lockstep import LIBSSL, SSL_KEY_UPDATE_REQUESTED, ssl_pointer
 from pki import TLS_VERSIONS
 
 from conftest import GuestServer, run_host
-from peers import CLIENT_FLAGS, free_port, wait_for_port
+from peers import free_port, openssl_flag, wait_for_port
 from wasi_tls_host.tls.records import ContentType, HandshakeType
 
 VERSION_CODES = {"1.2": 0x0303, "1.3": 0x0304}
@@ -30,17 +30,16 @@ CERTIFICATE_REQUIRED = {"1.2": ("handshake_failure", "SSLV3_ALERT_HANDSHAKE_FAIL
 
 @pytest.fixture(scope="module")
 def site(pki):
-    server, client = pki.leaf("b.example"), pki.leaf("client.example")
-    return {"server": pki.files(server), "client": client, "client_files": pki.files(client),
+    return {"server": pki.leaf("b.example"), "client": pki.leaf("client.example"),
             "stranger": pki.leaf("client.example", trusted=False),
             "expired": pki.leaf("client.example", expired=True)}
 
 
 def https_server(guests, pki, site, *args: str) -> GuestServer:
-    files = site["server"]
+    leaf = site["server"]
     return GuestServer(guests["https-server"], "127.0.0.1:0", *args, flags=(
         "--allow-net", "127.0.0.1", "--client-ca", str(pki.ca_file),
-        "--identity", f"b.example={files.cert},{files.key}"))
+        "--identity", f"b.example={leaf.cert_file},{leaf.key_file}"))
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +67,7 @@ def openssl_client(port: int, version: str, pki, *flags: str) -> str:
     """`openssl s_client -msg` that reads until the server closes; its stdout."""
     result = subprocess.run(
         ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "b.example",
-         "-CAfile", str(pki.ca_file), "-msg", "-ign_eof", CLIENT_FLAGS[version][0], *flags],
+         "-CAfile", str(pki.ca_file), "-msg", "-ign_eof", openssl_flag(version), *flags],
         input=b"", capture_output=True, timeout=60)
     return result.stdout.decode(errors="replace")
 
@@ -101,9 +100,9 @@ def test_a_missing_client_certificate_is_refused_as_the_version_prescribes(
 ])
 def test_a_client_certificate_openssl_refuses_gets_openssl_s_alert(
         requiring, pki, site, version, certificate, name, reason):
-    files = pki.files(site[certificate])
-    output = openssl_client(requiring.port, version, pki, "-cert", str(files.cert),
-                            "-key", str(files.key))
+    leaf = site[certificate]
+    output = openssl_client(requiring.port, version, pki, "-cert", str(leaf.cert_file),
+                            "-key", str(leaf.key_file))
     assert alerts_read(output) == [f"fatal {name}"]
     context = pki.client_context(version, site[certificate])
     assert python_client_error(requiring.port, context).reason == reason
@@ -114,18 +113,18 @@ def test_a_guest_client_that_aborts_says_access_denied(guests, pki, site, versio
     ServerHello: OpenSSL's client has not switched its write key yet (it does
     with its second flight), and s_server reads the plaintext alert."""
     port = free_port()
-    files = pki.files(pki.leaf("localhost"))
+    leaf = pki["localhost"]
     server = subprocess.Popen(
-        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(files.cert),
-         "-key", str(files.key), "-msg", CLIENT_FLAGS[version][0]],
+        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(leaf.cert_file),
+         "-key", str(leaf.key_file), "-msg", openssl_flag(version)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.PIPE)
     try:
         wait_for_port(port, server)
-        client = site["client_files"]
+        client = site["client"]
         result = run_host(guests["mtls-client"], f"127.0.0.1:{port}", "localhost",
                           "--reject-server", flags=(
                               "--ca-file", str(pki.ca_file), "--allow-net", f"127.0.0.1:{port}",
-                              "--identity", f"me={client.cert},{client.key}"))
+                              "--identity", f"me={client.cert_file},{client.key_file}"))
     finally:
         server.kill()
         output = server.communicate()[0].decode(errors="replace")
@@ -232,10 +231,10 @@ def test_the_operators_key_log_keeps_every_secret(guests, pki, site, version, tm
     """The host's key log callback sits in front of Python's: --tls-keylog
     still gets each secret of a guest's connection."""
     keylog = tmp_path / "keys.log"
-    files = site["server"]
+    leaf = site["server"]
     server = GuestServer(guests["https-server"], "127.0.0.1:0", "--requests", "1", flags=(
         "--allow-net", "127.0.0.1", "--tls-keylog", str(keylog),
-        "--identity", f"b.example={files.cert},{files.key}"))
+        "--identity", f"b.example={leaf.cert_file},{leaf.key_file}"))
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw, \
                 pki.client_context(version).wrap_socket(raw, server_hostname="b.example") \
