@@ -24,7 +24,9 @@ for _name, _arguments in (("SSL_version", [ctypes.c_void_p]),
                           ("SSL_renegotiate", [ctypes.c_void_p]),
                           ("SSL_CTX_set_ciphersuites", [ctypes.c_void_p, ctypes.c_char_p])):
     getattr(LIBSSL, _name).argtypes = _arguments
-LIBSSL.SSL_get_SSL_CTX.argtypes, LIBSSL.SSL_get_SSL_CTX.restype = [ctypes.c_void_p], ctypes.c_void_p
+for _name in ("SSL_get_SSL_CTX", "SSL_CTX_get_keylog_callback"):
+    getattr(LIBSSL, _name).argtypes = [ctypes.c_void_p]
+    getattr(LIBSSL, _name).restype = ctypes.c_void_p
 
 
 SSL_KEY_UPDATE_REQUESTED = 1

@@ -228,13 +228,16 @@ def test_a_refused_renegotiation_is_answered_while_the_guest_only_reads(serving,
 
 @pytest.mark.parametrize("version", sorted(TLS_VERSIONS))
 def test_the_operators_key_log_keeps_every_secret(guests, pki, site, version, tmp_path):
-    """The host's key log callback sits in front of Python's: --tls-keylog
-    still gets each secret of a guest's connection."""
+    """The host's key log callback sits in front of Python's where it is
+    installed (a server that asks for the client's certificate, which may
+    abort after its flight): --tls-keylog still gets each secret."""
     keylog = tmp_path / "keys.log"
     leaf = site["server"]
-    server = GuestServer(guests["https-server"], "127.0.0.1:0", "--requests", "1", flags=(
-        "--allow-net", "127.0.0.1", "--tls-keylog", str(keylog),
-        "--identity", f"b.example={leaf.cert_file},{leaf.key_file}"))
+    server = GuestServer(guests["https-server"], "127.0.0.1:0", "--requests", "1",
+                         "--client-auth", "request", flags=(
+                             "--allow-net", "127.0.0.1", "--tls-keylog", str(keylog),
+                             "--client-ca", str(pki.ca_file),
+                             "--identity", f"b.example={leaf.cert_file},{leaf.key_file}"))
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw, \
                 pki.client_context(version).wrap_socket(raw, server_hostname="b.example") \

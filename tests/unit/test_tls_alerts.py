@@ -16,9 +16,9 @@ from lockstep import (
     lockstep,
     resumed_session,
 )
-from pki import TLS_VERSIONS, Pki
+from pki import Pki
 
-from wasi_tls_host.tls import ErrorKind, Point, TlsCore, TlsFailure, openssl
+from wasi_tls_host.tls import ClientAuth, ErrorKind, Point, TlsCore, TlsFailure, openssl
 from wasi_tls_host.tls.records import AlertDescription, ContentType, alert_record
 
 #: What OpenSSL names each alert it reads, by version.
@@ -186,17 +186,41 @@ def test_bytes_that_are_no_client_hello_get_openssl_s_verdict(junk, reason, aler
     assert core.ciphertext_to_send() == alert
 
 
-@pytest.mark.parametrize("version", sorted(TLS_VERSIONS))
 def test_the_operators_key_log_still_gets_every_secret(pki, version, tmp_path):
-    """The host's key log callback stands in front of Python's: both hear each secret."""
+    """The host's key log callback stands in front of Python's: the key log
+    file gets each secret, and an abort is still protected with them."""
     keylog = tmp_path / "keys.log"
-    core = TlsCore(pki.policy(keylog_file=str(keylog)).server_context(
-        [pki.identity("localhost")]), server_side=True)
-    peer = python_client(pki, version)
-    handshake_ok(peer, core)
+    context = pki.policy(keylog_file=str(keylog)).server_context(
+        [pki.identity("localhost")], client_auth=ClientAuth.IN_HANDSHAKE)
+    aborted, finished = (python_client(pki, version, certificate=True) for _ in range(2))
+    core = stopping_server(context)
+    lockstep(aborted, core)
+    core.abort()
+    assert what_the_peer_reads(aborted, core.ciphertext_to_send()) == ACCESS_DENIED
+    core = stopping_server(context)
+    lockstep(finished, core)
+    core.resume(Point.DONE)
+    handshake_ok(finished, core)
     labels = [line.split()[0] for line in keylog.read_text().splitlines()
               if not line.startswith("#")]
-    expected = (["CLIENT_RANDOM"] if version == "1.2" else
-                ["SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
-                 "EXPORTER_SECRET", "SERVER_TRAFFIC_SECRET_0", "CLIENT_TRAFFIC_SECRET_0"])
-    assert labels == expected
+    assert set(labels) == ({"CLIENT_RANDOM"} if version == "1.2" else {
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "EXPORTER_SECRET", "SERVER_TRAFFIC_SECRET_0", "CLIENT_TRAFFIC_SECRET_0"})
+
+
+def test_only_a_server_that_may_stop_for_the_client_certificate_pays_for_the_secrets(pki):
+    """Every other handshake leaves the key log callback alone: it costs
+    each handshake a Python call per secret, and only that stop needs them."""
+    policy = pki.policy()
+    plain = policy.server_context([pki.identity("localhost")])
+    asking = policy.server_context([pki.identity("localhost")],
+                                   client_auth=ClientAuth.IN_HANDSHAKE)
+    for context, run_until in ((plain, Point.DONE), (asking, Point.CLIENT_CERTIFICATE)):
+        core = TlsCore(context, server_side=True, run_until=run_until)
+        lockstep(python_client(pki, "1.3"), core)
+    client = TlsCore(pki.policy().client_context(), server_hostname="localhost")
+    lockstep(client, PlainSSLPeer(asking_context(pki, "1.3"), server_side=True))
+    assert LIBSSL.SSL_CTX_get_keylog_callback(openssl.context_pointer(plain)) is None
+    assert LIBSSL.SSL_CTX_get_keylog_callback(openssl.context_pointer(
+        client._obj.context)) is None
+    assert LIBSSL.SSL_CTX_get_keylog_callback(openssl.context_pointer(asking)) is not None

@@ -128,7 +128,8 @@ def test_secrets_reach_the_observer_and_the_key_log_file_once(pki, version, tmp_
     keylog = tmp_path / "keys.log"
     context = pki.client_context(version)
     context.keylog_filename = str(keylog)  # Python's callback, before ours
-    assert openssl.observe(context) and openssl.observe(context)  # idempotent
+    openssl.observe_handshake_messages(context)
+    assert openssl.observe_secrets(context) and openssl.observe_secrets(context)  # idempotent
     client = PlainSSLPeer(context, server_side=False, server_hostname="localhost")
     server = PlainSSLPeer(pki.server_context(pki.leaf("localhost"), version), server_side=True)
     recorder = Recorder()
@@ -136,17 +137,21 @@ def test_secrets_reach_the_observer_and_the_key_log_file_once(pki, version, tmp_
     handshake_ok(client, server)
     logged = [line.split() for line in keylog.read_text().splitlines()
               if not line.startswith("#")]
-    assert [(label, bytes.fromhex(secret)) for label, _, secret in logged] == [
-        (label, secret) for label, secret, _ in recorder.secrets]
-    hello = next(data for direction, _, kind, data in recorder.messages
-                 if direction == "write" and kind == HandshakeType.CLIENT_HELLO)
-    for _, _, randoms in recorder.secrets:
-        assert randoms[:32] == hello[6:38]  # the random after the type, length, version
-        assert len(randoms) == 64 and randoms[32:] != bytes(32)
-    assert {label for label, _, _ in recorder.secrets} == (
+    assert [(label, bytes.fromhex(secret)) for label, _, secret in logged
+            if label != "EXPORTER_SECRET"] == [
+        (label, secret) for label, secret, _ in recorder.secrets]  # no exporter: no use
+    assert {label for label, _, _ in logged} == (
         {"CLIENT_RANDOM"} if version == "1.2" else
         {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
          "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"})
+    hello = next(data for direction, _, kind, data in recorder.messages
+                 if direction == "write" and kind == HandshakeType.CLIENT_HELLO)
+    for label, _, randoms in recorder.secrets:
+        if label == "CLIENT_RANDOM":  # TLS 1.2: both randoms, the client's from its hello
+            assert randoms[:32] == hello[6:38] and randoms[32:] != bytes(32)
+            assert len(randoms) == 64
+        else:
+            assert randoms == b""
 
 
 def test_a_context_without_a_key_log_file_still_reports_secrets(pki, version):

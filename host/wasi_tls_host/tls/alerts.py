@@ -23,9 +23,12 @@ a point holds what OpenSSL wrote after it, and the abort drops that.
 in TLS 1.3 at each of this side's traffic secrets, as OpenSSL derives them
 (``tls.openssl`` reads them from its key log callback); in TLS 1.2 right
 after this side's ChangeCipherSpec, with the master secret and both
-randoms. Records delivered are records written less those dropped; the keys
-in force for the next one, and its sequence number, follow. Per role and
-stop point (OpenSSL 3.0):
+randoms. The secrets are collected only where they can be needed, for a
+server that may stop for the client's certificate: the callback costs each
+such handshake a Python call per secret (some 50 µs of CPU under TLS 1.2,
+110 µs under 1.3). Records delivered are records written less those
+dropped; the keys in force for the next one, and its sequence number,
+follow. Per role and stop point (OpenSSL 3.0):
 
 * TLS 1.3 server: plaintext at the ClientHello stop (nothing sent yet). At
   the client-certificate stop its whole flight went out: the alert goes

@@ -30,11 +30,11 @@ Every alert goes out as the peer expects it. OpenSSL sends its own through
 its record layer. The host's own, for an abort and for a server without a
 context, are chosen and written by ``tls.alerts``: Python's ``ssl`` has no
 call to send an alert, so the host protects it itself, when this side's
-records have already switched the peer to reading with keys, with the
-traffic secrets OpenSSL hands its key log callback (``tls.openssl`` chains a
-callback of its own there, so ``--tls-keylog`` still works) and a sequence
-number counted from the record headers OpenSSL reports writing, less those
-the abort drops.
+records have already switched the peer to reading with keys (only a server
+that stopped for the client's certificate), with the traffic secrets OpenSSL
+hands its key log callback (``tls.openssl`` chains a callback of its own
+there, so ``--tls-keylog`` still works) and a sequence number counted from
+the record headers OpenSSL reports writing, less those the abort drops.
 
 Every ``SSLObject`` call goes through one funnel, `_call`, the only place
 that catches ``ssl.SSLError``. It keeps the handshake messages the call
@@ -331,7 +331,13 @@ class TlsCore(SessionFacts):
         """Create the SSLObject, now that the context can be chosen."""
         try:
             context = self._choose_context()
-            self._own_records.keys_observed = openssl.observe(context)
+            openssl.observe_handshake_messages(context)
+            # Only a server that may stop for the client's certificate can
+            # abort after its records switched the peer to keys (tls.alerts):
+            # other handshakes skip the cost of the key log callback.
+            self._own_records.keys_observed = (
+                self.server_side and self._progress.limit == Point.CLIENT_CERTIFICATE
+                and openssl.observe_secrets(context))
             obj = context.wrap_bio(self._inbound.bio, self._outgoing,
                                    server_side=self.server_side,
                                    server_hostname=self.server_hostname)
@@ -410,7 +416,7 @@ class TlsCore(SessionFacts):
         if self._obj is None:
             raise TlsFailure("no certificate request to answer: the handshake has not started",
                              kind=ErrorKind.CONFIGURATION)
-        openssl.observe(context)
+        openssl.observe_handshake_messages(context)
         self._obj.context = context
 
     def abort(self) -> None:

@@ -44,7 +44,7 @@ from .errors import without_source_line
 Observer = Callable[[str, int, int, bytes], None]
 #: The content type of a record this side wrote.
 RecordObserver = Callable[[int], None]
-#: (key log label, secret, client random + server random)
+#: (key log label, secret, client random + server random for a TLS 1.2 master secret)
 SecretObserver = Callable[[str, bytes, bytes], None]
 
 _HANDSHAKE = 22
@@ -57,11 +57,14 @@ class _Observers:
     # Weak: the observers' owner holds the SSLObject, so strong references
     # would keep the entry (and the whole connection) alive forever.
     messages: weakref.WeakMethod
-    records: weakref.WeakMethod | None
     secrets: weakref.WeakMethod | None
 
 
 _observers: weakref.WeakKeyDictionary[ssl.SSLObject, _Observers] = weakref.WeakKeyDictionary()
+#: The connections whose written records are counted, apart: while it is
+#: empty, a record costs the dispatcher one test.
+_counting: weakref.WeakKeyDictionary[ssl.SSLObject, weakref.WeakMethod] = (
+    weakref.WeakKeyDictionary())
 #: Each observed connection by the address of its ``_SSLSocket``, for the key log callback.
 _by_address: weakref.WeakValueDictionary[int, ssl.SSLObject] = weakref.WeakValueDictionary()
 
@@ -73,11 +76,11 @@ def _dispatch(connection: ssl.SSLObject, direction: str, version: int, content_t
         observer = observers.messages() if observers is not None else None
         if observer is not None:
             observer(direction, version, message_type, data)
-    elif content_type == _RECORD_HEADER and direction == _WRITE:
-        observers = _observers.get(connection)
-        observer = observers.records() if observers is not None and observers.records else None
-        if observer is not None:
-            observer(message_type)  # a header's message type is the record's content type
+    elif content_type == _RECORD_HEADER and _counting and direction == _WRITE:
+        reference = _counting.get(connection)
+        counter = reference() if reference is not None else None
+        if counter is not None:
+            counter(message_type)  # a header's message type is the record's content type
 
 
 #: The C-level message callback slot (plain ints, no enum conversion).
@@ -100,16 +103,12 @@ def attach_observer(connection: ssl.SSLObject, observer: Observer, *,
     them all (leave `records` and `secrets` out to stop those reports)."""
     _observers[connection] = _Observers(
         weakref.WeakMethod(observer),
-        weakref.WeakMethod(records) if records is not None else None,
         weakref.WeakMethod(secrets) if secrets is not None else None)
+    if records is not None:
+        _counting[connection] = weakref.WeakMethod(records)
+    else:
+        _counting.pop(connection, None)
     _by_address[id(connection._sslobj)] = connection  # type: ignore[attr-defined]
-
-
-def observe(context: ssl.SSLContext) -> bool:
-    """Route everything the observers hear of connections made from
-    `context`; False if that cannot include the secrets (`observe_secrets`)."""
-    observe_handshake_messages(context)
-    return observe_secrets(context)
 
 
 # -- the key log -------------------------------------------------------------------
@@ -123,18 +122,20 @@ _PROTOTYPES = {  # name: (result, arguments)
     "SSL_CTX_set_keylog_callback": (None, [ctypes.c_void_p, ctypes.c_void_p]),
     "SSL_get_SSL_CTX": (ctypes.c_void_p, [ctypes.c_void_p]),
     "SSL_get_ex_data": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_int]),
-    "SSL_get_client_random": (ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]),
-    "SSL_get_server_random": (ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]),
+    "SSL_get_server_random": (ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
 }
 
 
-def _load_libssl() -> ctypes.CDLL | None:
+def _load_libssl() -> ctypes.PyDLL | None:
     """The libssl ``_ssl`` is linked with, its functions typed; None where it
-    cannot be reached (not CPython, or OpenSSL linked in and hidden)."""
+    cannot be reached (not CPython, or OpenSSL linked in and hidden). They
+    are called holding the GIL (PyDLL): each is a quick getter or setter,
+    and the key log callback would otherwise give the GIL up and take it
+    back around every one."""
     if sys.implementation.name != "cpython":
         return None
     try:
-        library = ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]  # no stubs
+        library = ctypes.PyDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]  # no stubs
         for name, (result, arguments) in _PROTOTYPES.items():
             function = getattr(library, name)
             function.restype, function.argtypes = result, arguments
@@ -144,25 +145,35 @@ def _load_libssl() -> ctypes.CDLL | None:
 
 
 _LIBSSL = _load_libssl()
-#: Each context's key log callback before ours, by its SSL_CTX address (None: it had none).
-_previous: dict[int, Callable[[int, bytes], None] | None] = {}
+#: The key log callback a context had before ours, by its SSL_CTX address
+#: (only those that had one: Python's, writing keylog_filename).
+_previous: dict[int, Callable[[int, bytes], None]] = {}
+#: Secrets no observer needs (a protected alert uses traffic keys only).
+_UNUSED_SECRETS = frozenset({b"EXPORTER_SECRET", b"EARLY_EXPORTER_SECRET"})
 
 
 def _on_secret(ssl_pointer: int, line: bytes) -> None:
+    # Called by OpenSSL for every secret of every handshake on a context we
+    # hooked: each foreign call here costs, so as few as it takes.
     assert _LIBSSL is not None  # installed only when it is there
-    previous = _previous.get(_LIBSSL.SSL_get_SSL_CTX(ssl_pointer))
-    if previous is not None:
-        previous(ssl_pointer, line)  # the operator's key log file
+    if _previous:
+        previous = _previous.get(_LIBSSL.SSL_get_SSL_CTX(ssl_pointer))
+        if previous is not None:
+            previous(ssl_pointer, line)  # the operator's key log file
+    label, client_random, secret = line.split()
+    if label in _UNUSED_SECRETS:
+        return
     connection = _by_address.get(_LIBSSL.SSL_get_ex_data(ssl_pointer, 0))
     observers = _observers.get(connection) if connection is not None else None
     observer = observers.secrets() if observers is not None and observers.secrets else None
-    if observer is not None:
-        label, _, secret = line.decode("ascii").split()
-        randoms = ctypes.create_string_buffer(2 * _RANDOM_SIZE)
-        start = ctypes.addressof(randoms)
-        _LIBSSL.SSL_get_client_random(ssl_pointer, start, _RANDOM_SIZE)
-        _LIBSSL.SSL_get_server_random(ssl_pointer, start + _RANDOM_SIZE, _RANDOM_SIZE)
-        observer(label, bytes.fromhex(secret), randoms.raw)
+    if observer is None:
+        return
+    randoms = b""
+    if label == b"CLIENT_RANDOM":  # TLS 1.2: the key block needs the server's random too
+        server_random = ctypes.create_string_buffer(_RANDOM_SIZE)
+        _LIBSSL.SSL_get_server_random(ssl_pointer, server_random, _RANDOM_SIZE)
+        randoms = bytes.fromhex(client_random.decode("ascii")) + server_random.raw
+    observer(label.decode("ascii"), bytes.fromhex(secret.decode("ascii")), randoms)
 
 
 _ON_SECRET = _KeylogCallback(_on_secret)
@@ -190,8 +201,9 @@ def observe_secrets(context: ssl.SSLContext) -> bool:
         return False
     current = _LIBSSL.SSL_CTX_get_keylog_callback(address)
     if current != _ON_SECRET_ADDRESS:
-        _previous[address] = _KeylogCallback(current) if current else None
-        weakref.finalize(context, _previous.pop, address, None)
+        if current:
+            _previous[address] = _KeylogCallback(current)
+            weakref.finalize(context, _previous.pop, address, None)
         _LIBSSL.SSL_CTX_set_keylog_callback(address, _ON_SECRET_ADDRESS)
     return True
 
