@@ -78,9 +78,9 @@ def test_bad_handshake_timeouts_are_usage_errors(guests, value, problem):
 def test_identity_and_client_ca_mistakes_are_one_line(guests, pki, tmp_path):
     leaf, other = pki.leaf("a.example"), pki.leaf("b.example")
     cases = {
-        ("--identity", "server"): "expected NAME=CERTFILE,KEYFILE, got 'server'",
+        ("--identity", "server"): "expected NAME=CERTFILE,KEYFILE or NAME=P12FILE, got 'server'",
         ("--identity", f"server={leaf.cert_file}"):
-            f"expected NAME=CERTFILE,KEYFILE, got 'server={leaf.cert_file}'",
+            f"identity 'server': {leaf.cert_file} is PEM, not PKCS#12: give NAME=CERTFILE,KEYFILE",
         ("--identity", f"server={tmp_path}/none.pem,{leaf.key_file}"):
             f"identity 'server': {tmp_path}/none.pem: No such file or directory",
         ("--identity", f"server={leaf.cert_file},{other.key_file}"):

@@ -57,6 +57,7 @@ from ..runtime.futures import Future, Ready
 from ..runtime.poll import NEVER, WRITE, WaitSpec
 from ..runtime.streams import StreamFailed, writable_now
 from ..sockets.ip_name_lookup import ResolveAddressStream
+from ..sockets.network import permits
 from ..sockets.tcp import SharedSocket, TcpInput, TcpOutput
 from ..tls.errors import MSG_TRUNCATED, TlsFailure
 from ..tls.policy import ContextChoice
@@ -197,7 +198,7 @@ class ClientExchange:
             raise errors.HttpFailure(errors.body_size("request", 0),
                                      "the request declares a Content-Length but has no body")
         literal = ip_literal(target.host)
-        if literal is not None and not ctx.config.network_allows(literal, target.port):
+        if literal is not None and not permits(ctx, literal, target.port, "connect"):
             raise _denied(f"{target} is outside --allow-net")
         exchange = cls(ctx, request, target, Timeouts.of(options))
         if literal is not None:
@@ -240,9 +241,13 @@ class ClientExchange:
         resolver.close()
         if resolver.error is not None:
             raise errors.from_resolver(resolver.error, self.target.host)
-        allowed = [address for address in resolver.addresses or ()
+        addresses = resolver.addresses or ()
+        allowed = [address for address in addresses
                    if self.ctx.config.network_allows(address, self.target.port)]
         if not allowed:
+            # Named on the host's side only when the request cannot go anywhere.
+            for address in addresses:
+                permits(self.ctx, address, self.target.port, "connect")
             raise _denied(f"{self.target} is outside --allow-net")
         self._connect_to(allowed)
 
