@@ -93,7 +93,7 @@ TLS13_SUITES = frozenset(range(0x1301, 0x1306))
 
 class OwnRecords:
     """The records this side writes during a handshake and the write keys
-    each went under: fed by `tls.openssl`'s observers, asked by `alert`."""
+    each went under: fed by `tls.openssl`'s observers, asked by `abort_alert`."""
 
     def __init__(self, server_side: bool) -> None:
         self._write_prefix = "SERVER_" if server_side else "CLIENT_"
