@@ -211,7 +211,9 @@ class ScriptedGuest:
         try:
             self.outcome.status = host.run(component, ["call-script"], config=self._config)
         except GuestTrap as trap:
-            self.outcome.trap = str(trap)
+            # The one line, then wasmtime's report ("Caused by: ..."), which
+            # says whether the host or wasmtime's handle check refused.
+            self.outcome.trap = f"{trap}\n{trap.details}"
         except BaseException as escaped:  # the finding this test exists for
             self.outcome.escaped = escaped
         finally:
