@@ -23,6 +23,7 @@ import pytest
 
 from conftest import HOST, ROOT, GuestServer, run_host
 from peers import python_https_get
+from wasi_tls_host import Host
 
 #: How long the streaming client keeps sending at most, when nothing stops it.
 STREAM_CAP_S = 20.0
@@ -224,6 +225,7 @@ def runner_app(tmp_path_factory):
     built = subprocess.run([HOST, "build", directory, "-w", "plain", "-o", component],
                            capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr
+    Host().load(component)  # compiled now, so that no "compiling" note leads its stderr
     return component
 
 
