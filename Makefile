@@ -57,6 +57,7 @@ fuzz: guests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check host tests guests bench
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf build

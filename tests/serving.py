@@ -139,6 +139,17 @@ class Reply:
         return self.body.decode(errors="replace")
 
 
+def _framed(body: bytes | Iterable[bytes] | None,
+            head: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], Iterator[bytes]]:
+    """`head` with the header that frames `body` (Content-Length for bytes,
+    chunked for an iterable), and the body's pieces."""
+    if isinstance(body, bytes):
+        return [*head, ("content-length", str(len(body)))], iter([body])
+    if body is not None:
+        return [*head, ("transfer-encoding", "chunked")], iter(body)
+    return head, iter(())
+
+
 class HttpClient:
     """One connection to 127.0.0.1:`port` (or on the connected socket
     `raw`), over TLS with `context`: the handshake is done here."""
@@ -167,15 +178,7 @@ class HttpClient:
                 headers: Iterable[tuple[str, str]] = ()) -> Reply:
         """Send the request (a body of bytes with Content-Length, an iterable
         chunked) while reading the response; the Reply once it has ended."""
-        head = [("host", "localhost"), *headers]
-        if isinstance(body, bytes):
-            head.append(("content-length", str(len(body))))
-            pieces: Iterator[bytes] = iter([body])
-        elif body is not None:
-            head.append(("transfer-encoding", "chunked"))
-            pieces = iter(body)
-        else:
-            pieces = iter(())
+        head, pieces = _framed(body, [("host", "localhost"), *headers])
         outgoing = bytearray(self.conn.send(h11.Request(method=method, target=target,
                                                           headers=head)))
         sending = True
@@ -185,20 +188,11 @@ class HttpClient:
         self.sock.setblocking(False)
         try:
             while True:
-                while sending and len(outgoing) < CHUNK:
-                    piece = next(pieces, None)
-                    if piece is None:
-                        outgoing += self.conn.send(h11.EndOfMessage())
-                        sending = False
-                    elif piece:
-                        outgoing += self.conn.send(h11.Data(data=piece))
+                if sending:
+                    sending = self._queue_body(outgoing, pieces)
                 event = self.conn.next_event()
                 if event is h11.NEED_DATA:
-                    data = self._exchange_bytes(outgoing, deadline)
-                    if data is None:
-                        continue
-                    self.conn.receive_data(data)
-                    if not data and reply is not None:
+                    if self._receive(outgoing, deadline) and reply is not None:
                         reply.ending = "closed"
                         return reply
                     continue
@@ -211,8 +205,7 @@ class HttpClient:
                     assert reply is not None
                     reply.size += len(event.data)
                     digest.update(event.data)
-                    if len(reply.body) < KEEP:
-                        reply.body += event.data[:KEEP - len(reply.body)]
+                    reply.body += event.data[:max(0, KEEP - len(reply.body))]
                     reply.sha256 = digest.hexdigest()
                 elif isinstance(event, h11.EndOfMessage):
                     assert reply is not None
@@ -234,6 +227,27 @@ class HttpClient:
             return reply
         finally:
             self.sock.setblocking(True)
+
+    def _queue_body(self, outgoing: bytearray, pieces: Iterator[bytes]) -> bool:
+        """Queue the body's next pieces until CHUNK bytes wait in `outgoing`;
+        False once the end of the message is queued."""
+        while len(outgoing) < CHUNK:
+            piece = next(pieces, None)
+            if piece is None:
+                outgoing += self.conn.send(h11.EndOfMessage())
+                return False
+            if piece:
+                outgoing += self.conn.send(h11.Data(data=piece))
+        return True
+
+    def _receive(self, outgoing: bytearray, deadline: float) -> bool:
+        """Move bytes both ways and hand what arrived to h11; True once the
+        server has closed the connection."""
+        data = self._exchange_bytes(outgoing, deadline)
+        if data is None:
+            return False
+        self.conn.receive_data(data)
+        return not data
 
     def _exchange_bytes(self, outgoing: bytearray, deadline: float) -> bytes | None:
         """Send what can be sent; return what arrived (b"" at the end), or

@@ -95,7 +95,7 @@ class ComponentCache:
         if self._key_prefix is None:
             # The compiler is named by its native library's content, so every
             # virtualenv with the same wasmtime build shares the entries.
-            library = wasmtime._ffi.dll._name  # type: ignore[attr-defined]
+            library = wasmtime._ffi.dll._name
             self._key_prefix = f"{self._source_digest(library)}\n{self.settings}"
         key = hashlib.sha256(
             f"{self._source_digest(path)}\n{self._key_prefix}".encode()).hexdigest()
@@ -165,7 +165,7 @@ class ComponentCache:
         except OSError:
             pass  # a cache that cannot be written only costs the next start-up
 
-    def _write_atomically(self, target: Path, data: bytes) -> None:
+    def _write_atomically(self, target: Path, data: bytes | bytearray) -> None:
         descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
         try:
             with os.fdopen(descriptor, "wb") as file:

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import cast
 
 import trustme
 
@@ -90,6 +91,7 @@ def server_half(ca: trustme.CA, ca_file: Path) -> int:
           "--client-ca demo-ca.pem build/guests/https-server.wasm 127.0.0.1:0 --requests 1 "
           "--client-auth request")
     guest = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert guest.stdout is not None  # opened with stdout=PIPE
     try:
         banner = guest.stdout.readline().strip()
         print(f"guest: {banner}")
@@ -105,9 +107,13 @@ def server_half(ca: trustme.CA, ca_file: Path) -> int:
                 client.wrap_socket(raw, server_hostname="localhost") as conn:
             conn.sendall(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             response = b"".join(iter(lambda: conn.recv(65536), b""))
+            cipher, server_cert = conn.cipher(), conn.getpeercert()
+            assert cipher is not None and server_cert is not None  # the handshake is done
+            # typeshed gives every field of a peer certificate the same union type.
+            alt_names = cast(tuple[tuple[str, str], ...], server_cert["subjectAltName"])
             print(f"client saw: server name localhost, alpn {conn.selected_alpn_protocol()}, "
-                  f"{conn.version()}, {conn.cipher()[0]}, server certificate for "
-                  f"{dict(conn.getpeercert()['subjectAltName'])['DNS']}; "
+                  f"{conn.version()}, {cipher[0]}, server certificate for "
+                  f"{dict(alt_names)['DNS']}; "
                   f"it sent its certificate sha256:{sent}")
         print("guest saw (its answer):")
         for line in response.partition(b"\r\n\r\n")[2].decode().splitlines():

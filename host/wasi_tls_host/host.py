@@ -89,6 +89,7 @@ def missing_imports(engine: wasmtime.Engine, component: wc.Component,
     problems = []
     for import_name, extern in component.type.imports(engine).items():
         match = _NAME.match(import_name)
+        assert match is not None  # wasmtime accepts only well-formed import names
         name, version = match.group("name"), match.group("version")
         candidates = [i for i in by_name.get(name, [])
                       if _compatible(i.name.partition("@")[2] or None, version)]
@@ -392,9 +393,9 @@ def new_store(engine: wasmtime.Engine, limits: Limits, switch: StopSwitch) -> wa
 
 def _merged(config: HostConfig | None, args: list[str] | None,
             env: dict[str, str] | None) -> HostConfig:
-    return replace(config or HostConfig(),
-                   **({"args": list(args)} if args is not None else {}),
-                   **({"env": dict(env)} if env is not None else {}))
+    base = config or HostConfig()
+    return replace(base, args=list(args) if args is not None else base.args,
+                   env=dict(env) if env is not None else base.env)
 
 
 def _resolve(future: asyncio.Future) -> None:

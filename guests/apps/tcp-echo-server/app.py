@@ -82,18 +82,7 @@ def serve(listener, max_conns: int) -> int:
     finished = 0
     failures = 0
     while finished < max_conns:
-        pollables = []
-        targets = []  # (kind, conn)
-        if accepted < max_conns:
-            pollables.append(listener.subscribe())
-            targets.append(("accept", None))
-        for c in conns:
-            if not c.eof and len(c.pending) < MAX_PENDING:
-                pollables.append(c.inp.subscribe())
-                targets.append(("read", c))
-            if c.pending or c.flushing:
-                pollables.append(c.out.subscribe())
-                targets.append(("write", c))
+        pollables, targets = _interests(listener, accepted < max_conns, conns)
         try:
             ready = poll.poll(pollables)
         finally:
@@ -103,32 +92,9 @@ def serve(listener, max_conns: int) -> int:
         for i in ready:
             kind, c = targets[i]
             if kind == "accept":
-                while accepted < max_conns:
-                    try:
-                        got = net.accept(listener, block=False)
-                    except WasiError as e:
-                        cli.eprint(f"error: accept: {e.code}")
-                        break
-                    if got is None:
-                        break
-                    accepted += 1
-                    conn = Conn(accepted, *got)
-                    conns.append(conn)
-                    cli.eprint(f"conn {accepted}: accepted from {_peer(conn.sock)}")
-                continue
-            if c.done:
-                continue
-            try:
-                if kind == "read":
-                    c.on_readable()
-                else:
-                    c.on_writable()
-            except WasiError as e:
-                cli.eprint(
-                    f"conn {c.ident}: error: {e.code}" + (f" ({e.detail})" if e.detail else "")
-                )
+                accepted = _accept(listener, conns, accepted, max_conns)
+            elif not c.done and not _step(c, kind):
                 failures += 1
-                c.close()
                 finished += 1
 
         for c in conns:
@@ -138,6 +104,55 @@ def serve(listener, max_conns: int) -> int:
                 finished += 1
         conns = [c for c in conns if not c.done]
     return failures
+
+
+def _interests(listener, accepting, conns):
+    """The pollables to wait on, and for each its (kind, conn) target."""
+    pollables = []
+    targets = []
+    if accepting:
+        pollables.append(listener.subscribe())
+        targets.append(("accept", None))
+    for c in conns:
+        if not c.eof and len(c.pending) < MAX_PENDING:
+            pollables.append(c.inp.subscribe())
+            targets.append(("read", c))
+        if c.pending or c.flushing:
+            pollables.append(c.out.subscribe())
+            targets.append(("write", c))
+    return pollables, targets
+
+
+def _accept(listener, conns, accepted, max_conns):
+    """Accept every waiting connection (up to `max_conns` in all) into
+    `conns`; the new count of accepted connections."""
+    while accepted < max_conns:
+        try:
+            got = net.accept(listener, block=False)
+        except WasiError as e:
+            cli.eprint(f"error: accept: {e.code}")
+            break
+        if got is None:
+            break
+        accepted += 1
+        conn = Conn(accepted, *got)
+        conns.append(conn)
+        cli.eprint(f"conn {accepted}: accepted from {_peer(conn.sock)}")
+    return accepted
+
+
+def _step(c, kind):
+    """Read or write once on `c`; False if that failed (logged, and `c` closed)."""
+    try:
+        if kind == "read":
+            c.on_readable()
+        else:
+            c.on_writable()
+    except WasiError as e:
+        cli.eprint(f"conn {c.ident}: error: {e.code}" + (f" ({e.detail})" if e.detail else ""))
+        c.close()
+        return False
+    return True
 
 
 def _peer(sock):

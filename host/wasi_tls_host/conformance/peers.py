@@ -55,8 +55,10 @@ def wire_code(protocol: str) -> int:
     return TLS_VERSIONS[protocol.removeprefix("TLSv")].value
 
 
-def openssl_flag(version: str) -> str:
+def openssl_flag(version: str | None) -> str:
     """The `openssl s_server`/`s_client` option that pins "1.2"/"1.3"."""
+    if version is None:
+        raise ValueError("an openssl peer runs pinned to a TLS version")
     return f"-tls{version.replace('.', '_')}"
 
 
@@ -186,7 +188,9 @@ class TlsServer(Server):
             return
         with tls:  # the TLS socket now owns the connection: close it, not `raw`
             record.handshake = True
-            record.notes.update(version=tls.version(), cipher=tls.cipher()[0])
+            cipher = tls.cipher()
+            assert cipher is not None  # the handshake is done
+            record.notes.update(version=tls.version(), cipher=cipher[0])
             try:
                 self.session(tls, record)
             except (OSError, ssl.SSLError, ValueError) as error:
@@ -301,8 +305,9 @@ class TlsObserver(TlsServer):
         if not self.served:
             return found + ["peer: the guest never connected"]
         record = self.served[0]
-        observed = {"server_chain": [digest(der) for der in self.leaf.chain_der()],
-                    "server_name": self.server_names[0] if self.server_names else None}
+        observed: dict[str, object] = {
+            "server_chain": [digest(der) for der in self.leaf.chain_der()],
+            "server_name": self.server_names[0] if self.server_names else None}
         if record.handshake:
             observed.update(protocol_version=wire_code(record.notes["version"]),
                             cipher_suite=iana_code(record.notes["cipher"]),
@@ -435,6 +440,7 @@ class OpenSslReverse:
         wait_for_port(port, self.process)
 
     def problems(self, facts: dict) -> list[str]:
+        assert self.process.stdout is not None  # opened with stdout=PIPE
         output = self.process.stdout.read().decode(errors="replace")
         if f"Protocol version: TLSv{self.version}" not in output:
             return [f"peer: openssl s_server did not report a TLS {self.version} connection"]
@@ -589,9 +595,12 @@ class TlsClient:
 
     def _observe(self, client: BioClient) -> None:
         tls = client.tls
+        version, cipher, server_cert = tls.version(), tls.cipher(), tls.getpeercert(True)
+        # The handshake is done and verified a server certificate.
+        assert version is not None and cipher is not None and server_cert is not None
         self.observed.update(
-            protocol_version=wire_code(tls.version()), cipher_suite=iana_code(tls.cipher()[0]),
-            alpn=tls.selected_alpn_protocol(), server_chain=[digest(tls.getpeercert(True))],
+            protocol_version=wire_code(version), cipher_suite=iana_code(cipher[0]),
+            alpn=tls.selected_alpn_protocol(), server_chain=[digest(server_cert)],
             server_name=self.server_name, hello_server_name=self.server_name,
             hello_alpn=self.alpn, hello_cipher_suites=hello_cipher_suites(client.first_flight))
 

@@ -38,12 +38,14 @@ import hashlib
 import ipaddress
 import os
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 #: The TLS versions every TLS case and test runs under, by the names they use.
@@ -68,9 +70,11 @@ SUITE_LEAVES: dict[str, tuple[tuple[str, ...], dict]] = {
     "client": (("conformance client",), {"usage": CLIENT}),
     "stranger-client": (("stranger client",), {"usage": CLIENT, "trusted": False}),
 }
-_NEW_KEY = {"ecdsa": lambda: ec.generate_private_key(ec.SECP256R1()),
-            "rsa": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
-            "ed25519": ed25519.Ed25519PrivateKey.generate}
+_NEW_KEY: dict[str, Callable[[], CertificateIssuerPrivateKeyTypes]] = {
+    "ecdsa": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "rsa": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    "ed25519": ed25519.Ed25519PrivateKey.generate,
+}
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class Pem:
 @dataclass(frozen=True)
 class Leaf:
     label: str
-    key: object  # a cryptography private key
+    key: CertificateIssuerPrivateKeyTypes
     chain: tuple[x509.Certificate, ...]  # leaf first
     cert_file: Path  # the chain as PEM
     key_file: Path  # the key as PKCS#8 PEM

@@ -62,9 +62,9 @@ def write_junit(path: Path, outcomes: list[Outcome], host: str, seconds: float) 
     attributes = {"tests": str(tally["cases"]), "failures": str(tally["failed"]),
                   "errors": "0", "skipped": str(tally["not_applicable"]),
                   "time": f"{seconds:.3f}"}
-    root = ET.Element("testsuites", name="wasi-tls conformance", **attributes)
-    suite = ET.SubElement(root, "testsuite", name="wasi-tls-conformance",
-                          hostname=socket.gethostname(), **attributes)
+    root = ET.Element("testsuites", {"name": "wasi-tls conformance", **attributes})
+    suite = ET.SubElement(root, "testsuite", {"name": "wasi-tls-conformance",
+                                              "hostname": socket.gethostname(), **attributes})
     properties = ET.SubElement(suite, "properties")
     ET.SubElement(properties, "property", name="host", value=host)
     for outcome in outcomes:

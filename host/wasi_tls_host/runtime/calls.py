@@ -82,7 +82,7 @@ class HostFunction:
         self.name = qualified_name
         self.impl = impl
         self.scope = codec.CallScope(None, ctx.table)
-        self.call = self._first_call
+        self.call: Callable[[Any, int, Any, Any], None] = self._first_call
 
     def _first_call(self, context: Any, ty_ptr: int, args: Any, results: Any) -> None:
         self.call = self._specialise(ty_ptr)
@@ -187,24 +187,26 @@ def _error(message: str) -> int:
     return ctypes.cast(WasmtimeError(message)._consume(), ctypes.c_void_p).value or 0
 
 
-#: What the C callbacks dispatch to, by the data word wasmtime hands back.
-_CALLBACKS: dict[int, HostFunction | Destructor | EpochWatch] = {}
+#: What the C callbacks dispatch to, by the data word wasmtime hands back: the
+#: `invoke` of a HostFunction, Destructor or EpochWatch, each called by its
+#: own trampoline with that callback's arguments.
+_CALLBACKS: dict[int, Callable[..., int]] = {}
 #: Ids for `_CALLBACKS`; `next` on it is atomic, and guests link on several threads.
 _callback_ids = itertools.count(1)
 
 
 @capi.HostFunctionCallback
-def _trampoline(data, context, ty, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
-    return _CALLBACKS[data].invoke(context, ty, args, results)
+def _trampoline(data, context, ty, args, nargs, results, nresults):
+    return _CALLBACKS[data](context, ty, args, results)
 
 
 @capi.DestructorCallback
-def _destructor(data, context, rep):  # type: ignore[no-untyped-def]
-    return _CALLBACKS[data].invoke(rep)
+def _destructor(data, context, rep):
+    return _CALLBACKS[data](rep)
 
 
 @capi.Finalizer
-def _forget(data):  # type: ignore[no-untyped-def]
+def _forget(data):
     _CALLBACKS.pop(data, None)
 
 
@@ -225,18 +227,19 @@ class EpochWatch:
 
 
 @capi.EpochDeadlineCallback
-def _epoch_deadline(context, data, next_deadline, action):  # type: ignore[no-untyped-def]
-    return _CALLBACKS[data].invoke(next_deadline, action)
+def _epoch_deadline(context, data, next_deadline, action):
+    return _CALLBACKS[data](next_deadline, action)
 
 
 def stop_on_epoch(store: wasmtime.Store, switch: StopSwitch) -> None:
     """Let `switch` stop the guest in `store` when the engine's epoch is bumped."""
     store.set_epoch_deadline(1)
+    watch = EpochWatch(switch)
     capi.store_epoch_deadline_callback(ctypes.cast(store.ptr(), ctypes.c_void_p).value,
-                                       _epoch_deadline, _register(EpochWatch(switch)), _forget)
+                                       _epoch_deadline, _register(watch.invoke), _forget)
 
 
-def _register(callback: HostFunction | Destructor | EpochWatch) -> int:
+def _register(callback: Callable[..., int]) -> int:
     callback_id = next(_callback_ids)
     _CALLBACKS[callback_id] = callback
     return callback_id
@@ -258,12 +261,13 @@ def link(root: wc.LinkerInstance, ctx: WasiCtx, interfaces: list[Interface]) -> 
                                         f"{interface.name}#[resource-drop]{wit_name}")
                 check_error(capi.linker_instance_add_resource(
                     instance.ptr(), name, len(name), ctx.resource_type(type_id).ptr(),
-                    _destructor, _register(destructor), _forget))
+                    _destructor, _register(destructor.invoke), _forget))
             for wit_name, impl in interface.functions.items():
                 name = wit_name.encode()
                 function = HostFunction(ctx, f"{interface.name}#{wit_name}", impl)
                 check_error(capi.linker_instance_add_func(
-                    instance.ptr(), name, len(name), _trampoline, _register(function), _forget))
+                    instance.ptr(), name, len(name), _trampoline, _register(function.invoke),
+                    _forget))
 
 
 #: The WASI 0.2 version the host defines; guests importing any 0.2.x link to it.

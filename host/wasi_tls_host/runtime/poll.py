@@ -79,7 +79,8 @@ class StopSwitch:
         self.reason: str | None = None
         self._wake = wake
         # Non-blocking: a full pipe already holds a wake-up (one call, not three).
-        self.read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._write_fd: int | None = write_fd  # None once closed
         # Reentrant: a signal handler may request while its thread closes.
         self._lock = threading.RLock()
         self._timer: threading.Timer | None = None
