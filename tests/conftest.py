@@ -63,6 +63,16 @@ def run_host(component: Path | str, *args: str, flags: tuple[str, ...] = (),
                           env={**os.environ, **(env or {})})
 
 
+def run_outside_venv(command: list[str | Path], cwd: Path,
+                     timeout: float = 300) -> subprocess.CompletedProcess:
+    """`command` as from a shell with no virtualenv activated and nothing of
+    the repository on the path (text output)."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    return subprocess.run([str(part) for part in command], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 class GuestServer:
     """A server guest under `wasi-tls-host run` (behind `prefix`, a command
     such as prlimit that runs the host), up once it printed `listening on

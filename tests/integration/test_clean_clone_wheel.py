@@ -11,27 +11,22 @@ the `wheel` marker.
 
 from __future__ import annotations
 
-import os
-import subprocess
+import functools
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from conftest import run_outside_venv
+
 pytestmark = pytest.mark.wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKED = "host/wasi_tls_host/conformance/components"
 CASES = ("wasi/poll-mixed", "tls/handshake-python-ssl@tls1.3", "draft-identity/parse-garbage")
-
-
-def run(command: list[str | Path], cwd: Path, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """As from a shell with no virtualenv activated and nothing of the repository on the path."""
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
-    return subprocess.run([str(part) for part in command], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=timeout)
+#: A wheel build here compiles the conformance components: minutes, not seconds.
+run = functools.partial(run_outside_venv, timeout=1800)
 
 
 @pytest.fixture(scope="module")

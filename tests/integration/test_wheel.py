@@ -9,9 +9,7 @@ virtualenv), and runs it against a local HTTPS server.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import tomllib
 import zipfile
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_outside_venv as run
 from peers import PythonHttps
 
 pytestmark = pytest.mark.wheel
@@ -43,14 +42,6 @@ class Run(exports.Run):
         print(response.status)
         print(response.body.decode(), end="")
 '''
-
-
-def run(command: list[str | Path], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """As from a shell with no virtualenv activated and nothing of the repository on the path."""
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
-    return subprocess.run([str(part) for part in command], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
