@@ -26,7 +26,8 @@ BROKEN_HOSTS = Path(__file__).with_name("broken_hosts.py")
 #: `wasi-tls-host run` with every placeholder, as the default template has it.
 RUN = ("run --ca-file {ca_file} --allow-net {allow_net} --tls-handshake-timeout 10 "
        "{identity_args} {component} {args}")
-WASMTIME_RUN = "run -S tls,inherit-network,allow-ip-name-lookup {component} {args}"
+WASMTIME_RUN = "run -S tls,http,cli,inherit-network,allow-ip-name-lookup {component} {args}"
+WASMTIME_SERVE = "serve -S cli --addr {addr} {component}"
 
 
 def conformance(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -151,8 +152,9 @@ def test_wasmtime_gives_the_verdicts_the_report_documents(guests, tmp_path):
     # run shows them, this test spares the time.
     names = [name for name in case_names() if "/stall-" not in name]
     template = f"{shlex.quote(wasmtime_cli())} {WASMTIME_RUN}"
-    result = conformance("--host-cmd", template, "--json", tmp_path / "report.json",
-                         *only(names))
+    serve = f"{shlex.quote(wasmtime_cli())} {WASMTIME_SERVE}"
+    result = conformance("--host-cmd", template, "--serve-cmd", serve, "--json",
+                         tmp_path / "report.json", *only(names))
     expected = {name: documented[name] for name in names}
     assert verdicts(tmp_path / "report.json") == expected, result.stdout
     assert result.returncode == (1 if "failed" in expected.values() else 0), result.stderr

@@ -1,6 +1,7 @@
 """wasi:http outgoing requests through the installed `wasi-tls-host run`.
 
-The guest is http-fetch (componentize-py, generated wasi:http bindings).
+The guest is http-fetch (componentize-py, generated wasi:http bindings), and
+at the end a JavaScript fetch() (ComponentizeJS) under the same policy.
 Peers are real servers on loopback: an h11 server over Python's ssl (one
 that answers what the tests ask), nginx, and raw sockets that misbehave.
 Every TLS case runs under TLS 1.2 and 1.3. Each failure must be the right
@@ -15,6 +16,7 @@ import threading
 
 import pytest
 from http_peers import H11Server, NginxHttps, RawServer, body_bytes, hold, read_head, sha256
+from js_components import build_js_components
 
 from conftest import HOST, run_host
 from peers import OpenSSLServer, free_port
@@ -472,3 +474,37 @@ def test_http_client_identity_hosts(fetch_guest, pki, hosts, message):
                             timeout=60)
     assert result.returncode == 2
     assert result.stderr.decode().strip() == f"wasi-tls-host: {message}"
+
+
+# -- a JavaScript fetch() (ComponentizeJS) through the same host -----------------------
+
+@pytest.mark.js
+def test_js_fetch_over_https_on_the_hosts_policy(pki, leaf, version):
+    """fetch() in a StarlingMonkey component: it trusts --ca-file, presents
+    --http-client-identity to a server that requires one, and is refused
+    without the CA, without the identity and outside --allow-net. JavaScript
+    sees every refusal as a TypeError ("NetworkError"), so the server's log
+    is what shows where each one stopped."""
+    js_fetch = build_js_components().fetch
+    client = pki.leaf("client.example")
+    identity = ("--http-client-identity", f"localhost={client.cert_file},{client.key_file}")
+    server = https_server(pki, leaf, version, client_auth=ssl.CERT_REQUIRED)
+    url = f"https://localhost:{server.port}/client-cert"
+    try:
+        trusted = run_host(js_fetch, url, flags=trusting(pki, server.port, *identity))
+        served = len(server.seen)
+        no_ca = run_host(js_fetch, url, flags=("--allow-net", f"localhost:{server.port}",
+                                               *identity))
+        no_identity = run_host(js_fetch, url, flags=trusting(pki, server.port))
+        not_allowed = run_host(js_fetch, url, flags=trusting(pki, server.port + 1, *identity))
+    finally:
+        server.close()
+    assert trusted.returncode == 0, trusted.stderr.decode()
+    assert "header x-client-subject: client.example" in trusted.stdout.decode().splitlines()
+    assert served == 1
+    for refused in (no_ca, no_identity, not_allowed):
+        assert refused.returncode == 1, refused.stderr.decode()
+        assert "NetworkError" in refused.stderr.decode()
+        assert "trapped" not in refused.stderr.decode()
+    assert "denied connect to 127.0.0.1" in not_allowed.stderr.decode()
+    assert len(server.seen) == served  # none of the refused requests got through

@@ -1,6 +1,8 @@
 """`wasi-tls-host conformance`: run the wasi:tls conformance suite against a host.
 
-Without --host-cmd the host is this one (its installed `wasi-tls-host`).
+Without --host-cmd the host is this one (its installed `wasi-tls-host`), and
+so is its server (`serve`, for the cases of incoming handlers); with
+--host-cmd, those cases need --serve-cmd.
 Exit status: 0 when no case failed, 1 when any did, 2 for a usage mistake or
 a suite that cannot start (a component missing from the package).
 """
@@ -12,12 +14,20 @@ import sys
 import time
 from pathlib import Path
 
-from .template import PLACEHOLDERS, HostTemplate, TemplateError, default_template
+from .template import (
+    PLACEHOLDERS,
+    SERVE_REQUIRES,
+    HostTemplate,
+    TemplateError,
+    default_serve_template,
+    default_template,
+)
 
 USAGE_STATUS = 2
 
-EXAMPLE = ('--host-cmd "wasmtime run -S tls,inherit-network,allow-ip-name-lookup '
-           '{component} {args}"')
+EXAMPLE = ('--host-cmd "wasmtime run -S tls,http,inherit-network,allow-ip-name-lookup '
+           '{component} {args}" \\\n    --serve-cmd "wasmtime serve -S cli --addr {addr} '
+           '{component}"')
 
 
 def add_parser(commands, host_command: str) -> None:
@@ -33,6 +43,12 @@ def add_parser(commands, host_command: str) -> None:
                              f"{', '.join(PLACEHOLDERS)} ({{component}} and {{args}} are "
                              "required; a case that needs one the template lacks is not "
                              "applicable). Default: this host")
+    parser.add_argument("--serve-cmd", metavar="TEMPLATE",
+                        help="the host's server for incoming-handler components, as a "
+                             "command with {component} and {addr} (HOST:PORT), and "
+                             "{identity_args} if it serves HTTPS. Default: this host's "
+                             "serve, unless --host-cmd is given (then the serve cases are "
+                             "not applicable)")
     parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
                         help="run only the cases whose names match the glob PATTERN "
                              "(repeatable), e.g. 'tls/*' or '*@tls1.3'")
@@ -72,10 +88,18 @@ def run(options: argparse.Namespace) -> int:
     except TemplateError as error:
         print(f"wasi-tls-host: --host-cmd: {error}", file=sys.stderr)
         return USAGE_STATUS
+    serve_text = options.serve_cmd or (None if options.host_cmd
+                                       else default_serve_template(options.host_command))
+    try:
+        serve_template = HostTemplate(serve_text, SERVE_REQUIRES) if serve_text else None
+    except TemplateError as error:
+        print(f"wasi-tls-host: --serve-cmd: {error}", file=sys.stderr)
+        return USAGE_STATUS
     started = time.monotonic()
     with workdir() as directory:
         try:
-            outcomes = Runner(template, Path(directory), known, jobs=options.jobs).run(chosen)
+            outcomes = Runner(template, Path(directory), known, jobs=options.jobs,
+                              serve_template=serve_template).run(chosen)
         except components.MissingComponent as missing:
             print(f"wasi-tls-host: {missing}", file=sys.stderr)
             return USAGE_STATUS

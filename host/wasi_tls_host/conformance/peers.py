@@ -19,6 +19,8 @@ gives up after `IDLE_S` of silence, so no peer outlives its case.
 from __future__ import annotations
 
 import hashlib
+import http.client
+import http.server
 import shutil
 import socket
 import ssl
@@ -746,6 +748,206 @@ class NoPeer:
         pass
 
 
+class HttpOrigin(TlsServer):
+    """An HTTP/1.1 origin for the wasi:http cases, over TLS (or plain HTTP with
+    `tls = false`). Routes: `GET /bytes/N`, N pattern bytes with a length;
+    `GET /truncated/N`, a length of N but half the bytes, then the
+    connection is cut; `PUT /sha256`, reads the body (any framing) and
+    answers with x-body-size and x-body-sha256. Every answer carries
+    x-client-subject when the client presented a certificate. Options:
+    `certificate`, `client_auth` "required" (from the trusted CA), and
+    `handshakes`, the connections that must get through (0 for a case that
+    refuses the server). The guest's facts: `sent` bytes (the origin must
+    have read as many), `client_subject`."""
+
+    def __init__(self, pki: Pki, version: str | None, *, tls: bool = True,
+                 client_auth: str = "none", handshakes: int = 1, **options):
+        self.tls = tls
+        super().__init__(pki, version, handshakes=handshakes, close_notifies=0, **options)
+        if client_auth == "required":
+            self.context.verify_mode = ssl.CERT_REQUIRED
+            pki.ca.configure_trust(self.context)
+        self.values["url"] = f"{'https' if tls else 'http'}://{self.values['address']}"
+
+    def serve(self, raw: socket.socket, record: Served) -> None:
+        if self.tls:
+            super().serve(raw, record)
+        else:
+            record.handshake = True
+            self.session(raw, record)
+
+    def session(self, connection: socket.socket, record: Served) -> None:
+        subject = None
+        certificate = connection.getpeercert() if isinstance(connection, ssl.SSLSocket) else None
+        if certificate:
+            names = [pair[1] for rdn in certificate["subject"] for pair in rdn
+                     if pair[0] == "commonName"]
+            subject = str(names[0]) if names else None
+        record.notes["client_subject"] = subject
+        _OriginHandler(connection, record, subject)
+
+    def problems(self, facts: dict) -> list[str]:
+        found = super().problems(facts)
+        sent = facts.get("sent")
+        if sent is not None and not any(r.received == sent for r in self.served):
+            found.append(f"peer: read {[r.received for r in self.served]} body byte(s), the "
+                         f"guest sent {sent}")
+        seen = [r.notes.get("client_subject") for r in self.served if r.handshake]
+        if "client_subject" in facts and facts["client_subject"] not in seen:
+            found.append(f"peer: the guest reported client {facts['client_subject']!r}; the "
+                         f"peer saw {seen}")
+        return found
+
+
+class _OriginHandler(http.server.BaseHTTPRequestHandler):
+    """HttpOrigin's requests on one connection (stdlib, not the host's h11)."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_S
+
+    def __init__(self, connection: socket.socket, record: Served, subject: str | None):
+        self.record, self.subject = record, subject
+        super().__init__(connection, connection.getpeername(), None)  # type: ignore[arg-type]
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+    def do_GET(self):
+        _, route, size = self.path.partition("/bytes/")
+        _, cut, cut_size = self.path.partition("/truncated/")
+        if size.isdigit():
+            self._answer(200, pattern(int(size)))
+        elif cut_size.isdigit():
+            data = pattern(int(cut_size))
+            self._head(200, len(data))
+            self.wfile.write(data[:len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+        else:
+            self._answer(404, b"")
+
+    def do_PUT(self):
+        body = hashlib.sha256()
+        for piece in self._body():
+            body.update(piece)
+            self.record.received += len(piece)
+        self._answer(200, b"", {"x-body-size": str(self.record.received),
+                                "x-body-sha256": body.hexdigest()})
+
+    def _body(self):
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                yield self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+        else:
+            yield self.rfile.read(int(self.headers.get("content-length", 0)))
+
+    def _head(self, status: int, length: int, extra: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("content-length", str(length))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        if self.subject:
+            self.send_header("x-client-subject", self.subject)
+        self.end_headers()
+
+    def _answer(self, status: int, data: bytes, extra: dict | None = None) -> None:
+        self._head(status, len(data), extra)
+        self.wfile.write(data)
+
+
+class ClosedPort(NoPeer):
+    """An address where nothing listens: `{url}` there refuses the connection."""
+
+    def __init__(self, pki: Pki, version: str | None):
+        self.values = {"url": f"http://{LOOPBACK}:{free_port()}"}
+
+
+class HttpClients:
+    """Clients of a served handler (the `serve` cases): `clients` at once, each
+    on its own connection to {listen} once the server listens, each asking
+    `GET /bytes/SIZE` over HTTPS (`tls`, with the client `certificate` if
+    given) or HTTP. With `expect_refused`, every one must be refused in the
+    handshake instead."""
+
+    def __init__(self, pki: Pki, version: str | None, *, tls: bool = True,
+                 certificate: str | None = None, clients: int = 1, size: int = 0,
+                 expect_refused: bool = False):
+        self.port = free_port()
+        self.values = {"listen": f"{LOOPBACK}:{self.port}"}
+        self.tls, self.clients, self.size = tls, clients, size
+        self.context = pki.client_context(version, pki[certificate] if certificate else None) \
+            if tls else None
+        self.version, self.expect_refused = version, expect_refused
+        self.results: list[str] = []
+        self.listened = False
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self, seconds: float) -> None:
+        self.thread.start()
+        self.thread.join(seconds)
+
+    def _run(self) -> None:
+        first = connect_when_listening(self.port, self.stopping, timeout=120)
+        if first is None:
+            return
+        first.close()
+        self.listened = True
+        threads = [threading.Thread(target=self._one, daemon=True) for _ in range(self.clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _one(self) -> None:
+        connection: http.client.HTTPConnection
+        if self.tls:
+            connection = http.client.HTTPSConnection(LOOPBACK, self.port, timeout=IDLE_S * 3,
+                                                     context=self.context)
+        else:
+            connection = http.client.HTTPConnection(LOOPBACK, self.port, timeout=IDLE_S * 3)
+        try:
+            connection.request("GET", f"/bytes/{self.size}")
+            response = connection.getresponse()
+            body = response.read()
+            version = connection.sock.version() if isinstance(connection.sock, ssl.SSLSocket) \
+                else None
+            if response.status != 200 or body != pattern(self.size):
+                self.results.append(f"status {response.status}, {len(body)} bytes not as sent")
+            elif self.tls and version != f"TLSv{self.version}" and self.version:
+                self.results.append(f"served over {version}")
+            else:
+                self.results.append("ok")
+        except (OSError, http.client.HTTPException) as error:
+            self.results.append(f"refused: {describe(error)}" if isinstance(error, ssl.SSLError)
+                                else describe(error))
+        finally:
+            connection.close()
+
+    @property
+    def got(self) -> str:
+        if not self.listened:
+            return "never listened"
+        tally = {result: self.results.count(result) for result in self.results}
+        return "; ".join(f"{count}x {result}" for result, count in sorted(tally.items()))
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(CLOSE_S)
+
+    def problems(self, facts: dict) -> list[str]:
+        if not self.listened:
+            return ["the server never listened"]
+        wanted = "refused" if self.expect_refused else "ok"
+        wrong = [r for r in self.results if not r.startswith(wanted)]
+        if len(self.results) < self.clients:
+            wrong.append(f"only {len(self.results)} of {self.clients} clients finished")
+        return [f"client: {problem}" for problem in wrong[:3]]
+
+
 PEERS = {
     "none": NoPeer,
     "tls-observer": TlsObserver,
@@ -758,4 +960,7 @@ PEERS = {
     "tls-nested-echo": TlsNestedEcho,
     "openssl-reverse": OpenSslReverse,
     "tcp": TcpService,
+    "http-origin": HttpOrigin,
+    "closed-port": ClosedPort,
+    "http-clients": HttpClients,
 }

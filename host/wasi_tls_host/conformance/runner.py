@@ -4,6 +4,12 @@ The host is a command template (`template.HostTemplate`). A case needing
 something the template cannot express (manifest `needs`) is not applicable,
 with the reason, and never counts as passed.
 
+A case of a `serve` component runs the serve template instead: the runner
+starts the server and waits until it says it is serving (a line matching
+`READY`: this host prints `serving on URL`, `wasmtime serve` `Serving HTTP
+on URL`, both once the component is compiled); then the peer's clients make
+their requests, the verdict is theirs, and the server is stopped.
+
 Each case gets fresh peers on loopback; the PKI is made once per run. Cases
 run `jobs` at a time, longest bound first; the outcomes come back in
 manifest order whatever the order they finished in.
@@ -14,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import signal
 import subprocess
 import tempfile
 import time
@@ -33,7 +40,12 @@ STEP_MARK = "conformance-step "
 DEFAULT_BOUND_S = 30.0
 PASSED, FAILED, NOT_APPLICABLE = "passed", "failed", "not applicable"
 #: What each `needs` word asks of the template, and how to tell.
-TEMPLATE_NEEDS = {"ca-file": "{ca_file}", "identities": "{identity_args}"}
+TEMPLATE_NEEDS = {"ca-file": "{ca_file}", "identities": "{identity_args}",
+                  "http-identity": "{http_identity_args}"}
+#: How long a stopped server may take to exit before it is killed.
+STOP_S = 15.0
+#: What a server prints once it accepts requests.
+READY = re.compile(rb"\bserving\b", re.I)
 TOOL_NEEDS = {"openssl": peers.openssl_installed}
 
 
@@ -67,6 +79,8 @@ class Component:
     #: An interface beyond the upstream ones; a host that cannot run the
     #: component makes its cases not applicable rather than failed.
     requires: str | None
+    #: An incoming handler, run by the serve template rather than the run one.
+    serve: bool = False
 
 
 @dataclass
@@ -90,7 +104,8 @@ class Outcome:
 
 def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, Component], list[Case]]:
     data = tomllib.loads(path.read_text())
-    known = {name: Component(name, spec["world"], spec["about"], spec.get("requires"))
+    known = {name: Component(name, spec["world"], spec["about"], spec.get("requires"),
+                             spec.get("serve", False))
              for name, spec in data["components"].items()}
     cases = []
     for spec in data["case"]:
@@ -142,6 +157,13 @@ def identity_args(pki: Pki) -> list[str]:
     return args + ["--client-ca", str(pki.ca_file)]
 
 
+def http_identity_args(pki: Pki) -> list[str]:
+    """`{http_identity_args}`: the client certificate wasi:http requests to the
+    peers' address present, in the syntax of `wasi-tls-host run`."""
+    client = pki["client"]
+    return ["--http-client-identity", f"127.0.0.1={client.cert_file},{client.key_file}"]
+
+
 @dataclass
 class GuestRun:
     status: int | None
@@ -168,8 +190,11 @@ def parse_output(stdout: str) -> tuple[dict | None, list[str]]:
 
 class Runner:
     def __init__(self, template: HostTemplate, workdir: Path,
-                 components: dict[str, Component], *, jobs: int = 2):
+                 components: dict[str, Component], *, jobs: int = 2,
+                 serve_template: HostTemplate | None = None):
         self.template = template
+        #: The host's server command; without it the serve cases are not applicable.
+        self.serve_template = serve_template
         #: The manifest's components (`load_manifest`), for what each requires.
         self.components = components
         self.jobs = max(1, jobs)
@@ -192,6 +217,8 @@ class Runner:
         compiles it then rather than in every worker at once. A host that cannot
         run a component that needs an extension makes its cases not applicable."""
         self._unpacked[name] = components.unpack(name, self.workdir)
+        if self.components[name].serve:
+            return  # a handler has no `probe` to run; its first case compiles it
         probe = self._run_guest(name, ["probe"], bound=120)
         requires = self.components[name].requires
         if requires is None:
@@ -207,8 +234,13 @@ class Runner:
         """Why the case cannot run here, the most fundamental reason first."""
         if case.component in self._unavailable:
             return self._unavailable[case.component]
+        template = self.template
+        if self.components[case.component].serve:
+            if self.serve_template is None:
+                return "needs a server command (--serve-cmd)"
+            template = self.serve_template
         for need in case.needs:
-            if need in TEMPLATE_NEEDS and not self.template.has(TEMPLATE_NEEDS[need]):
+            if need in TEMPLATE_NEEDS and not template.has(TEMPLATE_NEEDS[need]):
                 return f"needs {need}: the host command has no {TEMPLATE_NEEDS[need]}"
             if need in TOOL_NEEDS and not TOOL_NEEDS[need]():
                 return f"needs {need}, which is not installed here"
@@ -223,6 +255,8 @@ class Runner:
         except (OSError, RuntimeError) as error:
             return Outcome(case, FAILED, "-", reason=f"the runner could not start its peer "
                                                      f"{case.peer}: {error}")
+        if self.components[case.component].serve:
+            return self._serve_case(case, peer)
         try:
             args = [fill(arg, peer.values, self.pki) for arg in case.args]
             run = self._run_guest(case.component, args, case.bound)
@@ -231,10 +265,45 @@ class Runner:
         problems = peer.problems((run.result or {}).get("facts", {}))
         return judge(case, run, problems)
 
+    def _serve_case(self, case: Case, clients) -> Outcome:
+        """Serve the handler, let the clients ask once it listens, stop it."""
+        assert self.serve_template is not None  # _missing said so otherwise
+        tls = case.peer_options.get("tls", True)
+        command = self.serve_template.command(
+            component=self._unpacked[case.component], args=[], ca_file=self.pki.ca_file,
+            identity_args=identity_args(self.pki) if tls else [],
+            addr=clients.values["listen"])
+        output = self.workdir / f"serve-{abs(hash(case.name))}.out"
+        started = time.monotonic()
+        with output.open("w+b") as log:
+            try:
+                server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                          stderr=subprocess.STDOUT)
+            except OSError as error:
+                clients.close()
+                return Outcome(case, FAILED, "-", reason=f"cannot run the server: {error}")
+            try:
+                if wait_until_ready(server, output, case.bound):
+                    clients.start(max(0.0, case.bound - (time.monotonic() - started)))
+            finally:
+                clients.close()
+                status = stop(server)
+            log.seek(0)
+            said = log.read().decode(errors="replace")
+        seconds = time.monotonic() - started
+        problems = clients.problems({})
+        if not problems:
+            return Outcome(case, PASSED, clients.got, seconds, exit_status=status, stdout=said)
+        reason = "; ".join(problems)
+        if not clients.listened:
+            reason += f" (the server said: {first_line(said) or 'nothing'})"
+        return Outcome(case, FAILED, clients.got, seconds, reason, status, said)
+
     def _run_guest(self, component: str, args: list[str], bound: float) -> GuestRun:
         command = self.template.command(
             component=self._unpacked[component], args=args, ca_file=self.pki.ca_file,
-            identity_args=identity_args(self.pki))
+            identity_args=identity_args(self.pki),
+            http_identity_args=http_identity_args(self.pki))
         started = time.monotonic()
         try:
             process = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
@@ -250,6 +319,27 @@ class Runner:
         result, steps = parse_output(stdout)
         return GuestRun(status, stdout, stderr, time.monotonic() - started, timed_out, result,
                         steps)
+
+
+def wait_until_ready(server: subprocess.Popen, output: Path, seconds: float) -> bool:
+    """Whether the server said it is serving (`READY`) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and server.poll() is None:
+        if READY.search(output.read_bytes()):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def stop(server: subprocess.Popen) -> int | None:
+    """Stop a server as an operator would (SIGTERM), killing it if it lingers."""
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+    try:
+        return server.wait(STOP_S)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        return server.wait()
 
 
 def fill(text: str, values: dict[str, str], pki: Pki) -> str:
