@@ -9,6 +9,10 @@ line of results.
                                sending side and wait for the peer to close
   tls-read HOST:PORT BYTES     the same over TLS (to the peer's close_notify)
   tls-write HOST:PORT BYTES    the same over TLS (close_notify, then the peer's)
+  bulk-read HOST:PORT BYTES    tls-read with wasi_guest.bulk.read (the host's
+                               fast path in a world that has it)
+  bulk-write HOST:PORT BYTES   tls-write with wasi_guest.bulk.write; writes
+                               random bytes (the others write zeros)
   handshakes HOST:PORT COUNT   COUNT TLS connections one after another, each
                                closed right after its handshake
   hold HOST:PORT COUNT         print `ready` after one TLS connection, wait for
@@ -21,15 +25,18 @@ with one entry per handshake. Errors: `error: ...` on stderr, exit status 1.
 """
 
 import json
+import os
 import sys
 
+from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import monotonic_clock, stdin
+from wit_world.imports import monotonic_clock, stdin, streams
 
-from wasi_guest import WasiError, cli, io, net, tls
+from wasi_guest import WasiError, bulk, cli, io, net, tls
 
 CHUNK = 64 * 1024
-USAGE = "usage: net-bench tcp-read|tcp-write|tls-read|tls-write|handshakes|hold HOST:PORT N [NAME]"
+USAGE = ("usage: net-bench tcp-read|tcp-write|tls-read|tls-write|bulk-read|bulk-write|"
+         "handshakes|hold HOST:PORT N [NAME]")
 
 
 def seconds_since(start_ns):
@@ -109,6 +116,49 @@ def tls_write(address, total, server_name):
     return {"seconds": elapsed, "bytes": sent, "calls": calls}
 
 
+def bulk_read(address, total, server_name):
+    conn = tls_connect(address, server_name)
+    received = calls = 0
+    start = monotonic_clock.now()
+    while True:
+        try:
+            data = bulk.read(conn.input, CHUNK)
+        except Err as error:
+            if isinstance(error.value, streams.StreamError_Closed):
+                break
+            raise WasiError("io", repr(error.value)) from None
+        calls += 1
+        if data:
+            received += len(data)
+        else:
+            io.wait_for(conn.input)
+    elapsed = seconds_since(start)
+    conn.close()
+    return checked({"seconds": elapsed, "bytes": received, "calls": calls}, total)
+
+
+def bulk_write(address, total, server_name):
+    conn = tls_connect(address, server_name)
+    chunk = os.urandom(CHUNK)
+    sent = calls = 0
+    start = monotonic_clock.now()
+    while sent < total:
+        permit = io.check_write(conn.output)
+        if permit == 0:
+            io.wait_for(conn.output)
+            continue
+        size = min(permit, CHUNK, total - sent)
+        bulk.write(conn.output, chunk[:size])
+        sent += size
+        calls += 1
+    conn.flush()
+    conn.close_output()
+    conn.read_all()
+    elapsed = seconds_since(start)
+    conn.close()
+    return {"seconds": elapsed, "bytes": sent, "calls": calls}
+
+
 def handshakes(address, count, server_name):
     times = []
     for _ in range(count):
@@ -142,6 +192,8 @@ COMMANDS = {
     "tcp-write": tcp_write,
     "tls-read": tls_read,
     "tls-write": tls_write,
+    "bulk-read": bulk_read,
+    "bulk-write": bulk_write,
     "handshakes": handshakes,
     "hold": hold,
 }
