@@ -13,6 +13,7 @@ real guest.
 from __future__ import annotations
 
 import binascii
+import io
 import socket
 import struct
 from ctypes import byref
@@ -111,6 +112,20 @@ def test_the_host_picks_ascii_only_when_every_byte_is_below_0x80():
         chunk = bulk.read(ctx, pipe.input, 100)
         assert chunk.tag == form
         assert as_guest_sees(chunk) == data
+    ctx.close()
+
+
+def test_an_embedders_file_that_reads_into_other_buffers_still_gives_bytes():
+    class ReadsBytearrays(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def read(self, size=-1):
+            return bytearray(b"plain")
+    ctx = WasiCtx(HostConfig(stdin=ReadsBytearrays()))
+    chunk = bulk.read(ctx, ctx.stdin, 10)
+    assert chunk == Case("ascii", b"plain")
+    assert type(chunk.payload) is bytes  # what the codec lowers as a string
     ctx.close()
 
 

@@ -45,6 +45,8 @@ interface.resource("output-stream", Res.OUTPUT_STREAM)
 
 def chunk(data: bytes) -> Case:
     """The `chunk` carrying `data`: as it is when it is ASCII, else in hex."""
+    if type(data) is not bytes:  # an embedder's file may read into other buffers
+        data = bytes(data)
     if data.isascii():
         return Case("ascii", data)
     return Case("hex", binascii.b2a_hex(data))
