@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test guests peers bench lint clean
+.PHONY: demo test guests js-guests peers bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ $(STAMP): pyproject.toml
 guests: $(STAMP)
 	$(PY) guests/build.py
 
+# The JavaScript components (ComponentizeJS, from npm) in build/js/: npm ci
+# and a build only when guests/js changed (guests/js/build.mjs keeps the key).
+JS_GUESTS_BUILD := guests/js/build.mjs
+
+js-guests:
+	@if command -v node >/dev/null && command -v npm >/dev/null; then node $(JS_GUESTS_BUILD); \
+	  else echo "js-guests: node/npm not found; the JavaScript component tests will be skipped"; fi
+
 # Real TLS peers from Debian for the end-to-end tests.
 peers:
 	@command -v openssl >/dev/null && command -v curl >/dev/null && command -v nginx >/dev/null || \
@@ -27,7 +35,7 @@ peers:
 demo: guests
 	$(PY) -m wasi_tls_host.demo
 
-test: guests peers
+test: guests js-guests peers
 	$(PY) -m pytest -q
 
 bench: guests

@@ -34,7 +34,7 @@ from wasi_tls_host import Host, HostConfig, NetRule, TlsPolicy
 from wasi_tls_host.runtime import calls
 from wasi_tls_host.runtime import poll as host_poll
 from wasi_tls_host.tls import openssl
-from wasi_tls_host.tls.core import TlsCore
+from wasi_tls_host.tls.core import Op, TlsCore
 
 IN_MEMORY = 300
 SERVER = """
@@ -101,14 +101,18 @@ class Clocks:
 
         host_poll.select = TimedSelect
 
-        step = TlsCore._step_openssl
+        call = TlsCore._call
 
-        def timed_step(connection):
-            had_input = connection._incoming.pending > 0
+        def timed_call(connection, op, *args):
+            if op != Op.HANDSHAKE:
+                return call(connection, op, *args)
+            had_input = connection._inbound.bio.pending > 0
             start = time.perf_counter()
-            step(connection)
-            self.steps[had_input].append(time.perf_counter() - start)
-        TlsCore._step_openssl = timed_step
+            try:
+                return call(connection, op, *args)
+            finally:
+                self.steps[had_input].append(time.perf_counter() - start)
+        TlsCore._call = timed_call
 
 
 def guest_handshakes(address: str, ca_file: str, count: int) -> list[float]:

@@ -7,6 +7,7 @@ line (after the usage) with exit status 2, before anything runs.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 import sys
@@ -14,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import HostConfig, NetRule, Preopen
+from .config import HostConfig, NetRule, Preopen, host_key
 from .conformance import command as conformance
 from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
 from .host import GuestTrap, Host, HostError
@@ -190,6 +191,11 @@ def _add_run(commands) -> None:
                           "PEM certificate chain, leaf first, and its PEM private key. The "
                           "guest gets it from wasi-tls-host:tls/preopens; the key never "
                           "enters the guest")
+    run.add_argument("--http-client-identity", action="append", type=_identity, default=[],
+                     metavar="HOST=CERTFILE,KEYFILE",
+                     help="present this client certificate (PEM chain, leaf first, and its "
+                          "PEM key) when a server at HOST asks for one during a wasi:http "
+                          "request (repeatable, one per host); the key never enters the guest")
     run.add_argument("--client-ca", action="append", type=_existing_file("client CA file"),
                      default=[], metavar="PEM",
                      help="trust the CA certificates in PEM for the client certificates a "
@@ -211,9 +217,10 @@ def _add_wit(commands) -> None:
     wit = commands.add_parser(
         "wit", help="write the WIT this host implements into a directory",
         description="Write the WIT tree this host implements into DIR (created if missing): "
-                    f"the worlds in tls.wit ({', '.join(WORLDS)}), WASI 0.2, wasi:tls and "
-                    "wasi-tls-host:tls under deps/. Use it with `componentize-py -d DIR "
-                    "-w WORLD --features tls ...`, or let `wasi-tls-host build` do that.")
+                    f"the worlds in tls.wit ({', '.join(WORLDS)}), WASI 0.2 (wasi:http "
+                    "too), wasi:tls and wasi-tls-host:tls under deps/. Use it with "
+                    "`componentize-py -d DIR -w WORLD --features tls ...`, or let "
+                    "`wasi-tls-host build` do that.")
     wit.add_argument("directory", type=_writable_directory, metavar="DIR")
 
 
@@ -230,7 +237,8 @@ def _add_build(commands) -> None:
     build.add_argument("-w", "--world", required=True, choices=WORLDS,
                        help="`plain` (WASI 0.2 only), `tls-client` (also the upstream "
                             "wasi:tls client), `tls-server` or `tls-full-client` (the full "
-                            "wasi-tls-host:tls draft)")
+                            "wasi-tls-host:tls draft), `http-client` (wasi:http requests) "
+                            "or `http-proxy` (an incoming-handler, as for `wasmtime serve`)")
     build.add_argument("-o", "--output", required=True, type=_output_file, metavar="OUT.wasm",
                        help="the component to write")
     build.add_argument("-m", "--module", default=DEFAULT_MODULE,
@@ -255,6 +263,7 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
                       identities=_unique_names(options.identity),
                       handshake_timeout=options.tls_handshake_timeout,
                       **({"keylog_file": options.tls_keylog} if options.tls_keylog else {})),
+        http_client_identities=_by_host(options.http_client_identity),
     )
 
 
@@ -263,6 +272,27 @@ def _unique_names(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, Pr
     if len(named) != len(identities):
         raise HostError("each --identity needs a name of its own")
     return named
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _by_host(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, PrivateIdentity]:
+    """--http-client-identity, keyed as requests look it up (`host_key`)."""
+    by_host = {}
+    for host, identity in identities:
+        key = host_key(host)
+        if ":" in key and not _is_ipv6(key):
+            raise HostError(f"--http-client-identity {host}: give the HOST alone, no port")
+        by_host[key] = identity
+    if len(by_host) != len(identities):
+        raise HostError("--http-client-identity takes each HOST once")
+    return by_host
 
 
 def run_command(options: argparse.Namespace) -> int:

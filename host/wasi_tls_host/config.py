@@ -9,9 +9,12 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .tls.policy import TlsPolicy
+
+if TYPE_CHECKING:
+    from .tls.identity import PrivateIdentity
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -69,6 +72,16 @@ class NetRule:
         return address in self.addresses and (self.port is None or self.port == port)
 
 
+def host_key(host: str) -> str:
+    """A host name as --http-client-identity compares it: without case; an IP
+    address in its canonical form, IPv6 without brackets."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        return bare.lower()
+
+
 def _port(text: str, spec: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise ValueError(f"--allow-net {spec}: bad port {text!r}")
@@ -92,6 +105,8 @@ class HostConfig:
     inherit_network: bool = False
     initial_cwd: str | None = None
     tls: TlsPolicy = field(default_factory=TlsPolicy)
+    #: Client certificates for wasi:http requests, by server host (keyed by `host_key`).
+    http_client_identities: dict[str, PrivateIdentity] = field(default_factory=dict)
     stdin: BinaryIO | None = None
     stdout: BinaryIO | None = None
     stderr: BinaryIO | None = None

@@ -46,6 +46,8 @@ REGISTRY: dict[str, str] = {
     "wasi:tls/types": "wasi_tls.types",
     "wasi-tls-host:tls/tls": "wasi_tls.tls",
     "wasi-tls-host:tls/preopens": "wasi_tls.preopens",
+    "wasi:http/types": "http.types",
+    "wasi:http/outgoing-handler": "http.outgoing_handler",
 }
 
 

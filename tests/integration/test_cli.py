@@ -215,7 +215,8 @@ def test_run_returning_err_exits_1(tmp_path):
      "wasi-tls-host build: error: argument APP_DIR: not a directory: {tmp}/absent"),
     (["build", "{tmp}", "-w", "nope", "-o", "{tmp}/x.wasm"],
      "wasi-tls-host build: error: argument -w/--world: invalid choice: 'nope' "
-     "(choose from 'plain', 'tls-client', 'tls-server', 'tls-full-client')"),
+     "(choose from 'plain', 'tls-client', 'tls-server', 'tls-full-client', 'http-client', "
+     "'http-proxy')"),
     (["build", "{tmp}", "-w", "plain", "-o", "{tmp}/x.wasm"],
      "wasi-tls-host: no module 'app' (app.py or app/__init__.py) in {tmp}"),
     (["wit", "{tmp}/file"], "wasi-tls-host wit: error: argument DIR: "

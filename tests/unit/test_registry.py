@@ -14,6 +14,7 @@ from wasi_tls_host.guest_tools import WIT_DIR
 #: WIT interfaces the host deliberately does not provide.
 NOT_PROVIDED = {
     "wasi:cli/run",  # guests export it
+    "wasi:http/incoming-handler",  # guests export it (`serve` calls it)
     "wasi:clocks/timezone",  # @unstable, and no componentize-py guest imports it
 }
 

@@ -1,6 +1,7 @@
 """The core's stop points, its server role, aborts and post-handshake
 authentication, over in-memory lockstep pairs with real OpenSSL on both ends.
 Every test runs under TLS 1.2 and TLS 1.3 unless the feature exists in one only.
+At the end, the stop table (`tls.progress`) row by row, without OpenSSL.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from wasi_tls_host.tls import (
     TlsFailure,
     TlsPolicy,
 )
-from wasi_tls_host.tls.records import ContentType
+from wasi_tls_host.tls.progress import (
+    ANY_VERSION,
+    EMPTY_CERTIFICATE,
+    STOPS,
+    Direction,
+    Progress,
+    Role,
+)
+from wasi_tls_host.tls.records import ContentType, HandshakeType
 
 
 def client(pki: Pki, run_until: Point, **context) -> TlsCore:
@@ -79,6 +88,13 @@ def test_client_answers_a_certificate_request_with_a_late_identity(pki, version)
     handshake_ok(conn, peer)
     assert peer.peer_chain()[0] == identity.public.chain[0]
     assert identity.public.chain[0] in conn.own_certificate_message
+
+
+def test_an_identity_before_the_handshake_started_is_refused(pki):
+    conn = client(pki, Point.START)
+    with pytest.raises(TlsFailure, match="the handshake has not started") as info:
+        conn.use_context(pki.policy().client_context())
+    assert info.value.kind == ErrorKind.CONFIGURATION and conn.state == CoreState.SUSPENDED
 
 
 def test_no_certificate_request_stops_with_none(pki, version):
@@ -239,3 +255,96 @@ def test_a_client_whose_context_factory_raises_value_error_fails_without_an_aler
     assert errors[conn].kind == ErrorKind.CONFIGURATION
     assert conn.state == "broken" and conn.ciphertext_to_send() == b""
     assert errors[peer] is None and not peer.started  # the server never heard from it
+
+
+# -- the stop table itself, without OpenSSL -------------------------------------
+
+TLS_1_2, TLS_1_3 = 0x0303, 0x0304
+CERTIFICATE = bytes.fromhex("0b00000a" "000007" "000004" "30020500")  # one (tiny) certificate
+EMPTY = {TLS_1_2: bytes.fromhex("0b000003" "000000"), TLS_1_3: bytes.fromhex("0b000004" "00000000")}
+
+
+def message_for(message_type: int, version: int) -> tuple[int, bytes]:
+    if message_type == EMPTY_CERTIFICATE:
+        return HandshakeType.CERTIFICATE, EMPTY[version]
+    if message_type == HandshakeType.CERTIFICATE:
+        return message_type, CERTIFICATE
+    return message_type, b""
+
+
+@pytest.mark.parametrize(("key", "version"), [
+    (key, version) for key in sorted(STOPS, key=str) for version in (TLS_1_2, TLS_1_3)
+    if key[3] in (ANY_VERSION, version)])
+def test_each_row_of_the_stop_table_reaches_its_points(key, version):
+    role, direction, message_type, _ = key
+    progress = Progress(role, Point.DONE)
+    wire_type, message = message_for(message_type, version)
+    progress.note(direction, version, wire_type, message)
+    expected = STOPS.get((role, direction, message_type, version), STOPS[key])
+    assert {point for point in Point if progress.reached(point)} == {Point.START, *expected}
+    assert progress.certificate_requested == (
+        role is Role.CLIENT and message_type == HandshakeType.CERTIFICATE_REQUEST)
+
+
+@pytest.mark.parametrize(("role", "message_type", "message"), [
+    (Role.CLIENT, HandshakeType.SERVER_HELLO, b""),
+    (Role.CLIENT, HandshakeType.CERTIFICATE_VERIFY, b""),
+    (Role.SERVER, HandshakeType.CLIENT_HELLO, b""),
+    (Role.SERVER, HandshakeType.CERTIFICATE, CERTIFICATE),  # the stop is at its CertificateVerify
+])
+def test_messages_outside_the_table_reach_nothing(role, message_type, message):
+    progress = Progress(role, Point.DONE)
+    progress.note(Direction.READ, TLS_1_3, message_type, message)
+    assert [point for point in Point if progress.reached(point)] == [Point.START]
+
+
+def test_after_the_handshake_only_the_servers_request_and_the_own_certificate_change():
+    server, client = Progress(Role.SERVER, Point.DONE), Progress(Role.CLIENT, Point.DONE)
+    for progress in (server, client):
+        progress.finish()
+    server.post_handshake_request = True
+    client.note(Direction.READ, TLS_1_3, HandshakeType.CERTIFICATE_REQUEST, b"")
+    assert not client.certificate_requested  # answered with the identity it has
+    client.note(Direction.WRITE, TLS_1_3, HandshakeType.CERTIFICATE, CERTIFICATE)
+    assert client.own_certificate == CERTIFICATE
+    server.note(Direction.READ, TLS_1_3, HandshakeType.CERTIFICATE, CERTIFICATE)
+    assert server.post_handshake_request
+    server.note(Direction.READ, TLS_1_3, HandshakeType.FINISHED, b"")
+    assert not server.post_handshake_request
+
+
+def test_what_a_failed_call_reported_is_discarded():
+    progress = Progress(Role.CLIENT, Point.SERVER_CERTIFICATE)
+    progress.observe("read", TLS_1_3, HandshakeType.CERTIFICATE, CERTIFICATE)
+    progress.discard()
+    progress.commit()
+    assert not progress.reached(Point.SERVER_CERTIFICATE) and not progress.at_limit()
+    progress.observe("read", TLS_1_3, HandshakeType.CERTIFICATE, CERTIFICATE)
+    progress.commit()
+    assert progress.reached(Point.SERVER_CERTIFICATE) and progress.at_limit()
+
+
+def handshake_record(*message_types: int) -> bytes:
+    body = b"".join(bytes((kind, 0, 0, 0)) for kind in message_types)
+    return bytes((ContentType.HANDSHAKE, 3, 3)) + len(body).to_bytes(2, "big") + body
+
+
+@pytest.mark.parametrize(("role", "limit", "held"), [
+    (Role.CLIENT, Point.CLIENT_IDENTITY_REQUEST, True),
+    (Role.CLIENT, Point.SERVER_CERTIFICATE, False),
+    (Role.CLIENT, Point.DONE, False),
+    (Role.SERVER, Point.CLIENT_IDENTITY_REQUEST, False),
+])
+def test_a_plaintext_certificate_request_is_held_only_at_its_own_stop(role, limit, held):
+    progress = Progress(role, limit)
+    record = handshake_record(HandshakeType.CERTIFICATE, HandshakeType.CERTIFICATE_REQUEST)
+    assert progress.admit(record) is not held
+    assert (progress.take_held() == record) is held
+    assert progress.reached(Point.CLIENT_IDENTITY_REQUEST) is held
+    assert progress.certificate_requested is held
+
+
+def test_nothing_is_held_once_the_peer_encrypts():
+    progress = Progress(Role.CLIENT, Point.CLIENT_IDENTITY_REQUEST)
+    assert progress.admit(bytes((ContentType.CHANGE_CIPHER_SPEC, 3, 3, 0, 1, 1)))
+    assert progress.admit(handshake_record(HandshakeType.CERTIFICATE_REQUEST))

@@ -12,7 +12,12 @@ from wasi_tls_host.tls.client_hello import (
     ClientHelloError,
     parse_client_hello,
 )
-from wasi_tls_host.tls.records import HandshakeScanner, HandshakeType, take_record
+from wasi_tls_host.tls.records import (
+    HandshakeScanner,
+    HandshakeType,
+    certificate_list_is_empty,
+    take_record,
+)
 
 
 def client_hello_bytes(server_name: str | None = "example.com", alpn=(), maximum=None,
@@ -101,3 +106,16 @@ def test_scanner_finds_messages_across_record_boundaries():
         seen += scanner.message_types(record)
     assert seen == [11, 13, 14]
     assert scanner.message_types(b"\x17\x03\x03\x00\x01x") == []
+
+
+@pytest.mark.parametrize(("message", "version", "empty"), [
+    (bytes.fromhex("0b000003" "000000"), 0x0303, True),  # TLS 1.2: an empty list
+    (bytes.fromhex("0b000004" "00" "000000"), 0x0304, True),  # TLS 1.3: no context, empty list
+    (bytes.fromhex("0b000006" "02abcd" "000000"), 0x0304, True),  # a post-handshake context
+    (bytes.fromhex("0b00000a" "000007" "000004" "30020500"), 0x0303, False),
+    (bytes.fromhex("0b00000b" "00" "000007" "000004" "30020500"), 0x0304, False),
+    (bytes.fromhex("0b000000"), 0x0303, False),  # too short to say: OpenSSL judges it
+    (bytes.fromhex("0b000000"), 0x0304, False),
+])
+def test_an_empty_certificate_message_is_told_apart(message, version, empty):
+    assert certificate_list_is_empty(message, version) is empty

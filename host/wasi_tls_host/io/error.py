@@ -17,6 +17,8 @@ class IoError:
     message: str
     network_code: str | None = None
     filesystem_code: str | None = None
+    #: The wasi:http `error-code` (a `Case`) of a failed HTTP body stream.
+    http_code: object = None
 
 
 @interface.func("[method]error.to-debug-string")

@@ -40,8 +40,11 @@ def stream_error(error: Exception) -> ErrorValue:
     if isinstance(error, StreamClosed):
         return ErrorValue(Case("closed"))
     assert isinstance(error, StreamFailed)
+    # An HTTP body stream's failure (http.errors.HttpStreamFailed) also
+    # carries the error-code that `http-error-code` gives back.
     return ErrorValue(Case("last-operation-failed", IoError(
-        error.message, network_code=error.network_code, filesystem_code=error.filesystem_code)))
+        error.message, network_code=error.network_code, filesystem_code=error.filesystem_code,
+        http_code=getattr(error, "http_code", None))))
 
 
 def _guarded(operation: Callable[..., T], *args: object) -> T:

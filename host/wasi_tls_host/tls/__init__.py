@@ -1,9 +1,13 @@
 """TLS for wasi:tls guests: a sans-IO connection core and the host's TLS policy.
 
 ``core`` wraps ``ssl.SSLObject`` over memory buffers, for clients and servers
-alike, and never touches a socket or wasmtime; ``policy`` builds the
-host-owned ``ssl.SSLContext``s; ``identity`` holds certificates and keys;
-``client_hello`` and ``records`` read the wire format the core needs to see.
+alike, and never touches a socket or wasmtime. Beside it: ``state``, its life
+cycle as a table; ``progress``, the handshake's stop points as a table;
+``inbound``, the peer's bytes on their way to OpenSSL; ``facts``, what the
+session negotiated; ``openssl``, the corners of ``ssl`` it relies on;
+``client_hello`` and ``records``, the wire format it needs to see; ``errors``,
+one exception with a kind. ``policy`` builds the host-owned
+``ssl.SSLContext``s; ``identity`` holds certificates and keys.
 
 The names below are loaded on first use: ``identity`` brings in
 ``cryptography``, which a guest without TLS should not pay for at start-up.
@@ -15,7 +19,7 @@ _HOMES = {
     "ClientAuth": "policy", "TlsPolicy": "policy",
     "ErrorKind": "errors", "TlsFailure": "errors",
     "IdentityError": "identity", "PrivateIdentity": "identity", "PublicIdentity": "identity",
-    "Point": "core", "TlsCore": "core", "CoreState": "core",
+    "Point": "progress", "TlsCore": "core", "CoreState": "core",
 }
 
 __all__ = sorted(_HOMES)

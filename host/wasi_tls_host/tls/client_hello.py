@@ -15,7 +15,8 @@ included.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from .records import HEADER_SIZE, ContentType, HandshakeType
 
@@ -58,15 +59,18 @@ def parse_client_hello(data: bytes | bytearray) -> ClientHello | None:
     if len(suites) % 2:
         raise ClientHelloError("odd length of the cipher suite list")
     reader.vector(1)  # compression methods
-    hello = {"server_name": None, "alpn_ids": (), "signature_algorithms": (),
-             "versions": (legacy_version,), "post_handshake_auth": False}
+    hello = ClientHello(server_name=None, alpn_ids=(), cipher_suites=_u16_list(suites),
+                        signature_algorithms=(), versions=(legacy_version,),
+                        post_handshake_auth=False)
     if reader.remaining():
         extensions = _Reader(reader.vector(2))
         while extensions.remaining():
             kind = extensions.u16()
             body = _Reader(extensions.vector(2))
-            _EXTENSIONS.get(kind, lambda r, h: None)(body, hello)
-    return ClientHello(cipher_suites=_u16_list(suites), **hello)
+            extension = _EXTENSIONS.get(kind)
+            if extension is not None:
+                hello = extension(body, hello)
+    return hello
 
 
 def _handshake_message(data: bytes | bytearray) -> bytes | None:
@@ -120,40 +124,41 @@ def _u16_list(data: bytes) -> tuple[int, ...]:
     return tuple(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data) - 1, 2))
 
 
-def _server_name(body: _Reader, hello: dict) -> None:
+def _server_name(body: _Reader, hello: ClientHello) -> ClientHello:
     names = _Reader(body.vector(2))
     while names.remaining():
         kind = names.take(1)[0]
         name = names.vector(2)
         if kind == _HOST_NAME:
             try:
-                hello["server_name"] = name.decode("ascii")
+                return replace(hello, server_name=name.decode("ascii"))
             except UnicodeDecodeError:
                 raise ClientHelloError("the server name is not ASCII") from None
-            return
+    return hello
 
 
-def _alpn(body: _Reader, hello: dict) -> None:
+def _alpn(body: _Reader, hello: ClientHello) -> ClientHello:
     ids = _Reader(body.vector(2))
     found = []
     while ids.remaining():
         found.append(ids.vector(1))
-    hello["alpn_ids"] = tuple(found)
+    return replace(hello, alpn_ids=tuple(found))
 
 
-def _signature_algorithms(body: _Reader, hello: dict) -> None:
-    hello["signature_algorithms"] = _u16_list(body.vector(2))
+def _signature_algorithms(body: _Reader, hello: ClientHello) -> ClientHello:
+    return replace(hello, signature_algorithms=_u16_list(body.vector(2)))
 
 
-def _supported_versions(body: _Reader, hello: dict) -> None:
-    hello["versions"] = _u16_list(body.vector(1))
+def _supported_versions(body: _Reader, hello: ClientHello) -> ClientHello:
+    return replace(hello, versions=_u16_list(body.vector(1)))
 
 
-def _post_handshake_auth(body: _Reader, hello: dict) -> None:
-    hello["post_handshake_auth"] = True
+def _post_handshake_auth(body: _Reader, hello: ClientHello) -> ClientHello:
+    return replace(hello, post_handshake_auth=True)
 
 
-_EXTENSIONS = {
+#: The extensions read, each a step from the hello so far to the hello with it.
+_EXTENSIONS: dict[int, Callable[[_Reader, ClientHello], ClientHello]] = {
     _SERVER_NAME: _server_name,
     _ALPN: _alpn,
     _SIGNATURE_ALGORITHMS: _signature_algorithms,

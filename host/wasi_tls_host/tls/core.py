@@ -2,154 +2,104 @@
 
 Theory of operation
 -------------------
-The host speaks TLS for a WebAssembly guest over a pair of WASI streams the
-host implements itself. ``ssl.SSLSocket`` wants to own a real socket and
-block on it, which does not fit, so this module does no I/O at all. It wraps
-an ``ssl.SSLObject`` whose two ends are ``ssl.MemoryBIO`` buffers:
+The host speaks TLS for a WebAssembly guest over WASI streams it implements
+itself. ``ssl.SSLSocket`` wants to own a real socket and block on it, so
+this module does no I/O at all: it wraps an ``ssl.SSLObject`` whose two ends
+are ``ssl.MemoryBIO`` buffers:
 
     transport bytes --receive_ciphertext()--> [inbox] --> [incoming BIO] --> OpenSSL
     OpenSSL --> [outgoing BIO] --ciphertext_to_send()--> transport bytes
 
-The caller (the WASI glue) moves bytes between these buffers and the network
-and decides *when*; this class decides *what* the bytes mean. The role
-(client or server) matters only where the protocol differs: who speaks
-first, which stop points exist, who reads the ClientHello.
+The caller (the WASI glue) moves the bytes and decides *when*; the core
+decides *what* they mean. The role matters only where the protocol differs:
+who speaks first, which stop points exist, who reads the ClientHello.
 
-Suspension
-~~~~~~~~~~
-The full wasi:tls draft lets a guest stop the handshake at points of
-interest (`Point`) and resume it later, with no bytes moving while it waits.
-The core runs the handshake only up to ``resume(until=...)``. Until the
-handshake is done it holds the peer's ciphertext in an inbox and gives
-OpenSSL one record at a time, so after each record it can tell, from the
-handshake messages OpenSSL reports (``tls.openssl``), whether a point has
-been passed. When one has, it stops feeding and holds whatever OpenSSL
-queued to send: ``ciphertext_to_send()`` returns nothing and
-``wants_ciphertext()`` is False until the caller resumes. A server's
-handshake begins before any ``SSLObject`` exists: the ClientHello is parsed
-from the inbox (``tls.client_hello``) so that the context, with its
-certificates and ALPN ids, can be chosen from it; OpenSSL then gets the same
-bytes. A TLS 1.2 CertificateRequest is plaintext, so a client that waits for
-one looks into each record before feeding it and stops *before* the record
-that carries it; that is what lets the guest still choose a certificate.
+A guest of the full wasi:tls draft can stop the handshake at points of
+interest (`Point`) and resume it later, with no bytes moving meanwhile. The
+core gives OpenSSL the peer's bytes one record at a time (``tls.inbound``)
+and after each asks ``tls.progress`` whether the handshake messages OpenSSL
+processed reached the limit; if so it stops feeding and holds what OpenSSL
+queued to send until `resume`. A server reads the ClientHello itself
+(``tls.client_hello``) so that its context (certificates, ALPN ids) can be
+chosen from it before any ``SSLObject`` exists; OpenSSL then gets the same bytes.
 
-State
-~~~~~
-`CoreState` and `TRANSITIONS` below are the whole life cycle, as data;
-`_transition` is the one place the state changes. Failures are sticky: the
-first fatal error moves the connection to BROKEN and every later operation
-raises that same `TlsFailure` (OpenSSL's own answers after a fatal error are
-unhelpful, so it is never asked twice); an alert OpenSSL queued while
-failing is still handed out for the transport. A server's outstanding
-post-handshake certificate request (TLS 1.3) runs beside the life cycle in
-``post_handshake_request``.
+Every ``SSLObject`` call goes through one funnel, `_call`, the only place
+that catches ``ssl.SSLError``. It keeps the handshake messages the call
+processed (a call that fails reached nothing), records whether OpenSSL is
+starved of the peer's bytes ("need more data" is a value, `Stop`), and
+decides what a failure means: during the handshake it breaks the
+connection; after it, a failed read ends the read side (close_notify
+cleanly, a transport EOF as truncation, anything else with an error raised
+once the plaintext decrypted before it has been read); a refused
+post-handshake certificate request harms nothing; any other failure breaks
+the connection. The life cycle is a table (``tls.state``) and `_transition`
+the one place the state changes. Failures are sticky: every operation after
+the first fatal error raises that same `TlsFailure` (OpenSSL is never asked
+twice), and an alert OpenSSL queued while failing still goes out.
 
-Habits borrowed from h11 and trio's ssl wrapper: "need more data" is a value
-(``False`` from `handshake`, ``None`` from `read`), never an exception; reads
-and writes before the handshake completes drive or wait for it;
-``SSLObject.write`` is never given empty data, and plaintext OpenSSL could
-not take yet is retried by the one pump `_push_plaintext`; close_notify is
-queued at most once, after draining the incoming BIO (``unwrap`` runs
-``SSL_shutdown`` twice and fails if application data is waiting); an empty
-``SSLObject.read`` is end of stream; a transport EOF without close_notify is
-reported once as truncation.
-
-Nothing in this module imports wasmtime.
+Habits borrowed from h11 and trio's ssl wrapper: reads and writes before
+the handshake completes drive or wait for it; plaintext OpenSSL could not
+take yet is retried by the one pump `_push_plaintext`; close_notify is
+queued at most once, after draining the incoming BIO (``unwrap`` fails if
+application data is waiting). Nothing here imports wasmtime.
 """
 
 from __future__ import annotations
 
-import enum
-import functools
 import ssl
 import sys
 from collections.abc import Callable
+from contextlib import suppress
+from typing import Any, NoReturn
 
 from . import openssl
 from .client_hello import ClientHello, ClientHelloError, parse_client_hello
-from .errors import (
-    MSG_CLOSED_FOR_WRITING,
-    MSG_EOF_IN_HANDSHAKE,
-    ErrorKind,
-    TlsFailure,
-    translate,
-    without_source_line,
+from .errors import MSG_CLOSED_FOR_WRITING, MSG_EOF_IN_HANDSHAKE, ErrorKind, TlsFailure, translate
+from .facts import SessionFacts
+from .inbound import Inbound
+from .openssl import check_server_name
+from .progress import Point, Progress, Role
+from .records import AlertDescription, alert_record
+from .state import (
+    PEER_ENDED,
+    READING,
+    RECEIVING,
+    SENDING_CLOSED,
+    TRANSITIONS,
+    CoreState,
+    Event,
+    next_state,
 )
-from .records import (
-    AlertDescription,
-    ContentType,
-    HandshakeScanner,
-    HandshakeType,
-    alert_record,
-    take_record,
-)
 
-__all__ = ["TlsCore", "TlsFailure", "CoreState", "Point", "ErrorKind", "TRANSITIONS"]
-
-TLS_1_3 = 0x0304
+__all__ = ["TlsCore", "TlsFailure", "CoreState", "Point", "ErrorKind", "TRANSITIONS",
+           "check_server_name", "ContextFactory"]
 
 
-class CoreState(enum.StrEnum):
-    """Life cycle of a `TlsCore`; members compare equal to their values."""
+class Op:
+    """The ``SSLObject`` calls the core makes, by method name (plain strings: see `Stop`)."""
 
-    SUSPENDED = "suspended"  #: the handshake waits for `resume` (see `suspended_at`)
-    AWAITING_CLIENT_HELLO = "awaiting-client-hello"  #: server, reading the ClientHello
-    HANDSHAKING = "handshaking"
-    OPEN = "open"
-    WRITE_CLOSED = "write-closed"  #: our close_notify is queued; reading goes on
-    READ_CLOSED = "read-closed"  #: the peer's stream ended; writing goes on
-    CLOSED = "closed"  #: both directions are over (or closed before the handshake ended)
-    BROKEN = "broken"  #: a fatal error happened; every operation re-raises it
+    HANDSHAKE = "do_handshake"
+    READ = "read"
+    WRITE = "write"
+    GOODBYE = "unwrap"  #: queue close_notify
+    REQUEST_CERTIFICATE = "verify_client_post_handshake"
 
 
-class Event(enum.StrEnum):
-    RESUME = "resume"  #: the caller lets the handshake run further
-    AWAIT_HELLO = "await-hello"  #: a server resumed before the ClientHello arrived
-    STOP = "stop"  #: the handshake reached the point it may run to
-    FINISH = "finish"  #: the handshake completed
-    CLOSE = "close"  #: this side ends its sending (close_notify once established)
-    PEER_CLOSE = "peer-close"  #: the peer's stream ended
-    FAIL = "fail"  #: allowed from every state but BROKEN
+class Stop(str):
+    """What an `SSLObject` call that did not get its result gives instead. Module
+    constants, not enum members: the funnel runs for every record, and in
+    Python 3.11 every access to an enum member is slow."""
 
 
-TRANSITIONS: dict[CoreState, dict[Event, CoreState]] = {
-    CoreState.SUSPENDED: {Event.RESUME: CoreState.HANDSHAKING,
-                         Event.AWAIT_HELLO: CoreState.AWAITING_CLIENT_HELLO,
-                         Event.CLOSE: CoreState.CLOSED},
-    CoreState.AWAITING_CLIENT_HELLO: {Event.STOP: CoreState.SUSPENDED,
-                                     Event.RESUME: CoreState.HANDSHAKING,
-                                     Event.CLOSE: CoreState.CLOSED},
-    CoreState.HANDSHAKING: {Event.STOP: CoreState.SUSPENDED, Event.FINISH: CoreState.OPEN,
-                           Event.CLOSE: CoreState.CLOSED},
-    CoreState.OPEN: {Event.CLOSE: CoreState.WRITE_CLOSED, Event.PEER_CLOSE: CoreState.READ_CLOSED},
-    CoreState.WRITE_CLOSED: {Event.PEER_CLOSE: CoreState.CLOSED},
-    CoreState.READ_CLOSED: {Event.CLOSE: CoreState.CLOSED},
-    CoreState.CLOSED: {},
-    CoreState.BROKEN: {},
-}
-
-#: States in which the peer's bytes are still consumed.
-_RECEIVING = frozenset({CoreState.AWAITING_CLIENT_HELLO, CoreState.HANDSHAKING, CoreState.OPEN,
-                        CoreState.WRITE_CLOSED})
-_SENDING_CLOSED = frozenset({CoreState.WRITE_CLOSED, CoreState.CLOSED})
-
-
-class Point(enum.IntEnum):
-    """Where a handshake can stop, in the order a handshake passes them."""
-
-    START = 0  #: nothing sent or read
-    CLIENT_HELLO = 1  #: server: the ClientHello has been read
-    SERVER_CERTIFICATE = 2  #: client: the server's chain has been received and verified
-    CLIENT_IDENTITY_REQUEST = 3  #: client: the server asked for a certificate, or can no longer
-    CLIENT_CERTIFICATE = 4  #: server: the client's certificate, or its absence, is verified
-    DONE = 5
+NEED_INPUT = Stop("need-input")  #: OpenSSL waits for more of the peer's bytes
+READ_SIDE_ENDED = Stop("read-side-ended")  #: no more plaintext (see `TlsCore._fill`)
 
 
 #: Builds the context once a server knows the ClientHello (None if unreadable).
 ContextFactory = Callable[[ClientHello | None], ssl.SSLContext]
 
 
-class TlsCore:
+class TlsCore(SessionFacts):
     """One TLS session, client or server, driven entirely by the caller.
 
     Transport side: feed bytes from the network with `receive_ciphertext` /
@@ -163,7 +113,7 @@ class TlsCore:
     ``context`` is an ``ssl.SSLContext``, or for a server a `ContextFactory`.
     ``run_until`` is how far the handshake may go before the first `resume`:
     `Point.DONE` runs it straight through, `Point.START` keeps it suspended
-    until asked.
+    until asked. What was negotiated: `SessionFacts`.
     """
 
     #: Plaintext requested from OpenSSL per call: one full record.
@@ -175,47 +125,29 @@ class TlsCore:
         if not server_side:
             check_server_name(server_hostname)
         self._context = context
-        self._server_side = server_side
-        self._server_hostname = server_hostname
+        self.server_side = server_side
+        self.server_hostname = server_hostname
+        #: Server: what the client offered, once read (None before, or if unreadable).
+        self.client_hello: ClientHello | None = None
+        self.close_notify_sent = False
         self._suppress_ragged_eofs = suppress_ragged_eofs
-        self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._obj: ssl.SSLObject | None = None
 
-        self._limit = run_until
-        self._reached: set[Point] = {Point.START}
-        if run_until == Point.START:
-            self._state = CoreState.SUSPENDED
-        else:
-            self._state = (CoreState.AWAITING_CLIENT_HELLO if server_side
-                           else CoreState.HANDSHAKING)
+        self._progress = Progress(Role.SERVER if server_side else Role.CLIENT, run_until)
+        self._state = (CoreState.SUSPENDED if run_until == Point.START
+                       else CoreState.AWAITING_CLIENT_HELLO if server_side
+                       else CoreState.HANDSHAKING)
         self._error: TlsFailure | None = None
-        self._established = False  # the handshake completed (the state may have moved on)
-        self._openssl_done = False  # OpenSSL finished, perhaps while held at a stop
 
-        self._inbox = bytearray()  # the peer's bytes not yet given to OpenSSL
-        self._held_record: bytes | None = None  # a record kept back at a stop
-        self._scanner = HandshakeScanner()
-        self._peer_encrypts = False  # the peer sent ChangeCipherSpec (TLS 1.2)
-        self._transport_eof = False
-        self._eof_fed = False
-        self._blocked_on_input = False
-
-        self._client_hello: ClientHello | None = None
-        self._messages: list[tuple[str, int, int, bytes]] = []
-        self._certificate_requested = False
-        self._own_certificate: bytes | None = None  # the Certificate message OpenSSL wrote
-        self.post_handshake_request = False
+        self._inbound = Inbound(self._progress)
+        self._starved = False  # the last attempt to progress needs the peer's bytes
 
         self._rx = bytearray()  # decrypted plaintext not yet returned by read()
-        self._rx_eof = False
-        self._rx_error: TlsFailure | None = None  # raised once _rx is drained
+        self._rx_error: TlsFailure | None = None  # why reading ended; raised once _rx is drained
         self._tx = bytearray()  # plaintext accepted by write() but not yet encrypted
-        self._close_notify_sent = False
-        self._ssl_dead = False  # OpenSSL hit a fatal condition (a ragged EOF)
         self._alert = b""  # an alert of our own, sent when abandoning a handshake
 
-    # ------------------------------------------------------------------
     # state
     @property
     def state(self) -> CoreState:
@@ -227,25 +159,18 @@ class TlsCore:
         return self._error
 
     @property
-    def server_side(self) -> bool:
-        return self._server_side
-
-    @property
-    def server_hostname(self) -> str | None:
-        return self._server_hostname
-
-    @property
     def handshake_complete(self) -> bool:
-        return self._established
+        """The handshake completed (the connection may have closed or broken since)."""
+        return self._progress.done
 
     @property
     def suspended_at(self) -> Point | None:
-        return self._limit if self._state is CoreState.SUSPENDED else None
+        return self._progress.limit if self._state is CoreState.SUSPENDED else None
 
     def reached(self, point: Point) -> bool:
         """Whether the handshake has got to `point` (TLS 1.3 does not pass
         them in order: its CertificateRequest comes before the certificate)."""
-        return self._established or point in self._reached
+        return self._progress.reached(point)
 
     @property
     def started(self) -> bool:
@@ -255,91 +180,95 @@ class TlsCore:
     @property
     def peer_closed(self) -> bool:
         """True once the plaintext stream from the peer has ended (any way)."""
-        return self._rx_eof
-
-    @property
-    def close_notify_sent(self) -> bool:
-        return self._close_notify_sent
-
-    @property
-    def client_hello(self) -> ClientHello | None:
-        return self._client_hello
+        return self._state in PEER_ENDED
 
     @property
     def certificate_requested(self) -> bool:
         """Client: the server sent a CertificateRequest in the handshake."""
-        return self._certificate_requested
+        return self._progress.certificate_requested
 
     @property
     def identity_committed(self) -> bool:
         """Client: OpenSSL has already written the Certificate message it answers with."""
-        return self._own_certificate is not None
+        return self._progress.own_certificate is not None
 
     @property
     def own_certificate_message(self) -> bytes | None:
         """The Certificate handshake message this side sent, if any."""
-        return self._own_certificate
+        return self._progress.own_certificate
+
+    @property
+    def post_handshake_request(self) -> bool:
+        """Server: a certificate request after the handshake awaits the client's answer."""
+        return self._progress.post_handshake_request
 
     def _transition(self, event: Event) -> None:
         """The one place the state changes."""
-        if event is Event.FAIL:
-            self._state = CoreState.BROKEN
-            return
-        self._state = TRANSITIONS[self._state][event]
+        self._state = next_state(self._state, event)
 
-    def _fail(self, error: TlsFailure) -> None:
+    def _fail(self, error: TlsFailure) -> NoReturn:
         """Enter the broken state with ``error`` and raise it."""
         if self._error is None:
             self._error = error
             self._transition(Event.FAIL)
             self._rx.clear()
             self._tx.clear()
-            self._blocked_on_input = False
         raise self._error
 
     def _raise_if_broken(self) -> None:
         if self._error is not None:
-            # The same object every time; drop the old traceback so repeated
-            # raises do not keep growing it.
+            # The same object every time: drop the old traceback so it does not grow.
             raise self._error.with_traceback(None)
 
-    def _translate(self, exc: ssl.SSLError, *, during_handshake: bool) -> TlsFailure:
-        return translate(exc, during_handshake=during_handshake, server_side=self._server_side,
-                         server_hostname=self._server_hostname)
+    # the funnel
+    def _call(self, op: str, *args: Any) -> Any:
+        """Make one ``SSLObject`` call: its result, or a `Stop` (see the module notes)."""
+        if self._obj is None:
+            raise TlsFailure(f"TLS core: {op} before the handshake started",
+                             kind=ErrorKind.PROTOCOL)
+        try:
+            result = getattr(self._obj, op)(*args)
+        except ssl.SSLWantReadError:
+            result = NEED_INPUT
+        except ssl.SSLError as exc:
+            self._progress.discard()
+            return self._call_failed(op, exc)
+        if result is NEED_INPUT:
+            self._starved = True
+        elif op is Op.READ or not self._progress.done:
+            self._starved = False  # OpenSSL took what it needed from the peer
+        self._progress.commit()
+        return result
 
-    # ------------------------------------------------------------------
+    def _call_failed(self, op: str, exc: ssl.SSLError) -> Stop:
+        if op is Op.REQUEST_CERTIFICATE:
+            raise TlsFailure(f"post-handshake authentication is not possible: "
+                             f"{exc.reason or exc}", kind=ErrorKind.CONFIGURATION) from None
+        in_handshake = not self.handshake_complete
+        failure = translate(exc, during_handshake=in_handshake, server_side=self.server_side,
+                            server_hostname=self.server_hostname)
+        if in_handshake or op is not Op.READ:
+            self._fail(failure)
+        if isinstance(exc, ssl.SSLZeroReturnError):
+            self._transition(Event.PEER_CLOSE)  # close_notify, after we sent ours
+        else:
+            self._rx_error = failure
+            if isinstance(exc, ssl.SSLEOFError):
+                self._transition(Event.TRUNCATE)
+        return READ_SIDE_ENDED
+
     # transport side
     def receive_ciphertext(self, data: bytes) -> None:
         """Hand bytes read from the transport to TLS. Empty data is ignored."""
         self._raise_if_broken()
-        if not data:
-            return
-        if self._transport_eof:
-            raise ValueError("receive_ciphertext() called after receive_eof()")
-        if self._established:
-            self._incoming.write(data)
-        else:
-            self._inbox += data
-        self._blocked_on_input = False
+        if data:
+            self._inbound.receive(data)
+            self._starved = False
 
     def receive_eof(self) -> None:
         """Tell TLS that the transport reached end of file. Idempotent."""
-        if self._transport_eof:
-            return
-        self._transport_eof = True
-        self._blocked_on_input = False
-        if self._established:
-            self._feed_eof()
-
-    def _feed_eof(self) -> None:
-        if not self._eof_fed:
-            self._eof_fed = True
-            self._incoming.write_eof()
-
-    def _give_inbox(self) -> None:
-        """Hand OpenSSL every byte received and not yet given to it."""
-        self._incoming.write(self._inbox)
-        self._inbox.clear()
+        if self._inbound.receive_eof():
+            self._starved = False
 
     def ciphertext_to_send(self) -> bytes:
         """Return (and forget) every byte waiting to go to the transport.
@@ -349,11 +278,9 @@ class TlsCore:
         """
         if self._state is CoreState.SUSPENDED:
             return b""
-        if self._tx and self._established and self._error is None:
-            try:
+        if self._tx and self.handshake_complete and self._error is None:
+            with suppress(TlsFailure):  # the sticky error, raised by the next operation
                 self._push_plaintext()
-            except TlsFailure:
-                pass  # recorded as the sticky error; raised by the next operation
         if self._alert:
             alert, self._alert = self._alert, b""
             return alert
@@ -367,24 +294,24 @@ class TlsCore:
 
     def wants_ciphertext(self) -> bool:
         """True when the last attempt to make progress stopped for lack of the
-        peer's bytes (never while suspended, never with plaintext unread).
+        peer's bytes (never while suspended, never with plaintext or an
+        error unread).
 
         It becomes False again as soon as new ciphertext (or EOF) arrives, so
         the caller should retry the operation and ask again.
         """
-        return self._blocked_on_input and not self._rx and self._state in _RECEIVING
+        return (self._starved and not self._rx and self._rx_error is None
+                and self._state in RECEIVING)
 
-    # ------------------------------------------------------------------
     # handshake
     def resume(self, until: Point) -> None:
         """Let the handshake run up to `until` (it never goes back). A broken
         connection stays broken: the next operation reports why."""
-        if self._error is not None or until <= self._limit:
+        if self._error is not None or not self._progress.allow(until):
             return
-        self._limit = until
-        self._blocked_on_input = False  # a record held at the stop may now go in
+        self._starved = False  # a record held at the stop may now go in
         if self._state is CoreState.SUSPENDED:
-            waiting = self._server_side and self._client_hello is None
+            waiting = self.server_side and self.client_hello is None
             self._transition(Event.AWAIT_HELLO if waiting else Event.RESUME)
 
     def handshake(self) -> bool:
@@ -395,17 +322,15 @@ class TlsCore:
         suspended (see `suspended_at`). Raises `TlsFailure` on failure.
         """
         self._raise_if_broken()
-        if self._established:
+        if self.handshake_complete:
             return True
         state = self._state
-        if state is CoreState.CLOSED:
+        if state is CoreState.CLOSED_IN_HANDSHAKE:
             raise TlsFailure("connection closed before the handshake completed",
-                           kind=ErrorKind.CLOSED)
-        if state is CoreState.SUSPENDED:
-            return False
-        if self._blocked_on_input:
-            # Nothing has arrived since OpenSSL last asked for more: another
-            # step would only fail the same way (the pump asks on every poll).
+                             kind=ErrorKind.CLOSED)
+        if state is CoreState.SUSPENDED or self._starved:
+            # Starved: nothing has arrived since OpenSSL last asked for more, and
+            # another step would only fail the same way (the pump asks on every poll).
             return False
         if state is CoreState.AWAITING_CLIENT_HELLO and not self._read_client_hello():
             return False
@@ -414,178 +339,78 @@ class TlsCore:
     def _read_client_hello(self) -> bool:
         """Server: parse the ClientHello from the inbox; True once the handshake may go on."""
         try:
-            hello = parse_client_hello(self._inbox)
+            hello = parse_client_hello(self._inbound.inbox)
         except ClientHelloError:
             # Not a ClientHello we can read: OpenSSL judges the bytes, all of
             # them (no stop here), so the peer gets OpenSSL's alert and the
             # error its precise reason.
-            self._give_inbox()
+            self._inbound.give_inbox()
             self._transition(Event.RESUME)
             return True
         if hello is None:
-            if self._transport_eof:
+            if self._inbound.transport_eof:
                 self._fail(TlsFailure(MSG_EOF_IN_HANDSHAKE, kind=ErrorKind.EOF))
-            self._blocked_on_input = True
+            self._starved = True
             return False
-        self._client_hello = hello
-        self._reached.add(Point.CLIENT_HELLO)
-        if self._limit == Point.CLIENT_HELLO:
-            self._transition(Event.STOP)
+        self.client_hello = hello
+        self._progress.reach(Point.CLIENT_HELLO)
+        if self._at_limit():
             return False
         self._transition(Event.RESUME)
         return True
 
-    def _start(self) -> None:
+    def _start(self) -> ssl.SSLObject:
         """Create the SSLObject, now that the context can be chosen."""
         try:
             context = self._context
             if not isinstance(context, ssl.SSLContext):
-                context = context(self._client_hello)
+                context = context(self.client_hello)
             openssl.observe_handshake_messages(context)
-            self._obj = context.wrap_bio(self._incoming, self._outgoing,
-                                         server_side=self._server_side,
-                                         server_hostname=self._server_hostname)
+            obj = context.wrap_bio(self._inbound.bio, self._outgoing,
+                                   server_side=self.server_side,
+                                   server_hostname=self.server_hostname)
         except (TlsFailure, ValueError) as error:
             # No context can be had (no identity configured, a CA file that
             # cannot be read): a client that sent its hello gets an alert,
             # the caller the reason.
-            if self._server_side:
+            if self.server_side:
                 self._alert = alert_record(AlertDescription.ACCESS_DENIED)
             self._fail(error if isinstance(error, TlsFailure)
                        else TlsFailure(str(error), kind=ErrorKind.CONFIGURATION))
-        openssl.attach_observer(self._obj, self._observe)
-
-    def _observe(self, direction: str, version: int, message_type: int, data: bytes) -> None:
-        self._messages.append((direction, version, message_type, data))
+        openssl.attach_observer(obj, self._progress.observe)
+        return obj
 
     def _drive(self) -> bool:
         """Alternate OpenSSL steps with feeding it the peer's records, until the
-        handshake completes, stops at the limit, or needs more bytes."""
+        handshake completes, stops at the limit, or needs more bytes (then
+        the last step left the core starved)."""
         if self._obj is None:
-            self._start()
+            self._obj = self._start()
+        progress = self._progress
         while True:
-            if not self._openssl_done:
-                self._step_openssl()
+            if not progress.openssl_finished:
+                progress.openssl_finished = self._call(Op.HANDSHAKE) is not NEED_INPUT
             if self._at_limit():
                 return False
-            if self._openssl_done:
+            if progress.openssl_finished:
                 self._finish()
                 return True
-            fed = self._feed_next()
-            if self._at_limit():
-                return False
-            if not fed:
-                self._blocked_on_input = True
+            fed = self._inbound.give_next()
+            if self._at_limit() or not fed:
                 return False
 
     def _at_limit(self) -> bool:
         """Suspend once the handshake has got as far as it may."""
-        if self._limit < Point.DONE and self._limit in self._reached:
+        if self._progress.at_limit():
             self._transition(Event.STOP)
             return True
         return False
 
-    def _step_openssl(self) -> None:
-        try:
-            self._obj.do_handshake()  # type: ignore[union-attr]
-            self._openssl_done = True
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError as exc:
-            self._messages.clear()  # nothing was reached by a failing step
-            self._fail(self._translate(exc, during_handshake=True))
-        self._note_messages()
-
-    def _feed_next(self) -> bool:
-        """Give OpenSSL the next record (or, with no stop ahead, everything
-        received); False when there is nothing to give or a stop comes first."""
-        if self._held_record is not None:
-            record, self._held_record = self._held_record, None
-            self._incoming.write(record)
-            return True
-        if self._limit == Point.DONE:
-            if self._inbox:
-                self._give_inbox()
-                return True
-        else:
-            record = take_record(self._inbox)
-            if record is not None:
-                return self._feed_record(record)
-        if self._transport_eof and not self._eof_fed:
-            self._give_inbox()
-            self._feed_eof()
-            return True
-        return False
-
-    def _feed_record(self, record: bytes) -> bool:
-        if record[0] == ContentType.CHANGE_CIPHER_SPEC:
-            self._peer_encrypts = True
-        elif not self._server_side and not self._peer_encrypts:
-            types = self._scanner.message_types(record)
-            if (HandshakeType.CERTIFICATE_REQUEST in types
-                    and self._limit == Point.CLIENT_IDENTITY_REQUEST):
-                # A plaintext (TLS 1.2) request: stop before OpenSSL answers it.
-                self._held_record = record
-                self._certificate_requested = True
-                self._reached.add(Point.CLIENT_IDENTITY_REQUEST)
-                return False
-        self._incoming.write(record)
-        return True
-
-    def _note_messages(self) -> None:
-        """Advance the points from the handshake messages OpenSSL reported."""
-        messages, self._messages = self._messages, []
-        for direction, version, message_type, data in messages:
-            if direction == "write":
-                if message_type == HandshakeType.CERTIFICATE:
-                    self._own_certificate = data
-                continue
-            if self._server_side:
-                self._note_client_message(message_type)
-            else:
-                self._note_server_message(version, message_type)
-
-    def _note_server_message(self, version: int, message_type: int) -> None:
-        if self._established:
-            return  # a post-handshake request; OpenSSL answers it with the current identity
-        if message_type == HandshakeType.CERTIFICATE_REQUEST:
-            self._certificate_requested = True
-            self._reached.add(Point.CLIENT_IDENTITY_REQUEST)
-        elif message_type == HandshakeType.CERTIFICATE:
-            # OpenSSL verifies the chain as it processes this message (a bad
-            # one fails this very step). Stopping here, not after the 1.3
-            # CertificateVerify, matters: once that is processed, OpenSSL no
-            # longer takes a client certificate swapped in by `use_context`.
-            self._reached.add(Point.SERVER_CERTIFICATE)
-            if version == TLS_1_3:
-                # A 1.3 request comes before the certificate or not at all.
-                self._reached.add(Point.CLIENT_IDENTITY_REQUEST)
-        elif message_type in (HandshakeType.SERVER_HELLO_DONE, HandshakeType.FINISHED):
-            self._reached.add(Point.CLIENT_IDENTITY_REQUEST)
-
-    def _note_client_message(self, message_type: int) -> None:
-        if message_type == HandshakeType.CERTIFICATE:
-            if self._established:
-                return  # a post-handshake answer; complete at its Finished
-            if not openssl.unverified_chain(self._obj):  # type: ignore[arg-type]
-                self._reached.add(Point.CLIENT_CERTIFICATE)  # an empty certificate
-        elif message_type == HandshakeType.CERTIFICATE_VERIFY and not self._established:
-            self._reached.add(Point.CLIENT_CERTIFICATE)
-        elif message_type == HandshakeType.FINISHED:
-            if self._established:
-                self.post_handshake_request = False
-            else:
-                self._reached.add(Point.CLIENT_CERTIFICATE)
-
     def _finish(self) -> None:
-        self._established = True
-        self._blocked_on_input = False
-        if self._held_record is not None:
-            self._inbox[:0] = self._held_record
-            self._held_record = None
-        self._give_inbox()
-        if self._transport_eof:
-            self._feed_eof()
+        held = self._progress.finish()
+        if held is not None:
+            self._inbound.inbox[:0] = held
+        self._inbound.give_all()
         self._transition(Event.FINISH)
         if self._tx:
             self._push_plaintext()
@@ -599,8 +424,11 @@ class TlsCore:
                 "too late to send a client certificate: the server's certificate request "
                 "arrived in the same record as the rest of its handshake, so there was "
                 "no point at which to stop", kind=ErrorKind.CONFIGURATION)
+        if self._obj is None:
+            raise TlsFailure("no certificate request to answer: the handshake has not started",
+                             kind=ErrorKind.CONFIGURATION)
         openssl.observe_handshake_messages(context)
-        self._obj.context = context  # type: ignore[union-attr]
+        self._obj.context = context
 
     def abort(self) -> None:
         """Abandon the handshake: drop what OpenSSL queued and send a fatal
@@ -613,31 +441,21 @@ class TlsCore:
 
     def fail(self, error: TlsFailure) -> None:
         """Break the connection with an error found outside the core (a timeout)."""
-        try:
+        with suppress(TlsFailure):
             self._fail(error)
-        except TlsFailure:
-            pass
 
     def request_client_certificate(self) -> None:
         """Server, TLS 1.3, after the handshake: ask the client for a
         certificate; it arrives with the client's next records. Raises
         `TlsFailure` (without breaking the connection) when that cannot be done."""
         self._raise_if_broken()
-        if not self._established or self._state not in (CoreState.OPEN, CoreState.READ_CLOSED):
+        if self._state not in (CoreState.OPEN, CoreState.READ_CLOSED):
             raise TlsFailure("a certificate can only be requested on an open connection",
-                           kind=ErrorKind.CONFIGURATION)
-        try:
-            self._obj.verify_client_post_handshake()  # type: ignore[union-attr]
-            self._obj.do_handshake()  # type: ignore[union-attr]  # queues the request
-        except ssl.SSLWantReadError:
-            pass
-        except (ssl.SSLError, ValueError) as exc:
-            raise TlsFailure(f"post-handshake authentication is not possible: "
-                           f"{getattr(exc, 'reason', None) or exc}",
-                           kind=ErrorKind.CONFIGURATION) from None
-        self.post_handshake_request = True
+                             kind=ErrorKind.CONFIGURATION)
+        self._call(Op.REQUEST_CERTIFICATE)
+        self._call(Op.HANDSHAKE)  # queues the request
+        self._progress.post_handshake_request = True
 
-    # ------------------------------------------------------------------
     # application data
     def read(self, max_bytes: int) -> bytes | None:
         """Return up to ``max_bytes`` of plaintext.
@@ -653,8 +471,8 @@ class TlsCore:
         if max_bytes < 1:
             raise ValueError("max_bytes must be at least 1")
         self._raise_if_broken()
-        if not self._established:
-            if self._state is CoreState.CLOSED:
+        if not self.handshake_complete:
+            if self._state is CoreState.CLOSED_IN_HANDSHAKE:
                 return b""
             if not self.handshake():
                 return None
@@ -669,10 +487,11 @@ class TlsCore:
             return out
         if self._rx_error is not None:
             error, self._rx_error = self._rx_error, None
-            if error.kind == ErrorKind.TRUNCATED:
+            if error.kind != ErrorKind.TRUNCATED:
+                self._fail(error)
+            if not self._suppress_ragged_eofs:
                 raise error  # reported once; the read side is closed, later reads give b""
-            self._fail(error)
-        if self._rx_eof:
+        if self.peer_closed:
             return b""
         return None
 
@@ -685,8 +504,8 @@ class TlsCore:
         """
         if self._error is not None:
             return True
-        if not self._established:
-            if self._state is CoreState.CLOSED:
+        if not self.handshake_complete:
+            if self._state is CoreState.CLOSED_IN_HANDSHAKE:
                 return True
             try:
                 if not self.handshake():
@@ -694,55 +513,28 @@ class TlsCore:
             except TlsFailure:
                 return True
         self._fill(1)
-        return bool(self._rx) or self._rx_eof or self._rx_error is not None
+        return bool(self._rx) or self.peer_closed or self._rx_error is not None
 
     def _fill(self, want: int) -> None:
         """Decrypt buffered records into ``_rx`` until it holds ``want`` bytes
-        or OpenSSL needs more input. Stream end and errors are recorded, not
-        raised, so plaintext that arrived before them is delivered first."""
-        if self._rx_eof or self._rx_error is not None or self._ssl_dead:
+        or OpenSSL needs more input. How the read side ends is recorded, not
+        raised, so plaintext that arrived before it is delivered first."""
+        if self._state not in READING or self._rx_error is not None:
             return
         progressed = False
         while len(self._rx) < want:
-            try:
-                chunk = self._obj.read(self._CHUNK)  # type: ignore[union-attr]
-            except ssl.SSLWantReadError:
-                self._blocked_on_input = True
+            chunk = self._call(Op.READ, self._CHUNK)
+            if isinstance(chunk, Stop):
                 break
-            except ssl.SSLZeroReturnError:
-                self._end_of_input()  # close_notify after we sent ours
-                break
-            except ssl.SSLEOFError as exc:
-                # The transport ended without close_notify. OpenSSL now
-                # considers the session dead (writes fail too).
-                self._ssl_dead = True
-                if not self._suppress_ragged_eofs:
-                    self._rx_error = self._translate(exc, during_handshake=False)
-                self._end_of_input()
-                break
-            except ssl.SSLError as exc:
-                self._rx_error = self._translate(exc, during_handshake=False)
-                self._blocked_on_input = False
-                break
-            finally:
-                if self._messages:
-                    self._note_messages()  # post-handshake authentication
             if not chunk:
-                self._end_of_input()  # close_notify: SSLObject.read returns b"" from now on
+                self._transition(Event.PEER_CLOSE)  # close_notify: read() gives b"" from now on
                 break
             self._rx += chunk
             progressed = True
         if progressed and self._tx:
             # A write that was waiting for the peer (renegotiation) may go now.
-            try:
+            with suppress(TlsFailure):  # the sticky error, raised by the next operation
                 self._push_plaintext()
-            except TlsFailure:
-                pass  # sticky; raised by the next operation
-
-    def _end_of_input(self) -> None:
-        self._rx_eof = True
-        self._blocked_on_input = False
-        self._transition(Event.PEER_CLOSE)
 
     def write(self, data: bytes) -> None:
         """Encrypt all of ``data`` for the peer (then call ciphertext_to_send).
@@ -752,32 +544,26 @@ class TlsCore:
         ("connection closed for writing") or when broken.
         """
         self._raise_if_broken()
-        if self._state in _SENDING_CLOSED:
+        if self._state in SENDING_CLOSED:
             raise TlsFailure(MSG_CLOSED_FOR_WRITING, kind=ErrorKind.CLOSED)
-        if self._ssl_dead:
+        if self._state is CoreState.TRUNCATED:
             raise TlsFailure("cannot write: the transport ended without close_notify",
-                           kind=ErrorKind.EOF)
+                             kind=ErrorKind.EOF)
         if not data:
             return
         self._tx += data
-        if self._established:
+        if self.handshake_complete:
             self._push_plaintext()
 
     def _push_plaintext(self) -> None:
         """Encrypt buffered plaintext as far as OpenSSL takes it; then, if
         closing was asked for, queue close_notify."""
         while self._tx:
-            try:
-                written = self._obj.write(self._tx)  # type: ignore[union-attr]
-            except ssl.SSLWantReadError:
-                # Only while OpenSSL waits for the peer (a renegotiation);
-                # the bytes stay for a retry.
-                self._blocked_on_input = True
-                return
-            except ssl.SSLError as exc:
-                self._fail(self._translate(exc, during_handshake=False))
+            written = self._call(Op.WRITE, self._tx)
+            if written is NEED_INPUT:
+                return  # OpenSSL waits for the peer (a renegotiation); the bytes stay
             del self._tx[:written]
-        if self._state in _SENDING_CLOSED and not self._close_notify_sent:
+        if self._state in SENDING_CLOSED and not self.close_notify_sent:
             self._send_close_notify()
 
     def close(self) -> None:
@@ -786,121 +572,29 @@ class TlsCore:
         Reading stays possible: the peer may keep sending until its own
         close_notify (read then returns ``b""``). Before the handshake
         completes there is no close_notify to send; the connection just
-        becomes ``"closed"``.
+        becomes ``"closed-in-handshake"``.
         """
-        if self._error is not None or self._state in _SENDING_CLOSED:
+        if self._error is not None or self._state in SENDING_CLOSED:
             return
+        truncated = self._state is CoreState.TRUNCATED
         self._transition(Event.CLOSE)
-        if not self._established or self._ssl_dead:
-            self._tx.clear()
+        if not self.handshake_complete or truncated:
+            self._tx.clear()  # nothing can be sent any more
             return
-        try:
+        with suppress(TlsFailure):  # the sticky error, raised by the next operation
             self._push_plaintext()  # close_notify goes once the backlog is gone
-        except TlsFailure:
-            pass  # recorded as the sticky error
 
     def _send_close_notify(self) -> None:
         # unwrap() calls SSL_shutdown twice; the second call reads, and fails
         # with APPLICATION_DATA_AFTER_CLOSE_NOTIFY if records are waiting.
-        # So decrypt everything already received into _rx first.
+        # So decrypt everything already received into _rx first. If that
+        # ends the read side with an error or a truncation, OpenSSL has
+        # nothing more to say.
         self._fill(sys.maxsize)
-        if self._ssl_dead or (self._rx_error is not None
-                              and self._rx_error.kind != ErrorKind.TRUNCATED):
-            return
-        self._close_notify_sent = True
-        try:
-            self._obj.unwrap()  # type: ignore[union-attr]
-        except ssl.SSLWantReadError:
-            pass  # close_notify queued; the peer's has not arrived yet
-        except ssl.SSLError:
-            # Nothing useful to report from a failed goodbye; the state of the
-            # read side is already recorded by _fill.
-            pass
-
-    # ------------------------------------------------------------------
-    # information about the session
-    def peer_chain(self) -> tuple[bytes, ...]:
-        """The peer's certificates as it sent them (DER, leaf first); () if none.
-
-        Available as soon as the peer's Certificate message has been processed.
-        """
-        if self._obj is None:
-            return ()
-        try:
-            return openssl.unverified_chain(self._obj)
-        except (ValueError, ssl.SSLError):
-            return ()
-
-    def protocol_version(self) -> int | None:
-        """The negotiated version as on the wire (0x0303, 0x0304), or None."""
-        return _PROTOCOL_CODES.get(self.version())
-
-    def cipher_suite(self) -> int | None:
-        """The IANA code of the negotiated cipher suite, or None."""
-        cipher = self.cipher()
-        if cipher is None:
-            return None
-        return _cipher_codes().get(cipher[0])
+        if self._rx_error is None:
+            self.close_notify_sent = True
+            self._call(Op.GOODBYE)  # NEED_INPUT: the peer's close_notify is still to come
 
     def __repr__(self) -> str:
-        role = "server" if self._server_side else f"client {self._server_hostname!r}"
+        role = "server" if self.server_side else f"client {self.server_hostname!r}"
         return f"<TlsCore {role} {self._state.value}>"
-
-
-# Session facts OpenSSL knows once the handshake is complete (None before),
-# each an SSLObject method. Listed as data, made into methods below.
-_SESSION_INFO: dict[str, tuple[str, Callable[[ssl.SSLObject], object]]] = {
-    "version": ('Negotiated protocol ("TLSv1.3", "TLSv1.2", ...) or None.',
-                lambda obj: obj.version()),
-    "cipher": ("(name, protocol, secret bits) of the negotiated cipher, or None.",
-               lambda obj: obj.cipher()),
-    "alpn_protocol": ("The ALPN protocol the server selected, or None.",
-                      lambda obj: obj.selected_alpn_protocol()),
-    "peer_certificate_der": ("The peer's leaf certificate (DER), or None if it sent none.",
-                             lambda obj: obj.getpeercert(binary_form=True)),
-}
-
-
-def _session_getter(name: str, doc: str, read: Callable[[ssl.SSLObject], object]):
-    def getter(self: TlsCore):
-        if not self._established:
-            return None
-        try:
-            return read(self._obj)  # type: ignore[arg-type]
-        except (ValueError, ssl.SSLError):  # pragma: no cover - defensive
-            return None
-    getter.__name__ = getter.__qualname__ = name
-    getter.__doc__ = doc
-    return getter
-
-
-for _name, (_doc, _read) in _SESSION_INFO.items():
-    setattr(TlsCore, _name, _session_getter(_name, _doc, _read))
-
-_PROTOCOL_CODES = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-
-
-@functools.cache
-def _cipher_codes() -> dict[str, int]:
-    """OpenSSL's cipher names and their IANA codes (the low 16 bits of its ids)."""
-    everything = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    everything.set_ciphers("ALL:@SECLEVEL=0")
-    return {cipher["name"]: cipher["id"] & 0xFFFF for cipher in everything.get_ciphers()}
-
-
-@functools.cache
-def _name_check_context() -> ssl.SSLContext:
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-def check_server_name(name: str | None) -> None:
-    """Raise ValueError for a server name OpenSSL would refuse, whatever the
-    reason (empty, too long, bad characters), before any byte is sent."""
-    if not name:
-        raise ValueError("invalid server name: empty")
-    try:
-        _name_check_context().wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=name)
-    # Python refuses some names (ValueError, UnicodeError, TypeError), OpenSSL
-    # others (SSLError: e.g. longer than 255 bytes): all are invalid names.
-    except (ValueError, TypeError, ssl.SSLError) as error:
-        raise ValueError(f"invalid server name {name!r}: {without_source_line(error)}") from None

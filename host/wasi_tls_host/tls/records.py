@@ -12,6 +12,9 @@ import enum
 
 #: Record header: content type (1), legacy version (2), length (2).
 HEADER_SIZE = 5
+#: Handshake message header: type (1), length (3).
+MESSAGE_HEADER_SIZE = 4
+TLS_1_3 = 0x0304
 
 
 class ContentType(enum.IntEnum):
@@ -52,6 +55,19 @@ def take_record(buffer: bytearray) -> bytes | None:
     record = bytes(buffer[:end])
     del buffer[:end]
     return record
+
+
+def certificate_list_is_empty(message: bytes, version: int) -> bool:
+    """Whether a Certificate handshake message (header included) carries no
+    certificate: a client's way of declining a request. TLS 1.3 puts a
+    request context before the list (RFC 8446 §4.4.2, RFC 5246 §7.4.2)."""
+    position = MESSAGE_HEADER_SIZE
+    if version == TLS_1_3:
+        if len(message) <= position:
+            return False
+        position += 1 + message[position]
+    length = message[position:position + 3]
+    return len(length) == 3 and int.from_bytes(length, "big") == 0
 
 
 def alert_record(description: AlertDescription) -> bytes:
