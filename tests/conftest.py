@@ -4,17 +4,15 @@ in a subprocess, the wasmtime CLI for differential runs, and loopback peers."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 from pki import TLS_VERSIONS, Pki
 
-from peers import free_port  # noqa: F401 - re-exported for the tests
 from wasi_tls_host.command_line import installed_command
+from wasi_tls_host.conformance.peers import TcpService
 
 #: The installed console script, as a user runs it.
 HOST = installed_command()
@@ -31,7 +29,8 @@ def pki(tmp_path_factory) -> Pki:
 
 @pytest.fixture(params=sorted(TLS_VERSIONS))
 def version(request) -> str:
-    """Each TLS test once per version: "1.2" and "1.3" (keys of `pki.TLS_VERSIONS`)."""
+    """Each TLS test once per version: "1.2" and "1.3" (the keys of TLS_VERSIONS,
+    the conformance kit's table)."""
     return request.param
 
 
@@ -54,11 +53,13 @@ def run_host(component: Path | str, *args: str, flags: tuple[str, ...] = (),
 
 
 class GuestServer:
-    """A server guest under `wasi-tls-host run`, up once it printed
-    `listening on HOST:PORT`. `finish()` waits for it to exit."""
+    """A server guest under `wasi-tls-host run` (behind `prefix`, a command
+    such as prlimit that runs the host), up once it printed `listening on
+    HOST:PORT`. `finish()` waits for it to exit."""
 
-    def __init__(self, component: Path | str, *args: str, flags: tuple[str, ...] = ()):
-        self.process = subprocess.Popen([HOST, "run", *flags, str(component), *args],
+    def __init__(self, component: Path | str, *args: str, flags: tuple[str, ...] = (),
+                 prefix: tuple[str, ...] = ()):
+        self.process = subprocess.Popen([*prefix, HOST, "run", *flags, str(component), *args],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         banner = self.process.stdout.readline().decode()
         if not banner.startswith("listening on "):
@@ -74,6 +75,11 @@ class GuestServer:
         finally:
             self.process.kill()
         return self.process.returncode, out.decode(), err.decode()
+
+    def stop(self) -> tuple[int, str, str]:
+        """Kill it: `finish()`'s (exit status, stdout, stderr)."""
+        self.process.kill()
+        return self.finish()
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -93,38 +99,10 @@ def run_wasmtime(component: Path | str, *args: str, flags: tuple[str, ...] = (),
                           capture_output=True, timeout=timeout)
 
 
-class EchoServer:
-    """A threaded TCP echo server on loopback; counts connections it served."""
-
-    def __init__(self, family: int = socket.AF_INET):
-        self.listener = socket.socket(family, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))
-        self.listener.listen()
-        self.port = self.listener.getsockname()[1]
-        self.served = 0
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
-        self._thread.start()
-
-    def _accept_loop(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    def _echo(self, conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(65536):
-                conn.sendall(data)
-        self.served += 1
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 @pytest.fixture
-def echo_server():
-    server = EchoServer()
+def echo_server(pki):
+    """A TCP echo server on loopback (the conformance kit's); `served` holds a
+    record per connection."""
+    server = TcpService(pki, None, mode="echo")
     yield server
     server.close()

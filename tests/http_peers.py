@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h11
-from pki import LeafFiles
+from pki import Leaf
 
 from peers import free_port, nginx_binary, wait_for_port
 
@@ -232,7 +232,7 @@ class NginxHttps:
     """nginx serving `root` over HTTPS pinned to one TLS version; with
     `client_ca` it requires a client certificate issued by it."""
 
-    def __init__(self, leaf: LeafFiles, root: Path, version: str, workdir: Path,
+    def __init__(self, leaf: Leaf, root: Path, version: str, workdir: Path,
                  client_ca: Path | None = None):
         self.port = free_port()
         prefix = workdir / "nginx"
@@ -256,8 +256,8 @@ class NginxHttps:
                 scgi_temp_path {prefix}/scgi;
                 server {{
                     listen 127.0.0.1:{self.port} ssl;
-                    ssl_certificate {leaf.cert};
-                    ssl_certificate_key {leaf.key};
+                    ssl_certificate {leaf.cert_file};
+                    ssl_certificate_key {leaf.key_file};
                     ssl_protocols TLSv{version};
                     {client_auth}
                     root {root};

@@ -3,13 +3,12 @@
 Servers serve files from a directory over HTTPS, pinned to one TLS version:
 Python's ssl (a threaded http.server), `openssl s_server -WWW`, nginx, and
 tlslite-ng for the one handshake layout OpenSSL never sends. They present
-certificates from the test CA. Clients (Python ssl, curl, `openssl
+the PKI's `localhost` certificate. Clients (Python ssl, curl, `openssl
 s_client`) fetch from a guest server and report what they saw (`Seen`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import re
 import shutil
@@ -17,48 +16,18 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import trustme
-from pki import TLS_VERSIONS, LeafFiles
+from pki import TLS_VERSIONS, Leaf, Pki
 
-from wasi_tls_host.conformance.peers import free_port
-
-
-def server_context(certfile: str, keyfile: str | None = None, *,
-                   min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
-                   max_version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
-    """A Python ssl server context for test peers, pinned to versions.
-
-    Below TLS 1.2 the OpenSSL security level is lowered to 0, because at the
-    default level OpenSSL refuses TLS 1.0/1.1 at all ("no ciphers
-    available"); that is only for peers that play legacy servers.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
-    context.load_cert_chain(certfile, keyfile)
-    if min_version < ssl.TLSVersion.TLSv1_2:
-        context.set_ciphers("DEFAULT:@SECLEVEL=0")
-    context.minimum_version = min_version
-    if max_version is not None:
-        context.maximum_version = max_version
-    return context
-
-
-def wait_for_port(port: int, process: subprocess.Popen | None = None,
-                  timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"peer exited early: {process.stderr.read().decode()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on port {port}")
+from wasi_tls_host.conformance.peers import (  # noqa: F401 - re-exported for the tests
+    digest,
+    free_port,
+    iana_code,
+    openssl_flag,
+    wait_for_port,
+)
 
 
 class PythonHttps:
@@ -66,10 +35,8 @@ class PythonHttps:
 
     name = "python"
 
-    def __init__(self, cert: trustme.LeafCert, root: Path, version: str):
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = context.maximum_version = TLS_VERSIONS[version]
-        cert.configure_cert(context)
+    def __init__(self, pki: Pki, root: Path, version: str):
+        context = pki.server_context(pki["localhost"], version)
         handler = _file_handler(root)
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
@@ -102,28 +69,18 @@ def _file_handler(root: Path):
     return Handler
 
 
-class _Files:
-    def __init__(self, cert: trustme.LeafCert, workdir: Path):
-        self.cert_file = workdir / "cert.pem"
-        self.key_file = workdir / "key.pem"
-        cert.cert_chain_pems[0].write_to_path(str(self.cert_file))
-        for extra in cert.cert_chain_pems[1:]:
-            extra.write_to_path(str(self.cert_file), append=True)
-        cert.private_key_pem.write_to_path(str(self.key_file))
-
-
 class OpenSSLServer:
     """`openssl s_server -WWW`: HTTP/1.0 responses delimited by connection close."""
 
     name = "openssl"
 
-    def __init__(self, cert: trustme.LeafCert, root: Path, version: str, workdir: Path):
-        files = _Files(cert, workdir)
+    def __init__(self, pki: Pki, root: Path, version: str):
+        leaf = pki["localhost"]
         self.port = free_port()
         self.process = subprocess.Popen(
             ["openssl", "s_server", "-quiet", "-accept", f"127.0.0.1:{self.port}",
-             "-cert", str(files.cert_file), "-key", str(files.key_file), "-WWW",
-             "-tls1_2" if version == "1.2" else "-tls1_3"],
+             "-cert", str(leaf.cert_file), "-key", str(leaf.key_file), "-WWW",
+             openssl_flag(version)],
             cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE)
         wait_for_port(self.port, self.process)
@@ -134,14 +91,15 @@ class OpenSSLServer:
 
 
 class Nginx:
-    """nginx, HTTP/1.1 with keep-alive and Content-Length."""
+    """nginx, HTTP/1.1 with keep-alive and Content-Length; its own files
+    beside the PKI's."""
 
     name = "nginx"
 
-    def __init__(self, cert: trustme.LeafCert, root: Path, version: str, workdir: Path):
-        files = _Files(cert, workdir)
+    def __init__(self, pki: Pki, root: Path, version: str):
+        leaf = pki["localhost"]
         self.port = free_port()
-        prefix = workdir / "nginx"
+        prefix = pki.directory / f"nginx-{self.port}"
         (prefix / "logs").mkdir(parents=True, exist_ok=True)
         config = prefix / "nginx.conf"
         config.write_text(f"""
@@ -160,8 +118,8 @@ class Nginx:
                 scgi_temp_path {prefix}/scgi;
                 server {{
                     listen 127.0.0.1:{self.port} ssl;
-                    ssl_certificate {files.cert_file};
-                    ssl_certificate_key {files.key_file};
+                    ssl_certificate {leaf.cert_file};
+                    ssl_certificate_key {leaf.key_file};
                     ssl_protocols TLSv{version};
                     root {root};
                 }}
@@ -190,13 +148,13 @@ class TlsliteServer:
     TLS 1.3 server packs its encrypted flight (EncryptedExtensions through
     Finished) into one record. `client_chain` is what the client sent."""
 
-    def __init__(self, leaf: trustme.LeafCert, version: str, *, request_certificate: bool):
+    def __init__(self, leaf: Leaf, version: str, *, request_certificate: bool):
         from tlslite.api import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
         chain = X509CertChain()
         chain.parsePemList(b"".join(blob.bytes() for blob in leaf.cert_chain_pems).decode())
         key = parsePEMKey(leaf.private_key_pem.bytes().decode(), private=True)
         settings = HandshakeSettings()
-        settings.minVersion = settings.maxVersion = {"1.2": (3, 3), "1.3": (3, 4)}[version]
+        settings.minVersion = settings.maxVersion = divmod(TLS_VERSIONS[version].value, 256)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.client_chain = None
@@ -225,10 +183,6 @@ class TlsliteServer:
 
 
 # -- TLS clients as peers: each returns what it saw -----------------------------------
-
-CLIENT_FLAGS = {"1.2": ("-tls1_2", "--tlsv1.2", "--tls-max", "1.2"),
-                "1.3": ("-tls1_3", "--tlsv1.3", "--tls-max", "1.3")}
-
 
 @dataclass
 class Seen:
@@ -264,15 +218,15 @@ def python_https_get(port: int, server_name: str, path: str, context: ssl.SSLCon
                     conn.selected_alpn_protocol(), conn.getpeercert(binary_form=True))
 
 
-def curl_https_get(port: int, server_name: str, path: str, version: str, ca_file: Path,
-                   cert: LeafFiles | None = None) -> Seen:
-    """curl, resolving the name to loopback; it verifies the name itself."""
-    _, tls_flag, max_flag, max_version = CLIENT_FLAGS[version]
-    command = ["curl", "-sS", "-v", "-i", "--http1.1", tls_flag, max_flag, max_version,
-               "--cacert", str(ca_file), "--resolve", f"{server_name}:{port}:127.0.0.1",
+def curl_https_get(port: int, server_name: str, path: str, version: str, pki: Pki,
+                   leaf: Leaf | None = None) -> Seen:
+    """curl pinned to `version`, presenting `leaf` if given, resolving the name
+    to loopback; it verifies the name itself."""
+    command = ["curl", "-sS", "-v", "-i", "--http1.1", f"--tlsv{version}", "--tls-max", version,
+               "--cacert", str(pki.ca_file), "--resolve", f"{server_name}:{port}:127.0.0.1",
                f"https://{server_name}:{port}{path}"]
-    if cert is not None:
-        command += ["--cert", str(cert.cert), "--key", str(cert.key)]
+    if leaf is not None:
+        command += ["--cert", str(leaf.cert_file), "--key", str(leaf.key_file)]
     result = subprocess.run(command, capture_output=True, timeout=60)
     log = result.stderr.decode()
     session = re.search(r"SSL connection using (\S+) / (\S+)", log)
@@ -281,15 +235,15 @@ def curl_https_get(port: int, server_name: str, path: str, version: str, ca_file
                 alpn and alpn.group(1))
 
 
-def openssl_https_get(port: int, server_name: str, path: str, version: str, ca_file: Path,
-                      cert: LeafFiles | None = None) -> Seen:
-    """`openssl s_client`, checking the chain and the name; the request on stdin."""
+def openssl_https_get(port: int, server_name: str, path: str, version: str, pki: Pki,
+                      leaf: Leaf | None = None) -> Seen:
+    """`openssl s_client` pinned to `version`, presenting `leaf` if given,
+    checking the chain and the name; the request on stdin."""
     command = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername",
-               server_name, "-verify_hostname", server_name, "-CAfile", str(ca_file),
-               "-verify_return_error", "-ign_eof", "-alpn", "http/1.1",
-               CLIENT_FLAGS[version][0]]
-    if cert is not None:
-        command += ["-cert", str(cert.cert), "-key", str(cert.key)]
+               server_name, "-verify_hostname", server_name, "-CAfile", str(pki.ca_file),
+               "-verify_return_error", "-ign_eof", "-alpn", "http/1.1", openssl_flag(version)]
+    if leaf is not None:
+        command += ["-cert", str(leaf.cert_file), "-key", str(leaf.key_file)]
     request = f"GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n"
     result = subprocess.run(command, input=request.encode(), capture_output=True, timeout=60)
     out = result.stdout
@@ -304,16 +258,10 @@ def openssl_https_get(port: int, server_name: str, path: str, version: str, ca_f
 
 def fingerprint(der: bytes) -> str:
     """A certificate's fingerprint as the guests print it."""
-    return f"sha256:{hashlib.sha256(der).hexdigest()}"
+    return f"sha256:{digest(der)}"
 
 
 def facts(report: str) -> dict[str, str]:
     """A guest's report, one `name: value` per line, as a dict."""
     return dict(line.split(": ", 1) for line in report.splitlines())
 
-
-def iana_code(cipher_name: str) -> int:
-    """An OpenSSL cipher name's IANA code, from OpenSSL's own table."""
-    everything = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    everything.set_ciphers("ALL:@SECLEVEL=0")
-    return next(c["id"] & 0xFFFF for c in everything.get_ciphers() if c["name"] == cipher_name)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import math
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import HostConfig, NetRule, Preopen, host_key
+from .config import DEFAULT_MAX_CONNECTIONS, HostConfig, NetRule, Preopen, host_key
 from .conformance import command as conformance
 from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
 from .host import GuestTrap, Host, HostError
@@ -33,6 +35,8 @@ INTERRUPTED_STATUS = 130
 USAGE_STATUS = 2
 #: Exit status when `build` fails.
 BUILD_FAILED_STATUS = 1
+#: Where `run` takes the password of encrypted identities when no file is named.
+IDENTITY_PASSWORD_VARIABLE = "WASI_TLS_HOST_IDENTITY_PASSWORD"
 
 COMMANDS_HELP = """\
 commands:
@@ -94,17 +98,78 @@ def _output_file(text: str) -> Path:
     return Path(text)
 
 
-def _identity(text: str) -> tuple[str, PrivateIdentity]:
-    """`NAME=CERTFILE,KEYFILE`: loaded and checked now, so mistakes are one line."""
-    from .tls.identity import IdentityError, PrivateIdentity  # cryptography: only when asked
+@dataclass(frozen=True)
+class _IdentitySpec:
+    """One `--identity`: a name and its PEM chain and key files, or its PKCS#12 file.
+    Loaded once every option is read, since a key may need the password."""
+
+    name: str
+    files: tuple[str, ...]
+
+    def load(self, password: bytes | None) -> PrivateIdentity:
+        from .tls.identity import PrivateIdentity  # cryptography: only when asked
+        if len(self.files) == 1:
+            return PrivateIdentity.from_pkcs12(self.files[0], password=password)
+        return PrivateIdentity.from_files(*self.files, password=password)
+
+
+def _identity(text: str) -> _IdentitySpec:
+    """`NAME=CERTFILE,KEYFILE` or `NAME=P12FILE`."""
     name, sep, files = text.partition("=")
-    cert_file, comma, key_file = files.partition(",")
-    if not sep or not name or not comma or not cert_file or not key_file:
-        raise argparse.ArgumentTypeError(f"expected NAME=CERTFILE,KEYFILE, got {text!r}")
+    parts = tuple(files.split(","))
+    if not sep or not name or len(parts) > 2 or not all(parts):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=CERTFILE,KEYFILE or NAME=P12FILE, got {text!r}")
+    return _IdentitySpec(name, parts)
+
+
+def _load_identities(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    """Replace the `--identity` and `--http-client-identity` specs by
+    identities, opening encrypted keys with the password from
+    --identity-password-file or $WASI_TLS_HOST_IDENTITY_PASSWORD. That
+    variable is removed from this process's environment, so that no guest
+    inherits it (--inherit-env)."""
+    from .tls.identity import IdentityError, IdentityPasswordError
+    password, source = _identity_password(parser, options.identity_password_file)
+    for option in ("identity", "http_client_identity"):
+        loaded = []
+        for spec in getattr(options, option):
+            try:
+                loaded.append((spec.name, spec.load(password)))
+            except IdentityError as error:
+                hint = ""
+                if isinstance(error, IdentityPasswordError):
+                    hint = (f" (password from {source})" if source else
+                            f" (give the password with --identity-password-file FILE or "
+                            f"${IDENTITY_PASSWORD_VARIABLE})")
+                flag = "--" + option.replace("_", "-")
+                parser.error(f"argument {flag}: identity {spec.name!r}: {error}{hint}")
+        setattr(options, option, loaded)
+
+
+def _identity_password(parser: argparse.ArgumentParser,
+                       password_file: str | None) -> tuple[bytes | None, str | None]:
+    """The password and where it came from, or (None, None). A file's one
+    trailing line break is not part of it."""
+    from_environment = os.environb.pop(IDENTITY_PASSWORD_VARIABLE.encode(), None)
+    if password_file is None:
+        if from_environment is None:
+            return None, None
+        return from_environment, f"${IDENTITY_PASSWORD_VARIABLE}"
     try:
-        return name, PrivateIdentity.from_files(cert_file, key_file)
-    except IdentityError as error:
-        raise argparse.ArgumentTypeError(f"identity {name!r}: {error}") from None
+        with open(password_file, "rb") as file:
+            password = file.read()
+    except OSError as error:
+        parser.error(f"argument --identity-password-file: cannot read {password_file}: "
+                     f"{error.strerror or error}")
+    password = password.removesuffix(b"\n").removesuffix(b"\r")
+    return password, f"--identity-password-file {password_file}"
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number 0 or more, got {text!r}")
+    return int(text)
 
 
 def _positive_seconds(text: str) -> float:
@@ -121,6 +186,23 @@ def _positive_seconds(text: str) -> float:
 def installed_command() -> str:
     """This environment's `wasi-tls-host` console script (next to its Python)."""
     return str(Path(sys.executable).with_name("wasi-tls-host"))
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that can check its options together once all are read:
+    `finish(parser, options)` may change them, or report a mistake through
+    `parser.error` (an identity's key needs the password, which another
+    option gives, wherever it stands)."""
+
+    def __init__(self, *args, finish=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.finish = finish
+
+    def parse_known_args(self, args=None, namespace=None):
+        options, extras = super().parse_known_args(args, namespace)
+        if self.finish is not None:
+            self.finish(self, options)
+        return options, extras
 
 
 class _VersionAction(argparse.Action):
@@ -143,7 +225,7 @@ class _VersionAction(argparse.Action):
 # -- the parser ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="wasi-tls-host",
         description="Run WASI 0.2 command components with wasi:tls provided by Python's ssl, "
                     "and build guests for them.",
@@ -159,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run(commands) -> None:
     run = commands.add_parser(
-        "run", help="run a command component",
+        "run", help="run a command component", finish=_load_identities,
         description="Run a WASI 0.2 command component (its wasi:cli/run export). The guest "
                     "gets nothing it is not granted by the options below. Exit status: the "
                     f"guest's (0 or 1); {TRAP_STATUS} when it traps, also on a host defect "
@@ -179,6 +261,12 @@ def _add_run(commands) -> None:
                           "repeatable")
     run.add_argument("--inherit-network", action="store_true",
                      help="allow every network address")
+    run.add_argument("--max-connections", type=_count, default=DEFAULT_MAX_CONNECTIONS,
+                     metavar="N",
+                     help="the most sockets the guest may hold open at once: TCP connections "
+                          "it makes or accepts, listeners and UDP sockets. Beyond it, creating "
+                          "or accepting one fails with new-socket-limit (and a client waits in "
+                          f"the listen backlog). Default: {DEFAULT_MAX_CONNECTIONS}")
     run.add_argument("--ca-file", action="append", type=_existing_file("CA file"), default=[],
                      metavar="PEM",
                      help="trust the CA certificates in PEM for TLS (repeatable; replaces "
@@ -186,20 +274,34 @@ def _add_run(commands) -> None:
     run.add_argument("--system-trust", action="store_true",
                      help="also trust the operating system's CA store")
     run.add_argument("--identity", action="append", type=_identity, default=[],
-                     metavar="NAME=CERTFILE,KEYFILE",
+                     metavar="NAME=CERTFILE,KEYFILE|NAME=P12FILE",
                      help="provision a TLS identity for the guest under NAME (repeatable): a "
-                          "PEM certificate chain, leaf first, and its PEM private key. The "
-                          "guest gets it from wasi-tls-host:tls/preopens; the key never "
-                          "enters the guest")
+                          "PEM certificate chain, leaf first, and its private key (PEM or "
+                          "DER, encrypted or not), or a PKCS#12 (.p12/.pfx) file. The guest "
+                          "gets it from wasi-tls-host:tls/preopens; the key never enters the "
+                          "guest")
+    run.add_argument("--identity-password-file", type=_existing_file("identity password file"),
+                     metavar="FILE",
+                     help="the password of encrypted --identity keys and PKCS#12 files (one "
+                          "for all; one trailing line break is ignored). Without it, "
+                          f"${IDENTITY_PASSWORD_VARIABLE} is used, if set; the guest never "
+                          "sees it")
     run.add_argument("--http-client-identity", action="append", type=_identity, default=[],
-                     metavar="HOST=CERTFILE,KEYFILE",
-                     help="present this client certificate (PEM chain, leaf first, and its "
-                          "PEM key) when a server at HOST asks for one during a wasi:http "
-                          "request (repeatable, one per host); the key never enters the guest")
+                     metavar="HOST=CERTFILE,KEYFILE|HOST=P12FILE",
+                     help="present this client certificate (a PEM chain, leaf first, and its "
+                          "key, or a PKCS#12 file, as for --identity) when a server at HOST "
+                          "asks for one during a wasi:http request (repeatable, one per "
+                          "host); the key never enters the guest")
     run.add_argument("--client-ca", action="append", type=_existing_file("client CA file"),
                      default=[], metavar="PEM",
                      help="trust the CA certificates in PEM for the client certificates a "
                           "guest server asks for (repeatable; none trusted by default)")
+    run.add_argument("--crl-file", action="append", type=_existing_file("CRL file"),
+                     default=[], metavar="PEM",
+                     help="check server certificates (of the host's TLS clients) and client "
+                          "certificates (that guest servers ask for) against the CRLs in PEM "
+                          "(repeatable). Strict: a certificate whose issuer has no current "
+                          "CRL among them is refused too")
     run.add_argument("--tls-keylog", metavar="FILE",
                      help="append TLS secrets to FILE in NSS key log format (for Wireshark); "
                           "defaults to $SSLKEYLOGFILE")
@@ -258,8 +360,10 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
         preopens=list(options.dir),
         allow_net=list(options.allow_net),
         inherit_network=options.inherit_network,
+        max_connections=options.max_connections,
         tls=TlsPolicy(ca_files=list(options.ca_file), system_trust=options.system_trust,
                       client_ca_files=list(options.client_ca),
+                      crl_files=list(options.crl_file),
                       identities=_unique_names(options.identity),
                       handshake_timeout=options.tls_handshake_timeout,
                       **({"keylog_file": options.tls_keylog} if options.tls_keylog else {})),
@@ -295,7 +399,16 @@ def _by_host(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, Private
     return by_host
 
 
+def _print_host_log() -> None:
+    """What the host logs while a guest runs (a denied network access) as
+    `wasi-tls-host:` lines on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("wasi-tls-host: %(message)s"))
+    logging.getLogger("wasi_tls_host").addHandler(handler)
+
+
 def run_command(options: argparse.Namespace) -> int:
+    _print_host_log()
     try:
         config = config_from_args(options)
         config.tls.check()

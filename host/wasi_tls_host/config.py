@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+#: Sockets a guest may hold open at once by default (nginx's default
+#: worker_connections): half of the usual 1024 descriptors a process may
+#: open, leaving the rest to the host, the guest's files and other guests.
+DEFAULT_MAX_CONNECTIONS = 512
+
 
 @dataclass(frozen=True)
 class Preopen:
@@ -92,6 +97,10 @@ def _port(text: str, spec: str) -> int:
 class HostConfig:
     """Everything the host grants one guest run.
 
+    `max_connections` bounds the sockets the guest holds open at once (TCP
+    connections it makes or accepts, listeners, UDP sockets); beyond it,
+    creating or accepting a socket fails with `new-socket-limit`.
+
     Clocks and randomness are injectable so that tests can pin them. An
     injected monotonic clock must advance with real time for timers to
     fire: the poll loop sleeps in real time until the clock's deadline.
@@ -103,6 +112,7 @@ class HostConfig:
     preopens: list[Preopen] = field(default_factory=list)
     allow_net: list[NetRule] = field(default_factory=list)
     inherit_network: bool = False
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     initial_cwd: str | None = None
     tls: TlsPolicy = field(default_factory=TlsPolicy)
     #: Client certificates for wasi:http requests, by server host (keyed by `host_key`).
@@ -114,6 +124,10 @@ class HostConfig:
     wall_ns: Callable[[], int] = time.time_ns
     secure_random: Callable[[int], bytes] = secrets.token_bytes
     insecure_random: Callable[[int], bytes] = os.urandom
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 0:
+            raise ValueError(f"max_connections must be 0 or more, got {self.max_connections}")
 
     def environment(self) -> dict[str, str]:
         merged = dict(os.environ) if self.inherit_env else {}

@@ -76,28 +76,29 @@ def test_bad_handshake_timeouts_are_usage_errors(guests, value, problem):
 
 
 def test_identity_and_client_ca_mistakes_are_one_line(guests, pki, tmp_path):
-    leaf, other = pki.files(pki.leaf("a.example")), pki.files(pki.leaf("b.example"))
+    leaf, other = pki.leaf("a.example"), pki.leaf("b.example")
     cases = {
-        ("--identity", "server"): "expected NAME=CERTFILE,KEYFILE, got 'server'",
-        ("--identity", f"server={leaf.cert}"):
-            f"expected NAME=CERTFILE,KEYFILE, got 'server={leaf.cert}'",
-        ("--identity", f"server={tmp_path}/none.pem,{leaf.key}"):
+        ("--identity", "server"): "expected NAME=CERTFILE,KEYFILE or NAME=P12FILE, got 'server'",
+        ("--identity", f"server={leaf.cert_file}"):
+            f"identity 'server': {leaf.cert_file} is PEM, not PKCS#12: give NAME=CERTFILE,KEYFILE",
+        ("--identity", f"server={tmp_path}/none.pem,{leaf.key_file}"):
             f"identity 'server': {tmp_path}/none.pem: No such file or directory",
-        ("--identity", f"server={leaf.cert},{other.key}"):
+        ("--identity", f"server={leaf.cert_file},{other.key_file}"):
             "identity 'server': the private key does not match the leaf certificate",
     }
     for flags, problem in cases.items():
         assert_usage_error(run_host(guests["wasi-probe"], flags=flags),
                            f"argument --identity: {problem}")
     unreadable = run_host(guests["wasi-probe"],
-                          flags=("--identity", f"server={leaf.key},{leaf.key}"))
+                          flags=("--identity", f"server={leaf.key_file},{leaf.key_file}"))
     assert "argument --identity: identity 'server': certificate 0 of the chain cannot be " \
         "read" in unreadable.stderr.decode() and unreadable.returncode == 2
     assert_usage_error(run_host(guests["wasi-probe"], flags=("--client-ca", str(tmp_path))),
                        f"argument --client-ca: client CA file is a directory, not a file: "
                        f"{tmp_path}")
     same_name = run_host(guests["wasi-probe"], flags=(
-        "--identity", f"x={leaf.cert},{leaf.key}", "--identity", f"x={other.cert},{other.key}"))
+        "--identity", f"x={leaf.cert_file},{leaf.key_file}",
+        "--identity", f"x={other.cert_file},{other.key_file}"))
     assert_clean_error(same_name, "each --identity needs a name of its own")
 
 
@@ -112,37 +113,23 @@ def test_not_webassembly(tmp_path):
     assert_clean_error(run_host(path), "not a WebAssembly file")
 
 
-def test_core_module_is_not_a_component(tmp_path):
-    path = tmp_path / "core.wasm"
-    path.write_bytes(wasmtime.wat2wasm("(module)"))
-    assert_clean_error(run_host(path), "core WebAssembly module, not a component")
+def importing(name: str, function: str) -> str:
+    """A component that imports `function` of the instance `name`, and nothing else."""
+    return f'(component (import "{name}" (instance (export "{function}" (func)))))'
 
 
-def test_component_importing_an_unknown_interface(tmp_path):
-    path = tmp_path / "odd.wasm"
-    path.write_bytes(wasmtime.wat2wasm("""
-        (component
-          (import "example:missing/thing@1.0.0" (instance
-            (export "hello" (func))))
-        )"""))
-    assert_clean_error(run_host(path), "`example:missing/thing@1.0.0`",
-                       "which this host does not provide")
-
-
-def test_component_needing_a_function_the_host_lacks(tmp_path):
-    path = tmp_path / "lacking.wasm"
-    path.write_bytes(wasmtime.wat2wasm("""
-        (component
-          (import "wasi:cli/environment@0.2.3" (instance
-            (export "get-everything" (func))))
-        )"""))
-    assert_clean_error(run_host(path), "wasi:cli/environment@0.2.3", "get-everything")
-
-
-def test_component_without_run_export(tmp_path):
-    path = tmp_path / "library.wasm"
-    path.write_bytes(wasmtime.wat2wasm("(component)"))
-    assert_clean_error(run_host(path), "does not export wasi:cli/run")
+@pytest.mark.parametrize("wat, fragments", [
+    ("(module)", ["core WebAssembly module, not a component"]),
+    (importing("example:missing/thing@1.0.0", "hello"),
+     ["`example:missing/thing@1.0.0`", "which this host does not provide"]),
+    (importing("wasi:cli/environment@0.2.3", "get-everything"),
+     ["wasi:cli/environment@0.2.3", "get-everything"]),
+    ("(component)", ["does not export wasi:cli/run"]),
+], ids=["core-module", "unknown-interface", "missing-function", "no-run-export"])
+def test_a_module_the_host_cannot_run(tmp_path, wat, fragments):
+    path = tmp_path / "guest.wasm"
+    path.write_bytes(wasmtime.wat2wasm(wat))
+    assert_clean_error(run_host(path), *fragments)
 
 
 def test_bad_permission_flags_are_usage_errors(tmp_path, guests):

@@ -16,8 +16,8 @@ import threading
 import pytest
 from http_peers import H11Server, NginxHttps, RawServer, body_bytes, hold, read_head, sha256
 
-from conftest import HOST, free_port, run_host
-from peers import OpenSSLServer
+from conftest import HOST, run_host
+from peers import OpenSSLServer, free_port
 
 MIB = 1 << 20
 #: A failure must be reported well within this, the guest's own start included.
@@ -160,7 +160,7 @@ def test_https_from_nginx(fetch_guest, pki, leaf, version, tmp_path):
     root = tmp_path / "site"
     root.mkdir()
     (root / "file.bin").write_bytes(body_bytes(MIB + 3))
-    server = NginxHttps(pki.files(leaf), root, version, tmp_path)
+    server = NginxHttps(leaf, root, version, tmp_path)
     try:
         fetched = Fetched(fetch(fetch_guest, f"https://localhost:{server.port}/file.bin",
                                 flags=trusting(pki, server.port)))
@@ -246,12 +246,13 @@ def test_outside_allow_net_is_denied(fetch_guest, pki, leaf):
 
 
 def test_client_identity_is_presented_when_asked(fetch_guest, pki, leaf, version):
-    client = pki.files(pki.leaf("client.example"))
+    client = pki.leaf("client.example")
     server = https_server(pki, leaf, version, client_auth=ssl.CERT_REQUIRED)
     url = f"https://localhost:{server.port}/client-cert"
     try:
         with_identity = Fetched(fetch(fetch_guest, url, flags=trusting(
-            pki, server.port, "--http-client-identity", f"LocalHost={client.cert},{client.key}")))
+            pki, server.port, "--http-client-identity",
+            f"LocalHost={client.cert_file},{client.key_file}")))
         without = fetch(fetch_guest, url, flags=trusting(pki, server.port))
     finally:
         server.close()
@@ -264,12 +265,13 @@ def test_client_identity_is_presented_when_asked(fetch_guest, pki, leaf, version
 
 
 def test_client_identity_with_nginx(fetch_guest, pki, leaf, version, tmp_path):
-    client = pki.files(pki.leaf("client.example"))
-    server = NginxHttps(pki.files(leaf), tmp_path, version, tmp_path, client_ca=pki.ca_file)
+    client = pki.leaf("client.example")
+    server = NginxHttps(leaf, tmp_path, version, tmp_path, client_ca=pki.ca_file)
     url = f"https://localhost:{server.port}/client-cert"
     try:
         result = fetch(fetch_guest, url, flags=trusting(
-            pki, server.port, "--http-client-identity", f"localhost={client.cert},{client.key}"))
+            pki, server.port, "--http-client-identity",
+            f"localhost={client.cert_file},{client.key_file}"))
         refused = Fetched(fetch(fetch_guest, url, flags=trusting(pki, server.port)))
     finally:
         server.close()
@@ -280,25 +282,25 @@ def test_client_identity_with_nginx(fetch_guest, pki, leaf, version, tmp_path):
 
 
 def test_identity_for_an_address_literal(fetch_guest, pki, leaf):
-    client = pki.files(pki.leaf("client.example"))
+    client = pki.leaf("client.example")
     server = https_server(pki, leaf, "1.3", client_auth=ssl.CERT_REQUIRED)
     try:
         fetched = Fetched(fetch(fetch_guest, f"https://127.0.0.1:{server.port}/client-cert",
                                 flags=("--ca-file", str(pki.ca_file), "--allow-net",
                                        f"127.0.0.1:{server.port}", "--http-client-identity",
-                                       f"127.0.0.1={client.cert},{client.key}")))
+                                       f"127.0.0.1={client.cert_file},{client.key_file}")))
     finally:
         server.close()
     assert fetched.header("x-client-subject") == "client.example"
 
 
 def test_identity_for_another_host_is_not_presented(fetch_guest, pki, leaf):
-    client = pki.files(pki.leaf("client.example"))
+    client = pki.leaf("client.example")
     server = https_server(pki, leaf, "1.3", client_auth=ssl.CERT_OPTIONAL)
     try:
         fetched = Fetched(fetch(fetch_guest, f"https://localhost:{server.port}/client-cert",
                                 flags=trusting(pki, server.port, "--http-client-identity",
-                                               f"elsewhere={client.cert},{client.key}")))
+                                               f"elsewhere={client.cert_file},{client.key_file}")))
     finally:
         server.close()
     assert fetched.header("x-client-subject") == "none"
@@ -463,9 +465,9 @@ def test_a_bad_http_client_identity_is_a_usage_error(fetch_guest, value, message
                            "no port"),
 ])
 def test_http_client_identity_hosts(fetch_guest, pki, hosts, message):
-    client = pki.files(pki.leaf("client.example"))
+    client = pki.leaf("client.example")
     flags = [arg for host in hosts
-             for arg in ("--http-client-identity", f"{host}={client.cert},{client.key}")]
+             for arg in ("--http-client-identity", f"{host}={client.cert_file},{client.key_file}")]
     result = subprocess.run([HOST, "run", *flags, str(fetch_guest)], capture_output=True,
                             timeout=60)
     assert result.returncode == 2

@@ -17,27 +17,15 @@ import threading
 from pathlib import Path
 
 import pytest
-import trustme
+from pki import TLS_VERSIONS, Leaf
 
 from conftest import run_host, run_wasmtime
-from peers import Nginx, OpenSSLServer, PythonHttps, server_context
+from peers import Nginx, OpenSSLServer, PythonHttps
+from wasi_tls_host.conformance.peers import TlsEcho
 
-TLS_VERSIONS = ["1.2", "1.3"]
 BODY_SIZES = [0, 1, 16383, 16384, 16385, 8 << 20]
 #: A failure must be reported well within this (the guest's own run included).
 FAILURE_BUDGET_S = 60
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def ca_file(ca, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +40,9 @@ def site(tmp_path_factory) -> dict[str, bytes]:
     return bodies
 
 
-def https_get(guests, ca_file, port: int, path: str, *extra_flags: str, timeout=120):
+def https_get(guests, pki, port: int, path: str, *extra_flags: str, timeout=120):
     return run_host(guests["https-get"], f"https://localhost:{port}/{path}",
-                    flags=("--ca-file", str(ca_file), "--allow-net", f"localhost:{port}",
+                    flags=("--ca-file", str(pki.ca_file), "--allow-net", f"localhost:{port}",
                            *extra_flags), timeout=timeout)
 
 
@@ -62,64 +50,41 @@ def body_line(body: bytes) -> str:
     return f"body: {len(body)} bytes sha256={hashlib.sha256(body).hexdigest()}"
 
 
-PEERS = {
-    "python": lambda cert, root, version, workdir: PythonHttps(cert, root, version),
-    "openssl": OpenSSLServer,
-    "nginx": Nginx,
-}
+PEERS = {"python": PythonHttps, "openssl": OpenSSLServer, "nginx": Nginx}
 
 
-@pytest.fixture(params=[(peer, version) for peer in PEERS for version in TLS_VERSIONS],
+@pytest.fixture(params=[(peer, version) for peer in PEERS for version in sorted(TLS_VERSIONS)],
                 ids=lambda p: f"{p[0]}-tls{p[1]}", scope="module")
-def server(request, ca, site, tmp_path_factory):
+def server(request, pki, site):
     peer, version = request.param
     if peer == "nginx" and shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         pytest.fail("nginx is missing: `make peers` installs it")
-    workdir = tmp_path_factory.mktemp(peer)
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    instance = PEERS[peer](cert, site["__root__"], version, workdir)
+    instance = PEERS[peer](pki, site["__root__"], version)
     yield instance
     instance.close()
 
 
 @pytest.mark.parametrize("size", BODY_SIZES)
-def test_body_arrives_intact(guests, ca_file, site, server, size):
-    result = https_get(guests, ca_file, server.port, f"{size}.bin")
+def test_body_arrives_intact(guests, pki, site, server, size):
+    result = https_get(guests, pki, server.port, f"{size}.bin")
     assert result.returncode == 0, result.stderr.decode()
     lines = result.stdout.decode().splitlines()
     assert lines[0].split()[1] == "200"
     assert lines[-1] == body_line(site[f"{size}.bin"])
 
 
-def tls_echo_server(ca: trustme.CA, version: str) -> tuple[socket.socket, int]:
-    """A Python ssl echo peer that answers close_notify with its own."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = context.maximum_version = getattr(
-        ssl.TLSVersion, f"TLSv1_{version[-1]}")
-    ca.issue_cert("localhost").configure_cert(context)
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def echo():
-        raw, _ = listener.accept()
-        with context.wrap_socket(raw, server_side=True) as conn:
-            while data := conn.recv(65536):
-                conn.sendall(data)
-            conn.unwrap()
-    threading.Thread(target=echo, daemon=True).start()
-    return listener, listener.getsockname()[1]
-
-
-@pytest.mark.parametrize("version", TLS_VERSIONS)
-def test_tls_echo_of_one_mebibyte_with_clean_close(guests, ca, ca_file, version):
-    listener, port = tls_echo_server(ca, version)
-    result = run_host(guests["tls-echo-client"], f"127.0.0.1:{port}", str(1 << 20),
-                      "localhost", flags=("--ca-file", str(ca_file),
-                                          "--allow-net", f"127.0.0.1:{port}"))
-    listener.close()
+def test_tls_echo_of_one_mebibyte_with_clean_close(guests, pki, version):
+    """Against an echo peer that answers close_notify with its own."""
+    peer = TlsEcho(pki, version)
+    result = run_host(guests["tls-echo-client"], f"127.0.0.1:{peer.port}", str(1 << 20),
+                      "localhost", flags=("--ca-file", str(pki.ca_file),
+                                          "--allow-net", f"127.0.0.1:{peer.port}"))
+    peer.close()
     assert result.returncode == 0, result.stderr.decode()
     out = result.stdout.decode()
     assert f"echoed {1 << 20} bytes" in out
     assert "closed cleanly" in out
+    assert peer.problems({"sent": 1 << 20}) == []
 
 
 # -- failures ------------------------------------------------------------------
@@ -148,11 +113,9 @@ class OneShotServer:
         self.listener.close()
 
 
-def tls_server(cert: trustme.LeafCert, version: str, respond):
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = context.maximum_version = getattr(
-        ssl.TLSVersion, f"TLSv1_{version[-1]}")
-    cert.configure_cert(context)
+def tls_server(pki, leaf: Leaf, version: str | None, respond, *, legacy: bool = False):
+    """A one-shot TLS server presenting `leaf` that runs `respond` on the connection."""
+    context = pki.server_context(leaf, version, legacy=legacy)
 
     def behave(raw):
         conn = context.wrap_socket(raw, server_side=True)
@@ -169,9 +132,9 @@ def read_request(conn) -> None:
         received += chunk
 
 
-def expect_failure(guests, ca_file, server, message, *flags):
+def expect_failure(guests, pki, server, message, *flags):
     try:
-        result = https_get(guests, ca_file, server.port, "x", *flags, timeout=FAILURE_BUDGET_S)
+        result = https_get(guests, pki, server.port, "x", *flags, timeout=FAILURE_BUDGET_S)
     finally:
         server.close()
     stderr = result.stderr.decode()
@@ -181,94 +144,75 @@ def expect_failure(guests, ca_file, server, message, *flags):
     return stderr
 
 
-@pytest.mark.parametrize("version", TLS_VERSIONS)
-def test_unknown_ca(guests, ca_file, version):
-    stranger = trustme.CA().issue_cert("localhost")
-    expect_failure(guests, ca_file, tls_server(stranger, version, read_request),
+def test_unknown_ca(guests, pki, version):
+    expect_failure(guests, pki, tls_server(pki, pki["unknown-ca"], version, read_request),
                    "certificate verify failed: unable to get local issuer certificate "
                    "(server name: localhost)")
 
 
-@pytest.mark.parametrize("version", TLS_VERSIONS)
-def test_wrong_hostname(guests, ca, ca_file, version):
-    cert = ca.issue_cert("other.example")
-    expect_failure(guests, ca_file, tls_server(cert, version, read_request),
+def test_wrong_hostname(guests, pki, version):
+    expect_failure(guests, pki, tls_server(pki, pki["other-name"], version, read_request),
                    "Hostname mismatch")
 
 
-@pytest.mark.parametrize("version", TLS_VERSIONS)
-def test_expired_certificate(guests, ca, ca_file, version):
-    import datetime
-    past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
-    cert = ca.issue_cert("localhost", not_before=past - datetime.timedelta(days=30),
-                         not_after=past)
-    expect_failure(guests, ca_file, tls_server(cert, version, read_request),
+def test_expired_certificate(guests, pki, version):
+    expect_failure(guests, pki, tls_server(pki, pki["expired"], version, read_request),
                    "certificate has expired")
 
 
-def test_server_that_only_speaks_tls_1_0_and_1_1(guests, ca, ca_file, tmp_path):
-    cert = ca.issue_cert("localhost")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    context = server_context(str(cert_file), str(key_file),
-                             min_version=ssl.TLSVersion.TLSv1,
-                             max_version=ssl.TLSVersion.TLSv1_1)
-    server = OneShotServer(lambda raw: context.wrap_socket(raw, server_side=True))
-    expect_failure(guests, ca_file, server, "peer sent alert: protocol version")
+def test_server_that_only_speaks_tls_1_0_and_1_1(guests, pki):
+    server = tls_server(pki, pki["localhost"], None, read_request, legacy=True)
+    expect_failure(guests, pki, server, "peer sent alert: protocol version")
 
 
-def test_server_closing_mid_handshake(guests, ca_file):
+def test_server_closing_mid_handshake(guests, pki):
     def hang_up(conn):
         conn.recv(100)  # part of the ClientHello, then close
-    expect_failure(guests, ca_file, OneShotServer(hang_up),
+    expect_failure(guests, pki, OneShotServer(hang_up),
                    "peer closed the connection during the handshake")
 
 
-def test_server_sending_garbage(guests, ca_file):
+def test_server_sending_garbage(guests, pki):
     def babble(conn):
         conn.recv(4096)
         conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 20)
-    expect_failure(guests, ca_file, OneShotServer(babble), "peer sent data that is not TLS")
+    expect_failure(guests, pki, OneShotServer(babble), "peer sent data that is not TLS")
 
 
-def test_handshake_timeout(guests, ca_file):
+def test_handshake_timeout(guests, pki):
     silent = threading.Event()
     server = OneShotServer(lambda conn: silent.wait(30))
-    stderr = expect_failure(guests, ca_file, server, "handshake timed out (server name: localhost)",
+    stderr = expect_failure(guests, pki, server, "handshake timed out (server name: localhost)",
                             "--tls-handshake-timeout", "1")
     silent.set()
     assert stderr
 
 
-@pytest.mark.parametrize("version", TLS_VERSIONS)
-def test_server_resetting_mid_body(guests, ca, ca_file, version):
+def test_server_resetting_mid_body(guests, pki, version):
     def reset(conn):
         read_request(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n" + bytes(100_000))
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    expect_failure(guests, ca_file, tls_server(ca.issue_cert("localhost"), version, reset),
+    expect_failure(guests, pki, tls_server(pki, pki["localhost"], version, reset),
                    "connection-reset")
 
 
-@pytest.mark.parametrize("version", TLS_VERSIONS)
-def test_eof_without_close_notify_is_truncation(guests, ca, ca_file, version):
+def test_eof_without_close_notify_is_truncation(guests, pki, version):
     def truncate(conn):
         read_request(conn)
         conn.sendall(b"HTTP/1.0 200 OK\r\n\r\npartial body")
         # Close the TCP connection under TLS: no close_notify.
         socket.socket(fileno=conn.detach()).close()
-    expect_failure(guests, ca_file, tls_server(ca.issue_cert("localhost"), version, truncate),
+    expect_failure(guests, pki, tls_server(pki, pki["localhost"], version, truncate),
                    "peer closed without close_notify (truncated)")
 
 
-def test_untrusted_certificate_fails_under_both_hosts(guests, ca_file):
+def test_untrusted_certificate_fails_under_both_hosts(guests, pki):
     """Differential: wasmtime's own wasi:tls (rustls) rejects it too."""
-    stranger = trustme.CA().issue_cert("localhost")
-    server = tls_server(stranger, "1.3", read_request)
-    ours = https_get(guests, ca_file, server.port, "x", timeout=FAILURE_BUDGET_S)
+    server = tls_server(pki, pki["unknown-ca"], "1.3", read_request)
+    ours = https_get(guests, pki, server.port, "x", timeout=FAILURE_BUDGET_S)
     server.close()
-    server = tls_server(stranger, "1.3", read_request)
+    server = tls_server(pki, pki["unknown-ca"], "1.3", read_request)
     theirs = run_wasmtime(guests["https-get"], f"https://localhost:{server.port}/x",
                           flags=("-S", "tls", "-S", "inherit-network",
                                  "-S", "allow-ip-name-lookup"), timeout=FAILURE_BUDGET_S)
@@ -278,11 +222,11 @@ def test_untrusted_certificate_fails_under_both_hosts(guests, ca_file):
     assert "error:" in theirs.stderr.decode()
 
 
-def test_key_log_is_written_for_wireshark(guests, ca, ca_file, site, tmp_path):
-    server = PythonHttps(ca.issue_cert("localhost", "127.0.0.1"), site["__root__"], "1.3")
+def test_key_log_is_written_for_wireshark(guests, pki, site, tmp_path):
+    server = PythonHttps(pki, site["__root__"], "1.3")
     key_log = tmp_path / "keys.log"
     try:
-        result = https_get(guests, ca_file, server.port, "1.bin", "--tls-keylog", str(key_log))
+        result = https_get(guests, pki, server.port, "1.bin", "--tls-keylog", str(key_log))
     finally:
         server.close()
     assert result.returncode == 0, result.stderr.decode()
@@ -290,12 +234,12 @@ def test_key_log_is_written_for_wireshark(guests, ca, ca_file, site, tmp_path):
     assert "CLIENT_TRAFFIC_SECRET_0" in labels
 
 
-def test_sslkeylogfile_environment_variable(guests, ca, ca_file, site, tmp_path):
-    server = PythonHttps(ca.issue_cert("localhost", "127.0.0.1"), site["__root__"], "1.2")
+def test_sslkeylogfile_environment_variable(guests, pki, site, tmp_path):
+    server = PythonHttps(pki, site["__root__"], "1.2")
     key_log = tmp_path / "env-keys.log"
     try:
         result = run_host(guests["https-get"], f"https://localhost:{server.port}/1.bin",
-                          flags=("--ca-file", str(ca_file),
+                          flags=("--ca-file", str(pki.ca_file),
                                  "--allow-net", f"localhost:{server.port}"),
                           env={"SSLKEYLOGFILE": str(key_log)})
     finally:
@@ -304,9 +248,9 @@ def test_sslkeylogfile_environment_variable(guests, ca, ca_file, site, tmp_path)
     assert "CLIENT_RANDOM" in key_log.read_text()
 
 
-def test_default_trust_is_certifi_not_the_test_ca(guests, ca, site):
+def test_default_trust_is_certifi_not_the_test_ca(guests, pki, site):
     """Without --ca-file the local CA is unknown: trust is the host's choice."""
-    server = PythonHttps(ca.issue_cert("localhost", "127.0.0.1"), site["__root__"], "1.3")
+    server = PythonHttps(pki, site["__root__"], "1.3")
     try:
         result = run_host(guests["https-get"], f"https://localhost:{server.port}/1.bin",
                           flags=("--allow-net", f"localhost:{server.port}"))
@@ -316,14 +260,14 @@ def test_default_trust_is_certifi_not_the_test_ca(guests, ca, site):
     assert "unable to get local issuer certificate" in result.stderr.decode()
 
 
-def test_handshake_over_a_shut_down_transport_is_an_error_value(guests, echo_server, ca_file):
+def test_handshake_over_a_shut_down_transport_is_an_error_value(guests, echo_server, pki):
     """Regression: the guest shuts down its TCP sending side and the peer
     closes before the handshake. Releasing that transport after the failed
     handshake shut the socket down again (ENOTCONN) and trapped as an
     internal error; it is an error value, as under wasmtime ("write zero")."""
     target = f"127.0.0.1:{echo_server.port}"
     ours = run_host(guests["tls-echo-client"], "--shutdown-first", target, "16", "localhost",
-                    flags=("--ca-file", str(ca_file), "--allow-net", target))
+                    flags=("--ca-file", str(pki.ca_file), "--allow-net", target))
     theirs = run_wasmtime(guests["tls-echo-client"], "--shutdown-first", target, "16",
                           "localhost", flags=("-S", "tls", "-S", "inherit-network"))
     assert (ours.returncode, ours.stdout, ours.stderr.decode()) == (
@@ -331,7 +275,7 @@ def test_handshake_over_a_shut_down_transport_is_an_error_value(guests, echo_ser
     assert (theirs.returncode, theirs.stderr.decode()) == (1, "error: write zero\n")
 
 
-def test_server_name_openssl_refuses_is_an_error_value(guests, echo_server, ca_file):
+def test_server_name_openssl_refuses_is_an_error_value(guests, echo_server, pki):
     """Regression: 299 characters in five labels of 59 pass Python's checks,
     but OpenSSL refuses a name over 255 bytes (SSL3_EXT_INVALID_SERVERNAME).
     That SSLError trapped; it is the error value "invalid server name", as
@@ -339,7 +283,7 @@ def test_server_name_openssl_refuses_is_an_error_value(guests, echo_server, ca_f
     name = ".".join(["a" * 59] * 5)
     target = f"127.0.0.1:{echo_server.port}"
     ours = run_host(guests["tls-echo-client"], target, "16", name,
-                    flags=("--ca-file", str(ca_file), "--allow-net", target))
+                    flags=("--ca-file", str(pki.ca_file), "--allow-net", target))
     theirs = run_wasmtime(guests["tls-echo-client"], target, "16", name,
                           flags=("-S", "tls", "-S", "inherit-network"))
     stderr = ours.stderr.decode()

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import pytest
 from js_components import HttpOrigin, JsComponents, build_js_components, pattern
 
-from conftest import free_port, run_wasmtime, wasmtime_cli
+from conftest import run_wasmtime, wasmtime_cli
+from peers import free_port
 
 pytestmark = pytest.mark.js
 

@@ -12,25 +12,21 @@ import subprocess
 import threading
 
 import pytest
-from pki import TLS_VERSIONS, der_chain
+from pki import der_chain
 
 from conftest import run_host
-from peers import facts, fingerprint, free_port, iana_code, wait_for_port
-
-VERSIONS = sorted(TLS_VERSIONS)
+from peers import facts, fingerprint, free_port, iana_code, openssl_flag, wait_for_port
 
 
 @pytest.fixture(scope="module")
 def identity(pki):
-    leaf = pki.leaf("client.example")
-    return leaf, pki.files(leaf)
+    return pki.leaf("client.example")
 
 
 def mtls_client(guests, pki, identity, port, *args):
-    files = identity[1]
     return run_host(guests["mtls-client"], f"127.0.0.1:{port}", "localhost", *args, flags=(
         "--ca-file", str(pki.ca_file), "--allow-net", f"127.0.0.1:{port}",
-        "--identity", f"me={files.cert},{files.key}"))
+        "--identity", f"me={identity.cert_file},{identity.key_file}"))
 
 
 class PythonServer:
@@ -71,14 +67,13 @@ class PythonServer:
         return self.seen
 
 
-@pytest.mark.parametrize("version", VERSIONS)
 def test_client_certificate_for_openssl_s_server(guests, pki, identity, version):
-    server_files = pki.files(pki.leaf("localhost"))
+    leaf = pki["localhost"]
     port = free_port()
     server = subprocess.Popen(
-        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(server_files.cert),
-         "-key", str(server_files.key), "-Verify", "1", "-CAfile", str(pki.ca_file), "-rev",
-         f"-tls1_{version[-1]}"],
+        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(leaf.cert_file),
+         "-key", str(leaf.key_file), "-Verify", "1", "-CAfile", str(pki.ca_file), "-rev",
+         openssl_flag(version)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, server)
@@ -89,12 +84,11 @@ def test_client_certificate_for_openssl_s_server(guests, pki, identity, version)
     assert result.returncode == 0, result.stderr.decode()
     seen = facts(result.stdout.decode())
     assert seen["reply"] == "gnip"
-    assert seen["client certificate sent"] == fingerprint(der_chain(identity[0])[0])
+    assert seen["client certificate sent"] == fingerprint(der_chain(identity)[0])
     assert seen["protocol"] == f"TLSv{version}"
     assert "verify return:1" in log  # s_server verified the client's chain
 
 
-@pytest.mark.parametrize("version", VERSIONS)
 def test_every_getter_equals_what_the_server_saw(guests, pki, identity, version):
     leaf = pki.leaf("localhost")
     server = PythonServer(pki.server_context(leaf, version, client_auth=ssl.CERT_REQUIRED))
@@ -109,10 +103,9 @@ def test_every_getter_equals_what_the_server_saw(guests, pki, identity, version)
         "protocol": seen["version"],
         "cipher suite": f"0x{iana_code(seen['cipher']):04x}",
     }
-    assert seen["client"] == der_chain(identity[0])[0]
+    assert seen["client"] == der_chain(identity)[0]
 
 
-@pytest.mark.parametrize("version", VERSIONS)
 def test_abort_after_a_look_at_the_chain_sends_no_application_data(guests, pki, identity,
                                                                    version):
     server = PythonServer(pki.server_context(pki.leaf("localhost"), version))
@@ -125,7 +118,6 @@ def test_abort_after_a_look_at_the_chain_sends_no_application_data(guests, pki, 
     assert "data" not in seen and isinstance(seen.get("error"), ssl.SSLError)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("server_offers, expected", [
     (["h2", "http/1.1"], "h2"),
     (["spdy/3"], "none"),

@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import trustme
 
 from peers import PythonHttps
 
@@ -116,7 +115,7 @@ def test_wit_writes_a_tree_componentize_py_accepts(command, tmp_path):
     assert (tmp_path / "bindings" / "wit_world" / "imports" / "wasi_tls_types.py").is_file()
 
 
-def test_build_then_run_a_guest_that_fetches_a_page(command, tmp_path):
+def test_build_then_run_a_guest_that_fetches_a_page(command, pki, tmp_path):
     app = tmp_path / "fetch"
     app.mkdir()
     (app / "app.py").write_text(FETCH_APP)
@@ -125,15 +124,12 @@ def test_build_then_run_a_guest_that_fetches_a_page(command, tmp_path):
     assert built.returncode == 0, built.stderr
     assert built.stdout.startswith(f"built {tmp_path / 'fetch.wasm'} (tls-client, ")
 
-    ca = trustme.CA()
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
     site = tmp_path / "site"
     site.mkdir()
     (site / "page.html").write_bytes(PAGE)
-    server = PythonHttps(ca.issue_cert("localhost", "127.0.0.1"), site, "1.3")
+    server = PythonHttps(pki, site, "1.3")
     try:
-        fetched = run([command, "run", "--ca-file", ca_file,
+        fetched = run([command, "run", "--ca-file", pki.ca_file,
                        "--allow-net", f"localhost:{server.port}", tmp_path / "fetch.wasm",
                        f"https://localhost:{server.port}/page.html"], cwd=tmp_path, timeout=120)
     finally:

@@ -18,12 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lockstep import PlainSSLPeer, flush, handshake_ok, lockstep, read_all, send
-from pki import Pki, der_chain
+from pki import TLS_VERSIONS, Pki, der_chain
 
-from peers import server_context
 from wasi_tls_host.tls import CoreState, TlsCore, TlsFailure, TlsPolicy
 
-VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 ALERT_RECORD = 0x15  # TLS record content type "alert"
 APPLICATION_DATA_RECORD = 0x17  # TLS 1.3 hides encrypted alerts in this type
 HANDSHAKE_FAILURE_ALERT = "peer sent alert: handshake failure [SSLV3_ALERT_HANDSHAKE_FAILURE]"
@@ -34,7 +32,7 @@ def looks_like_alert(data: bytes, version: str) -> bool:
     """One small record that is (or, in TLS 1.3, may be) an alert."""
     if not data or len(data) > 64:
         return False
-    if version == "TLSv1.3":
+    if version == "1.3":
         return data[0] in (ALERT_RECORD, APPLICATION_DATA_RECORD)
     return data[0] == ALERT_RECORD
 
@@ -44,26 +42,18 @@ def looks_like_alert(data: bytes, version: str) -> bool:
 
 
 class CorePki:
-    """The shared test PKI (tests/pki.py) as files and contexts for this
-    module: a localhost/127.0.0.1 leaf and an expired one, served by
-    `peers.server_context` (which keeps ragged EOFs visible)."""
+    """The shared test PKI (tests/pki.py) for this module: its localhost/127.0.0.1
+    leaf and its expired one, served by `Pki.server_context` (which keeps
+    ragged EOFs visible)."""
 
     def __init__(self, shared: Pki):
         self.shared = shared
-        leaf = shared.leaf("localhost", "127.0.0.1")
-        leaf_files = shared.files(leaf)
-        expired_files = shared.files(shared.leaf("localhost", expired=True))
         self.ca_file = str(shared.ca_file)
-        self.leaf_cert, self.leaf_key = str(leaf_files.cert), str(leaf_files.key)
-        self.leaf_der = der_chain(leaf)[0]
-        self.expired_cert, self.expired_key = str(expired_files.cert), str(expired_files.key)
+        self.leaf_der = der_chain(shared["localhost"])[0]
 
     def server(self, version: str, *, expired: bool = False) -> ssl.SSLContext:
-        pinned = VERSIONS[version]
-        cert, key = (
-            (self.expired_cert, self.expired_key) if expired else (self.leaf_cert, self.leaf_key)
-        )
-        return server_context(cert, key, min_version=pinned, max_version=pinned)
+        return self.shared.server_context(self.shared["expired" if expired else "localhost"],
+                                          version)
 
     def client(self, *, other_ca: bool = False, **kwargs) -> ssl.SSLContext:
         # A new policy each time: a policy caches its contexts, and tests
@@ -78,11 +68,6 @@ class CorePki:
 @pytest.fixture(scope="module")
 def core_pki(pki: Pki) -> CorePki:
     return CorePki(pki)
-
-
-@pytest.fixture(params=sorted(VERSIONS))
-def version(request) -> str:
-    return request.param
 
 
 def make_pair(
@@ -108,8 +93,8 @@ def test_handshake_success_reports_version(core_pki, version):
         assert conn.state == "open"
         assert conn.handshake_complete
         assert conn.handshake() is True  # idempotent
-        assert conn.version() == version
-        assert conn.cipher()[1] == version
+        assert conn.version() == f"TLSv{version}"
+        assert conn.cipher()[1] == f"TLSv{version}"
         assert conn.alpn_protocol() is None
     assert client.peer_certificate_der() == core_pki.leaf_der
     assert server.peer_certificate_der() is None  # no client certificate
@@ -118,7 +103,7 @@ def test_handshake_success_reports_version(core_pki, version):
 def test_handshake_against_ip_address(core_pki, version):
     client, server = make_pair(core_pki, version, hostname="127.0.0.1")
     handshake_ok(client, server)
-    assert client.version() == version
+    assert client.version() == f"TLSv{version}"
 
 
 def test_alpn(core_pki, version):
@@ -133,7 +118,7 @@ def test_alpn(core_pki, version):
 def test_handshake_byte_by_byte(core_pki, version):
     client, server = make_pair(core_pki, version)
     handshake_ok(client, server, chunk_sizes=(1,))
-    assert client.version() == server.version() == version
+    assert client.version() == server.version() == f"TLSv{version}"
     payload = os.urandom(3000)
     assert send(client, server, payload, chunk_sizes=(1,)) == payload
     assert send(server, client, payload, chunk_sizes=(1,), max_bytes=7) == payload
@@ -143,7 +128,7 @@ def test_handshake_against_plain_sslobject_server(core_pki, version):
     client = TlsCore(core_pki.client(), server_hostname="localhost")
     server = PlainSSLPeer(core_pki.server(version), server_side=True)
     handshake_ok(client, server)
-    assert client.version() == server.obj.version() == version
+    assert client.version() == server.obj.version() == f"TLSv{version}"
     payload = os.urandom(50_000)
     assert send(client, server, payload) == payload
     assert send(server, client, payload) == payload
@@ -228,7 +213,7 @@ def test_no_openssl_step_until_new_ciphertext_arrives(core_pki, version):
         assert client.handshake() is False and client.wants_ciphertext()
     assert steps == 0
     handshake_ok(client, server)
-    assert steps >= 1 and client.version() == version
+    assert steps >= 1 and client.version() == f"TLSv{version}"
 
 
 # ----------------------------------------------------------------------------
@@ -496,7 +481,7 @@ def test_client_certificate_required_but_missing(core_pki, version):
     errors = lockstep(client, server)
     assert errors[server] is not None and errors[server].kind == "protocol"
     assert "peer did not return a certificate" in str(errors[server])
-    if version == "TLSv1.3":
+    if version == "1.3":
         # The client finished its side before the server judged it; the
         # alert arrives on the first read.
         assert errors[client] is None
@@ -513,12 +498,11 @@ def test_client_certificate_required_but_missing(core_pki, version):
 def test_client_certificate_verified_by_server(core_pki, version):
     other = core_pki.shared.untrusted_ca
     client_leaf = core_pki.shared.leaf("client.example", trusted=False)
-    client_files = core_pki.shared.files(client_leaf)
     server_ctx = core_pki.server(version)
     server_ctx.verify_mode = ssl.CERT_REQUIRED
     server_ctx.load_verify_locations(cafile=core_pki.ca_file)  # does not trust `other`
     client_ctx = core_pki.client()
-    client_ctx.load_cert_chain(str(client_files.cert), str(client_files.key))
+    client_leaf.configure_cert(client_ctx)
     client, server = make_pair(core_pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
     errors = lockstep(client, server)
     assert str(errors[server]) == (
@@ -555,15 +539,14 @@ def test_legacy_only_server_is_refused(core_pki, version, legacy):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         old = getattr(ssl.TLSVersion, legacy)
-        server_ctx = server_context(
-            core_pki.leaf_cert, core_pki.leaf_key, min_version=old, max_version=old
-        )
+        server_ctx = core_pki.shared.server_context(core_pki.shared["localhost"], legacy=True)
+        server_ctx.minimum_version = server_ctx.maximum_version = old
     client_ctx = core_pki.client()
-    client_ctx.maximum_version = VERSIONS[version]
+    client_ctx.maximum_version = TLS_VERSIONS[version]
     client, server = make_pair(core_pki, version, client_ctx=client_ctx, server_ctx=server_ctx)
     errors = lockstep(client, server)
     assert client.state == server.state == "broken"
-    if version == "TLSv1.3":
+    if version == "1.3":
         assert str(errors[client]) == PROTOCOL_VERSION_ALERT
         assert errors[client].kind == "version"
         assert str(errors[server]) == (
@@ -589,7 +572,7 @@ def test_no_common_key_exchange_group_is_a_handshake_failure_alert(core_pki, ver
     assert str(errors[client]) == HANDSHAKE_FAILURE_ALERT
     assert errors[client].alert == "handshake failure"
     assert errors[client].kind == "alert"
-    expected = "no shared cipher" if version == "TLSv1.2" else "no suitable key share"
+    expected = "no shared cipher" if version == "1.2" else "no suitable key share"
     assert str(errors[server]).startswith(f"TLS handshake failed: {expected}")
 
 
@@ -685,7 +668,7 @@ def test_receive_after_eof_is_a_usage_error(core_pki, version):
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    version=st.sampled_from(sorted(VERSIONS)),
+    version=st.sampled_from(sorted(TLS_VERSIONS)),
     chunks=st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=12),
     back_chunks=st.lists(st.integers(min_value=1, max_value=3000), min_size=1, max_size=12),
     payload=st.binary(min_size=0, max_size=40_000),
@@ -696,7 +679,7 @@ def test_random_split_points_deliver_identical_plaintext(
 ):
     client, server = make_pair(core_pki, version)
     handshake_ok(client, server, chunk_sizes=tuple(chunks))
-    assert client.version() == version
+    assert client.version() == f"TLSv{version}"
     forth = send(client, server, payload, chunk_sizes=tuple(chunks), max_bytes=read_size)
     assert forth == payload
     back = send(server, client, payload, chunk_sizes=tuple(back_chunks), max_bytes=read_size)
@@ -768,5 +751,5 @@ def test_keylog_file_is_written(core_pki, version, tmp_path):
     client, server = make_pair(core_pki, version, client_ctx=ctx)
     handshake_ok(client, server)
     text = keylog.read_text()
-    label = "CLIENT_TRAFFIC_SECRET_0" if version == "TLSv1.3" else "CLIENT_RANDOM"
+    label = "CLIENT_TRAFFIC_SECRET_0" if version == "1.3" else "CLIENT_RANDOM"
     assert label in text

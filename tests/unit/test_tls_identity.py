@@ -1,6 +1,7 @@
-"""Private identities: every key encoding and type the host accepts, the ones
-it refuses with a reason, how it picks identities for a ClientHello, and that
-keys reach OpenSSL without touching a disk."""
+"""Private identities: every key encoding and type the host accepts (encrypted
+keys and PKCS#12 files too), the ones it refuses with a reason, how it picks
+identities for a ClientHello, and that keys reach OpenSSL without touching a
+disk."""
 
 from __future__ import annotations
 
@@ -10,24 +11,24 @@ import ssl
 import tempfile
 
 import pytest
-import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from pki import der_chain
+from pki import Leaf, der_chain
 
-from wasi_tls_host.tls.identity import IdentityError, PrivateIdentity
+from wasi_tls_host.tls.identity import IdentityError, IdentityPasswordError, PrivateIdentity
 from wasi_tls_host.tls.policy import choose_identities
 
 Encoding, Format = serialization.Encoding, serialization.PrivateFormat
 
 
-def key_of(leaf: trustme.LeafCert):
+def key_of(leaf: Leaf):
     return serialization.load_pem_private_key(leaf.private_key_pem.bytes(), None)
 
 
-def der(leaf: trustme.LeafCert) -> bytes:
+def der(leaf: Leaf) -> bytes:
     return der_chain(leaf)[0]
 
 
@@ -162,3 +163,116 @@ def test_choice_prefers_the_name_then_lets_openssl_pick_the_key_type(pki):
     # a name match the client cannot verify does not win
     assert choose_identities([b_ec, a_rsa], "b.example", SIGALGS_RSA_ONLY) == [a_rsa]
     assert choose_identities([a_rsa], "a.example", SIGALGS_ECDSA_ONLY) == [a_rsa]
+
+
+# -- encrypted keys and PKCS#12 ---------------------------------------------------
+
+def encrypted_key(leaf: Leaf, password: bytes, encoding=Encoding.PEM) -> bytes:
+    return key_of(leaf).private_bytes(encoding, Format.PKCS8,
+                                      serialization.BestAvailableEncryption(password))
+
+
+@pytest.mark.parametrize("encoding", [Encoding.PEM, Encoding.DER])
+@pytest.mark.parametrize("password", [b"s3cret", "s3cr\u00e9t"], ids=["bytes", "text"])
+def test_an_encrypted_key_opens_with_its_password(pki, encoding, password):
+    leaf = pki.leaf("a.example")
+    secret = password.encode() if isinstance(password, str) else password
+    identity = PrivateIdentity.parse(encrypted_key(leaf, secret, encoding), [der(leaf)],
+                                     password=password)
+    assert identity.public.chain == (der(leaf),) and identity.serves("a.example")
+
+
+def test_a_password_is_ignored_for_a_plain_key(pki):
+    """One password serves all of an operator's identities, encrypted or not."""
+    leaf = pki.leaf("a.example")
+    identity = PrivateIdentity.parse(leaf.private_key_pem.bytes(), [der(leaf)], password=b"x")
+    assert identity.public.chain == (der(leaf),)
+
+
+def test_encrypted_key_without_or_with_a_wrong_password(pki):
+    leaf = pki.leaf("a.example")
+    blob = encrypted_key(leaf, b"right")
+    with pytest.raises(IdentityPasswordError,
+                       match="^the private key is encrypted and no password was given$"):
+        PrivateIdentity.parse(blob, [der(leaf)])
+    with pytest.raises(IdentityPasswordError,
+                       match="^the password does not decrypt the private key$"):
+        PrivateIdentity.parse(blob, [der(leaf)], password=b"wrong")
+
+
+def pkcs12_file(path, leaf: Leaf, password: bytes | None, *,
+                with_key=True, extra=()) -> str:
+    """`leaf` (and `extra` certificates) as a PKCS#12 file, encrypted with
+    `password` unless it is None."""
+    cert = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes())
+    encryption = (serialization.BestAvailableEncryption(password) if password is not None
+                  else serialization.NoEncryption())
+    path.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"leaf", key_of(leaf) if with_key else None, cert, list(extra) or None, encryption))
+    return str(path)
+
+
+def test_pkcs12_with_and_without_encryption(pki, tmp_path):
+    leaf = pki.leaf("a.example", key_type="rsa")
+    plain = PrivateIdentity.from_pkcs12(pkcs12_file(tmp_path / "plain.p12", leaf, None))
+    encrypted = PrivateIdentity.from_pkcs12(pkcs12_file(tmp_path / "enc.p12", leaf, b"pw"),
+                                            password="pw")
+    # an unencrypted file opens even when the operator's password is for another
+    ignored = PrivateIdentity.from_pkcs12(tmp_path / "plain.p12", password=b"other")
+    for identity in (plain, encrypted, ignored):
+        assert identity.public.chain == (der(leaf),) and identity.key_type == "rsa"
+
+
+def test_pkcs12_chain_starts_with_the_keys_certificate(pki, tmp_path):
+    """The key's certificate leads, whatever order the file keeps the rest in."""
+    leaf = pki.leaf("a.example")
+    others = (pki.untrusted_ca.cert, pki.ca.cert)
+    identity = PrivateIdentity.from_pkcs12(
+        pkcs12_file(tmp_path / "chain.p12", leaf, b"pw", extra=others), password=b"pw")
+    assert identity.public.chain[0] == der(leaf)
+    assert set(identity.public.chain[1:]) == {cert.public_bytes(Encoding.DER)
+                                              for cert in others}
+
+
+def test_pkcs12_mistakes_are_named(pki, tmp_path):
+    leaf = pki.leaf("a.example")
+    encrypted = pkcs12_file(tmp_path / "enc.p12", leaf, b"pw")
+    with pytest.raises(IdentityPasswordError, match=f"^{encrypted} is encrypted and no "
+                                                    "password was given$"):
+        PrivateIdentity.from_pkcs12(encrypted)
+    with pytest.raises(IdentityPasswordError, match=f"^the password does not open {encrypted}$"):
+        PrivateIdentity.from_pkcs12(encrypted, password=b"wrong")
+    keyless = pkcs12_file(tmp_path / "keyless.p12", leaf, None, with_key=False)
+    with pytest.raises(IdentityError, match="holds no private key"):
+        PrivateIdentity.from_pkcs12(keyless)
+    pem = tmp_path / "chain.pem"
+    pem.write_bytes(leaf.cert_chain_pems[0].bytes())
+    with pytest.raises(IdentityError, match="is PEM, not PKCS#12: give NAME=CERTFILE,KEYFILE"):
+        PrivateIdentity.from_pkcs12(pem)
+    garbage = tmp_path / "garbage.p12"
+    garbage.write_bytes(b"\x30\x03\x02\x01\x03")
+    with pytest.raises(IdentityError, match="is not a PKCS#12 file"):
+        PrivateIdentity.from_pkcs12(garbage)
+    with pytest.raises(IdentityError, match="missing.p12: No such file"):
+        PrivateIdentity.from_pkcs12(tmp_path / "missing.p12")
+
+
+def test_decrypted_keys_never_reach_a_disk(pki, tmp_path, monkeypatch):
+    """Opening an encrypted PKCS#12 file or PEM key and serving it writes no
+    file anywhere a file could land; the key goes to OpenSSL through memory."""
+    leaf = pki.leaf("a.example")
+    p12 = pkcs12_file(tmp_path / "enc.p12", leaf, b"pw")
+    key_file, cert_file = tmp_path / "key.pem", tmp_path / "cert.pem"
+    key_file.write_bytes(encrypted_key(leaf, b"pw"))
+    cert_file.write_bytes(leaf.cert_chain_pems[0].bytes())
+    made = []
+    real_memfd_create = os.memfd_create
+    monkeypatch.setattr(os, "memfd_create", lambda *args: made.append(
+        real_memfd_create(*args)) or made[-1])
+    places = [tempfile.gettempdir(), os.getcwd(), "/dev/shm", str(tmp_path)]
+    before = [set(os.listdir(place)) for place in places]
+    for identity in (PrivateIdentity.from_pkcs12(p12, password=b"pw"),
+                     PrivateIdentity.from_files(cert_file, key_file, password=b"pw")):
+        identity.load_into(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    assert len(made) == 4  # OpenSSL's check while loading, then the context
+    assert [set(os.listdir(place)) for place in places] == before

@@ -26,9 +26,8 @@ def main(argv) -> int:
     offer = options.get("--offer", "h2,http/1.1").split(",")
     with tls.connect_tls(host, port, argv[1] if len(argv) > 1 else host, alpn=offer) as conn:
         details = conn.details()
-    print(f"alpn: {details['alpn'] or 'none'}")
-    print(f"protocol: {details['protocol']}")
-    print(f"cipher suite: 0x{details['cipher_suite']:04x}")
+    print(cli.facts_text([("alpn", details["alpn"] or "none"), *tls.negotiated(details)]),
+          end="")
     return 0
 
 

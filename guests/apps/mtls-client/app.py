@@ -21,18 +21,12 @@ application data) and the guest exits 1.
 Exit 0 on success; on failure `error: <message>` on stderr and exit 1.
 """
 
-import hashlib
-
 from wit_world import exports
 
 from wasi_guest import cli, net, tls
 
 USAGE = ("usage: mtls-client HOST:PORT [SERVER_NAME] [--identity NAME] [--message TEXT] "
          "[--reject-server]")
-
-
-def fingerprint(chain):
-    return f"sha256:{hashlib.sha256(chain[0]).hexdigest()}" if chain else "none"
 
 
 def main(argv) -> int:
@@ -44,7 +38,7 @@ def main(argv) -> int:
     identity = tls.preopened_identity(options.get("--identity"))
 
     def show_server(chain):
-        print(f"server certificate: {fingerprint(chain)}", flush=True)
+        print(f"server certificate: {tls.fingerprint(chain)}", flush=True)
         return "--reject-server" not in options
     conn = tls.connect_tls(host, port, argv[1] if len(argv) > 1 else host,
                            identity=identity, verify=show_server)
@@ -55,10 +49,9 @@ def main(argv) -> int:
             reply += data
         details = conn.details()
     first_line = bytes(reply).split(b"\n")[0].decode(errors="replace")
-    print(f"reply: {first_line}")
-    print(f"client certificate sent: {fingerprint(details['own_chain'])}")
-    print(f"protocol: {details['protocol']}")
-    print(f"cipher suite: 0x{details['cipher_suite']:04x}")
+    print(cli.facts_text([("reply", first_line),
+                          ("client certificate sent", tls.fingerprint(details["own_chain"])),
+                          *tls.negotiated(details)]), end="")
     return 0
 
 

@@ -11,16 +11,16 @@ sends all N bytes, shuts down its sending side, reads the echo until the
 peer closes, then drops the streams and the socket (so N must fit in the
 socket buffers).  Same output.
 
-Exit 0 on success.  On a WASI error prints `error: <error-code>` to stderr and
-exits 1 (also for a short or mismatched echo and for bad arguments).
+Exit 0 on success.  On a WASI error prints `error: <error-code>` (and the
+host's detail, if any) to stderr and exits 1 (also for a short or mismatched
+echo and for bad arguments).
 """
 
 import hashlib
-import sys
 
 from wit_world import exports
 
-from wasi_guest import WasiError, cli, io, net
+from wasi_guest import cli, io, net
 
 USAGE = "usage: tcp-echo-client [--shutdown] HOST:PORT [MESSAGE_BYTES]"
 
@@ -37,38 +37,17 @@ def request_then_shutdown(inp, out, sock, data) -> bytes:
 
 
 def main(argv) -> int:
-    shutdown = argv[:1] == ["--shutdown"]
-    if shutdown:
-        argv = argv[1:]
+    argv, options = cli.split_options(argv, (), flags=("--shutdown",))
     if not 1 <= len(argv) <= 2:
-        cli.eprint(USAGE)
-        return 1
-    try:
-        n = int(argv[1]) if len(argv) > 1 else 1024
-        if n < 0:
-            raise ValueError
-        net.split_host_port(argv[0])
-    except ValueError as e:
-        cli.eprint(f"error: invalid-argument ({e or 'MESSAGE_BYTES'})")
-        cli.eprint(USAGE)
-        return 1
-
+        raise ValueError(USAGE)
+    n = cli.number(argv[1], "MESSAGE_BYTES") if len(argv) > 1 else 1024
     data = pattern(n)
+    sock, inp, out = net.connect_tcp(argv[0])
     try:
-        sock, inp, out = net.connect_tcp(argv[0])
-    except WasiError as e:
-        cli.eprint(f"error: {e.code}")
-        return 1
-    try:
-        if shutdown:
+        if "--shutdown" in options:
             echoed = request_then_shutdown(inp, out, sock, data)
         else:
             echoed = io.duplex(inp, out, data, n)
-    except WasiError as e:
-        cli.eprint(f"error: {e.code}")
-        if e.detail:
-            cli.eprint(f"detail: {e.detail}")
-        return 1
     finally:
         net.close_connection(sock, inp, out)
     if echoed != data:
@@ -84,4 +63,4 @@ def main(argv) -> int:
 
 class Run(exports.Run):
     def run(self) -> None:
-        cli.exit(main(sys.argv[1:]))
+        cli.run(main)

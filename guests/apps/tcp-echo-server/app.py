@@ -8,16 +8,16 @@ connection's input/output pollables).  A connection is closed once its peer
 has shut down its sending side (EOF) and everything received has been written
 and flushed.  Exits 0 after MAX_CONNECTIONS (default 1) connections finished.
 
-Per-connection events are logged to stderr; errors print `error: <code>`.
+Per-connection events are logged to stderr; errors print `error: <code>`
+(`error: <message>` for bad arguments and a failed listen, exit 1).
 """
 
-import sys
 
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import poll
 
-from wasi_guest import WasiError, cli, io, net
+from wasi_guest import WasiError, cli, close, io, net
 
 USAGE = "usage: tcp-echo-server HOST:PORT [MAX_CONNECTIONS]"
 
@@ -98,8 +98,7 @@ def serve(listener, max_conns: int) -> int:
             ready = poll.poll(pollables)
         finally:
             # Pollables are children of the streams/sockets: drop them first.
-            for p in pollables:
-                p.__exit__(None, None, None)
+            close(*pollables)
 
         for i in ready:
             kind, c = targets[i]
@@ -150,32 +149,18 @@ def _peer(sock):
 
 def main(argv) -> int:
     if not 1 <= len(argv) <= 2:
-        cli.eprint(USAGE)
-        return 1
-    try:
-        max_conns = int(argv[1]) if len(argv) > 1 else 1
-        if max_conns < 1:
-            raise ValueError("MAX_CONNECTIONS must be >= 1")
-        net.split_host_port(argv[0])
-    except ValueError as e:
-        cli.eprint(f"error: invalid-argument ({e})")
-        cli.eprint(USAGE)
-        return 1
-    try:
-        listener = net.listen_tcp(argv[0], backlog=max(16, max_conns))
-        bound = net.local_address(listener)
-    except WasiError as e:
-        cli.eprint(f"error: {e.code}")
-        return 1
-    print(f"listening on {bound}", flush=True)
+        raise ValueError(USAGE)
+    max_conns = cli.number(argv[1], "MAX_CONNECTIONS", minimum=1) if len(argv) > 1 else 1
+    listener = net.listen_tcp(argv[0], backlog=max(16, max_conns))
+    print(f"listening on {net.local_address(listener)}", flush=True)
     try:
         failures = serve(listener, max_conns)
     finally:
-        listener.__exit__(None, None, None)
+        close(listener)
     cli.eprint(f"served {max_conns} connection(s), {failures} failed")
     return 0
 
 
 class Run(exports.Run):
     def run(self) -> None:
-        cli.exit(main(sys.argv[1:]))
+        cli.run(main)

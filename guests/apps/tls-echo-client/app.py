@@ -15,27 +15,20 @@ send its first message: a guest mistake the host must report as an error.
 
 Exit 0 on success.  On failure prints `error: <message>` to stderr and exits 1:
 the host's TLS io-error debug string verbatim, or the wasi:sockets error code
-(also `error: data-mismatch ...` / `error: invalid-argument ...`).
+(also `error: data-mismatch ...`, and `error: usage: ...` for bad arguments).
 """
 
 import hashlib
-import sys
 
 from wit_world import exports
 
-from wasi_guest import WasiError, cli, io, net, tls
+from wasi_guest import cli, close, io, net, tls
 
 USAGE = "usage: tls-echo-client [--shutdown-first] HOST:PORT [BYTES] [SERVER_NAME]"
 
 
 def pattern(n: int) -> bytes:
     return bytes(i % 251 for i in range(n))
-
-
-def describe(exc) -> str:
-    if isinstance(exc, tls.TlsError):
-        return exc.message
-    return exc.code
 
 
 def connect_after_shutdown(host_port: str, server_name: str):
@@ -47,39 +40,24 @@ def connect_after_shutdown(host_port: str, server_name: str):
         io.wait_for(inp)
         connection, tls_in, tls_out = tls.handshake(server_name, inp, out)
     except BaseException:
-        sock.__exit__(None, None, None)
+        close(sock)
         raise
     return tls.TlsConnection(sock, connection, tls_in, tls_out)
 
 
 def main(argv) -> int:
-    shutdown_first = argv[:1] == ["--shutdown-first"]
-    if shutdown_first:
-        argv = argv[1:]
+    argv, options = cli.split_options(argv, (), flags=("--shutdown-first",))
     if not 1 <= len(argv) <= 3:
-        cli.eprint(USAGE)
-        return 1
-    try:
-        n = int(argv[1]) if len(argv) > 1 else 1024
-        if n < 0:
-            raise ValueError("BYTES must be >= 0")
-        host, port = net.split_host_port(argv[0])
-    except ValueError as e:
-        cli.eprint(f"error: invalid-argument ({e})")
-        cli.eprint(USAGE)
-        return 1
+        raise ValueError(USAGE)
+    n = cli.number(argv[1], "BYTES") if len(argv) > 1 else 1024
+    host, port = net.split_host_port(argv[0])
     server_name = argv[2] if len(argv) > 2 else host
-
     data = pattern(n)
-    try:
-        if shutdown_first:
-            conn = connect_after_shutdown(argv[0], server_name)
-        else:
-            conn = tls.connect_tls(host, port, server_name=server_name)
-    except WasiError as e:
-        cli.eprint(f"error: {describe(e)}")
-        return 1
-    try:
+    if "--shutdown-first" in options:
+        conn = connect_after_shutdown(argv[0], server_name)
+    else:
+        conn = tls.connect_tls(host, port, server_name=server_name)
+    with conn:
         echoed = conn.duplex(data, n)
         if echoed != data:
             bad = next(i for i in range(n) if echoed[i] != data[i])
@@ -87,25 +65,14 @@ def main(argv) -> int:
             return 1
         print(f"echoed {n} bytes sha256={hashlib.sha256(echoed).hexdigest()}", flush=True)
         conn.close_output()
-        extra = 0
-        while True:
-            chunk = conn.read()
-            if not chunk:
-                break
-            extra += len(chunk)
+        extra = len(conn.read_all())
         if extra:
             cli.eprint(f"error: data-mismatch ({extra} unexpected bytes after the echo)")
             return 1
         print("closed cleanly")
-    except WasiError as e:
-        cli.flush_stdio()
-        cli.eprint(f"error: {describe(e)}")
-        return 1
-    finally:
-        conn.close()
     return 0
 
 
 class Run(exports.Run):
     def run(self) -> None:
-        cli.exit(main(sys.argv[1:]))
+        cli.run(main)

@@ -22,7 +22,7 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import monotonic_clock, network, poll, udp, udp_create_socket
 
-from wasi_guest import WasiError, cli, code_name, net
+from wasi_guest import WasiError, cli, close, code_name, io, net
 
 USAGE = "usage: udp-echo-client HOST:PORT COUNT"
 DEADLINE_NS = 5_000_000_000
@@ -42,12 +42,6 @@ def _call(fn, *args):
         raise UdpFailed(code_name(e.value)) from None
 
 
-def _drop(*resources):
-    for r in resources:
-        if r is not None:
-            r.__exit__(None, None, None)
-
-
 def bind_unspecified(sock, family):
     if family == network.IpAddressFamily.IPV4:
         local = network.IpSocketAddress_Ipv4(network.Ipv4SocketAddress(0, (0, 0, 0, 0)))
@@ -63,11 +57,7 @@ def bind_unspecified(sock, family):
         except Err as e:
             if e.value != network.ErrorCode.WOULD_BLOCK:
                 raise UdpFailed(code_name(e.value)) from None
-        p = sock.subscribe()
-        try:
-            poll.poll([p])
-        finally:
-            p.__exit__(None, None, None)
+        io.wait_for(sock)
 
 
 def exchange(incoming, outgoing, count, deadline):
@@ -103,7 +93,7 @@ def exchange(incoming, outgoing, count, deadline):
         try:
             ready = poll.poll(pollables)
         finally:
-            _drop(*pollables[1:])
+            close(*pollables[1:])
         if 0 in ready:
             # One last non-blocking look before giving up.
             for d in _call(incoming.receive, RECEIVE_BATCH):
@@ -146,7 +136,7 @@ def main(argv) -> int:
         cli.eprint(f"error: {e.code}")
         return 1
     finally:
-        _drop(incoming, outgoing, sock, deadline)
+        close(incoming, outgoing, sock, deadline)
 
     print(f"sent {sent} received {received}")
     for payload in order:

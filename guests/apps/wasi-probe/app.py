@@ -30,7 +30,7 @@ from wit_world.imports import (
     wall_clock,
 )
 
-from wasi_guest import WasiError, cli, fs, io
+from wasi_guest import WasiError, cli, close, fs, io
 
 PROBE_CONTENT = b"wasi-probe: hello from the guest\n"
 SUBDIR = "probe-subdir"
@@ -148,7 +148,7 @@ def probe_stdin(p):
     except WasiError as e:
         p.fail("stdin", e)
     finally:
-        stream.__exit__(None, None, None)
+        close(stream)
 
 
 def probe_fs(p, guest_path):
@@ -161,7 +161,7 @@ def probe_fs(p, guest_path):
     try:
         _probe_fs_steps(p, d)
     finally:
-        d.__exit__(None, None, None)
+        close(d)
 
 
 def _step(p, label, fn):
@@ -193,7 +193,7 @@ def _probe_fs_steps(p, d):
         try:
             st = fs.call(f.stat)
         finally:
-            f.__exit__(None, None, None)
+            close(f)
         return f"type={fs.type_name(st.type)} size={st.size}"
 
     s = _step(p, "fs-stat probe.txt", stat_file)
@@ -212,7 +212,7 @@ def _probe_fs_steps(p, d):
         try:
             data, eof = fs.call(f.read, 5, 0)
         finally:
-            f.__exit__(None, None, None)
+            close(f)
         return f"{data.decode()!r} eof={'true' if eof else 'false'}"
 
     _step(p, "fs-read-at-offset-0-len-5", pread)
@@ -254,7 +254,7 @@ def _probe_fs_steps(p, d):
             f = fs.open_file(d, MISSING)
         except WasiError as e:
             return f"error {e.code}"
-        f.__exit__(None, None, None)
+        close(f)
         return "unexpected-success"
 
     res = _step(p, f"fs-open-missing {MISSING}", open_missing)

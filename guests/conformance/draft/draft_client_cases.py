@@ -12,10 +12,10 @@ from conformance_kit import (
     forbidden,
     now_s,
     sleep,
-    wait_ready,
 )
 from draft_common import (
-    STEP_S,
+    Endpoint,
+    all_refused,
     alpn_text,
     future_outcome,
     future_value,
@@ -32,24 +32,18 @@ from wasi_guest import net
 HOLD_S = 1.0
 
 
-class Client:
+class Client(Endpoint):
     """A draft client connection over a fresh TCP connection, and its handshake."""
+
+    kind = tls.ClientHandshake
 
     def __init__(self, address, server_name):
         self.sock, tcp_input, tcp_output = net.connect_tcp(address)
         self.connection = tls.ClientConnection(tcp_input, tcp_output)
         self.handshake = self.connection.connect(server_name)
 
-    def finish(self):
-        """Run the handshake to the end: the plaintext streams."""
-        future = tls.ClientHandshake.finish(self.handshake)
-        self.handshake = None
-        self.input, self.output = future_value(future, "the handshake")
-        return self.input, self.output
-
     def drop(self):
-        drop(getattr(self, "input", None), getattr(self, "output", None), self.handshake,
-             self.connection, self.sock)
+        super().drop(self.sock)
 
 
 def _alpn_ids(text):
@@ -66,8 +60,7 @@ def client_suspended(address, server_name):
                                   f"{before}")
     sleep(HOLD_S)
     started = now_s()
-    client.finish()
-    echo_line(client.input, client.output)
+    client.finish_and_echo()
     client.drop()
     return f"held {HOLD_S:g} s without sending; then finished in {now_s() - started:.1f} s", {
         "held_seconds": HOLD_S}
@@ -81,11 +74,7 @@ def client_verify_then_abort(address, server_name):
     chain = public_digests(future_value(client.handshake.verify_server_identity(),
                                         "verify-server-identity"))
     check(chain, "verify-server-identity resolved without a chain")
-    alert = tls.ClientHandshake.abort(client.handshake)
-    client.handshake = None
-    sent = wait_ready(alert, STEP_S)
-    drop(alert)
-    check(sent, "abort's pollable never became ready")
+    client.abort()
     client.drop()
     return "stopped at the server's chain, then aborted", {"server_chain": chain}
 
@@ -121,8 +110,7 @@ def client_identity_request(address, server_name, answer):
         identities = provisioned()
         tls.ClientIdentityRequest.respond(request, [identities["client"]])
         drop(*identities.values())
-    client.finish()
-    echo_line(client.input, client.output)
+    client.finish_and_echo()
     sent = private_digests(client.connection.client_identity())
     client.drop()
     if answer == "none":
@@ -140,14 +128,14 @@ def client_steps_out_of_order(address, server_name):
     handshake = client.handshake
     future_value(handshake.receive_client_identity_request(),
                  "receive-client-identity-request")
-    check(refused(handshake.verify_server_identity),
-          "verify-server-identity after receive-client-identity-request was not refused")
-    check(refused(handshake.receive_client_identity_request),
-          "receive-client-identity-request twice was not refused")
-    check(refused(lambda: handshake.configure_alpn_ids([b"http/1.1"])),
-          "configure-alpn-ids after the handshake resumed was not refused")
-    client.finish()
-    echo_line(client.input, client.output)
+    all_refused({
+        "verify-server-identity after receive-client-identity-request":
+            handshake.verify_server_identity,
+        "receive-client-identity-request twice": handshake.receive_client_identity_request,
+        "configure-alpn-ids after the handshake resumed":
+            lambda: handshake.configure_alpn_ids([b"http/1.1"]),
+    })
+    client.finish_and_echo()
     client.drop()
     return "three misplaced calls refused with error values; the handshake finished"
 

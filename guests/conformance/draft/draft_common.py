@@ -1,6 +1,6 @@
-"""What the draft's client and server cases share: the operator's identities,
-chains as digests (the runner compares them with what the peer saw), the
-futures' values."""
+"""What the draft's client and server cases share: a connection's handshake
+and streams (`Endpoint`), the operator's identities, chains as digests (the
+runner compares them with what the peer saw), the futures' values."""
 
 import hashlib
 
@@ -9,9 +9,11 @@ from conformance_kit import (
     Failed,
     check,
     drop,
+    echo_line,
     outcome,
     resolve,
     wait_for,
+    wait_ready,
 )
 from wit_world.imports import network
 from wit_world.imports import wasi_tls_host_tls_preopens as preopens
@@ -20,6 +22,45 @@ from wasi_guest import net
 
 #: A handshake or one of its steps with a peer on loopback.
 STEP_S = 20.0
+
+
+class Endpoint:
+    """A draft connection (`connection`) and its handshake (`handshake`) until
+    finish or abort consumes it; then its plaintext streams. `kind` is the
+    handshake's resource type, whose static finish and abort take it."""
+
+    kind = None
+    input = output = None
+
+    def finish(self):
+        """Run the handshake to the end: the plaintext streams."""
+        future = self.kind.finish(self.handshake)
+        self.handshake = None
+        self.input, self.output = future_value(future, "the handshake")
+        return self.input, self.output
+
+    def finish_and_echo(self):
+        self.finish()
+        echo_line(self.input, self.output)
+
+    def abort(self):
+        """Abort the handshake; Failed unless the alert has left in time."""
+        alert = self.kind.abort(self.handshake)
+        self.handshake = None
+        sent = wait_ready(alert, STEP_S)
+        drop(alert)
+        check(sent, "abort's pollable never became ready")
+
+    def drop(self, *parents):
+        """Drop the streams, the handshake, the connection, then `parents`."""
+        drop(self.input, self.output, self.handshake, self.connection, *parents)
+
+
+def all_refused(calls):
+    """Each call of {what: call} must return the error value; Failed names the
+    first that did not."""
+    for what, call in calls.items():
+        check(refused(call), f"{what} was not refused")
 
 
 def provisioned():

@@ -12,15 +12,14 @@ from conformance_kit import (
     case,
     check,
     drop,
-    echo_line,
     forbidden,
     read_exactly,
-    wait_ready,
     write_all,
 )
 from draft_common import (
-    STEP_S,
+    Endpoint,
     accept_tcp,
+    all_refused,
     alpn_text,
     future_outcome,
     future_value,
@@ -34,8 +33,10 @@ from wit_world.imports import tls
 from wasi_guest import net
 
 
-class Server:
+class Server(Endpoint):
     """One accepted connection under a draft server-connection."""
+
+    kind = tls.ServerHandshake
 
     def __init__(self, listen_address):
         self.listener, self.sock, tcp_input, tcp_output = accept_tcp(listen_address)
@@ -46,12 +47,6 @@ class Server:
     def serve(self, *names):
         self.handshake.configure_server_identities([self.identities[name] for name in names])
 
-    def finish(self):
-        future = tls.ServerHandshake.finish(self.handshake)
-        self.handshake = None
-        self.input, self.output = future_value(future, "the handshake")
-        return self.input, self.output
-
     def facts(self):
         connection = self.connection
         return {"server_name": connection.server_name(), "alpn": alpn_text(connection.alpn_id()),
@@ -60,8 +55,7 @@ class Server:
                 "server_chain": private_digests(connection.server_identity())}
 
     def drop(self):
-        drop(getattr(self, "input", None), getattr(self, "output", None), self.handshake,
-             self.connection, self.sock, self.listener, *self.identities.values())
+        super().drop(self.sock, self.listener, *self.identities.values())
 
 
 @case("server-getters")
@@ -69,8 +63,7 @@ def server_getters(listen_address, identity):
     """Serve the operator's identity; the getters report what was negotiated."""
     server = Server(listen_address)
     server.serve(identity)
-    server.finish()
-    echo_line(server.input, server.output)
+    server.finish_and_echo()
     facts = server.facts()
     no_client = server.connection.client_identity() is None
     server.drop()
@@ -92,8 +85,7 @@ def server_client_hello(listen_address):
     check(seen["hello_alpn"], "the client offered ALPN ids; the hello shows none")
     server.handshake.configure_alpn_ids([seen["hello_alpn"][-1].encode()])
     server.serve("localhost")
-    server.finish()
-    echo_line(server.input, server.output)
+    server.finish_and_echo()
     seen["alpn"] = alpn_text(server.connection.alpn_id())
     server.drop()
     return (f"hello: {seen['hello_server_name']}, {len(seen['hello_cipher_suites'])} suites, "
@@ -106,8 +98,7 @@ def server_sni(listen_address, identities):
     matches the client's server name (the client verifies it)."""
     server = Server(listen_address)
     server.serve(*identities.split(","))
-    server.finish()
-    echo_line(server.input, server.output)
+    server.finish_and_echo()
     facts = server.facts()
     server.drop()
     return f"served the identity for {facts['server_name']}", facts
@@ -135,8 +126,7 @@ def server_client_identity(listen_address, expect):
         return "untrusted client certificate refused with an error value"
     check(kind == "ok", "request-client-identity failed (an error value)")
     sent = public_digests(chain)
-    server.finish()
-    echo_line(server.input, server.output)
+    server.finish_and_echo()
     kept = public_digests(server.connection.client_identity())
     server.drop()
     if expect == "none":
@@ -156,16 +146,14 @@ def server_steps_out_of_order(listen_address):
     server.serve("localhost")
     future_value(server.handshake.request_client_identity(), "request-client-identity")
     handshake, identity = server.handshake, server.identities["alt"]
-    check(refused(handshake.receive_client_hello),
-          "receive-client-hello after request-client-identity was not refused")
-    check(refused(handshake.request_client_identity),
-          "request-client-identity twice was not refused")
-    check(refused(lambda: handshake.configure_server_identities([identity])),
-          "configure-server-identities past the hello was not refused")
-    check(refused(lambda: handshake.configure_alpn_ids([b"http/1.1"])),
-          "configure-alpn-ids past the hello was not refused")
-    server.finish()
-    echo_line(server.input, server.output)
+    all_refused({
+        "receive-client-hello after request-client-identity": handshake.receive_client_hello,
+        "request-client-identity twice": handshake.request_client_identity,
+        "configure-server-identities past the hello":
+            lambda: handshake.configure_server_identities([identity]),
+        "configure-alpn-ids past the hello": lambda: handshake.configure_alpn_ids([b"http/1.1"]),
+    })
+    server.finish_and_echo()
     server.drop()
     return "four misplaced calls refused with error values; the handshake finished"
 
@@ -201,11 +189,7 @@ def server_abort(listen_address):
     """abort after the client's hello: an alert instead of the server's flight."""
     server = Server(listen_address)
     drop(future_value(server.handshake.receive_client_hello(), "receive-client-hello"))
-    alert = tls.ServerHandshake.abort(server.handshake)
-    server.handshake = None
-    sent = wait_ready(alert, STEP_S)
-    drop(alert)
-    check(sent, "abort's pollable never became ready")
+    server.abort()
     server.drop()
     return "aborted after the hello"
 
@@ -267,8 +251,7 @@ def identity_serve_parsed(listen_address, material):
     identity = tls.PrivateIdentity.parse(key, chain)
     server = Server(listen_address)
     server.handshake.configure_server_identities([identity])
-    server.finish()
-    echo_line(server.input, server.output)
+    server.finish_and_echo()
     facts = server.facts()
     server.drop()
     drop(identity)

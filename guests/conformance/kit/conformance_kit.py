@@ -24,13 +24,13 @@ from wit_world.imports import error, monotonic_clock, poll, streams
 
 from wasi_guest import cli
 from wasi_guest import close as drop  # WASI's term, the one the cases speak in
+from wasi_guest.io import READ_CHUNK
 
 RESULT_MARK = "conformance-result "
 STEP_MARK = "conformance-step "
 NS_PER_S = 1_000_000_000
 #: How long one wait for a peer on loopback may take before the case fails.
 WAIT_S = 20.0
-READ_CHUNK = 64 * 1024
 #: The line the cases echo; the runner's peers (peers.MESSAGE) expect these bytes.
 MESSAGE = b"conformance ping\n"
 

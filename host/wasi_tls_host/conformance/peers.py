@@ -28,17 +28,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .pki import Pki
+from .pki import TLS_VERSIONS, Pki
 from .template import LOOPBACK
 
 #: A connection that stays silent this long is abandoned by its peer.
 IDLE_S = 10.0
 #: How long a peer's connections get to finish once the guest has ended.
 CLOSE_S = 3.0
-TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-#: The wire code of each version, as the draft's protocol-version reports it.
-#: Mirrors tls/core.py's _PROTOCOL_CODES on purpose: the oracle shares no code with the host.
-VERSION_CODES = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 #: The line the guests echo (conformance_kit.MESSAGE), byte for byte.
 MESSAGE = b"conformance ping\n"
 
@@ -52,25 +48,16 @@ def openssl_installed() -> bool:
     return shutil.which("openssl") is not None
 
 
-def server_context(pki: Pki, certificate: str, version: str | None, *,
-                   legacy: bool = False) -> ssl.SSLContext:
-    """A Python ssl server context presenting `certificate`, pinned to `version`.
+def wire_code(protocol: str) -> int:
+    """The wire code of a version as ssl names it ("TLSv1.3" -> 0x0304), as
+    the draft's protocol-version reports it. Worked out here on purpose: the
+    oracle shares no code with the host."""
+    return TLS_VERSIONS[protocol.removeprefix("TLSv")].value
 
-    Truncation must stay visible (OP_IGNORE_UNEXPECTED_EOF off). `legacy`
-    serves only TLS 1.0 and 1.1, at security level 0 because OpenSSL refuses
-    them at its default level.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
-    leaf = pki[certificate]
-    context.load_cert_chain(leaf.cert_file, leaf.key_file)
-    if legacy:
-        context.set_ciphers("DEFAULT:@SECLEVEL=0")
-        context.minimum_version = ssl.TLSVersion.TLSv1
-        context.maximum_version = ssl.TLSVersion.TLSv1_1
-    elif version is not None:
-        context.minimum_version = context.maximum_version = TLS_VERSIONS[version]
-    return context
+
+def openssl_flag(version: str) -> str:
+    """The `openssl s_server`/`s_client` option that pins "1.2"/"1.3"."""
+    return f"-tls{version.replace('.', '_')}"
 
 
 def describe(error: BaseException) -> str:
@@ -116,7 +103,8 @@ class Server:
 
     def __init__(self) -> None:
         self.listener = socket.create_server((LOOPBACK, 0), backlog=128)
-        self.values = {"address": f"{LOOPBACK}:{self.listener.getsockname()[1]}"}
+        self.port = self.listener.getsockname()[1]
+        self.values = {"address": f"{LOOPBACK}:{self.port}"}
         self.served: list[Served] = []
         self.closing = threading.Event()
         self._sockets: list[socket.socket] = []
@@ -179,7 +167,7 @@ class TlsServer(Server):
     def __init__(self, pki: Pki, version: str | None, *, certificate: str = "localhost",
                  legacy: bool = False, handshakes: int = 1, close_notifies: int | None = None,
                  delay: float = 0.0):
-        self.context = server_context(pki, certificate, version, legacy=legacy)
+        self.context = pki.server_context(pki[certificate], version, legacy=legacy)
         #: Seconds to wait before answering the ClientHello (a slow server).
         self.delay = delay
         #: At least this many handshakes must complete, and at least this many
@@ -281,7 +269,7 @@ class TlsObserver(TlsServer):
             self.context.set_alpn_protocols(list(alpn))
         if client_auth == "required":
             self.context.verify_mode = ssl.CERT_REQUIRED
-            self.context.load_verify_locations(pki.ca_file)
+            pki.ca.configure_trust(self.context)
         self.context.sni_callback = self._note_server_name
         self.server_names: list[str | None] = []
         self.quiet_for = quiet_for
@@ -316,7 +304,7 @@ class TlsObserver(TlsServer):
         observed = {"server_chain": [digest(der) for der in self.leaf.chain_der()],
                     "server_name": self.server_names[0] if self.server_names else None}
         if record.handshake:
-            observed.update(protocol_version=VERSION_CODES[record.notes["version"]],
+            observed.update(protocol_version=wire_code(record.notes["version"]),
                             cipher_suite=iana_code(record.notes["cipher"]),
                             alpn=record.notes["alpn"], client_chain=record.notes["client_chain"])
         found += compare(facts, observed)
@@ -350,7 +338,7 @@ class CutAfterServerHello(Server):
     (`then="stall"`) until the case ends."""
 
     def __init__(self, pki: Pki, version: str | None, *, then: str):
-        self.context = server_context(pki, "localhost", version)
+        self.context = pki.server_context(pki["localhost"], version)
         self.then = then
         super().__init__()
 
@@ -395,7 +383,7 @@ class TlsNestedEcho(TlsServer):
     `inner`, same version) that echoes; records both close_notifies."""
 
     def __init__(self, pki: Pki, version: str | None):
-        self.inner_context = server_context(pki, "inner", version)
+        self.inner_context = pki.server_context(pki["inner"], version)
         super().__init__(pki, version)
 
     def session(self, tls: ssl.SSLSocket, record: Served) -> None:
@@ -442,7 +430,7 @@ class OpenSslReverse:
         self.version = version
         self.process = subprocess.Popen(
             ["openssl", "s_server", "-accept", f"{LOOPBACK}:{port}", "-cert", str(leaf.cert_file),
-             "-key", str(leaf.key_file), "-rev", f"-tls{version.replace('.', '_')}"],
+             "-key", str(leaf.key_file), "-rev", openssl_flag(version)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         wait_for_port(port, self.process)
 
@@ -563,19 +551,12 @@ class TlsClient:
                  expect_refused: bool = False):
         self.port = free_port()
         self.values = {"listen": f"{LOOPBACK}:{self.port}"}
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
-        context.load_verify_locations(pki.ca_file)
-        if version is not None:
-            context.minimum_version = context.maximum_version = TLS_VERSIONS[version]
+        self.certificate = pki[certificate] if certificate else None
+        context = pki.client_context(version, self.certificate)
         if alpn:
             context.set_alpn_protocols(list(alpn))
-        if certificate is not None:
-            context.load_cert_chain(pki[certificate].cert_file, pki[certificate].key_file)
-            context.post_handshake_auth = True
         self.context, self.server_name, self.alpn = context, server_name, list(alpn)
-        self.ca_digest = digest(pki.ca_der())
-        self.certificate = pki[certificate] if certificate else None
+        self.ca_digest = digest(pki.ca.der())
         self.script, self.expect_refused = script, expect_refused
         self.observed: dict = {}
         self.error: str | None = None
@@ -609,7 +590,7 @@ class TlsClient:
     def _observe(self, client: BioClient) -> None:
         tls = client.tls
         self.observed.update(
-            protocol_version=VERSION_CODES[tls.version()], cipher_suite=iana_code(tls.cipher()[0]),
+            protocol_version=wire_code(tls.version()), cipher_suite=iana_code(tls.cipher()[0]),
             alpn=tls.selected_alpn_protocol(), server_chain=[digest(tls.getpeercert(True))],
             server_name=self.server_name, hello_server_name=self.server_name,
             hello_alpn=self.alpn, hello_cipher_suites=hello_cipher_suites(client.first_flight))
@@ -655,7 +636,7 @@ class OpenSslClient:
         self.command = ["openssl", "s_client", "-connect", f"{LOOPBACK}:{self.port}",
                         "-servername", "localhost", "-verify_hostname", "localhost",
                         "-CAfile", str(pki.ca_file), "-verify_return_error", "-brief",
-                        "-ign_eof", f"-tls{version.replace('.', '_')}"]
+                        "-ign_eof", openssl_flag(version)]
         self.output = ""
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -725,10 +706,14 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Wait until the peer `process` listens on `port`; RuntimeError with what
+    it printed (its stderr, else its stdout) if it exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the peer exited at once: {process.stdout.read().decode()}")
+            output = process.stderr or process.stdout
+            said = output.read().decode(errors="replace") if output else ""
+            raise RuntimeError(f"the peer exited at once: {said}")
         try:
             socket.create_connection((LOOPBACK, port), timeout=0.5).close()
             return

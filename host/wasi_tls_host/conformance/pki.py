@@ -1,8 +1,12 @@
-"""The suite's certificates, made at run time with `cryptography`.
+"""Certificates made at run time with `cryptography`, for the conformance
+suite and the project's tests alike, and the Python `ssl` contexts that
+present and trust them.
 
-One CA the host under test is told to trust (`--ca-file`, and `--client-ca`
-for client certificates), one it is never told about, and a leaf per
-purpose, each written as PEM files for the peers and the host's options:
+Two authorities: `ca`, the one the host under test is told to trust
+(`--ca-file`, and `--client-ca` for client certificates), and
+`untrusted_ca`, one it is never told about. `Pki.leaf` issues a leaf on
+demand; the suite's leaves have labels (`pki["localhost"]`) and are issued
+on first use:
 
 | leaf | what it is |
 | --- | --- |
@@ -15,6 +19,15 @@ purpose, each written as PEM files for the peers and the host's options:
 | alt | alt.example, the second identity a server chooses by SNI |
 | rsa / ed25519 | localhost with an RSA or Ed25519 key, for the key formats |
 | client / stranger-client | client certificates from the trusted and the unknown CA |
+
+Every leaf is also written as PEM files (`cert_file`, `key_file`) for peers
+such as `openssl s_server` and for the host's options. A leaf and an
+authority also answer the calls of trustme's objects that tests make:
+`cert_chain_pems`, `private_key_pem` and `configure_cert(context)` on a
+leaf, `cert_pem` and `configure_trust(context)` on an authority.
+
+`TLS_VERSIONS` is the one table of the versions every TLS case and test
+runs under.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ import datetime
 import hashlib
 import ipaddress
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +46,41 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+#: The TLS versions every TLS case and test runs under, by the names they use.
+TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
 DAY = datetime.timedelta(days=1)
+SERVER = (ExtendedKeyUsageOID.SERVER_AUTH,)
+CLIENT = (ExtendedKeyUsageOID.CLIENT_AUTH,)
+LOCAL = ("localhost", "127.0.0.1")
+#: Each suite leaf's names and `Pki.leaf` options, by label (see the module doc).
+SUITE_LEAVES: dict[str, tuple[tuple[str, ...], dict]] = {
+    "localhost": (LOCAL, {"usage": SERVER}),
+    "other-name": (("other.example",), {"usage": SERVER}),
+    "expired": (LOCAL, {"usage": SERVER, "expired": True}),
+    "not-yet-valid": (LOCAL, {"usage": SERVER, "not_yet_valid": True}),
+    "self-signed": (LOCAL, {"usage": SERVER, "self_signed": True}),
+    "unknown-ca": (LOCAL, {"usage": SERVER, "trusted": False}),
+    "inner": (("inner.test",), {"usage": SERVER}),
+    "alt": (("alt.example",), {"usage": SERVER}),
+    "rsa": (LOCAL, {"usage": SERVER, "key_type": "rsa"}),
+    "ed25519": (LOCAL, {"usage": SERVER, "key_type": "ed25519"}),
+    "client": (("conformance client",), {"usage": CLIENT}),
+    "stranger-client": (("stranger client",), {"usage": CLIENT, "trusted": False}),
+}
+_NEW_KEY = {"ecdsa": lambda: ec.generate_private_key(ec.SECP256R1()),
+            "rsa": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            "ed25519": ed25519.Ed25519PrivateKey.generate}
+
+
+@dataclass(frozen=True)
+class Pem:
+    """PEM text of a certificate or a key."""
+
+    data: bytes
+
+    def bytes(self) -> bytes:
+        return self.data
 
 
 @dataclass(frozen=True)
@@ -43,52 +91,145 @@ class Leaf:
     cert_file: Path  # the chain as PEM
     key_file: Path  # the key as PKCS#8 PEM
 
-    def chain_der(self) -> list[bytes]:
-        return [cert.public_bytes(serialization.Encoding.DER) for cert in self.chain]
+    def chain_der(self) -> tuple[bytes, ...]:
+        """The chain as DER, leaf first, as `export-X509-chain` returns it."""
+        return tuple(cert.public_bytes(serialization.Encoding.DER) for cert in self.chain)
+
+    @property
+    def cert_chain_pems(self) -> tuple[Pem, ...]:
+        return tuple(Pem(cert.public_bytes(serialization.Encoding.PEM)) for cert in self.chain)
+
+    @property
+    def private_key_pem(self) -> Pem:
+        return Pem(self.key_file.read_bytes())
+
+    def configure_cert(self, context: ssl.SSLContext) -> None:
+        """Make `context` present this leaf."""
+        context.load_cert_chain(self.cert_file, self.key_file)
 
 
 @dataclass(frozen=True)
-class _Authority:
+class Authority:
     name: x509.Name
     key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
+    file: Path  # the certificate as PEM
+
+    def der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def cert_pem(self) -> Pem:
+        return Pem(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def configure_trust(self, context: ssl.SSLContext) -> None:
+        """Make `context` trust this authority."""
+        context.load_verify_locations(self.file)
 
 
 class Pki:
-    """Every leaf of the table in the module doc, written under `directory`."""
+    """The two authorities, and leaves issued under `directory`."""
 
     def __init__(self, directory: Path):
         self.directory = directory
         self.now = datetime.datetime.now(datetime.UTC)
-        self.ca = self._authority("wasi-tls conformance CA")
-        self.unknown_ca = self._authority("wasi-tls conformance stranger CA")
-        self.ca_file = directory / "ca.pem"
-        self.ca_file.write_bytes(self.ca.cert.public_bytes(serialization.Encoding.PEM))
-        server = [x509.ExtendedKeyUsageOID.SERVER_AUTH]
-        client = [ExtendedKeyUsageOID.CLIENT_AUTH]
-        local = ("localhost", "127.0.0.1")
-        self.leaves: dict[str, Leaf] = {}
-        for label, names, issuer, usage, validity, key in (
-            ("localhost", local, self.ca, server, None, "ecdsa"),
-            ("other-name", ("other.example",), self.ca, server, None, "ecdsa"),
-            ("expired", local, self.ca, server, (-30, -1), "ecdsa"),
-            ("not-yet-valid", local, self.ca, server, (1, 30), "ecdsa"),
-            ("self-signed", local, None, server, None, "ecdsa"),
-            ("unknown-ca", local, self.unknown_ca, server, None, "ecdsa"),
-            ("inner", ("inner.test",), self.ca, server, None, "ecdsa"),
-            ("alt", ("alt.example",), self.ca, server, None, "ecdsa"),
-            ("rsa", local, self.ca, server, None, "rsa"),
-            ("ed25519", local, self.ca, server, None, "ed25519"),
-            ("client", ("conformance client",), self.ca, client, None, "ecdsa"),
-            ("stranger-client", ("stranger client",), self.unknown_ca, client, None, "ecdsa"),
-        ):
-            self.leaves[label] = self._leaf(label, names, issuer, usage, validity, key)
+        self.ca = self._authority("wasi-tls-host test CA", "ca.pem")
+        self.untrusted_ca = self._authority("wasi-tls-host stranger CA", "untrusted-ca.pem")
+        self.ca_file = self.ca.file
+        self.untrusted_ca_file = self.untrusted_ca.file
+        self._labelled: dict[str, Leaf] = {}
+        self._unlabelled = 0
 
     def __getitem__(self, label: str) -> Leaf:
-        return self.leaves[label]
+        """The suite leaf `label` (see the module doc), issued on first use."""
+        if label not in self._labelled:
+            names, options = SUITE_LEAVES[label]
+            self._labelled[label] = self.leaf(*names, label=label, **options)
+        return self._labelled[label]
 
-    def ca_der(self) -> bytes:
-        return self.ca.cert.public_bytes(serialization.Encoding.DER)
+    def leaf(self, *names: str, key_type: str = "ecdsa", trusted: bool = True,
+             self_signed: bool = False, expired: bool = False, not_yet_valid: bool = False,
+             usage: tuple[x509.ObjectIdentifier, ...] = SERVER + CLIENT,
+             label: str | None = None) -> Leaf:
+        """A new leaf for `names` (host names, IP addresses; a name with a space
+        is only the subject), good for servers and clients unless `usage`
+        says otherwise, written as `LABEL.pem` and `LABEL.key`."""
+        if label is None:
+            self._unlabelled += 1
+            label = f"leaf-{self._unlabelled}"
+        key = _NEW_KEY[key_type]()
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+        start, end = -1, 30
+        if expired:
+            start, end = -30, -1
+        elif not_yet_valid:
+            start, end = 1, 30
+        issuer = None if self_signed else self.ca if trusted else self.untrusted_ca
+        builder = (x509.CertificateBuilder()
+                   .subject_name(subject)
+                   .issuer_name(issuer.name if issuer else subject)
+                   .public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(self.now + start * DAY)
+                   .not_valid_after(self.now + end * DAY)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                                  critical=True)
+                   .add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False))
+        if alternative_names := [_general_name(name) for name in names if " " not in name]:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alternative_names),
+                                            critical=False)
+        if issuer is not None:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+                critical=False)
+        # An Ed25519 key signs without a separate digest.
+        algorithm = None if key_type == "ed25519" and issuer is None else hashes.SHA256()
+        cert = builder.sign(issuer.key if issuer else key, algorithm)
+        cert_file = self.directory / f"{label}.pem"
+        key_file = self.directory / f"{label}.key"
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        return Leaf(label, key, (cert,), cert_file, key_file)
+
+    def server_context(self, leaf: Leaf, version: str | None = None, *, legacy: bool = False,
+                       client_auth: ssl.VerifyMode = ssl.CERT_NONE) -> ssl.SSLContext:
+        """A Python ssl server (a peer) presenting `leaf`, pinned to `version`
+        if given; with `client_auth`, it asks for a client certificate from `ca`.
+
+        A truncation stays visible (OP_IGNORE_UNEXPECTED_EOF off). `legacy`
+        serves only TLS 1.0 and 1.1, at security level 0 because OpenSSL
+        refuses them at its default level ("no ciphers available").
+        """
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+        leaf.configure_cert(context)
+        if legacy:
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+        elif version is not None:
+            context.minimum_version = context.maximum_version = TLS_VERSIONS[version]
+        if client_auth != ssl.CERT_NONE:
+            context.verify_mode = client_auth
+            self.ca.configure_trust(context)
+        return context
+
+    def client_context(self, version: str | None = None,
+                       leaf: Leaf | None = None) -> ssl.SSLContext:
+        """A Python ssl client (a peer) trusting `ca`, pinned to `version` if
+        given, presenting `leaf` if given (also after the handshake). A
+        truncation stays visible."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+        self.ca.configure_trust(context)
+        if version is not None:
+            context.minimum_version = context.maximum_version = TLS_VERSIONS[version]
+        if leaf is not None:
+            leaf.configure_cert(context)
+            context.post_handshake_auth = True
+        return context
 
     def value(self, spec: str) -> str:
         """A guest argument made from the PKI (the runner's `{pki:...}` placeholders):
@@ -115,7 +256,7 @@ class Pki:
         return (base64.b64encode(key).decode() + ":"
                 + ",".join(base64.b64encode(cert).decode() for cert in chain))
 
-    def _authority(self, common_name: str) -> _Authority:
+    def _authority(self, common_name: str, file_name: str) -> Authority:
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         cert = (x509.CertificateBuilder()
@@ -131,44 +272,16 @@ class Pki:
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                                critical=False)
                 .sign(key, hashes.SHA256()))
-        return _Authority(name, key, cert)
+        file = self.directory / file_name
+        file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return Authority(name, key, cert, file)
 
-    def _leaf(self, label, names, issuer, usage, validity, key_type) -> Leaf:
-        key = {"ecdsa": lambda: ec.generate_private_key(ec.SECP256R1()),
-               "rsa": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
-               "ed25519": ed25519.Ed25519PrivateKey.generate}[key_type]()
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-        start, end = (self.now - DAY, self.now + 30 * DAY) if validity is None else (
-            self.now + validity[0] * DAY, self.now + validity[1] * DAY)
-        alternative_names = [
-            x509.IPAddress(ipaddress.ip_address(name)) if name[0].isdigit()
-            else x509.DNSName(name) for name in names if " " not in name]
-        builder = (x509.CertificateBuilder()
-                   .subject_name(subject)
-                   .issuer_name(issuer.name if issuer else subject)
-                   .public_key(key.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(start).not_valid_after(end)
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None),
-                                  critical=True)
-                   .add_extension(x509.ExtendedKeyUsage(usage), critical=False))
-        if alternative_names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(alternative_names),
-                                            critical=False)
-        if issuer is not None:
-            builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-                critical=False)
-        signer = issuer.key if issuer else key
-        algorithm = None if key_type == "ed25519" and issuer is None else hashes.SHA256()
-        cert = builder.sign(signer, algorithm)
-        cert_file = self.directory / f"{label}.pem"
-        key_file = self.directory / f"{label}.key"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-        return Leaf(label, key, (cert,), cert_file, key_file)
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _encode(key, chain, key_format: str, encoding: str) -> tuple[bytes, list[bytes]]:

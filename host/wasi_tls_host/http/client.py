@@ -57,9 +57,10 @@ from ..runtime.futures import Future, Ready
 from ..runtime.poll import NEVER, WRITE, WaitSpec
 from ..runtime.streams import StreamFailed, writable_now
 from ..sockets.ip_name_lookup import ResolveAddressStream
+from ..sockets.network import permits
 from ..sockets.tcp import SharedSocket, TcpInput, TcpOutput
-from ..tls.core import TlsCore
 from ..tls.errors import MSG_TRUNCATED, TlsFailure
+from ..tls.policy import ContextChoice
 from ..wasi_tls.session import TlsInput, TlsOutput, TlsSession, open_session
 from . import errors
 from .bodies import HttpFailed, IncomingBody
@@ -197,7 +198,7 @@ class ClientExchange:
             raise errors.HttpFailure(errors.body_size("request", 0),
                                      "the request declares a Content-Length but has no body")
         literal = ip_literal(target.host)
-        if literal is not None and not ctx.config.network_allows(literal, target.port):
+        if literal is not None and not permits(ctx, literal, target.port, "connect"):
             raise _denied(f"{target} is outside --allow-net")
         exchange = cls(ctx, request, target, Timeouts.of(options))
         if literal is not None:
@@ -240,9 +241,13 @@ class ClientExchange:
         resolver.close()
         if resolver.error is not None:
             raise errors.from_resolver(resolver.error, self.target.host)
-        allowed = [address for address in resolver.addresses or ()
+        addresses = resolver.addresses or ()
+        allowed = [address for address in addresses
                    if self.ctx.config.network_allows(address, self.target.port)]
         if not allowed:
+            # Named on the host's side only when the request cannot go anywhere.
+            for address in addresses:
+                permits(self.ctx, address, self.target.port, "connect")
             raise _denied(f"{self.target} is outside --allow-net")
         self._connect_to(allowed)
 
@@ -298,18 +303,18 @@ class ClientExchange:
     def _start_tls(self) -> None:
         policy = self.ctx.config.tls
         identity = self.ctx.config.http_client_identities.get(host_key(self.target.host))
+        assert self.transport is not None
+        transport_in, transport_out = self.transport
         try:
             # The context is built at the first step, so a CA file that went
             # missing fails this handshake with its own message.
-            core = TlsCore(lambda hello: policy.client_context(alpn_ids=ALPN_IDS,
-                                                               identity=identity),
-                           server_hostname=self.target.host)
+            self.session = open_session(
+                self.ctx, transport_in, transport_out,
+                lambda hello: ContextChoice(policy.client_context(alpn_ids=ALPN_IDS,
+                                                                  identity=identity)),
+                server_name=self.target.host)
         except ValueError as error:
             raise errors.failure("HTTP-request-URI-invalid", str(error)) from None
-        assert self.transport is not None
-        transport_in, transport_out = self.transport
-        self.session = open_session(self.ctx, core, transport_in, transport_out,
-                                    f"server name: {self.target.host}")
         self.phase = Phase.HANDSHAKING
 
     def _handshake(self) -> None:
@@ -317,7 +322,7 @@ class ClientExchange:
         assert session is not None
         session.pump()
         if session.failure is not None:
-            raise _session_failure(session.failure)
+            raise _session_failure(session.failure.error)
         if session.handshake_done:
             self.tls_output = TlsOutput(session)
             self._open(TlsInput(session), self.tls_output, self._tls_stream_failure)
@@ -327,9 +332,8 @@ class ClientExchange:
         else a truncation (which the core reports once, so not sticky)."""
         session = self.session
         assert session is not None
-        cause = session.core.error or session.error()
-        if cause is not None:
-            return _session_failure(cause)
+        if session.failure is not None:
+            return _session_failure(session.failure.error)
         if error.message == MSG_TRUNCATED:
             return errors.failure("HTTP-response-incomplete", error.message)
         return errors.internal_error(error.message)

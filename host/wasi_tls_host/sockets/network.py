@@ -1,12 +1,25 @@
-"""wasi:sockets/network: the `network` capability, error codes and addresses."""
+"""wasi:sockets/network: the `network` capability, error codes and addresses,
+and what the host keeps per guest: its count of open sockets, and the
+denied accesses it has reported.
+
+A denied access is reported once per guest, operation and address, as a
+WARNING of the ``wasi_tls_host`` logger: "denied connect to
+127.0.0.1:8443 (no --allow-net grants it)". The command line prints it as a
+`wasi-tls-host:` line; an embedder who configures no logging gets it on
+stderr through Python's last-resort handler, since a guest refused the
+network is what an operator needs to see.
+"""
 
 from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 import socket
+import threading
+import weakref
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from ..config import IpAddress
 from ..io.error import IoError
@@ -18,6 +31,13 @@ from ..runtime.values import Case
 
 T = TypeVar("T")
 
+#: What a guest does with an address that the host's rules may deny.
+NetOperation = Literal["connect", "bind", "send"]
+#: Distinct denials reported per guest; a guest scanning ports gets no more.
+DENIALS_REPORTED = 100
+
+logger = logging.getLogger("wasi_tls_host")
+
 interface = Interface(f"wasi:sockets/network@{WASI_VERSION}")
 interface.resource("network", Res.NETWORK)
 interface.resource("error", Res.IO_ERROR)
@@ -25,6 +45,90 @@ interface.resource("error", Res.IO_ERROR)
 
 class Network:
     """The capability to use the network; what it permits is in the host config."""
+
+
+# -- what the host keeps per guest -------------------------------------------------
+
+class GuestNetwork:
+    """One guest's open sockets, counted against `HostConfig.max_connections`,
+    and the denied accesses already reported.
+
+    Every descriptor a guest's socket holds counts: TCP sockets it creates
+    (connections and listeners) or accepts, and UDP sockets. A socket's slot
+    is given back when its descriptor closes, which may be after the guest
+    dropped it (a dropped stream still delivering its data in the background,
+    a TLS goodbye), so release may come from another thread.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.open = 0
+        self._lock = threading.Lock()
+        self._denied: set[tuple[str, IpAddress, int]] = set()
+
+    def claim(self) -> SocketSlot:
+        """A slot for one more socket, or the guest's `new-socket-limit`."""
+        with self._lock:
+            if self.open >= self.limit:
+                raise fail("new-socket-limit")
+            self.open += 1
+        return SocketSlot(self)
+
+    def _give_back(self) -> None:
+        with self._lock:
+            self.open -= 1
+
+    def report_denied(self, operation: NetOperation, address: IpAddress, port: int) -> None:
+        """Log the denial, unless this one was reported already or the guest
+        has had its share of reports."""
+        key = (operation, address, port)
+        with self._lock:
+            if key in self._denied or len(self._denied) > DENIALS_REPORTED:
+                return
+            self._denied.add(key)
+            last = len(self._denied) > DENIALS_REPORTED
+        if last:
+            logger.warning("more denied network accesses of this guest are not reported")
+            return
+        where = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+        logger.warning("denied %s to %s (no --allow-net grants it)", operation, where,
+                       extra={"operation": operation, "address": address, "port": port})
+
+
+class SocketSlot:
+    """One socket's place in its guest's count, held until `release` (once)."""
+
+    def __init__(self, owner: GuestNetwork):
+        self._owner: GuestNetwork | None = owner
+
+    def release(self) -> None:
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner._give_back()
+
+
+_guests: weakref.WeakKeyDictionary[WasiCtx, GuestNetwork] = weakref.WeakKeyDictionary()
+_guests_lock = threading.Lock()  # guests may run on threads of their own
+
+
+def guest_network(ctx: WasiCtx) -> GuestNetwork:
+    """The socket count of the guest `ctx` serves, made on first use."""
+    with _guests_lock:
+        sockets = _guests.get(ctx)
+        if sockets is None:
+            sockets = _guests[ctx] = GuestNetwork(ctx.config.max_connections)
+        return sockets
+
+
+def counted(ctx: WasiCtx, make: Callable[[SocketSlot], T]) -> T:
+    """`make(slot)` a socket in a slot of the guest's count; the slot is given
+    back if making it fails. `new-socket-limit` once the count is full."""
+    slot = guest_network(ctx).claim()
+    try:
+        return make(slot)
+    except BaseException:
+        slot.release()
+        raise
 
 
 @interface.func("network-error-code")
@@ -133,8 +237,19 @@ def check_remote(address: IpAddress, port: int) -> None:
         raise fail("invalid-argument")
 
 
-def check_allowed(ctx: WasiCtx, address: IpAddress, port: int) -> None:
-    if not ctx.config.network_allows(address, port):
+def permits(ctx: WasiCtx, address: IpAddress, port: int, operation: NetOperation) -> bool:
+    """Whether the host's rules let the guest `operation` (connect, bind or
+    send) to address:port; a denial is reported (see the module doc)."""
+    if ctx.config.network_allows(address, port):
+        return True
+    guest_network(ctx).report_denied(operation, address, port)
+    return False
+
+
+def check_allowed(ctx: WasiCtx, address: IpAddress, port: int,
+                  operation: NetOperation) -> None:
+    """`access-denied` unless `permits` says yes."""
+    if not permits(ctx, address, port, operation):
         raise fail("access-denied")
 
 

@@ -41,8 +41,10 @@ from .lifecycle import (
 )
 from .network import (
     Network,
+    SocketSlot,
     check_allowed,
     check_remote,
+    counted,
     error_code,
     fail,
     socket_address_value,
@@ -69,14 +71,16 @@ def _stream_failure(error: OSError) -> StreamFailed:
 
 
 class SharedSocket:
-    """Keeps the fd open until the socket resource and both streams are gone.
+    """Keeps the fd open until the socket resource and both streams are gone,
+    then gives back its slot in the guest's socket count (if it has one).
 
     The guest may drop the tcp-socket while its streams live on inside a
     TLS connection (the streams were moved there), as wasmtime allows.
     """
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, slot: SocketSlot | None = None):
         self.sock = sock
+        self.slot = slot
         self.users = 1
         self._lock = threading.Lock()  # a background sender may release too
 
@@ -91,6 +95,8 @@ class SharedSocket:
             last = self.users == 0
         if last:
             self.sock.close()
+            if self.slot is not None:
+                self.slot.release()
 
 
 class TcpInput(InputStream):
@@ -258,16 +264,18 @@ class TcpSocket(HostSocket):
     IN_PROGRESS = TCP_IN_PROGRESS
     UNADDRESSED = frozenset({TcpState.UNBOUND, TcpState.CLOSED})
 
-    def __init__(self, sock: socket.socket, state: str):
+    def __init__(self, sock: socket.socket, state: str, slot: SocketSlot | None = None):
+        """`slot`: the socket's place in its guest's count (none for a socket
+        made outside any guest's count)."""
         super().__init__(sock, TcpState(state))
-        self.shared = SharedSocket(sock)
+        self.shared = SharedSocket(sock, slot)
         self.backlog = DEFAULT_BACKLOG
         self.input: TcpInput | None = None
         self.output: TcpOutput | None = None
 
     @classmethod
-    def create(cls, address_family: str) -> TcpSocket:
-        return cls(cls.open(address_family, socket.SOCK_STREAM), TcpState.UNBOUND)
+    def create(cls, address_family: str, slot: SocketSlot | None = None) -> TcpSocket:
+        return cls(cls.open(address_family, socket.SOCK_STREAM), TcpState.UNBOUND, slot)
 
     # -- readiness (the socket's pollable) ---------------------------------
     def ready(self) -> bool:
@@ -310,7 +318,7 @@ class TcpSocket(HostSocket):
 def start_bind(ctx: WasiCtx, tcp: TcpSocket, network: Network, local_address: Case) -> None:
     tcp.check(Event.START_BIND)
     address, sockaddr = tcp.address_from(local_address)
-    check_allowed(ctx, address, sockaddr[1])
+    check_allowed(ctx, address, sockaddr[1], "bind")
     tcp.bind(sockaddr)
 
 
@@ -324,7 +332,7 @@ def start_connect(ctx: WasiCtx, tcp: TcpSocket, network: Network, remote_address
     tcp.check(Event.START_CONNECT)
     address, sockaddr = tcp.address_from(remote_address)
     check_remote(address, sockaddr[1])
-    check_allowed(ctx, address, sockaddr[1])
+    check_allowed(ctx, address, sockaddr[1], "connect")
     result = tcp.sock.connect_ex(sockaddr)
     if result not in (0, errno.EINPROGRESS):
         tcp.transition(Event.FAIL)
@@ -363,17 +371,23 @@ def finish_listen(ctx: WasiCtx, tcp: TcpSocket) -> None:
 
 @interface.func("[method]tcp-socket.accept")
 def accept(ctx: WasiCtx, tcp: TcpSocket) -> tuple[TcpSocket, Child, Child]:
+    """Beyond the guest's socket limit: `new-socket-limit`, and the client waits
+    in the listen backlog until the guest has closed a socket."""
     tcp.require(TcpState.LISTENING)
+    client = counted(ctx, lambda slot: _accept(tcp, slot))
+    input_stream, output_stream = client.connected_streams()
+    return client, input_stream, output_stream
+
+
+def _accept(listener: TcpSocket, slot: SocketSlot) -> TcpSocket:
     try:
-        sock, _ = tcp.sock.accept()
+        sock, _ = listener.sock.accept()
     except BlockingIOError:
         raise fail("would-block") from None
     except OSError as error:
         raise fail(error_code(error)) from None
     sock.setblocking(False)
-    client = TcpSocket(sock, TcpState.CONNECTED)
-    input_stream, output_stream = client.connected_streams()
-    return client, input_stream, output_stream
+    return TcpSocket(sock, TcpState.CONNECTED, slot)
 
 
 @interface.func("[method]tcp-socket.local-address")

@@ -22,6 +22,7 @@ from ..runtime.values import Case, Child
 from .lifecycle import UDP_TRANSITIONS, Event, HostSocket, UdpState, socket_option
 from .network import (
     Network,
+    SocketSlot,
     check_allowed,
     check_remote,
     client_bind_allowed,
@@ -48,8 +49,11 @@ class UdpSocket(HostSocket):
     TRANSITIONS = UDP_TRANSITIONS
     UNADDRESSED = frozenset({UdpState.UNBOUND})
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, slot: SocketSlot | None = None):
+        """`slot`: the socket's place in its guest's count (none for a socket
+        made outside any guest's count)."""
         super().__init__(sock, UdpState.UNBOUND)
+        self.slot = slot
         self.remote: tuple | None = None
         #: Bound as a client (unspecified address, any port, without a rule):
         #: datagrams from peers the guest could not send to are dropped.
@@ -57,11 +61,13 @@ class UdpSocket(HostSocket):
         self.streams: tuple[IncomingDatagrams, OutgoingDatagrams] | None = None
 
     @classmethod
-    def create(cls, address_family: str) -> UdpSocket:
-        return cls(cls.open(address_family, socket.SOCK_DGRAM))
+    def create(cls, address_family: str, slot: SocketSlot | None = None) -> UdpSocket:
+        return cls(cls.open(address_family, socket.SOCK_DGRAM), slot)
 
     def close(self) -> None:
         self.sock.close()
+        if self.slot is not None:
+            self.slot.release()
 
 
 class IncomingDatagrams:
@@ -99,7 +105,7 @@ def start_bind(ctx: WasiCtx, udp: UdpSocket, network: Network, local_address: Ca
     address, sockaddr = udp.address_from(local_address)
     udp.hears_only_permitted_peers = client_bind_allowed(ctx, address, sockaddr[1])
     if not udp.hears_only_permitted_peers:
-        check_allowed(ctx, address, sockaddr[1])
+        check_allowed(ctx, address, sockaddr[1], "bind")
     udp.bind(sockaddr)
 
 
@@ -117,7 +123,7 @@ def stream(ctx: WasiCtx, udp: UdpSocket, remote_address: Case | None) -> tuple[C
     if remote_address is not None:
         address, sockaddr = udp.address_from(remote_address)
         check_remote(address, sockaddr[1])
-        check_allowed(ctx, address, sockaddr[1])
+        check_allowed(ctx, address, sockaddr[1], "connect")
         socket_call(lambda: udp.sock.connect(sockaddr))
         udp.remote = sockaddr
     elif udp.remote is not None:
@@ -246,7 +252,7 @@ def _send_one(ctx: WasiCtx, udp: UdpSocket, datagram: dict) -> None:
         check_remote(address, sockaddr[1])
         if udp.remote is not None and sockaddr[:2] != udp.remote[:2]:
             raise fail("invalid-argument")
-        check_allowed(ctx, address, sockaddr[1])
+        check_allowed(ctx, address, sockaddr[1], "send")
         sendto = sockaddr
     if udp.remote is not None:
         sendto = None

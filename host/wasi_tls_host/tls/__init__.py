@@ -7,7 +7,8 @@ cycle as a table; ``progress``, the handshake's stop points as a table;
 session negotiated; ``openssl``, the corners of ``ssl`` it relies on;
 ``client_hello`` and ``records``, the wire format it needs to see; ``errors``,
 one exception with a kind. ``policy`` builds the host-owned
-``ssl.SSLContext``s; ``identity`` holds certificates and keys.
+``ssl.SSLContext``s; ``identity`` holds certificates and keys; ``revocation`` the
+operator's CRLs.
 
 The names below are loaded on first use: ``identity`` brings in
 ``cryptography``, which a guest without TLS should not pay for at start-up.
@@ -18,7 +19,8 @@ import importlib
 _HOMES = {
     "ClientAuth": "policy", "TlsPolicy": "policy",
     "ErrorKind": "errors", "TlsFailure": "errors",
-    "IdentityError": "identity", "PrivateIdentity": "identity", "PublicIdentity": "identity",
+    "IdentityError": "identity", "IdentityPasswordError": "identity",
+    "PrivateIdentity": "identity", "PublicIdentity": "identity",
     "Point": "progress", "TlsCore": "core", "CoreState": "core",
 }
 

@@ -2,11 +2,13 @@
 
 One `TlsPolicy` holds the trust anchors for the host's TLS clients, the
 identities the operator provisions for guests (keyed by name), the trust
-anchors for client certificates, the version floor (TLS 1.2 at least), the
-key log and the handshake deadline, and it builds every ``ssl.SSLContext``
-from them. Verification is always on: a client context checks the server's
-chain and name, and a server that asks for a client certificate checks it
-against the client CAs. Contexts are built on first use and cached per role
+anchors for client certificates, the revocation lists for both, the version
+floor (TLS 1.2 at least), the key log and the handshake deadline, and it
+builds every ``ssl.SSLContext`` from them. Verification is always on: a
+client context checks the server's chain and name, and a server that asks
+for a client certificate checks it against the client CAs; with CRL files,
+both also check that the peer's certificate is not revoked (see
+`revocation`). Contexts are built on first use and cached per role
 and per option set, because loading a trust store costs tens of
 milliseconds.
 
@@ -36,6 +38,7 @@ from .errors import humanize
 if TYPE_CHECKING:  # identities come from callers; importing cryptography is slow
     from .client_hello import ClientHello
     from .identity import PrivateIdentity
+    from .revocation import RevocationLists
 
 __all__ = ["ClientAuth", "ContextChoice", "TlsPolicy", "choose_identities"]
 
@@ -68,14 +71,16 @@ class TlsPolicy:
     """TLS as the operator configures it for one host (see the module doc).
 
     Trust anchors for clients are certifi's bundle unless CA files or the
-    system store are named (or ``use_certifi`` says otherwise). The key log
-    (NSS format, for Wireshark) defaults to $SSLKEYLOGFILE.
+    system store are named (or ``use_certifi`` says otherwise). CRL files
+    (PEM) turn on revocation checking of servers' and clients' certificates.
+    The key log (NSS format, for Wireshark) defaults to $SSLKEYLOGFILE.
     """
 
     ca_files: list[str] = field(default_factory=list)
     system_trust: bool = False
     use_certifi: bool | None = None
     client_ca_files: list[str] = field(default_factory=list)
+    crl_files: list[str] = field(default_factory=list)
     identities: dict[str, PrivateIdentity] = field(default_factory=dict)
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     keylog_file: str | None = field(
@@ -83,6 +88,7 @@ class TlsPolicy:
     handshake_timeout: float = 30.0
     _client_contexts: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
     _server_contexts: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+    _revocation: RevocationLists | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.minimum_version < ssl.TLSVersion.TLSv1_2:
@@ -100,8 +106,19 @@ class TlsPolicy:
             _load_ca_file(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), path)
         for path in self.client_ca_files:
             _load_ca_file(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), path, "client CA file")
+        self._apply_revocation(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
         if self.keylog_file:
             _base_context(ssl.PROTOCOL_TLS_CLIENT, self)
+
+    def _apply_revocation(self, context: ssl.SSLContext) -> None:
+        """Have `context` check peers against the CRL files, if there are any;
+        they are read once, the first time."""
+        if not self.crl_files:
+            return
+        if self._revocation is None:
+            from .revocation import RevocationLists  # cryptography: only when asked
+            self._revocation = RevocationLists.read(self.crl_files)
+        self._revocation.load_into(context)
 
     @staticmethod
     def alpn_ids(ids: Sequence[bytes]) -> tuple[str, ...]:
@@ -134,6 +151,7 @@ class TlsPolicy:
         if self.wants_certifi():
             import certifi
             _load_ca_file(context, certifi.where())
+        self._apply_revocation(context)
         if alpn_ids:
             context.set_alpn_protocols(list(alpn_ids))
         if identity is not None:
@@ -195,6 +213,7 @@ class TlsPolicy:
             context.verify_mode = ssl.CERT_OPTIONAL
             for path in self.client_ca_files:
                 _load_ca_file(context, path, "client CA file")
+            self._apply_revocation(context)
             context.post_handshake_auth = client_auth is ClientAuth.POST_HANDSHAKE
         return context
 

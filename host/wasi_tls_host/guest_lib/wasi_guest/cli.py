@@ -64,6 +64,18 @@ def split_options(argv, names, flags=()):
     return arguments, options
 
 
+def number(text, name, minimum=0, kind=int):
+    """An argument that must be a number (``kind``) of at least ``minimum``;
+    ValueError naming it (``name``) otherwise."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {text!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}")
+    return value
+
+
 def run(main, argv=None):
     """Run ``main(arguments)`` as the guest's program and exit with the status
     it returns. A WasiError or ValueError it raises ends the program with
@@ -77,8 +89,13 @@ def run(main, argv=None):
     exit(status)
 
 
+def facts_text(pairs):
+    """(name, value) pairs as text, one ``name: value`` line each."""
+    return "".join(f"{name}: {value}\n" for name, value in pairs)
+
+
 def eprint(*args):
     print(*args, file=sys.stderr, flush=True)
 
 
-__all__ = ["eprint", "exit", "flush_stdio", "run", "split_options"]
+__all__ = ["eprint", "exit", "facts_text", "flush_stdio", "number", "run", "split_options"]

@@ -52,6 +52,13 @@ class UnexpectedEof(StreamClosed):
         super().__init__(detail=f"got {len(self.data)} of {expected} bytes")
 
 
+class Timeout(WasiError):
+    """A wait passed its deadline (see `tasks.Until`); ``detail`` says what
+    was being waited for."""
+
+    code = "timeout"
+
+
 class StreamFailed(WasiError):
     """The last stream operation failed (wasi:io/streams last-operation-failed).
     ``detail`` holds the host's debug string for the wasi:io/error."""

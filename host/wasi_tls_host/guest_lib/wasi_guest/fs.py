@@ -15,6 +15,7 @@ try:
 except ImportError:
     from wit_world.imports import types as fstypes
 
+from . import close
 from . import io as _io
 from .errors import FsError, StreamClosed, StreamFailed, code_name
 
@@ -53,7 +54,7 @@ def find_preopen(guest_path: str):
         if found is None and (path.rstrip("/") or "/") == want:
             found = desc
         else:
-            desc.__exit__(None, None, None)
+            close(desc)
     if found is None:
         raise FsError("no-entry", guest_path)
     return found
@@ -93,9 +94,9 @@ def write_file(directory, path, data) -> int:
         except (StreamFailed, StreamClosed) as e:
             raise _convert_stream_error(e, path) from None
         finally:
-            out.__exit__(None, None, None)
+            close(out)
     finally:
-        f.__exit__(None, None, None)
+        close(f)
     return len(data)
 
 
@@ -109,9 +110,9 @@ def read_file(directory, path) -> bytes:
         except StreamFailed as e:
             raise _convert_stream_error(e, path) from None
         finally:
-            inp.__exit__(None, None, None)
+            close(inp)
     finally:
-        f.__exit__(None, None, None)
+        close(f)
 
 
 def list_directory(directory):
@@ -125,7 +126,7 @@ def list_directory(directory):
                 break
             out.append((entry.name, type_name(entry.type)))
     finally:
-        stream.__exit__(None, None, None)
+        close(stream)
     return sorted(out)
 
 

@@ -27,9 +27,9 @@ import h11
 
 from . import io as _io
 from . import net, tls
+from .io import READ_CHUNK
 
 USER_AGENT = "wasi-tls-host-guest"
-READ_CHUNK = 64 * 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -122,17 +122,7 @@ class PlainConnection:
     (read, write_all, close)."""
 
     def __init__(self, host, port):
-        last = None
-        for ip in net.resolve(host):
-            try:
-                self.sock, self.input, self.output = net.connect_address(
-                    net.socket_address(ip, port)
-                )
-                break
-            except net.NetError as e:
-                last = e
-        else:
-            raise last
+        self.sock, self.input, self.output = net.connect_host(host, port)
 
     def read(self, max_bytes=READ_CHUNK) -> bytes:
         data = _io.read_some(self.input, max_bytes)

@@ -9,7 +9,7 @@ a failed operation raises StreamFailed carrying the host's debug string.
 from componentize_py_types import Err
 from wit_world.imports import poll, streams
 
-from . import tasks
+from . import close, tasks
 from .errors import StreamClosed, StreamFailed, UnexpectedEof
 
 # Largest single read request / write call.  Writes are further limited by the
@@ -29,7 +29,7 @@ def stream_error(err):
         try:
             detail = error.to_debug_string()
         finally:
-            error.__exit__(None, None, None)
+            close(error)
         # Hosts may append a multi-line backtrace (wasmtime does): keep the
         # first line, e.g. "ConnectionReset".
         lines = detail.strip().splitlines()
@@ -49,7 +49,7 @@ def wait_for(source) -> None:
     try:
         poll.poll([p])
     finally:
-        p.__exit__(None, None, None)
+        close(p)
 
 
 # ---------------------------------------------------------------- reading
@@ -66,13 +66,26 @@ def _read_now(input_stream, max_bytes):
         raise exc from None
 
 
-def read_some_task(input_stream, max_bytes=READ_CHUNK):
-    """Task: at least one byte (at most ``max_bytes``), or None at end of stream."""
-    while True:
-        data = _read_now(input_stream, max_bytes)
-        if data is None or data:
-            return data
-        yield input_stream
+def read_task(read_now, input_stream, deadline=None, what="waiting for data"):
+    """Task: the first answer of ``read_now()`` (a non-blocking read of
+    ``input_stream``) that is not b"": bytes, or what it answers at the end.
+    Bytes that were there at once come back after a bare yield, so every
+    other task gets a step between two chunks. With ``deadline`` (from
+    `tasks.deadline_in`), `Timeout` if nothing comes before it."""
+    waited = False
+    while (data := read_now()) == b"":
+        yield input_stream if deadline is None else tasks.Until(input_stream, deadline, what)
+        waited = True
+    if data and not waited:
+        yield
+    return data
+
+
+def read_some_task(input_stream, max_bytes=READ_CHUNK, deadline=None):
+    """Task: at least one byte (at most ``max_bytes``), or None at end of
+    stream; `Timeout` past ``deadline``, if one is given."""
+    return (yield from read_task(lambda: _read_now(input_stream, max_bytes), input_stream,
+                                 deadline))
 
 
 def read_some(input_stream, max_bytes=READ_CHUNK):
@@ -149,6 +162,8 @@ def write_all_task(output_stream, data, flush_after=True):
         except Err as e:
             raise stream_error(e) from None
         off += n
+        if off < len(view):
+            yield  # every other task gets a step between two chunks
     if flush_after:
         yield from flush_task(output_stream)
 
@@ -162,7 +177,7 @@ def duplex(input_stream, output_stream, data, expect: int) -> bytes:
     poll (so a peer that answers while we are still sending cannot deadlock
     us).  Returns the bytes read; raises UnexpectedEof if the input ends first."""
     runner = tasks.Runner()
-    runner.spawn(write_all_task(output_stream, data))
-    reading = runner.spawn(read_exactly_task(input_stream, expect))
+    runner.spawn(write_all_task(output_stream, data), fatal=True)
+    reading = runner.spawn(read_exactly_task(input_stream, expect), fatal=True)
     runner.run()
     return reading.result

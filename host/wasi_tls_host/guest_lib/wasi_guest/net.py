@@ -13,13 +13,20 @@ from wit_world.imports import (
     instance_network,
     ip_name_lookup,
     network,
-    poll,
     tcp,
     tcp_create_socket,
 )
 
-from . import tasks
+from . import close, tasks
 from .errors import NetError, code_name
+from .io import wait_for
+
+#: Accept failures that pass with time: the process is out of descriptors or
+#: memory for now, or a client gave up while it waited in the backlog.
+TEMPORARY_ACCEPT_ERRORS = ("new-socket-limit", "out-of-memory", "connection-aborted",
+                           "connection-reset")
+#: The first and the longest pause before accept tries again after one.
+ACCEPT_PAUSES_S = (0.01, 1.0)
 
 ErrorCode = network.ErrorCode
 
@@ -43,14 +50,6 @@ def _is_would_block(err):
     return isinstance(err, Err) and err.value == ErrorCode.WOULD_BLOCK
 
 
-def _wait_socket(sock):
-    p = sock.subscribe()
-    try:
-        poll.poll([p])
-    finally:
-        p.__exit__(None, None, None)
-
-
 def _finish(sock, finish):
     """Call a finish-* method until it stops answering would-block, waiting
     on the socket's pollable in between."""
@@ -59,7 +58,7 @@ def _finish(sock, finish):
             return finish()
         except Err as e:
             if _is_would_block(e):
-                _wait_socket(sock)
+                wait_for(sock)
                 continue
             raise _net_error(e) from None
 
@@ -161,19 +160,18 @@ def lookup(host: str):
                 ip = stream.resolve_next_address()
             except Err as e:
                 if _is_would_block(e):
-                    _wait_socket(stream)
+                    wait_for(stream)
                     continue
                 raise _net_error(e, host) from None
             if ip is None:
                 break
             out.append(ip)
     finally:
-        stream.__exit__(None, None, None)
+        close(stream)
     return out
 
 
-def _addresses(host_port: str):
-    host, port = split_host_port(host_port)
+def _addresses(host, port):
     return [socket_address(ip, port) for ip in resolve(host)]
 
 
@@ -197,29 +195,35 @@ def connect_address(addr):
             raise _net_error(e) from None
         inp, out = _finish(sock, sock.finish_connect)
     except BaseException:
-        sock.__exit__(None, None, None)
+        close(sock)
         raise
     return sock, inp, out
 
 
-def connect_tcp(host_port: str):
-    """Connect to "HOST:PORT" (IP literal or host name; each resolved address
-    is tried in turn) -> (socket, input-stream, output-stream).
+def connect_host(host, port: int):
+    """Connect to ``host`` (IP literal or host name; each resolved address is
+    tried in turn until one connects) on ``port`` -> (socket, input-stream,
+    output-stream); the last address's NetError if none connects.
 
     Drop in the order input, output, socket (see close_connection)."""
-    last = None
-    for addr in _addresses(host_port):
+    addresses = _addresses(host, port)
+    for addr in addresses[:-1]:
         try:
             return connect_address(addr)
-        except NetError as e:
-            last = e
-    raise last
+        except NetError:
+            pass
+    return connect_address(addresses[-1])
+
+
+def connect_tcp(host_port: str):
+    """connect_host for "HOST:PORT"."""
+    return connect_host(*split_host_port(host_port))
 
 
 def listen_tcp(addr: str, backlog: int = 128):
     """Bind and listen on "HOST:PORT" (port 0 picks a free port; see
     local_address) -> listening socket."""
-    sa = _addresses(addr)[0]
+    sa = _addresses(*split_host_port(addr))[0]
     sock = create_tcp_socket(_family(sa))
     try:
         try:
@@ -238,20 +242,29 @@ def listen_tcp(addr: str, backlog: int = 128):
             raise _net_error(e) from None
         _finish(sock, sock.finish_listen)
     except BaseException:
-        sock.__exit__(None, None, None)
+        close(sock)
         raise
     return sock
 
 
 def accept_task(listener):
-    """Task: the next connection -> (socket, input, output)."""
+    """Task: the next connection -> (socket, input, output). A temporary
+    failure (TEMPORARY_ACCEPT_ERRORS) is waited out: the task pauses, 10 ms
+    at first and twice as long each time after, up to a second, and tries
+    again; others raise NetError."""
+    pause, longest = ACCEPT_PAUSES_S
     while True:
         try:
             return listener.accept()
         except Err as e:
-            if not _is_would_block(e):
+            code = code_name(e.value)
+            if code != "would-block" and code not in TEMPORARY_ACCEPT_ERRORS:
                 raise _net_error(e) from None
-        yield listener
+        if code == "would-block":
+            yield listener
+        else:
+            yield from tasks.sleep_task(pause)
+            pause = min(2 * pause, longest)
 
 
 def accept(listener, block: bool = True):
@@ -301,17 +314,18 @@ def shutdown(sock, how="send"):
 
 def close_connection(sock, inp=None, out=None):
     """Drop a connection's streams, then its socket (child resources first)."""
-    for r in (inp, out, sock):
-        if r is not None:
-            r.__exit__(None, None, None)
+    close(inp, out, sock)
 
 
 __all__ = [
+    "ACCEPT_PAUSES_S",
+    "TEMPORARY_ACCEPT_ERRORS",
     "ErrorCode",
     "accept",
     "accept_task",
     "close_connection",
     "connect_address",
+    "connect_host",
     "connect_tcp",
     "create_tcp_socket",
     "format_address",

@@ -29,12 +29,14 @@ Resource order: the transport streams are handed to the TLS connection
 connection; the TCP socket goes last. close() drops them in that order.
 """
 
+import hashlib
+
 from componentize_py_types import Err, Ok
 from wit_world.imports import streams
 
-from . import close as drop_resources
-from . import io, net, tasks
-from .errors import NetError, StreamClosed, UnexpectedEof, WasiError
+from . import close, io, net, tasks
+from .errors import StreamClosed, UnexpectedEof, WasiError
+from .io import READ_CHUNK
 
 try:
     from wit_world.imports import wasi_tls_types as tls_types
@@ -46,8 +48,10 @@ try:
 except ImportError:  # a world without the full draft
     draft = draft_preopens = None
 
-READ_CHUNK = 64 * 1024
 PROTOCOL_NAMES = {0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
+#: How long a server connection may go without data before its reads fail
+#: with Timeout, unless accept_task is given another ``idle_timeout``.
+IDLE_TIMEOUT_S = 30
 
 
 class TlsError(WasiError):
@@ -78,7 +82,7 @@ def _debug_string(error) -> str:
     try:
         return error.to_debug_string()
     finally:
-        error.__exit__(None, None, None)
+        close(error)
 
 
 def _stream_exc(err):
@@ -101,24 +105,13 @@ def _split_host(host, port):
     return host, int(port)
 
 
-def _tcp_connect(host, port):
-    """Connect to each resolved address in turn -> (sock, inp, out)."""
-    last = None
-    for ip in net.resolve(host):
-        try:
-            return net.connect_address(net.socket_address(ip, port))
-        except NetError as e:
-            last = e
-    raise last if last is not None else NetError("name-unresolvable", host)
-
-
 def _outcome_task(future):
     """Task: what ``get`` returns once the future is ready; the future is dropped."""
     try:
         while (result := future.get()) is None:
             yield future
     finally:
-        future.__exit__(None, None, None)
+        close(future)
     return result
 
 
@@ -175,7 +168,21 @@ def _export_chain(public_identity):
     try:
         return public_identity.export_x509_chain()
     finally:
-        public_identity.__exit__(None, None, None)
+        close(public_identity)
+
+
+def fingerprint(chain):
+    """The leaf of ``chain`` (DER certificates, leaf first) as "sha256:<hex>";
+    "none" without a chain."""
+    return f"sha256:{hashlib.sha256(chain[0]).hexdigest()}" if chain else "none"
+
+
+def negotiated(details):
+    """The version and cipher suite of `TlsConnection.details` as (name, value)
+    pairs, as the bundled apps report them: ("protocol", "TLSv1.3"),
+    ("cipher suite", "0x1302")."""
+    return [("protocol", details["protocol"]),
+            ("cipher suite", f"0x{details['cipher_suite']:04x}")]
 
 
 # ---------------------------------------------------------------- clients
@@ -189,7 +196,7 @@ def handshake(server_name, inp, out):
 
 def _upstream_handshake_task(server_name, inp, out):
     if tls_types is None:
-        drop_resources(inp, out)
+        close(inp, out)
         raise TlsError("wasi:tls is not available in this world")
     hs = tls_types.ClientHandshake(server_name, inp, out)
     result = yield from _outcome_task(tls_types.ClientHandshake.finish(hs))
@@ -213,17 +220,23 @@ class _Handshake:
         resource, self.resource = self.resource, None
         return resource
 
+    def configure_alpn(self, alpn):
+        """Offer (client) or accept (server) the ALPN ids, if there are any."""
+        if alpn:
+            _draft_call(lambda: self.resource.configure_alpn_ids([p.encode() for p in alpn]),
+                        "configuring ALPN")
+
     def abort_task(self, kind):
         """Task: send the fatal alert and wait until it has left."""
         alert_sent = kind.abort(self.take())
         try:
             yield alert_sent
         finally:
-            alert_sent.__exit__(None, None, None)
+            close(alert_sent)
 
     def drop(self):
         if self.resource is not None:
-            self.take().__exit__(None, None, None)
+            close(self.take())
 
 
 def _draft_client_task(server_name, inp, out, alpn, identity, verify):
@@ -233,9 +246,7 @@ def _draft_client_task(server_name, inp, out, alpn, identity, verify):
     try:
         hs.resource = _draft_call(lambda: connection.connect(server_name),
                                   f"connecting to the server name {server_name!r}")
-        if alpn:
-            _draft_call(lambda: hs.resource.configure_alpn_ids([p.encode() for p in alpn]),
-                        "configuring ALPN")
+        hs.configure_alpn(alpn)
         if verify is not None:
             public = yield from _settled_task(hs.resource.verify_server_identity(),
                                               "verifying the server's certificate")
@@ -251,7 +262,7 @@ def _draft_client_task(server_name, inp, out, alpn, identity, verify):
                                              "the TLS handshake")
     except BaseException:
         hs.drop()
-        connection.__exit__(None, None, None)
+        close(connection)
         raise
     return connection, tin, tout
 
@@ -277,14 +288,14 @@ def connect_task(host, port=None, server_name=None, *, alpn=(), identity=None, v
         _need_draft("ALPN, a client identity or a verify hook")
     elif tls_types is None:
         raise TlsError("wasi:tls is not available in this world")
-    sock, inp, out = _tcp_connect(host, port)
+    sock, inp, out = net.connect_host(host, port)
     try:
         if full:
             parts = yield from _draft_client_task(server_name, inp, out, alpn, identity, verify)
         else:
             parts = yield from _upstream_handshake_task(server_name, inp, out)
     except BaseException:
-        sock.__exit__(None, None, None)
+        close(sock)
         raise
     return TlsConnection(sock, *parts, full=full)
 
@@ -307,9 +318,12 @@ class ClientHello:
         self.cipher_suites = list(hello.cipher_suites())
 
 
-def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None):
+def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None,
+                idle_timeout=IDLE_TIMEOUT_S):
     """Task: the server side of a TLS connection on an accepted TCP
-    connection ``tcp`` = (socket, input, output) -> TlsConnection.
+    connection ``tcp`` = (socket, input, output) -> TlsConnection, whose
+    reads fail with Timeout after ``idle_timeout`` seconds without data
+    (None: never).
 
     ``identities`` (private-identity resources, most preferred first) and
     ``alpn`` (ids the server accepts, most preferred first) may be decided
@@ -331,17 +345,15 @@ def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None):
             try:
                 identities, alpn = choose(ClientHello(hello), identities, alpn)
             finally:
-                hello.__exit__(None, None, None)
+                close(hello)
         _draft_call(lambda: hs.resource.configure_server_identities(list(identities)),
                     "configuring the server identities")
-        if alpn:
-            _draft_call(lambda: hs.resource.configure_alpn_ids([p.encode() for p in alpn]),
-                        "configuring ALPN")
+        hs.configure_alpn(alpn)
         if client_auth is not None:
             public = yield from _settled_task(hs.resource.request_client_identity(),
                                               "asking for a client certificate")
             if public is not None:
-                public.__exit__(None, None, None)  # the connection reports it too
+                close(public)  # the connection reports it too
             elif client_auth == "require":
                 yield from hs.abort_task(draft.ServerHandshake)
                 raise TlsError("the client sent no certificate")
@@ -349,15 +361,16 @@ def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None):
                                              "the TLS handshake")
     except BaseException:
         hs.drop()
-        connection.__exit__(None, None, None)
-        sock.__exit__(None, None, None)
+        close(connection)
+        close(sock)
         raise
-    return TlsConnection(sock, connection, tin, tout, full=True)
+    return TlsConnection(sock, connection, tin, tout, full=True, idle_timeout=idle_timeout)
 
 
-def accept_tls(tcp, identities, *, alpn=(), choose=None, client_auth=None):
+def accept_tls(tcp, identities, *, alpn=(), choose=None, client_auth=None,
+               idle_timeout=IDLE_TIMEOUT_S):
     return tasks.run(accept_task(tcp, identities, alpn=alpn, choose=choose,
-                                 client_auth=client_auth))
+                                 client_auth=client_auth, idle_timeout=idle_timeout))
 
 
 # ---------------------------------------------------------------- connections
@@ -381,14 +394,18 @@ class _TlsErrors:
 
 
 class TlsConnection:
-    """An established TLS connection, client or server."""
+    """An established TLS connection, client or server. With
+    ``idle_timeout`` (seconds), a read that gets no data for that long fails
+    with Timeout."""
 
-    def __init__(self, sock, connection, input_stream, output_stream, full=False):
+    def __init__(self, sock, connection, input_stream, output_stream, full=False,
+                 idle_timeout=None):
         self.sock = sock
         self.connection = connection
         self.input = input_stream
         self.output = output_stream
         self.full = full  # a wasi-tls-host:tls connection (it reports details)
+        self.idle_timeout = idle_timeout
         self.eof = False  # the peer's close_notify has been read
         self.output_closed = False  # close_notify requested
         self.closed = False
@@ -409,19 +426,21 @@ class TlsConnection:
                 return None
             raise exc from None
 
-    def read_task(self, max_bytes=READ_CHUNK):
+    def read_task(self, max_bytes=READ_CHUNK, deadline=None):
         """Task: at least one byte (at most ``max_bytes``); b"" at clean end
-        of stream (the peer's close_notify)."""
-        while True:
-            data = self.try_read(max_bytes)
-            if data is None:
-                return b""
-            if data:
-                return data
-            yield self.input
+        of stream (the peer's close_notify). Timeout if none has come by
+        ``deadline`` (from `tasks.deadline_in`) or, without one, within the
+        connection's idle_timeout."""
+        what = "waiting for data"
+        if deadline is None and self.idle_timeout is not None:
+            deadline = tasks.deadline_in(self.idle_timeout)
+            what = f"no data for {self.idle_timeout:g} s"
+        data = yield from io.read_task(lambda: self.try_read(max_bytes), self.input, deadline,
+                                       what)
+        return b"" if data is None else data
 
-    def read(self, max_bytes=READ_CHUNK) -> bytes:
-        return tasks.run(self.read_task(max_bytes))
+    def read(self, max_bytes=READ_CHUNK, deadline=None) -> bytes:
+        return tasks.run(self.read_task(max_bytes, deadline))
 
     def read_all(self, limit=None) -> bytes:
         """Read until clean end of stream.  With ``limit``, raise TlsError
@@ -483,7 +502,7 @@ class TlsConnection:
         own_chain = None
         if own is not None:
             own_chain = _export_chain(own.public_identity())
-            own.__exit__(None, None, None)
+            close(own)
         return {
             "server_name": c.server_name(),
             "alpn": bytes(alpn).decode("latin-1") if alpn is not None else None,
@@ -513,7 +532,7 @@ class TlsConnection:
             return
         self.output_closed = True
         if self.full:
-            self.output.__exit__(None, None, None)
+            close(self.output)
             self.output = None
         else:
             self.connection.close_output()
@@ -526,7 +545,7 @@ class TlsConnection:
             return
         self.close_output()
         self.closed = True
-        drop_resources(self.input, self.output, self.connection, self.sock)
+        close(self.input, self.output, self.connection, self.sock)
         self.input = self.output = self.connection = self.sock = None
 
     def __enter__(self):
@@ -538,6 +557,7 @@ class TlsConnection:
 
 
 __all__ = [
+    "IDLE_TIMEOUT_S",
     "ClientHello",
     "TlsConnection",
     "TlsError",
@@ -545,7 +565,9 @@ __all__ = [
     "accept_tls",
     "connect_task",
     "connect_tls",
+    "fingerprint",
     "handshake",
+    "negotiated",
     "parse_identity",
     "preopened_identities",
     "preopened_identity",
