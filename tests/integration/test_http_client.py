@@ -172,11 +172,11 @@ def test_https_from_nginx(fetch_guest, pki, leaf, version, tmp_path):
     assert missing.status == 404
 
 
-def test_https_from_openssl_ends_the_body_by_closing(fetch_guest, pki, leaf, version, tmp_path):
+def test_https_from_openssl_ends_the_body_by_closing(fetch_guest, pki, version, tmp_path):
     """`openssl s_server -WWW` answers in HTTP/1.0 without a length: the body
     ends with the connection, which close_notify vouches for."""
     (tmp_path / "file.bin").write_bytes(body_bytes(200_000))
-    server = OpenSSLServer(leaf, tmp_path, version, tmp_path)
+    server = OpenSSLServer(pki, tmp_path, version)
     try:
         fetched = Fetched(fetch(fetch_guest, f"https://localhost:{server.port}/file.bin",
                                 flags=trusting(pki, server.port)))
