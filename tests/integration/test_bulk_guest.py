@@ -11,6 +11,7 @@ run` are run as a user runs them.
 
 from __future__ import annotations
 
+import http.server
 import io
 import socket
 import ssl
@@ -207,6 +208,76 @@ def test_a_file_written_and_read_back(host, probe, tmp_path_factory, data, sizes
     assert (directory / "blob").read_bytes() == data
     status, out, err = run(host, probe, "read", "file:blob", sizes, **files)
     assert (status, err, out == data) == (0, "", True)
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=PAYLOADS)
+def test_the_librarys_read_all_and_write_all_over_stdio_and_tcp(host, probe, data):
+    """io.read_all and io.write_all, which move their bytes through bulk."""
+    status, out, err = run(host, probe, "read-all", "stdin", stdin=data)
+    assert (status, err, out == data) == (0, "", True)
+    source = Peer("send", data)
+    status, out, err = run(host, probe, "read-all", f"tcp:{source.address}", **net_config())
+    source.finish()
+    assert (status, err, out == data) == (0, "", True)
+    sink = Peer("collect")
+    status, _, err = run(host, probe, "write-all", f"tcp:{sink.address}", stdin=data,
+                         **net_config())
+    assert (status, err) == (0, "")
+    assert sink.finish() == data
+
+
+@settings(max_examples=4, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=PAYLOADS)
+def test_the_librarys_read_all_and_write_all_over_tls(host, probe, pki, tls_server, version,
+                                                      data):
+    """TlsConnection.read_all and write_all."""
+    source = Peer("send", data, tls_server(version))
+    status, out, err = run(host, probe, "read-all", f"tls:{source.address}", **net_config(pki))
+    source.finish()
+    assert (status, err, out == data) == (0, "", True)
+    sink = Peer("collect", context=tls_server(version))
+    status, _, err = run(host, probe, "write-all", f"tls:{sink.address}", stdin=data,
+                         **net_config(pki))
+    assert (status, err) == (0, "")
+    assert sink.finish() == data
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_https_body_through_h11(host, probe, pki, tls_server, version, chunked):
+    body = bytes(range(256)) * 9000 + b"<html>text at the end</html>\n"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for start in range(0, len(body), 100_000):
+                    piece = body[start:start + 100_000]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        def log_message(self, format, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = tls_server(version).wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, out, err = run(host, probe, "get",
+                               f"https://127.0.0.1:{server.server_address[1]}/blob",
+                               **net_config(pki))
+    finally:
+        server.shutdown()
+    assert (status, err, out == body) == (0, "", True)
 
 
 def test_forwarding_stays_in_the_host_and_moves_everything(host, probe, pki, tls_server,

@@ -13,6 +13,11 @@
       bulk.write in pieces of the sizes in SIZES (repeated), each cut to what
       check-write allows; then end SINK (TCP: shut down and wait for the
       peer to close; TLS: close_notify and wait for the peer's)
+  bulk-probe read-all SOURCE          the library's way: io.read_all (TLS:
+                                      TlsConnection.read_all), copied to stdout
+  bulk-probe write-all SINK           the library's way: io.write_all (TLS:
+                                      TlsConnection.write_all) of all of stdin
+  bulk-probe get URL                  http.get(URL); the body to stdout
   bulk-probe forward SOURCE SINK      bulk.forward until SOURCE ends; `forwarded N` on stderr
   bulk-probe misuse CASE              beyond-permit, odd-hex, bad-hex, non-ascii:
                                       a bulk write to stdout the host must trap
@@ -30,22 +35,12 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import stdin, stdout, streams
 
-from wasi_guest import WasiError, bulk, cli, io, net, tls
+from wasi_guest import WasiError, bulk, cli, fs, http, io, net, tls
 
 try:
     from wit_world.imports import bulk as host_bulk
 except ImportError:  # a portable world: no misuse to try
     host_bulk = None
-# wasi_guest.fs imports `preopens`, which a world with wasi-tls-host:tls's
-# preopens names otherwise: the probe opens its files itself.
-try:
-    from wit_world.imports import wasi_filesystem_preopens as preopens
-except ImportError:
-    from wit_world.imports import preopens
-try:
-    from wit_world.imports import wasi_filesystem_types as filesystem
-except ImportError:
-    from wit_world.imports import types as filesystem
 
 
 class Failure(Exception):
@@ -78,12 +73,13 @@ class Endpoint:
         elif kind == "stdout":
             self.output = stdout.get_stdout()
         elif kind == "file":
-            directory = open_preopen("/data")
-            descriptor = open_file(directory, rest, writing)
+            directory = fs.find_preopen("/data")
+            descriptor = fs.open_file(directory, rest, create=writing, truncate=writing,
+                                      write=writing)
             if writing:
-                self.output = descriptor.write_via_stream(0)
+                self.output = fs.call(descriptor.write_via_stream, 0)
             else:
-                self.input = descriptor.read_via_stream(0)
+                self.input = fs.call(descriptor.read_via_stream, 0)
             self.parts = (descriptor, directory)
         elif kind == "tcp":
             self.socket, self.input, self.output = net.connect_tcp(rest)
@@ -118,30 +114,6 @@ class Endpoint:
             stream.__exit__(None, None, None)
             for part in self.parts:
                 part.__exit__(None, None, None)
-
-
-def open_preopen(guest_path):
-    found = None
-    for descriptor, path in preopens.get_directories():
-        if found is None and path == guest_path:
-            found = descriptor
-        else:
-            descriptor.__exit__(None, None, None)
-    if found is None:
-        raise Failure(f"no preopened directory {guest_path}")
-    return found
-
-
-def open_file(directory, name, writing):
-    flags = filesystem.DescriptorFlags.READ
-    open_flags = filesystem.OpenFlags(0)
-    if writing:
-        flags |= filesystem.DescriptorFlags.WRITE
-        open_flags = filesystem.OpenFlags.CREATE | filesystem.OpenFlags.TRUNCATE
-    try:
-        return directory.open_at(filesystem.PathFlags(0), name, open_flags, flags)
-    except Err as error:
-        raise Failure(f"cannot open {name}: {error.value}") from None
 
 
 def sizes_of(text):
@@ -197,6 +169,20 @@ def write(sink, sizes, data):
     sink.end_output()
 
 
+def read_all(source):
+    if source.kind == "tls":
+        return source.connection.read_all()
+    return io.read_all(source.input)
+
+
+def write_all(sink, data):
+    if sink.kind == "tls":
+        sink.connection.write_all(data, flush=False)
+    else:
+        io.write_all(sink.output, data, flush_after=False)
+    sink.end_output()
+
+
 def forward(source, sink):
     try:
         moved = bulk.forward(source.input, sink.output)
@@ -240,6 +226,20 @@ def main(argv):
         sink = Endpoint(arguments[0], writing=True)
         write(sink, sizes_of(arguments[1]), data)
         sink.close()
+    elif command == "read-all" and len(arguments) == 1:
+        source = Endpoint(arguments[0], writing=False)
+        io.write_all(stdout.get_stdout(), read_all(source))
+        source.close()
+    elif command == "write-all" and len(arguments) == 1:
+        data = io.read_all(stdin.get_stdin())
+        sink = Endpoint(arguments[0], writing=True)
+        write_all(sink, data)
+        sink.close()
+    elif command == "get" and len(arguments) == 1:
+        response = http.get(arguments[0])
+        if response.status != 200:
+            raise Failure(f"status {response.status}")
+        io.write_all(stdout.get_stdout(), response.body)
     elif command == "forward" and len(arguments) == 2:
         source = Endpoint(arguments[0], writing=False)
         sink = Endpoint(arguments[1], writing=True)
@@ -259,7 +259,7 @@ class Run(exports.Run):
     def run(self) -> None:
         try:
             status = main(sys.argv[1:])
-        except (Failure, WasiError, ValueError) as error:
+        except (Failure, WasiError, ValueError, http.HttpError) as error:
             cli.eprint(f"error: {error}")
             status = 1
         cli.exit(status)

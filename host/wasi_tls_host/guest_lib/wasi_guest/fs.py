@@ -4,11 +4,17 @@ The generated module for wasi:filesystem/types is ``wit_world.imports.types``
 in a world whose only "types" interface is the filesystem one (world
 ``plain``), and ``wit_world.imports.wasi_filesystem_types`` where another
 package also has a "types" interface (world ``tls-client`` imports
-wasi:tls/types).  ``fstypes`` below is whichever exists.
+wasi:tls/types).  ``fstypes`` below is whichever exists; likewise
+``preopens``, which is ``wasi_filesystem_preopens`` in the worlds that also
+import wasi-tls-host:tls/preopens (``tls-server``, ``tls-full-client``).
 """
 
 from componentize_py_types import Err
-from wit_world.imports import preopens
+
+try:
+    from wit_world.imports import wasi_filesystem_preopens as preopens
+except ImportError:
+    from wit_world.imports import preopens
 
 try:
     from wit_world.imports import wasi_filesystem_types as fstypes
