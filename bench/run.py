@@ -527,7 +527,9 @@ def bulk(bench: Bench) -> None:
     world of this host's own, which has wasi-tls-host:io/bulk, and in the
     portable world, where the library falls back to the list<u8> methods;
     once with TlsConnection's read_all/write_all, once by hand with 64 KiB
-    calls of `wasi_guest.bulk` (what the library adds is the difference)."""
+    calls of `wasi_guest.bulk` (what the library adds is the difference).
+    Last, an HTTPS download into a file, which needs no guest at all
+    (`http.get(url, to=path)`), in both worlds against native Python."""
     candidates = bulk_candidates.run_guest(bulk_candidates.SIZE, BULK_FORM_SECONDS, REPEATS)
     ensure_net_bench_guests()
     credentials = loopback.Credentials()
@@ -546,6 +548,7 @@ def bulk(bench: Bench) -> None:
                         for name, command in variants.items()}, REPEATS)
     source.close()
     sink.close()
+    downloads = _downloads(credentials)
     credentials.close()
 
     def mb_s(name: str) -> float:
@@ -576,10 +579,48 @@ def bulk(bench: Bench) -> None:
                 note="the guest library's own cost: 1x is none"),
             Row(raw, mb_s(f"host world bulk-{direction}"), portable,
                 mb_s(f"portable world bulk-{direction}"), "MB/s", better="higher"))
+    native_download = median(run.result["seconds"] for run in downloads["native"])
+    for world in ("host world", "portable world"):
+        bench.add(Row(
+            f"HTTPS GET {HTTPS_BYTES // MIB} MiB into a file, http.get(to=), {world}",
+            median(run.result["seconds"] for run in downloads[world]),
+            "native Python (http.client into a file)", native_download, "s",
+            note="the body goes from the TLS stream to the file inside the host "
+                 "(blocking-splice); request to file closed, timed by each client"))
     bench.details["bulk"] = {
+        "downloads": {name: [run.result for run in samples]
+                      for name, samples in downloads.items()},
         "candidates_mb_s": candidates, "host_codec_mb_s": bulk_candidates.host_codec_mb_s(),
         "bytes": BULK_BYTES,
         "runs": {name: [run.result for run in samples] for name, samples in runs.items()}}
+
+
+def _downloads(credentials: loopback.Credentials) -> dict[str, list[ProcessRun]]:
+    """net-bench `download` in both worlds and its native anchor, each
+    checked to have saved the whole body."""
+    body = os.urandom(HTTPS_BYTES)
+    ca = str(credentials.ca_file)
+    with https_server(credentials, body) as port, \
+            tempfile.TemporaryDirectory(prefix="bulk-download-") as directory:
+        saved = Path(directory) / "blob"
+
+        def guest(wasm: Path) -> Callable[[], ProcessRun]:
+            def fetch() -> ProcessRun:
+                saved.unlink(missing_ok=True)
+                run = run_process([*HOST_RUN, "--ca-file", ca, "--allow-net",
+                                   f"localhost:{port}", "--dir", f"{directory}::/data",
+                                   str(wasm), "download", f"127.0.0.1:{port}",
+                                   str(HTTPS_BYTES), "localhost"])
+                if saved.read_bytes() != body:
+                    raise RuntimeError(f"{wasm.name} download saved something else")
+                return run
+            return fetch
+        variants = {"host world": guest(NET_BENCH_HOST_WORLD),
+                    "portable world": guest(NET_BENCH),
+                    "native": functools.partial(run_process, [
+                        *NATIVE, "download", f"127.0.0.1:{port}", str(HTTPS_BYTES),
+                        "localhost", ca])}
+        return interleaved(variants, REPEATS)
 
 
 def print_candidates(bench: Bench) -> None:

@@ -245,39 +245,100 @@ def test_the_librarys_read_all_and_write_all_over_tls(host, probe, pki, tls_serv
     assert sink.finish() == data
 
 
-@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_an_https_body_through_h11(host, probe, pki, tls_server, version, chunked):
-    body = bytes(range(256)) * 9000 + b"<html>text at the end</html>\n"
+BODY = bytes(range(256)) * 9000 + b"<html>text at the end</html>\n"
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
 
-        def do_GET(self):  # noqa: N802
-            self.send_response(200)
-            if chunked:
-                self.send_header("Transfer-Encoding", "chunked")
+class HttpsServer:
+    """Serves BODY over HTTPS: framed by Content-Length, chunked, or (as an
+    HTTP/1.0 server does) by the end of the connection, which sends
+    close_notify, or with `truncate` does not (http.server's own way)."""
+
+    def __init__(self, context: ssl.SSLContext, framing: str, truncate: bool = False):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0" if framing == "close" else "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                if framing == "chunked":
+                    self.send_header("Transfer-Encoding", "chunked")
+                elif framing == "content-length":
+                    self.send_header("Content-Length", str(len(BODY)))
                 self.end_headers()
-                for start in range(0, len(body), 100_000):
-                    piece = body[start:start + 100_000]
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-                self.wfile.write(b"0\r\n\r\n")
-            else:
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                if framing != "chunked":
+                    self.wfile.write(BODY)
+                else:
+                    for start in range(0, len(BODY), 100_000):
+                        piece = BODY[start:start + 100_000]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
 
-        def log_message(self, format, *args):
-            pass
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.socket = tls_server(version).wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+            def log_message(self, format, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            def shutdown_request(self, request):
+                if not truncate:
+                    try:
+                        request.unwrap()
+                    except (OSError, ssl.SSLError):
+                        pass
+                request.close()
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}/blob"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "close"])
+def test_an_https_body_through_h11(host, probe, pki, tls_server, version, framing):
+    server = HttpsServer(tls_server(version), framing)
     try:
-        status, out, err = run(host, probe, "get",
-                               f"https://127.0.0.1:{server.server_address[1]}/blob",
-                               **net_config(pki))
+        status, out, err = run(host, probe, "get", server.url, **net_config(pki))
     finally:
-        server.shutdown()
-    assert (status, err, out == body) == (0, "", True)
+        server.close()
+    assert (status, err, out == BODY) == (0, "", True)
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "close"])
+@pytest.mark.parametrize("world", ["host", "portable"])
+def test_an_https_download_to_a_file(host, probe, portable_probe, pki, tls_server, tmp_path,
+                                     version, framing, world):
+    """http.get(url, to=path): framed by length or by the end, the body goes
+    from the connection to the file inside the host, in either world."""
+    server = HttpsServer(tls_server(version), framing)
+    try:
+        status, _, err = run(host, probe if world == "host" else portable_probe, "download",
+                             server.url, "/data/blob",
+                             preopens=[Preopen(str(tmp_path), "/data")], **net_config(pki))
+    finally:
+        server.close()
+    assert (status, err) == (0, "status 200\n")
+    assert (tmp_path / "blob").read_bytes() == BODY
+
+
+def test_a_download_cut_short_is_an_error_not_a_whole_file(host, probe, pki, tls_server,
+                                                           tmp_path, version):
+    server = HttpsServer(tls_server(version), "close", truncate=True)
+    try:
+        status, _, err = run(host, probe, "download", server.url, "/data/blob",
+                             preopens=[Preopen(str(tmp_path), "/data")], **net_config(pki))
+    finally:
+        server.close()
+    assert (status, err) == (1, "error: peer closed without close_notify (truncated)\n")
+
+
+def test_a_download_outside_every_preopen_is_no_entry(host, probe, pki, tls_server, tmp_path,
+                                                      version):
+    server = HttpsServer(tls_server(version), "content-length")
+    try:
+        status, _, err = run(host, probe, "download", server.url, "/elsewhere/blob",
+                             preopens=[Preopen(str(tmp_path), "/data")], **net_config(pki))
+    finally:
+        server.close()
+    assert (status, err) == (1, "error: no-entry: /elsewhere/blob\n")
 
 
 def test_forwarding_stays_in_the_host_and_moves_everything(host, probe, pki, tls_server,

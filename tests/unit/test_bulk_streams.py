@@ -30,7 +30,8 @@ from wasi_tls_host.config import HostConfig
 from wasi_tls_host.io import bulk, poll, streams
 from wasi_tls_host.runtime import codec
 from wasi_tls_host.runtime.context import WasiCtx
-from wasi_tls_host.runtime.errors import ErrorValue, Trap
+from wasi_tls_host.runtime.errors import ErrorValue, Interrupted, Trap
+from wasi_tls_host.runtime.poll import INTERRUPTS
 from wasi_tls_host.runtime.streams import Pipe
 from wasi_tls_host.runtime.values import Case
 from wasi_tls_host.sockets.tcp import TcpSocket
@@ -226,6 +227,71 @@ def test_a_failed_stream_is_the_same_error_value_as_the_standard_read():
     error = stream_error(lambda: bulk.read(ctx, input_stream, 10))
     assert error.tag == "last-operation-failed"
     assert error.payload.network_code == "connection-reset"
+    ctx.close()
+
+
+# -- forward: stream to stream inside the host ----------------------------------------
+
+def test_forward_moves_everything_until_the_source_ends(loop):  # noqa: F811
+    ctx, pair = loop
+    data = bytes(range(256)) * 200  # what a pipe holds: nobody reads while we write
+    write_all(ctx, pair.output, data)
+    pair.end_output()
+    sink = Pipe(capacity=1 << 20)
+    assert bulk.forward(ctx, pair.input, sink.output, 2**64 - 1) == len(data)
+    assert bytes(sink.buffer) == data
+
+
+def test_forward_stops_at_its_length_and_leaves_the_rest():
+    source, sink = Pipe(capacity=1 << 20), Pipe(capacity=1 << 20)
+    source.output.write(b"a" * 100_000 + b"b" * 10)
+    ctx = WasiCtx(HostConfig())
+    assert bulk.forward(ctx, source.input, sink.output, 100_000) == 100_000
+    assert bytes(sink.buffer) == b"a" * 100_000
+    assert bytes(source.buffer) == b"b" * 10
+    assert bulk.forward(ctx, source.input, sink.output, 0) == 0
+    ctx.close()
+
+
+def test_forward_into_a_closed_sink_is_closed():
+    source, sink = Pipe(), Pipe()
+    source.output.write(b"data")
+    sink.input.close()  # nobody reads: the sink is closed
+    ctx = WasiCtx(HostConfig())
+    assert stream_error(lambda: bulk.forward(ctx, source.input, sink.output, 10)) == \
+        Case("closed")
+    ctx.close()
+
+
+def test_forward_from_a_failed_source_is_its_failure():
+    listener = socket.create_server(("127.0.0.1", 0))
+    sock = socket.create_connection(listener.getsockname())
+    sock.setblocking(False)
+    peer, _ = listener.accept()
+    peer.sendall(b"before the reset")
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()
+    listener.close()
+    ctx = WasiCtx(HostConfig())
+    input_stream, _ = (child.obj for child in TcpSocket(sock, "connected").connected_streams())
+    sink = Pipe(capacity=1 << 20)
+    error = stream_error(lambda: bulk.forward(ctx, input_stream, sink.output, 2**64 - 1))
+    assert error.tag == "last-operation-failed"
+    assert error.payload.network_code == "connection-reset"
+    ctx.close()
+
+
+def test_ctrl_c_stops_a_forward_that_never_waits():
+    source, sink = Pipe(capacity=1 << 20), Pipe(capacity=1 << 20)
+    source.output.write(b"x" * 1000)
+    ctx = WasiCtx(HostConfig())
+    INTERRUPTS.requested = True
+    try:
+        with pytest.raises(Interrupted):
+            bulk.forward(ctx, source.input, sink.output, 1000)
+    finally:
+        INTERRUPTS.requested = False
+    assert sink.buffer == b""
     ctx.close()
 
 

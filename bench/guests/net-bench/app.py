@@ -17,6 +17,8 @@ line of results.
                                the stream when nothing is there
   bulk-write HOST:PORT BYTES   tls-write with check-write and
                                wasi_guest.bulk.write of random bytes
+  download HOST:PORT BYTES     http.get("https://NAME:PORT/blob", to=/data/blob):
+                               the body into a file (in a preopened /data)
   handshakes HOST:PORT COUNT   COUNT TLS connections one after another, each
                                closed right after its handshake
   hold HOST:PORT COUNT         print `ready` after one TLS connection, wait for
@@ -38,11 +40,11 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import monotonic_clock, stdin, streams
 
-from wasi_guest import WasiError, bulk, cli, io, net, tls
+from wasi_guest import WasiError, bulk, cli, http, io, net, tls
 
 CHUNK = 64 * 1024
 USAGE = ("usage: net-bench tcp-read|tcp-write|tls-read|tls-write|read-all|write-all|"
-         "bulk-read|bulk-write|handshakes|hold HOST:PORT N [NAME]")
+         "bulk-read|bulk-write|download|handshakes|hold HOST:PORT N [NAME]")
 
 
 def seconds_since(start_ns):
@@ -193,6 +195,16 @@ def bulk_write(address, total, server_name):
     return {"seconds": elapsed, "bytes": sent, "calls": calls}
 
 
+def download(address, total, server_name):
+    host, port = net.split_host_port(address)
+    start = monotonic_clock.now()
+    response = http.get(f"https://{server_name or host}:{port}/blob", to="/data/blob")
+    elapsed = seconds_since(start)
+    if response.status != 200:
+        raise WasiError("http", f"status {response.status}")
+    return {"seconds": elapsed, "bytes": total, "calls": 1}
+
+
 def handshakes(address, count, server_name):
     times = []
     for _ in range(count):
@@ -230,6 +242,7 @@ COMMANDS = {
     "write-all": write_all,
     "bulk-read": bulk_read,
     "bulk-write": bulk_write,
+    "download": download,
     "handshakes": handshakes,
     "hold": hold,
 }
@@ -243,7 +256,7 @@ def main(argv):
     server_name = argv[3] if len(argv) == 4 else None
     try:
         result = COMMANDS[command](address, int(number), server_name)
-    except (WasiError, ValueError) as error:
+    except (WasiError, ValueError, http.HttpError) as error:
         cli.eprint(f"error: {error}")
         return 1
     print(json.dumps(result), flush=True)

@@ -18,6 +18,7 @@
   bulk-probe write-all SINK           the library's way: io.write_all (TLS:
                                       TlsConnection.write_all) of all of stdin
   bulk-probe get URL                  http.get(URL); the body to stdout
+  bulk-probe download URL PATH        http.get(URL, to=PATH); `status N` on stderr
   bulk-probe forward SOURCE SINK      bulk.forward until SOURCE ends; `forwarded N` on stderr
   bulk-probe misuse CASE              beyond-permit, odd-hex, bad-hex, non-ascii:
                                       a bulk write to stdout the host must trap
@@ -240,6 +241,9 @@ def main(argv):
         if response.status != 200:
             raise Failure(f"status {response.status}")
         io.write_all(stdout.get_stdout(), response.body)
+    elif command == "download" and len(arguments) == 2:
+        response = http.get(arguments[0], to=arguments[1])
+        cli.eprint(f"status {response.status}")
     elif command == "forward" and len(arguments) == 2:
         source = Endpoint(arguments[0], writing=False)
         sink = Endpoint(arguments[1], writing=True)

@@ -24,6 +24,10 @@ here call `io.streams` for the read or the write itself, so lengths,
 permits, waiting and errors cannot drift from the standard methods, and a
 guest may mix the two on one stream. A chunk that does not decode is the
 guest's misuse: a trap naming the function.
+
+`forward` needs no representation at all: it is `blocking-splice` until the
+source ends, in one call, for a guest that only passes bytes on (a download
+into a file, a proxy).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import binascii
 
 from ..runtime.calls import Interface
 from ..runtime.context import WasiCtx
-from ..runtime.errors import Trap
+from ..runtime.errors import ErrorValue, Interrupted, Trap
+from ..runtime.poll import INTERRUPTS
 from ..runtime.resources import Res
 from ..runtime.streams import InputStream, OutputStream
 from ..runtime.values import Case
@@ -80,3 +85,22 @@ def blocking_read(ctx: WasiCtx, source: InputStream, length: int) -> Case:
 @interface.func("write")
 def write(ctx: WasiCtx, sink: OutputStream, contents: Case) -> None:
     streams.write(ctx, sink, bytes_of(contents))
+
+
+@interface.func("forward")
+def forward(ctx: WasiCtx, source: InputStream, sink: OutputStream, length: int) -> int:
+    moved = 0
+    while moved < length:
+        # A copy between streams that are always ready never waits, and
+        # only a wait notices Ctrl-C by itself.
+        if INTERRUPTS.requested:
+            raise Interrupted()
+        try:
+            moved += streams.blocking_splice(ctx, sink, source, length - moved)
+        except ErrorValue as error:
+            if error.payload != Case("closed"):
+                raise
+            # `closed` names neither stream: the sink answers for itself.
+            streams.check_write(ctx, sink)
+            return moved
+    return moved

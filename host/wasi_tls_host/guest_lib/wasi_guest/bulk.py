@@ -17,8 +17,9 @@ the methods raise it), so the same code runs under any host, ``wasmtime
 run`` included. ``AVAILABLE`` says which path is taken.
 
 ``forward`` moves bytes between two streams without them entering the
-guest at all (wasi:io ``blocking-splice``, standard in every world): a
-download to a file, or a proxy, runs at the host's own speed.
+guest at all: a download to a file, or a proxy, runs at the host's own
+speed (one call of the interface's ``forward`` where the world has it, the
+standard ``blocking-splice`` a chunk elsewhere).
 """
 
 import binascii
@@ -35,6 +36,7 @@ AVAILABLE = _host is not None
 
 #: Most bytes one splice moves (the host gives at most 64 KiB a call anyway).
 FORWARD_CHUNK = 64 * 1024
+_NO_LIMIT = 2**64 - 1
 
 
 def _bytes_of(chunk):
@@ -78,7 +80,11 @@ def forward(source, sink, limit=None):
     """Move bytes from ``source`` to ``sink`` inside the host until
     ``source`` ends (or ``limit`` bytes have moved), waiting as needed;
     return how many moved. ``Err(stream-error)`` is raised when ``sink``
-    closes or either stream fails; what moved before that is not undone."""
+    closes or either stream fails; what moved before that is not undone.
+    One call where the host has `forward`, else a ``blocking-splice`` a
+    chunk."""
+    if _host is not None:
+        return _host.forward(source, sink, _NO_LIMIT if limit is None else limit)
     moved = 0
     while limit is None or moved < limit:
         want = FORWARD_CHUNK if limit is None else min(FORWARD_CHUNK, limit - moved)

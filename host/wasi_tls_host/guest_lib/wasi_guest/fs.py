@@ -66,6 +66,27 @@ def find_preopen(guest_path: str):
     return found
 
 
+def locate(guest_path: str):
+    """(descriptor of the preopened directory that holds ``guest_path``, the
+    path relative to it): the preopen with the longest name that is a
+    leading part of ``guest_path``. FsError("no-entry") if none holds it.
+    The other preopen handles are dropped."""
+    best = None
+    for path, desc in preopened_directories():
+        base = path.rstrip("/")
+        inside = guest_path.startswith(base + "/") and len(guest_path) > len(base) + 1
+        if inside and (best is None or len(base) > len(best[0])):
+            if best is not None:
+                close(best[1])
+            best = (base, desc)
+        else:
+            close(desc)
+    if best is None:
+        raise FsError("no-entry", guest_path)
+    base, desc = best
+    return desc, guest_path[len(base) + 1:]
+
+
 def type_name(t) -> str:
     return code_name(t)
 
