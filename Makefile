@@ -41,6 +41,20 @@ test: guests js-guests peers
 bench: guests
 	$(PY) bench/run.py
 
+# The fuzz and stateful tests of tests/fuzz with FUZZ_SCALE times the
+# examples `make test` runs, then coverage-guided fuzzing with atheris for
+# FUZZ_SECONDS per target (tests/fuzz/atheris_harness.py).
+FUZZ_SCALE ?= 100
+FUZZ_SECONDS ?= 300
+
+.PHONY: fuzz
+fuzz: guests
+	$(PY) -m pip install --quiet -e '.[test,fuzz]'
+	WASI_TLS_HOST_FUZZ_SCALE=$(FUZZ_SCALE) $(PY) -m pytest -q tests/fuzz
+	for target in client-hello records core; do \
+	  $(PY) tests/fuzz/atheris_harness.py $$target -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check host tests guests bench
 

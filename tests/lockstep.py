@@ -4,25 +4,52 @@ until neither progresses. Shared by the core's tests."""
 
 from __future__ import annotations
 
+import ctypes
 import ssl
 
-from wasi_tls_host.tls import TlsFailure
-from wasi_tls_host.tls.records import ContentType
+from wasi_tls_host.tls import Point, TlsCore, TlsFailure
+from wasi_tls_host.tls.records import AlertDescription, alert_record
 
-#: A fatal access_denied alert in a plaintext record (TLS 1.2 record version,
-#: which TLS 1.3 keeps too): what an aborted or refused handshake sends.
-ACCESS_DENIED_ALERT = bytes((ContentType.ALERT, 3, 3, 0, 2, 2, 49))
+#: Fatal alerts in plaintext records (TLS 1.2 record version, which TLS 1.3
+#: keeps too): what a handshake aborted before encryption started sends, and
+#: a server that cannot have a context.
+ACCESS_DENIED_ALERT = alert_record(AlertDescription.ACCESS_DENIED)
+INTERNAL_ERROR_ALERT = alert_record(AlertDescription.INTERNAL_ERROR)
+
+
+#: The libssl Python's ssl runs on, for what its API has no call for.
+LIBSSL = ctypes.CDLL(ssl._ssl.__file__)
+for _name, _arguments in (("SSL_version", [ctypes.c_void_p]),
+                          ("SSL_key_update", [ctypes.c_void_p, ctypes.c_int]),
+                          ("SSL_renegotiate", [ctypes.c_void_p]),
+                          ("SSL_CTX_set_ciphersuites", [ctypes.c_void_p, ctypes.c_char_p])):
+    getattr(LIBSSL, _name).argtypes = _arguments
+for _name in ("SSL_get_SSL_CTX", "SSL_CTX_get_keylog_callback"):
+    getattr(LIBSSL, _name).argtypes = [ctypes.c_void_p]
+    getattr(LIBSSL, _name).restype = ctypes.c_void_p
+
+
+SSL_KEY_UPDATE_REQUESTED = 1
+
+
+def ssl_pointer(peer: PlainSSLPeer | ssl.SSLSocket, version: int) -> int:
+    """OpenSSL's `SSL *` of a peer or a socket: the field after the socket
+    weakref in CPython's `_ssl._SSLSocket`."""
+    connection = peer.obj if isinstance(peer, PlainSSLPeer) else peer
+    pointer = ctypes.c_void_p.from_address(id(connection._sslobj) + 24).value
+    assert LIBSSL.SSL_version(pointer) == version  # it is the SSL object
+    return pointer
 
 
 class PlainSSLPeer:
     """The stdlib's own SSLObject, driven directly (no TlsCore), with
     the same duck-typed interface the pump drives."""
 
-    def __init__(self, ctx: ssl.SSLContext, *, server_side: bool, server_hostname=None):
+    def __init__(self, ctx: ssl.SSLContext, *, server_side: bool, server_hostname=None,
+                 session: ssl.SSLSession | None = None):
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.obj = ctx.wrap_bio(
-            self.incoming, self.outgoing, server_side=server_side, server_hostname=server_hostname
-        )
+        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=server_side,
+                                server_hostname=server_hostname, session=session)
 
     def handshake(self) -> bool:
         try:
@@ -142,3 +169,21 @@ def send(src, dst, payload: bytes, chunk_sizes=(), max_bytes: int = 65536) -> by
         if len(received) >= len(payload) and not moved:
             break
     return bytes(received)
+
+
+def resumed_session(client_context: ssl.SSLContext, server_context: ssl.SSLContext, *,
+                    run_until: Point) -> tuple[PlainSSLPeer, TlsCore]:
+    """A session made by one full handshake with a server core, then a second
+    client resuming it with a core that runs until `run_until`."""
+    first = PlainSSLPeer(client_context, server_side=False, server_hostname="localhost")
+    full = TlsCore(server_context, server_side=True)
+    handshake_ok(first, full)
+    full.write(b"x")  # TLS 1.3: the client takes its tickets as it reads
+    first.receive_ciphertext(full.ciphertext_to_send())
+    assert first.read(1) == b"x"
+    peer = PlainSSLPeer(client_context, server_side=False, server_hostname="localhost",
+                        session=first.obj.session)
+    core = TlsCore(server_context, server_side=True, run_until=run_until)
+    assert lockstep(peer, core) == {peer: None, core: None}
+    assert peer.obj.session_reused
+    return peer, core

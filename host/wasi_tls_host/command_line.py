@@ -1,4 +1,4 @@
-"""The `wasi-tls-host` command: `run` a component, and `wit`/`build` for guest authors.
+"""The `wasi-tls-host` command: `run` or `serve` a component, and `wit`/`build` for guest authors.
 
 Every mistake on the command line is reported by argparse as one `error:`
 line (after the usage) with exit status 2, before anything runs.
@@ -11,16 +11,27 @@ import ipaddress
 import logging
 import math
 import os
+import re
+import signal
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import DEFAULT_MAX_CONNECTIONS, HostConfig, NetRule, Preopen, host_key
+from .config import DEFAULT_MAX_CONNECTIONS, HostConfig, Limits, NetRule, Preopen, host_key
 from .conformance import command as conformance
+from .guest_run import EXIT_STATUSES, GuestTrap
 from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
-from .host import GuestTrap, Host, HostError
+from .host import Host, HostError
+from .http.settings import (
+    DEFAULT_GRACE,
+    DEFAULT_PORT,
+    MIN_HEAD_SIZE,
+    ConnectionLimits,
+    ServeSettings,
+)
 from .runtime.context import DEBUG_VARIABLE, debug_from_environment
 from .tls.policy import TlsPolicy
 
@@ -28,7 +39,9 @@ if TYPE_CHECKING:
     from .tls.identity import PrivateIdentity
 
 #: Exit status when the guest traps, as `wasmtime run` reports it (128 + SIGABRT).
-TRAP_STATUS = 134
+TRAP_STATUS = EXIT_STATUSES["trap"]
+#: Exit status when the guest runs past --timeout, as coreutils `timeout` reports it.
+TIMEOUT_STATUS = EXIT_STATUSES["timeout"]
 #: Exit status after Ctrl-C, as shells report SIGINT (128 + 2).
 INTERRUPTED_STATUS = 130
 #: Exit status for a command-line mistake, or when the host cannot start the guest.
@@ -41,6 +54,7 @@ IDENTITY_PASSWORD_VARIABLE = "WASI_TLS_HOST_IDENTITY_PASSWORD"
 COMMANDS_HELP = """\
 commands:
   run COMPONENT [ARGS...]        run a WASI 0.2 command component
+  serve [--addr H:P] COMPONENT   serve an HTTP handler component over HTTPS or HTTP
   wit DIR                        write the WIT this host implements into DIR
   build APP_DIR -w WORLD -o OUT  build a guest app into a component
   conformance [--host-cmd T]     run the wasi:tls conformance suite against a host
@@ -51,11 +65,12 @@ commands:
 
 # -- argument types: each raises ArgumentTypeError, which argparse reports as one line
 
-def _env_pair(text: str) -> tuple[str, str]:
+def _env_pair(text: str) -> tuple[str, str | None]:
+    """`KEY=VALUE`, or `KEY` for the host's own value (none if it has none)."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
+    if not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE or KEY, got {text!r}")
+    return key, value if sep else os.environ.get(key)
 
 
 def _parsed(parse):
@@ -183,6 +198,51 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
+def _seconds(text: str) -> float:
+    """0 or more seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, "
+                                         f"got {text!r}")
+    return seconds
+
+
+def _positive_count(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+    return int(text)
+
+
+_SIZE = re.compile(r"(?P<number>[0-9]+)(?P<unit>[KMG]?)(?:i?B)?", re.IGNORECASE)
+
+
+def _size(text: str) -> int:
+    """Bytes, or with a K, M or G suffix (binary: 64K is 64 KiB)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or int(match["number"]) == 0:
+        raise argparse.ArgumentTypeError(f"expected a size above 0 such as 512K, 64M or 2G, "
+                                         f"got {text!r}")
+    return int(match["number"]) << (10 * " KMG".index(match["unit"].upper() or " "))
+
+
+def _address(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, an IPv6 address in brackets (`[::1]:8443`)."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        port = rest[1:] if bracket and rest.startswith(":") else ""
+    else:
+        host, _, port = text.rpartition(":")
+        if ":" in host:
+            host = ""  # an IPv6 address without brackets: its port cannot be told apart
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (an IPv6 address in brackets, "
+                                         f"port 0 for any free one), got {text!r}")
+    return host, int(port)
+
+
 def installed_command() -> str:
     """This environment's `wasi-tls-host` console script (next to its Python)."""
     return str(Path(sys.executable).with_name("wasi-tls-host"))
@@ -233,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     _add_run(commands)
+    _add_serve(commands)
     _add_wit(commands)
     _add_build(commands)
     conformance.add_parser(commands, installed_command())
@@ -244,75 +305,190 @@ def _add_run(commands) -> None:
         "run", help="run a command component", finish=_load_identities,
         description="Run a WASI 0.2 command component (its wasi:cli/run export). The guest "
                     "gets nothing it is not granted by the options below. Exit status: the "
-                    f"guest's (0 or 1); {TRAP_STATUS} when it traps, also on a host defect "
-                    f"(one line; --debug adds the traceback); {INTERRUPTED_STATUS} after "
-                    f"Ctrl-C; {USAGE_STATUS} when it cannot start.")
-    run.add_argument("--env", action="append", type=_env_pair, default=[], metavar="K=V",
-                     help="set an environment variable for the guest (repeatable)")
-    run.add_argument("--inherit-env", action="store_true",
-                     help="pass the host's environment to the guest")
-    run.add_argument("--dir", action="append", type=_parsed(Preopen.parse), default=[],
-                     metavar="HOST[::GUEST][:ro]",
-                     help="preopen a host directory, optionally under another guest path "
-                          "and read-only (repeatable)")
-    run.add_argument("--allow-net", action="append", type=_parsed(NetRule.parse), default=[],
-                     metavar="HOST[:PORT]",
-                     help="allow connecting, binding and sending to HOST (any port, or PORT); "
-                          "repeatable")
-    run.add_argument("--inherit-network", action="store_true",
-                     help="allow every network address")
+                    f"guest's (0 or 1); {TRAP_STATUS} when it traps, also on a host defect, "
+                    f"past --max-memory or --fuel (one line; --debug adds the wasm backtrace "
+                    f"or the traceback); {TIMEOUT_STATUS} past --timeout; "
+                    f"{INTERRUPTED_STATUS} after Ctrl-C; {USAGE_STATUS} when it cannot start.")
+    _add_guest_options(
+        run,
+        identity_help="provision a TLS identity for the guest under NAME (repeatable): a PEM "
+                      "certificate chain, leaf first, and its private key (PEM or DER, "
+                      "encrypted or not), or a PKCS#12 (.p12/.pfx) file. The guest gets it "
+                      "from wasi-tls-host:tls/preopens; the key never enters the guest",
+        client_ca_help="trust the CA certificates in PEM for the client certificates a guest "
+                       "server asks for (repeatable; none trusted by default)")
     run.add_argument("--max-connections", type=_count, default=DEFAULT_MAX_CONNECTIONS,
                      metavar="N",
                      help="the most sockets the guest may hold open at once: TCP connections "
                           "it makes or accepts, listeners and UDP sockets. Beyond it, creating "
                           "or accepting one fails with new-socket-limit (and a client waits in "
                           f"the listen backlog). Default: {DEFAULT_MAX_CONNECTIONS}")
-    run.add_argument("--ca-file", action="append", type=_existing_file("CA file"), default=[],
-                     metavar="PEM",
-                     help="trust the CA certificates in PEM for TLS (repeatable; replaces "
-                          "the default certifi bundle)")
-    run.add_argument("--system-trust", action="store_true",
-                     help="also trust the operating system's CA store")
-    run.add_argument("--identity", action="append", type=_identity, default=[],
-                     metavar="NAME=CERTFILE,KEYFILE|NAME=P12FILE",
-                     help="provision a TLS identity for the guest under NAME (repeatable): a "
-                          "PEM certificate chain, leaf first, and its private key (PEM or "
-                          "DER, encrypted or not), or a PKCS#12 (.p12/.pfx) file. The guest "
-                          "gets it from wasi-tls-host:tls/preopens; the key never enters the "
-                          "guest")
-    run.add_argument("--identity-password-file", type=_existing_file("identity password file"),
-                     metavar="FILE",
-                     help="the password of encrypted --identity keys and PKCS#12 files (one "
-                          "for all; one trailing line break is ignored). Without it, "
-                          f"${IDENTITY_PASSWORD_VARIABLE} is used, if set; the guest never "
-                          "sees it")
-    run.add_argument("--http-client-identity", action="append", type=_identity, default=[],
-                     metavar="HOST=CERTFILE,KEYFILE|HOST=P12FILE",
-                     help="present this client certificate (a PEM chain, leaf first, and its "
-                          "key, or a PKCS#12 file, as for --identity) when a server at HOST "
-                          "asks for one during a wasi:http request (repeatable, one per "
-                          "host); the key never enters the guest")
-    run.add_argument("--client-ca", action="append", type=_existing_file("client CA file"),
-                     default=[], metavar="PEM",
-                     help="trust the CA certificates in PEM for the client certificates a "
-                          "guest server asks for (repeatable; none trusted by default)")
-    run.add_argument("--crl-file", action="append", type=_existing_file("CRL file"),
-                     default=[], metavar="PEM",
-                     help="check server certificates (of the host's TLS clients) and client "
-                          "certificates (that guest servers ask for) against the CRLs in PEM "
-                          "(repeatable). Strict: a certificate whose issuer has no current "
-                          "CRL among them is refused too")
-    run.add_argument("--tls-keylog", metavar="FILE",
-                     help="append TLS secrets to FILE in NSS key log format (for Wireshark); "
-                          "defaults to $SSLKEYLOGFILE")
-    run.add_argument("--tls-handshake-timeout", type=_positive_seconds, default=30.0,
-                     metavar="SECONDS",
-                     help="fail a TLS handshake that takes longer (default: 30)")
-    run.add_argument("--debug", action="store_true",
-                     help=f"print the full traceback of a host defect (also: {DEBUG_VARIABLE}=1)")
+    _add_limits(run, "the guest")
     run.add_argument("component", type=_existing_file("component"),
                      help="the .wasm component to run")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the guest")
+
+
+def _add_guest_options(parser: argparse.ArgumentParser, *, identity_help: str,
+                       client_ca_help: str) -> None:
+    """What `run` and `serve` grant a guest alike: environment, files,
+    network, and TLS trust and identities. `--identity` and `--client-ca`
+    are for the guest's TLS servers under `run` and for the host's own
+    HTTPS server under `serve`, so each command says what they mean."""
+    parser.add_argument("--env", action="append", type=_env_pair, default=[], metavar="K[=V]",
+                        help="set an environment variable for the guest, or with K alone pass "
+                             "the host's value of K (repeatable)")
+    parser.add_argument("--inherit-env", action="store_true",
+                        help="pass the host's environment to the guest")
+    parser.add_argument("--dir", action="append", type=_parsed(Preopen.parse), default=[],
+                        metavar="HOST[::GUEST][:ro]",
+                        help="preopen a host directory, optionally under another guest path "
+                             "and read-only (repeatable)")
+    parser.add_argument("--allow-net", action="append", type=_parsed(NetRule.parse),
+                        default=[], metavar="HOST[:PORT]",
+                        help="allow connecting, binding and sending to HOST (any port, or "
+                             "PORT); repeatable")
+    parser.add_argument("--inherit-network", action="store_true",
+                        help="allow every network address")
+    parser.add_argument("--ca-file", action="append", type=_existing_file("CA file"),
+                        default=[], metavar="PEM",
+                        help="trust the CA certificates in PEM for TLS (repeatable; replaces "
+                             "the default certifi bundle)")
+    parser.add_argument("--system-trust", action="store_true",
+                        help="also trust the operating system's CA store")
+    parser.add_argument("--identity", action="append", type=_identity, default=[],
+                        metavar="NAME=CERTFILE,KEYFILE|NAME=P12FILE", help=identity_help)
+    parser.add_argument("--identity-password-file",
+                        type=_existing_file("identity password file"), metavar="FILE",
+                        help="the password of encrypted --identity keys and PKCS#12 files (one "
+                             "for all; one trailing line break is ignored). Without it, "
+                             f"${IDENTITY_PASSWORD_VARIABLE} is used, if set; the guest never "
+                             "sees it")
+    parser.add_argument("--http-client-identity", action="append", type=_identity, default=[],
+                        metavar="HOST=CERTFILE,KEYFILE|HOST=P12FILE",
+                        help="present this client certificate (a PEM chain, leaf first, and "
+                             "its key, or a PKCS#12 file, as for --identity) when a server at "
+                             "HOST asks for one during a wasi:http request (repeatable, one "
+                             "per host); the key never enters the guest")
+    parser.add_argument("--client-ca", action="append",
+                        type=_existing_file("client CA file"), default=[], metavar="PEM",
+                        help=client_ca_help)
+    parser.add_argument("--crl-file", action="append", type=_existing_file("CRL file"),
+                        default=[], metavar="PEM",
+                        help="check server certificates (of the host's TLS clients) and client "
+                             "certificates (that servers ask for) against the CRLs in PEM "
+                             "(repeatable). Strict: a certificate whose issuer has no current "
+                             "CRL among them is refused too")
+    parser.add_argument("--tls-keylog", metavar="FILE",
+                        help="append TLS secrets to FILE in NSS key log format (for "
+                             "Wireshark); defaults to $SSLKEYLOGFILE")
+    parser.add_argument("--tls-handshake-timeout", type=_positive_seconds, default=30.0,
+                        metavar="SECONDS",
+                        help="fail a TLS handshake that takes longer (default: 30)")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the wasm backtrace of a trap and the full traceback of a "
+                             f"host defect (also: {DEBUG_VARIABLE}=1)")
+    _add_cache_options(parser)
+
+
+def _add_limits(parser: argparse.ArgumentParser, each: str) -> None:
+    """The limits on a guest; `each` says what one guest is (a run, a request)."""
+    parser.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
+                        help=f"end {each} after SECONDS, waiting in poll included "
+                             f"(exit {TIMEOUT_STATUS} under run)")
+    parser.add_argument("--max-memory", type=_size, metavar="SIZE",
+                        help=f"cap each linear memory (and table) of {each} at SIZE bytes, "
+                             "with a K, M or G suffix; growing beyond it fails in the guest")
+    parser.add_argument("--fuel", type=_positive_count, metavar="N",
+                        help=f"end {each} once it has run N units of fuel (about one per "
+                             "WebAssembly instruction)")
+
+
+def _add_cache_options(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--cache-dir", type=_writable_directory, metavar="DIR",
+                       help="keep compiled components in DIR (default: "
+                            "$XDG_CACHE_HOME/wasi-tls-host/components)")
+    where.add_argument("--no-cache", action="store_true",
+                       help="compile the component on every run, keeping nothing")
+
+
+def _add_serve(commands) -> None:
+    limits = ConnectionLimits()
+    serve = commands.add_parser(
+        "serve", help="serve an HTTP handler component over HTTPS or HTTP",
+        finish=_finish_serve,
+        description="Serve a component that exports wasi:http/incoming-handler (the "
+                    "wasi:http/proxy world), as `wasmtime serve` does: each request runs in a "
+                    "fresh instance, granted what the options below grant (outgoing requests "
+                    "too, as under `run`). HTTPS with --identity, plain HTTP without. The "
+                    "first line on stdout is `serving on URL`. SIGINT or SIGTERM stops "
+                    "accepting, lets requests in flight finish within --grace seconds, and "
+                    f"exits 0. Exit status {USAGE_STATUS} when it cannot start.")
+    serve.add_argument("--addr", type=_address, default=("127.0.0.1", DEFAULT_PORT),
+                       metavar="HOST:PORT",
+                       help=f"where to listen (default: 127.0.0.1:{DEFAULT_PORT}; port 0 picks "
+                            "a free one, which the first line says)")
+    _add_guest_options(
+        serve,
+        identity_help="serve HTTPS with this certificate chain (PEM, leaf first) and key, or "
+                      "PKCS#12 file (repeatable: the server name a client asks for (SNI) "
+                      "chooses among them, the first by default). The key never enters the "
+                      "guest",
+        client_ca_help="trust the CA certificates in PEM for client certificates "
+                       "(repeatable); they are asked for as --client-auth says")
+    serve.add_argument("--client-auth", choices=("request", "require"),
+                       help="ask clients for a certificate (request), or refuse a client "
+                            "without one (require); verified against --client-ca (default "
+                            "with --client-ca: require)")
+    serve.add_argument("--max-connections", dest="connection_limit", type=_positive_count,
+                       default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                       help="the most client connections served at once, per worker; more "
+                            "wait in the listen backlog (default: "
+                            f"{DEFAULT_MAX_CONNECTIONS})")
+    serve.add_argument("--workers", type=_positive_count, default=1, metavar="N",
+                       help="serve from N processes sharing the listening socket, so that a "
+                            "component uses N cores (default: 1)")
+    serve.add_argument("--head-timeout", type=_positive_seconds, default=limits.head_timeout,
+                       metavar="SECONDS",
+                       help="close a connection whose request head is not complete within "
+                            "SECONDS of its start (the first request's, of the connection's "
+                            f"start) (default: {limits.head_timeout:g})")
+    serve.add_argument("--idle-timeout", type=_positive_seconds, default=limits.idle_timeout,
+                       metavar="SECONDS",
+                       help="close a kept-alive connection idle for SECONDS, and fail a "
+                            "request or response body that does not move for as long "
+                            f"(default: {limits.idle_timeout:g})")
+    serve.add_argument("--max-head-size", type=_size, default=limits.max_head_size,
+                       metavar="SIZE",
+                       help="answer 431 to a request head larger than SIZE bytes (K and M "
+                            f"suffixes; default: {limits.max_head_size // 1024}K)")
+    serve.add_argument("--grace", type=_seconds, default=DEFAULT_GRACE, metavar="SECONDS",
+                       help="once stopped, how long requests in flight may take to finish "
+                            f"before they are cut (default: {DEFAULT_GRACE:g})")
+    _add_limits(serve, "each request's guest")
+    serve.add_argument("component", type=_existing_file("component"),
+                       help="the .wasm component to serve")
+
+
+def _finish_serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    """What `serve`'s options require of each other, then its identities."""
+    if options.client_auth is not None and not options.client_ca:
+        parser.error("argument --client-auth: needs --client-ca, the CAs whose client "
+                     "certificates to accept")
+    if options.client_ca and not options.identity:
+        parser.error("argument --client-ca: client certificates need HTTPS: give --identity")
+    if options.client_ca and options.client_auth is None:
+        options.client_auth = "require"
+    if options.max_head_size < MIN_HEAD_SIZE:
+        parser.error(f"argument --max-head-size: must be at least {MIN_HEAD_SIZE // 1024}K")
+    _load_identities(parser, options)
+
+
+def _serve_limits(options: argparse.Namespace) -> ConnectionLimits:
+    return ConnectionLimits(head_timeout=options.head_timeout,
+                            idle_timeout=options.idle_timeout,
+                            max_head_size=options.max_head_size)
 
 
 def _add_wit(commands) -> None:
@@ -336,11 +512,17 @@ def _add_build(commands) -> None:
                     "wasi:cli/run.")
     build.add_argument("app_dir", type=_existing_directory, metavar="APP_DIR",
                        help="directory of the app's module")
-    build.add_argument("-w", "--world", required=True, choices=WORLDS,
+    build.add_argument("-w", "--world", required=True,
                        help="`plain` (WASI 0.2 only), `tls-client` (also the upstream "
                             "wasi:tls client), `tls-server` or `tls-full-client` (the full "
                             "wasi-tls-host:tls draft), `http-client` (wasi:http requests) "
-                            "or `http-proxy` (an incoming-handler, as for `wasmtime serve`)")
+                            "or `http-proxy` (an incoming-handler, as for `wasmtime serve`); "
+                            "with --wit, a world of that tree")
+    build.add_argument("--wit", type=_existing_directory, metavar="DIR",
+                       help="a WIT tree of your own whose world the app targets (its package's "
+                            "worlds by their bare names); it may use the host's packages, "
+                            "e.g. `include wasi-tls-host:guests/plain;`")
+    build.set_defaults(usage_error=build.error)
     build.add_argument("-o", "--output", required=True, type=_output_file, metavar="OUT.wasm",
                        help="the component to write")
     build.add_argument("-m", "--module", default=DEFAULT_MODULE,
@@ -354,13 +536,13 @@ def _add_build(commands) -> None:
 
 def config_from_args(options: argparse.Namespace) -> HostConfig:
     return HostConfig(
-        args=[options.component, *options.args],
-        env=dict(options.env),
+        args=[options.component, *getattr(options, "args", [])],
+        env={key: value for key, value in options.env if value is not None},
         inherit_env=options.inherit_env,
         preopens=list(options.dir),
         allow_net=list(options.allow_net),
         inherit_network=options.inherit_network,
-        max_connections=options.max_connections,
+        max_connections=getattr(options, "max_connections", DEFAULT_MAX_CONNECTIONS),
         tls=TlsPolicy(ca_files=list(options.ca_file), system_trust=options.system_trust,
                       client_ca_files=list(options.client_ca),
                       crl_files=list(options.crl_file),
@@ -368,7 +550,24 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
                       handshake_timeout=options.tls_handshake_timeout,
                       **({"keylog_file": options.tls_keylog} if options.tls_keylog else {})),
         http_client_identities=_by_host(options.http_client_identity),
+        limits=limits_from_args(options),
     )
+
+
+class CommandLineLimits(Limits):
+    """Limits whose messages name the options that set them."""
+
+    NAMES = {"max_memory": "--max-memory", "fuel": "--fuel"}
+
+
+def limits_from_args(options: argparse.Namespace) -> Limits:
+    return CommandLineLimits(timeout=options.timeout, max_memory=options.max_memory,
+                             fuel=options.fuel)
+
+
+def host_from_args(options: argparse.Namespace) -> Host:
+    cache = False if options.no_cache else options.cache_dir or True
+    return Host(cache=cache, debug=options.debug or None)
 
 
 def _unique_names(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, PrivateIdentity]:
@@ -399,12 +598,19 @@ def _by_host(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, Private
     return by_host
 
 
+_HOST_LOG = logging.StreamHandler()
+_HOST_LOG.setFormatter(logging.Formatter("wasi-tls-host: %(message)s"))
+
+
 def _print_host_log() -> None:
-    """What the host logs while a guest runs (a denied network access) as
-    `wasi-tls-host:` lines on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("wasi-tls-host: %(message)s"))
-    logging.getLogger("wasi_tls_host").addHandler(handler)
+    """What the host logs while a guest runs (a denied network access, a
+    compile still running after a second) as `wasi-tls-host:` lines on
+    stderr; the handler is added once, however often `main` runs."""
+    _HOST_LOG.setStream(sys.stderr)
+    log = logging.getLogger("wasi_tls_host")
+    if _HOST_LOG not in log.handlers:
+        log.addHandler(_HOST_LOG)
+    log.setLevel(logging.INFO)
 
 
 def run_command(options: argparse.Namespace) -> int:
@@ -416,16 +622,76 @@ def run_command(options: argparse.Namespace) -> int:
         print(f"wasi-tls-host: {error}", file=sys.stderr)
         return USAGE_STATUS
     try:
-        return Host(debug=options.debug or None).run(options.component, config=config)
+        return host_from_args(options).run(options.component, config=config)
     except HostError as error:
         print(f"wasi-tls-host: {error}", file=sys.stderr)
         return USAGE_STATUS
     except GuestTrap as trap:
-        print(f"wasi-tls-host: the guest trapped: {trap}", file=sys.stderr)
-        return TRAP_STATUS
+        # What the guest wrote is above; the backtrace only when asked for.
+        if trap.details and (options.debug or debug_from_environment()):
+            print(trap.details.rstrip(), file=sys.stderr)
+        print(f"wasi-tls-host: {trap.message}", file=sys.stderr)
+        return trap.exit_status
     except KeyboardInterrupt:
         print("wasi-tls-host: interrupted", file=sys.stderr)
         return INTERRUPTED_STATUS
+
+
+def serve_command(options: argparse.Namespace) -> int:
+    from .http import workers
+    from .http.serve import listen, url_of
+    _print_host_log()
+    host_name, port = options.addr
+    try:
+        config = config_from_args(options)
+        config.tls.check()
+        settings = ServeSettings(host=host_name, port=port,
+                                 client_auth=options.client_auth or "none",
+                                 max_connections=options.connection_limit,
+                                 limits=_serve_limits(options), grace=options.grace)
+        https = settings.tls(config) is not None
+        listener = listen(host_name, port)
+    except (ValueError, HostError) as error:
+        print(f"wasi-tls-host: {error}", file=sys.stderr)
+        return USAGE_STATUS
+    except OSError as error:
+        shown = f"[{host_name}]" if ":" in host_name else host_name
+        print(f"wasi-tls-host: cannot listen on {shown}:{port}: {error.strerror or error}",
+              file=sys.stderr)
+        return USAGE_STATUS
+    url = url_of(listener, https)
+
+    def start():
+        return host_from_args(options).serve(options.component, config=config,
+                                             settings=settings, listener=listener)
+
+    def announce() -> None:
+        print(f"serving on {url}", flush=True)
+
+    if options.workers > 1:
+        try:
+            return workers.supervise(options.workers, start, announce)
+        except workers.StartupError as error:
+            print(f"wasi-tls-host: {error}", file=sys.stderr)
+            return USAGE_STATUS
+    try:
+        server = start()
+    except (HostError, GuestTrap) as error:
+        print(f"wasi-tls-host: {error}", file=sys.stderr)
+        return USAGE_STATUS
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: server.shutdown())
+    announce()
+    while not server.wait(0.5):
+        pass
+    if threading.active_count() > 1:
+        # A connection cut at the end of the grace period may still be
+        # unwinding a guest: leave without waiting for it (it would be torn
+        # down with the interpreter).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
 
 
 def wit_command(options: argparse.Namespace) -> int:
@@ -441,6 +707,10 @@ def wit_command(options: argparse.Namespace) -> int:
 
 
 def build_command(options: argparse.Namespace) -> int:
+    if options.wit is None and options.world not in WORLDS:
+        choices = ", ".join(map(repr, WORLDS))
+        options.usage_error(f"argument -w/--world: invalid choice: {options.world!r} "
+                            f"(choose from {choices})")
     # componentize-py would take half a minute to say the module is missing.
     search = [options.app_dir, *options.python_path]
     if not any((directory / f"{options.module}.py").is_file()
@@ -452,20 +722,22 @@ def build_command(options: argparse.Namespace) -> int:
         return USAGE_STATUS
     try:
         result = build_component(options.app_dir, options.world, options.output,
-                                 module=options.module, python_path=tuple(options.python_path))
+                                 module=options.module, python_path=tuple(options.python_path),
+                                 wit_dir=options.wit)
     except OSError as error:
         print(f"wasi-tls-host: cannot write {options.output}: {error.strerror or error}",
               file=sys.stderr)
         return USAGE_STATUS
     if not result.ok:
-        print(f"wasi-tls-host: build failed:\n{result.error}", file=sys.stderr)
+        separator = "\n" if "\n" in result.error else " "
+        print(f"wasi-tls-host: build failed:{separator}{result.error}", file=sys.stderr)
         return BUILD_FAILED_STATUS
     size_mb = options.output.stat().st_size / 1e6
     print(f"built {options.output} ({options.world}, {size_mb:.1f} MB, {result.seconds:.1f}s)")
     return 0
 
 
-COMMANDS = {"run": run_command, "wit": wit_command, "build": build_command,
+COMMANDS = {"run": run_command, "serve": serve_command, "wit": wit_command, "build": build_command,
             "conformance": conformance.run}
 
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import wasmtime
@@ -32,6 +34,25 @@ from wasmtime import component as wc
 #: Total size of the compiled entries kept (wasmtime's own cache defaults
 #: to the same); the least recently used go first. Each is tens of MB.
 MAX_BYTES = 1 << 30
+#: A compile still running after this long is worth a line: a componentize-py
+#: guest takes about 5 s, in silence otherwise.
+SLOW_COMPILE_S = 1.0
+
+LOG = logging.getLogger("wasi_tls_host")
+
+
+def compile_file(engine: wasmtime.Engine, path: str, *, cached: bool) -> wc.Component:
+    """Compile the component at `path`; one that is still compiling after
+    SLOW_COMPILE_S is noted (INFO) on the `wasi_tls_host` logger."""
+    note = ("compiling %s (cached for next time)" if cached
+            else "compiling %s (the cache is off: every run compiles)")
+    timer = threading.Timer(SLOW_COMPILE_S, LOG.info, (note, path))
+    timer.daemon = True
+    timer.start()
+    try:
+        return wc.Component.from_file(engine, path)
+    finally:
+        timer.cancel()
 
 
 def default_directory() -> Path:
@@ -54,21 +75,23 @@ def _sha256(path: Path) -> str:
 class ComponentCache:
     """One directory of compiled components for one engine configuration."""
 
-    def __init__(self, engine: wasmtime.Engine, settings: str, directory: Path | None = None):
+    def __init__(self, engine: wasmtime.Engine, settings: str,
+                 directory: str | os.PathLike | None = None):
         self.engine = engine
-        self.directory = directory or default_directory()
+        self.directory = Path(directory) if directory is not None else default_directory()
         self.settings = settings
         self._key_prefix: str | None = None
 
-    def load(self, path: str) -> wc.Component:
+    def load(self, path: str | os.PathLike) -> wc.Component:
         """The compiled component for the file at `path` (compiling on a miss).
 
         Raises wasmtime.WasmtimeError for a file that is not a valid component.
         """
+        path = os.fspath(path)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError:
-            return wc.Component.from_file(self.engine, path)  # no cache, no harm
+            return compile_file(self.engine, path, cached=False)  # no cache, no harm
         if self._key_prefix is None:
             # The compiler is named by its native library's content, so every
             # virtualenv with the same wasmtime build shares the entries.
@@ -89,7 +112,7 @@ class ComponentCache:
                 except OSError:
                     pass  # a read-only cache still serves its entries
                 return component
-        component = wc.Component.from_file(self.engine, path)
+        component = compile_file(self.engine, path, cached=True)
         self._store(component, entry, record)
         return component
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
+import math
 import os
 import secrets
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 from .tls.policy import TlsPolicy
 
@@ -31,6 +33,9 @@ class Preopen:
     host_path: str
     guest_path: str
     read_only: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host_path", os.fspath(self.host_path))
 
     @classmethod
     def parse(cls, spec: str) -> Preopen:
@@ -93,14 +98,95 @@ def _port(text: str, spec: str) -> int:
     return int(text)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How far one guest run may go; None is no limit.
+
+    - `timeout`: seconds for the whole run, from instantiation to the end,
+      time spent waiting in `poll` or a `blocking-*` call included. The
+      guest is ended within about a second of it (`GuestTrap` kind
+      "timeout").
+    - `max_memory`: bytes each linear memory may grow to (and, at 8 bytes an
+      element, each table). A `memory.grow` beyond it returns -1 to the
+      guest, which decides what that means (a Python guest raises
+      MemoryError); a guest that cannot even be instantiated in it ends with
+      kind "memory".
+    - `fuel`: units of Wasmtime fuel (about one per WebAssembly instruction)
+      the guest may burn; then it traps (kind "fuel"). Guests with a fuel
+      limit run on a second engine whose code counts fuel; the others never
+      pay for it.
+    """
+
+    timeout: float | None = None
+    max_memory: int | None = None
+    fuel: int | None = None
+
+    #: How messages name each limit; the command line names its options.
+    NAMES: ClassVar[dict[str, str]] = {"max_memory": "Limits.max_memory",
+                                       "fuel": "Limits.fuel"}
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ValueError(f"Limits(timeout={self.timeout!r}): expected a finite number "
+                             "of seconds above 0")
+        for name in ("max_memory", "fuel"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ValueError(f"Limits({name}={value!r}): expected a whole number above 0")
+
+    def describe_timeout(self) -> str:
+        return f"{self.timeout:g} s"
+
+    def describe_memory(self) -> str:
+        return f"memory capped at {format_size(self.max_memory or 0)} by {self.NAMES['max_memory']}"
+
+    def describe_fuel(self) -> str:
+        return f"{self.fuel} units by {self.NAMES['fuel']}"
+
+
+_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+
+
+def format_size(size: int) -> str:
+    """`size` bytes in the largest binary unit that divides it (64 MiB)."""
+    for unit, scale in _UNITS:
+        if size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
+
+
+def _check_stream(name: str, stream: object, method: str) -> None:
+    """Refuse what the guest could not use as a byte stream, now rather than
+    at its first read or write (where it would read as a host defect)."""
+    if stream is None:
+        return
+    kind = type(stream).__name__
+    if isinstance(stream, io.TextIOBase):
+        raise TypeError(f"HostConfig({name}=...): {kind} is a text stream; the guest's {name} "
+                        "needs a binary file object (io.BytesIO, a file opened in binary mode, "
+                        f"or sys.{name}.buffer)")
+    if isinstance(stream, io.IOBase):
+        try:
+            usable = stream.readable() if method == "read" else stream.writable()
+        except ValueError:  # closed: the guest will find it closed
+            usable = True
+    else:
+        usable = callable(getattr(stream, method, None))
+    if not usable:
+        raise TypeError(f"HostConfig({name}=...): {kind} cannot {method}; the guest's {name} "
+                        "needs a binary file object it can " + method)
+
+
 @dataclass
 class HostConfig:
-    """Everything the host grants one guest run.
+    """Everything the host grants one guest run, and how far it may go (`limits`).
 
     `max_connections` bounds the sockets the guest holds open at once (TCP
     connections it makes or accepts, listeners, UDP sockets); beyond it,
     creating or accepting a socket fails with `new-socket-limit`.
 
+    The standard streams are binary file objects (None: the process's own);
+    anything else is refused here with a TypeError that names the stream.
     Clocks and randomness are injectable so that tests can pin them. An
     injected monotonic clock must advance with real time for timers to
     fire: the poll loop sleeps in real time until the clock's deadline.
@@ -124,10 +210,14 @@ class HostConfig:
     wall_ns: Callable[[], int] = time.time_ns
     secure_random: Callable[[int], bytes] = secrets.token_bytes
     insecure_random: Callable[[int], bytes] = os.urandom
+    limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         if self.max_connections < 0:
             raise ValueError(f"max_connections must be 0 or more, got {self.max_connections}")
+        _check_stream("stdin", self.stdin, "read")
+        _check_stream("stdout", self.stdout, "write")
+        _check_stream("stderr", self.stderr, "write")
 
     def environment(self) -> dict[str, str]:
         merged = dict(os.environ) if self.inherit_env else {}

@@ -50,13 +50,54 @@ def copy_wit(destination: Path) -> int:
     return count
 
 
+_PACKAGE = re.compile(r"^\s*package\s+([a-z0-9-]+:[a-z0-9-]+)(@[^\s;]+)?\s*;", re.M)
+#: The package of wit/tls.wit, whose worlds `build` knows by their bare names.
+OWN_PACKAGE = _PACKAGE.search((WIT_DIR / "tls.wit").read_text()).group(1)  # type: ignore[union-attr]
+
+
+def wit_package(wit_dir: Path) -> tuple[str, str] | None:
+    """(name, "@version" or "") of the package the .wit files at the top of
+    `wit_dir` declare, if any does."""
+    for path in sorted(wit_dir.glob("*.wit")):
+        match = _PACKAGE.search(path.read_text(errors="replace"))
+        if match:
+            return match.group(1), match.group(2) or ""
+    return None
+
+
+def qualified_world(wit_dir: Path, world: str) -> str:
+    """`world` as componentize-py finds it among several packages: a bare
+    name is taken to be in the package `wit_dir` declares."""
+    package = wit_package(wit_dir)
+    if ":" in world or package is None:
+        return world
+    name, version = package
+    return f"{name}/{world}{version}"
+
+
+def wit_paths(wit_dir: Path | None) -> list[Path]:
+    """The WIT trees componentize-py reads: the host's, and the guest
+    author's own (whose worlds may include the host's, such as
+    `wasi-tls-host:guests/plain`), unless that one is a copy of the host's."""
+    if wit_dir is None:
+        return [WIT_DIR]
+    package = wit_package(wit_dir)
+    if package is not None and package[0] == OWN_PACKAGE:
+        return [wit_dir]
+    return [WIT_DIR, wit_dir]
+
+
 def componentize_command(app_dir: Path, world: str, output: Path, *,
                          module: str = DEFAULT_MODULE,
-                         python_path: tuple[Path, ...] = ()) -> list[str]:
+                         python_path: tuple[Path, ...] = (),
+                         wit_dir: Path | None = None) -> list[str]:
     """The componentize-py invocation for one guest app."""
     paths = [app_dir, *python_path, GUEST_LIB_DIR]
+    if wit_dir is not None:
+        world = qualified_world(wit_dir, world)
     return [sys.executable, "-c", _COMPONENTIZE_PY,
-            "-d", str(WIT_DIR), "-w", world, "--features", FEATURES, "componentize",
+            *(arg for path in wit_paths(wit_dir) for arg in ("-d", str(path))),
+            "-w", world, "--features", FEATURES, "componentize",
             *(arg for path in paths for arg in ("-p", str(path))),
             module, "-o", str(output)]
 
@@ -81,26 +122,51 @@ class BuildResult:
 
 def build_component(app_dir: Path, world: str, output: Path, *,
                     module: str = DEFAULT_MODULE,
-                    python_path: tuple[Path, ...] = ()) -> BuildResult:
-    """Componentize `app_dir` for `world` into `output`, replaced only on success."""
-    if world not in WORLDS:
+                    python_path: tuple[Path, ...] = (),
+                    wit_dir: Path | None = None) -> BuildResult:
+    """Componentize `app_dir` for `world` into `output`, replaced only on
+    success. `world` is one of WORLDS, or with `wit_dir` (a WIT tree of the
+    guest author's) one of its worlds."""
+    if wit_dir is None and world not in WORLDS:
         return BuildResult(False, 0.0, f"unknown world {world!r} "
                                        f"(expected one of {', '.join(WORLDS)})")
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
     command = componentize_command(app_dir, world, partial, module=module,
-                                   python_path=python_path)
+                                   python_path=python_path, wit_dir=wit_dir)
     start = time.monotonic()
     process = subprocess.run(command, capture_output=True, text=True,
                              env=componentize_environment())
     seconds = time.monotonic() - start
     if process.returncode != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
-        message = (_trim_message(process.stderr or process.stdout)
+        output_text = process.stderr or process.stdout
+        message = (_host_call_at_import(output_text, module) or _trim_message(output_text)
                    or f"componentize-py exited with status {process.returncode}")
         return BuildResult(False, seconds, message)
     os.replace(partial, output)
     return BuildResult(True, seconds)
+
+
+#: In componentize-py's backtrace: the guest's Python called an import (the
+#: host), and the adapter of the function it called.
+_CALL_IMPORT = "__pyfunction_call_import"
+_ADAPTER = re.compile(r"!adapter ([a-z0-9-]+)")
+
+
+def _host_call_at_import(text: str, module: str) -> str | None:
+    """The one line for an app that calls the host as it is imported.
+
+    componentize-py imports the app at build time to snapshot it, where no
+    host exists: such a call aborts the build with a Rust panic and a long
+    backtrace that says nothing of the cause.
+    """
+    if _CALL_IMPORT not in text:
+        return None
+    called = _ADAPTER.search(text)
+    what = f" ({called.group(1)})" if called else ""
+    return (f"{module} calls the host while it is being imported{what}, but componentize-py "
+            "imports it at build time, where there is no host: move the work into Run.run")
 
 
 def _trim_message(text: str) -> str:

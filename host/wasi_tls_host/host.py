@@ -1,29 +1,51 @@
-"""Loading components, linking the host's interfaces, and running `wasi:cli/run`."""
+"""Loading components, linking the host's interfaces, and running `wasi:cli/run`.
+
+Stopping one guest among many: every store on a Host's engine has an epoch
+deadline one tick ahead and a callback for it (runtime/calls.py,
+`EpochWatch`). Nothing ticks the epoch until a guest is to stop: then its
+`StopSwitch` records why, wakes the guest's waits through a pipe, and bumps
+the engine's epoch. Every running guest's callback runs once; only the one
+whose switch is set traps, the others are given the next tick. So guests
+that are never stopped pay nothing, and a stop reaches a guest within a
+moment whether it computes or waits in `poll`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import io
 import os
 import re
 import signal
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import wasmtime
 from wasmtime import component as wc
 
 from . import interfaces as registry
-from .component_cache import ComponentCache
-from .config import HostConfig
-from .runtime.calls import Interface, link
+from .component_cache import ComponentCache, compile_file
+from .config import HostConfig, Limits
+from .guest_run import GuestRun, ending, instantiation_refused, stopped
+from .runtime.calls import Interface, link, stop_on_epoch
 from .runtime.context import WasiCtx
-from .runtime.poll import INTERRUPTS
+from .runtime.exports import exported_function
+from .runtime.poll import StopSwitch
+
+if TYPE_CHECKING:
+    from .http.serve import HttpServer, ServeSettings
 
 
 class HostError(Exception):
     """A problem with the component or its imports, explained in one paragraph."""
+
+    #: What the command line exits with.
+    exit_status = 2
 
 
 def all_interfaces() -> list[Interface]:
@@ -93,32 +115,69 @@ class _Loaded:
     component: wc.Component
 
 
+#: The engine settings that change compiled code, by whether code counts fuel.
+_SETTINGS = {False: "epoch_interruption", True: "epoch_interruption,consume_fuel"}
+
+
+@dataclass
+class _Engine:
+    """One wasmtime engine and its compiled components."""
+
+    engine: wasmtime.Engine
+    fuel: bool
+    cache: ComponentCache | None
+
+
+#: Called as `link(linker, ctx)` after the host's interfaces are in the linker.
+Link = Callable[[wc.Linker, WasiCtx], None]
+ComponentOrPath = wc.Component | str | os.PathLike
+
+
 class Host:
     """Runs WASI 0.2 command components with wasi:tls, one store per run.
 
     Compiled components are kept on disk (`component_cache`: in `cache`, a
-    directory, or the user's cache directory when True), so a second run of
-    the same file skips compilation. A defect in the host traps the guest
-    with a one-line message (`GuestTrap`); `debug` also prints its traceback
-    (default: when $WASI_TLS_HOST_DEBUG is set).
+    directory, or the user's cache directory when True; False compiles every
+    time), so a second run of the same file skips compilation. A compile
+    that takes over a second says so through the `wasi_tls_host` logger. A
+    defect in the host traps the guest with a one-line message (`GuestTrap`,
+    kind "host-bug"); `debug` also prints its traceback (default: when
+    $WASI_TLS_HOST_DEBUG is set).
+
+    `engine` runs every guest without a fuel limit; guests with one run on a
+    second engine, made when first needed, whose code counts fuel.
     """
 
     def __init__(self, *, cache: bool | os.PathLike | str = True, debug: bool | None = None):
-        config = wasmtime.Config()
-        # Lets Ctrl-C stop a guest that is computing rather than waiting.
-        config.epoch_interruption = True
-        self.engine = wasmtime.Engine(config)
-        self.components = None
-        if cache:
-            directory = None if cache is True else Path(cache)
-            self.components = ComponentCache(self.engine, "epoch_interruption", directory)
         self.debug = debug
-        self._loaded: dict[str, _Loaded] = {}
+        self._cache_directory = (None if isinstance(cache, bool) else Path(cache))
+        self._cached = cache is not False
+        self._engines: dict[bool, _Engine] = {}
+        self._engines_lock = threading.Lock()
+        self.engine = self._engine(fuel=False).engine
+        self._loaded: dict[tuple[str, bool], _Loaded] = {}
 
-    def load(self, path: str) -> wc.Component:
+    def _engine(self, fuel: bool) -> _Engine:
+        with self._engines_lock:
+            if fuel not in self._engines:
+                config = wasmtime.Config()
+                # Stops one guest (GuestRun.stop, the time limit, Ctrl-C)
+                # also while it computes: see runtime/calls.py, EpochWatch.
+                config.epoch_interruption = True
+                config.consume_fuel = fuel
+                engine = wasmtime.Engine(config)
+                cache = (ComponentCache(engine, _SETTINGS[fuel], self._cache_directory)
+                         if self._cached else None)
+                self._engines[fuel] = _Engine(engine, fuel, cache)
+            return self._engines[fuel]
+
+    def load(self, path: str | os.PathLike, *, fuel: bool = False) -> wc.Component:
+        """The component at `path`, compiled for this host's engine (for its
+        fuel-counting engine with `fuel`, which runs guests with a fuel limit)."""
+        path = os.fspath(path)
         try:
             mtime_ns = os.stat(path).st_mtime_ns
-            loaded = self._loaded.get(path)
+            loaded = self._loaded.get((path, fuel))
             if loaded is not None and loaded.mtime_ns == mtime_ns:
                 return loaded.component
             with open(path, "rb") as file:
@@ -132,113 +191,270 @@ class Host:
                 f"{path} is a core WebAssembly module, not a component. This host runs "
                 "WASI 0.2 components; build one with componentize-py or wrap a WASI 0.1 "
                 "module with `wasm-tools component new --adapt`.")
+        engine = self._engine(fuel)
         try:
-            if self.components is not None:
-                component = self.components.load(path)
+            if engine.cache is not None:
+                component = engine.cache.load(path)
             else:
-                component = wc.Component.from_file(self.engine, path)
+                component = compile_file(engine.engine, path, cached=False)
         except wasmtime.WasmtimeError as error:
             raise HostError(f"{path} is not a valid component: {error}") from None
-        self._loaded[path] = _Loaded(mtime_ns, component)
+        self._loaded[(path, fuel)] = _Loaded(mtime_ns, component)
         return component
 
-    def run(self, component: wc.Component | str, args: list[str] | None = None,
-            env: dict[str, str] | None = None, *, config: HostConfig | None = None) -> int:
+    def run(self, component: ComponentOrPath, args: list[str] | None = None,
+            env: dict[str, str] | None = None, *, config: HostConfig | None = None,
+            link: Link | None = None) -> int:
         """Run the component's `wasi:cli/run` export; return its exit status.
 
-        `args` (argv, program name first) and `env` override those of
-        `config`; everything else the guest may do comes from `config`.
+        `component` is a path or what `load` returned. `args` (argv, program
+        name first) and `env` override those of `config`; everything else
+        the guest may do comes from `config`, and `config.limits` bounds it.
+        `link(linker, ctx)`, when given, is called once the host's interfaces
+        are in the linker, to define the embedder's own. Raises GuestTrap
+        when the guest ends without an exit status, HostError when it cannot
+        start, and KeyboardInterrupt after Ctrl-C (on the main thread, Ctrl-C
+        stops the guest even while it computes).
         """
-        config = replace(config or HostConfig(),
-                         **({"args": list(args)} if args is not None else {}),
-                         **({"env": dict(env)} if env is not None else {}))
-        if isinstance(component, str):
-            path = component
-            component = self.load(component)
-        else:
-            path = "the component"
-        # Only what the component imports: a guest without TLS never loads it.
-        interfaces = registry.load(registry.imported_by(component.type.imports(self.engine)))
-        store = wasmtime.Store(self.engine)
-        store.set_epoch_deadline(1)
-        ctx = WasiCtx(config, debug=self.debug)
-        linker = wc.Linker(self.engine)
+        config = _merged(config, args, env)
+        engine = self._engine(config.limits.fuel is not None)
+        switch = StopSwitch(engine.engine.increment_epoch)
+        with _sigint_stops(switch):
+            return self._run(component, config, link, engine, switch)
+
+    def start(self, component: ComponentOrPath, args: list[str] | None = None,
+              env: dict[str, str] | None = None, *, config: HostConfig | None = None,
+              link: Link | None = None) -> GuestRun:
+        """`run` on a thread of its own: returns at once with a GuestRun to
+        stop the guest or wait for its end. Any number may run at a time."""
+        config = _merged(config, args, env)
+        engine = self._engine(config.limits.fuel is not None)
+        switch = StopSwitch(engine.engine.increment_epoch)
+        name = f"guest {config.args[0] if config.args else component}"
+        return GuestRun(lambda: self._run(component, config, link, engine, switch), switch, name)
+
+    async def run_async(self, component: ComponentOrPath, args: list[str] | None = None,
+                        env: dict[str, str] | None = None, *,
+                        config: HostConfig | None = None, link: Link | None = None) -> int:
+        """`run` for asyncio, on a thread of its own. Cancelling the awaiting
+        task stops the guest, waits (without blocking the loop) for it to
+        end, and raises CancelledError."""
+        loop = asyncio.get_running_loop()
+        ended = loop.create_future()
+
+        def wake_the_loop() -> None:
+            try:
+                loop.call_soon_threadsafe(_resolve, ended)
+            except RuntimeError:
+                pass  # the loop has closed; nobody waits any more
+
+        run = self.start(component, args, env, config=config, link=link)
+        run.add_done_callback(wake_the_loop)
         try:
-            add_to_linker(linker, ctx, interfaces)
+            await asyncio.shield(ended)
+        except asyncio.CancelledError:
+            run.stop()
+            await asyncio.shield(ended)
+            raise
+        return run.wait()
+
+    def _run(self, component: ComponentOrPath, config: HostConfig, link: Link | None,
+             engine: _Engine, switch: StopSwitch) -> int:
+        try:
+            if isinstance(component, wc.Component):
+                path = "the component"
+            else:
+                path = os.fspath(component)
+                component = self.load(path, fuel=engine.fuel)
+            limits = config.limits
+            # Only what the component imports: a guest without TLS never loads it.
+            interfaces = registry.load(
+                registry.imported_by(component.type.imports(engine.engine)))
+            store = new_store(engine.engine, limits, switch)
+            ctx = WasiCtx(config, debug=self.debug)
+            ctx.stop = switch
+            linker = wc.Linker(engine.engine)
             try:
-                instance = linker.instantiate(store, component)
-            except wasmtime.WasmtimeError as error:
-                # Only now pay for walking the import types, to say what is missing.
-                missing = missing_imports(self.engine, component, interfaces)
-                if missing:
-                    raise HostError(
-                        f"{path} imports {', '.join(missing)}, which this host does not "
-                        f"provide. It provides {registry.summary()}; rebuild the guest "
-                        "against those interfaces.") from None
-                raise HostError(f"cannot instantiate {path}: {error}") from None
-            run = _run_export(store, instance, component, self.engine, path)
-            try:
-                with _sigint_stops(self.engine):
+                add_to_linker(linker, ctx, interfaces)
+                if link is not None:
+                    link(linker, ctx)
+                if limits.timeout is not None:
+                    switch.request_after(limits.timeout, "timeout")
+                if switch.reason is not None:
+                    raise stopped(switch.reason, limits)
+                instance = self._instantiate(linker, store, component, path, interfaces,
+                                             limits, switch, engine, own_imports=link is not None)
+                run = exported_function(store, instance, engine.engine, component,
+                                        "wasi:cli/run", "run")
+                if run is None:
+                    raise HostError(f"{path} does not export wasi:cli/run; it is not a "
+                                    "command component.")
+                try:
                     outcome = run(store)
                     run.post_return(store)
-            except wasmtime.WasmtimeError as trap:
-                # wasmtime-py keeps the error in a frame of its own, which its
-                # traceback holds (a cycle); dropping the traceback lets this
-                # frame, the context and its wasmtime handles go now rather
-                # than at a collection during interpreter shutdown.
-                trap.__traceback__ = None
-                if INTERRUPTS.requested:
-                    raise KeyboardInterrupt from None
-                if ctx.interrupted is not None:
-                    raise ctx.interrupted from None
-                if ctx.exit_code is not None:
-                    return ctx.exit_code
-                # A host defect is reported as its own line, without the
-                # guest's backtrace that wasmtime appends.
-                raise GuestTrap(ctx.host_bug or str(trap)) from None
-            return 0 if _is_ok(outcome) else 1
+                except wasmtime.WasmtimeError as trap:
+                    # wasmtime-py keeps the error in a frame of its own, which its
+                    # traceback holds (a cycle); dropping the traceback lets this
+                    # frame, the context and its wasmtime handles go now rather
+                    # than at a collection during interpreter shutdown.
+                    trap.__traceback__ = None
+                    return ending(trap, ctx, switch, store, limits)
+                return 0 if _is_ok(outcome) else 1
+            finally:
+                ctx.close()
+                linker.close()
         finally:
-            ctx.close()
-            linker.close()
+            switch.close()
+
+    def _instantiate(self, linker: wc.Linker, store: wasmtime.Store, component: wc.Component,
+                     path: str, interfaces: list[Interface], limits: Limits,
+                     switch: StopSwitch, engine: _Engine, own_imports: bool) -> wc.Instance:
+        try:
+            return linker.instantiate(store, component)
+        except wasmtime.WasmtimeError as error:
+            error.__traceback__ = None
+            refused = instantiation_refused(error, limits)
+            if refused is not None:
+                raise refused from None
+            if switch.reason is not None:  # stopped in the guest's start function
+                raise stopped(switch.reason, limits, str(error)) from None
+            if "cross-`Engine`" in str(error):
+                counting = "counts" if engine.fuel else "does not count"
+                raise HostError(
+                    f"{path} was loaded for another engine; this run {counting} fuel. Pass "
+                    f"its path, or load it with Host.load(path, fuel={engine.fuel}).") from None
+            # Only now pay for walking the import types, to say what is missing;
+            # with the embedder's own imports, wasmtime's message names them.
+            missing = [] if own_imports else missing_imports(engine.engine, component,
+                                                             interfaces)
+            if missing:
+                raise HostError(
+                    f"{path} imports {', '.join(missing)}, which this host does not "
+                    f"provide. It provides {registry.summary()}; rebuild the guest "
+                    "against those interfaces.") from None
+            raise HostError(f"cannot instantiate {path}: {error}") from None
+
+
+    def serve(self, component: ComponentOrPath, *, config: HostConfig | None = None,
+              settings: ServeSettings | None = None,
+              listener: socket.socket | None = None) -> HttpServer:
+        """Serve the component's `wasi:http/incoming-handler` over HTTP/1.1, or
+        HTTPS when `config.tls` has identities; see `http.serve`.
+
+        Returns once the server listens (on `listener` if given, else where
+        `settings` say), with the server running on threads of its own: its
+        `port` and `url` say where, `close()` stops it. Every request runs in
+        a fresh instance granted what `config` grants (with an empty stdin
+        unless it names one), under `config.limits` (the time limit counts
+        for each request). Raises HostError when the component cannot be
+        served or the address cannot be had, ValueError for settings that
+        cannot work together.
+        """
+        from .http.serve import GuestHandler, HttpServer, ServeSettings, listen
+        config = config or HostConfig()
+        if config.stdin is None:
+            config = replace(config, stdin=io.BytesIO())
+        settings = settings or ServeSettings()
+        tls = settings.tls(config)
+        engine = self._engine(config.limits.fuel is not None)
+        if isinstance(component, wc.Component):
+            path = "the component"
+        else:
+            path = os.fspath(component)
+            component = self.load(path, fuel=engine.fuel)
+        handler = GuestHandler(self, engine, component, config, path)
+        handler.check()
+        if listener is None:
+            try:
+                listener = listen(settings.host, settings.port)
+            except OSError as error:
+                raise HostError(f"cannot listen on {settings.host}:{settings.port}: "
+                                f"{error.strerror or error}") from None
+        return HttpServer(handler, listener, tls=tls, settings=settings, stop_guests=handler.stop)
+
+
+#: Bytes a table element counts for against `Limits.max_memory`.
+TABLE_ELEMENT_BYTES = 8
+
+
+def new_store(engine: wasmtime.Engine, limits: Limits, switch: StopSwitch) -> wasmtime.Store:
+    """A store for one guest under `limits` (all but the time limit, which
+    the caller arms on `switch`), stopped when `switch` is requested."""
+    store = wasmtime.Store(engine)
+    if limits.max_memory is not None:
+        store.set_limits(memory_size=limits.max_memory,
+                         table_elements=limits.max_memory // TABLE_ELEMENT_BYTES)
+    if limits.fuel is not None:
+        store.set_fuel(limits.fuel)
+    stop_on_epoch(store, switch)
+    return store
+
+
+def _merged(config: HostConfig | None, args: list[str] | None,
+            env: dict[str, str] | None) -> HostConfig:
+    return replace(config or HostConfig(),
+                   **({"args": list(args)} if args is not None else {}),
+                   **({"env": dict(env)} if env is not None else {}))
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 @contextlib.contextmanager
-def _sigint_stops(engine: wasmtime.Engine) -> Iterator[None]:
-    """While the guest runs, Ctrl-C wakes any wait in the poll loop and
-    trips the engine's epoch, instead of raising KeyboardInterrupt inside a
-    host call (where it cannot be delivered safely)."""
+def _sigint_stops(switch: StopSwitch) -> Iterator[None]:
+    """While the guest runs on the main thread, Ctrl-C stops it through its
+    switch instead of raising KeyboardInterrupt inside a host call, where it
+    cannot be delivered safely.
+
+    A Python signal handler runs only when the main thread runs Python, and
+    a guest that computes keeps it in WebAssembly: so the signal also goes,
+    from C, to a wake-up pipe (`signal.set_wakeup_fd`), where a thread
+    waits to request the stop, which reaches the computing guest through
+    the epoch. The thread lives as long as the process: starting one for
+    each run would cost more than a small run.
+    """
+    global _sigint_target
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    INTERRUPTS.arm()
-
-    def on_sigint(signum: int, frame: object) -> None:
-        INTERRUPTS.request()
-        engine.increment_epoch()
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_target, _sigint_target = _sigint_target, switch
+    previous_handler = signal.signal(signal.SIGINT,
+                                     lambda signum, frame: switch.request("interrupted"))
+    previous_fd = signal.set_wakeup_fd(_sigint_pipe(), warn_on_full_buffer=False)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGINT, previous_handler)
+        _sigint_target = previous_target
 
 
-class GuestTrap(Exception):
-    """The guest trapped; the message has wasmtime's backtrace, or is the one
-    line naming the host function that failed."""
+#: The switch of the run on the main thread, which Ctrl-C stops.
+_sigint_target: StopSwitch | None = None
+_sigint_write_fd: int | None = None
+
+
+def _sigint_pipe() -> int:
+    """The write end of the wake-up pipe, made with its reader on first use."""
+    global _sigint_write_fd
+    if _sigint_write_fd is None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        threading.Thread(target=_stop_on_sigint, args=(read_fd,), name="Ctrl-C watcher",
+                         daemon=True).start()
+        _sigint_write_fd = write_fd
+    return _sigint_write_fd
+
+
+def _stop_on_sigint(read_fd: int) -> None:
+    while True:
+        signals = os.read(read_fd, 64)
+        target = _sigint_target
+        if signal.SIGINT in signals and target is not None:
+            target.request("interrupted")
 
 
 def _is_ok(outcome: object) -> bool:
     return getattr(outcome, "tag", "ok") == "ok"
-
-
-def _run_export(store: wasmtime.Store, instance: wc.Instance, component: wc.Component,
-                engine: wasmtime.Engine, path: str) -> wc.Func:
-    for export_name in component.type.exports(engine):
-        if export_name.split("@")[0] == "wasi:cli/run":
-            index = instance.get_export_index(store, export_name)
-            run_index = instance.get_export_index(store, "run", index)
-            if run_index is not None:
-                func = instance.get_func(store, run_index)
-                if func is not None:
-                    return func
-    raise HostError(f"{path} does not export wasi:cli/run; it is not a command component.")

@@ -13,7 +13,7 @@ import ssl
 import threading
 
 import pytest
-from lockstep import ACCESS_DENIED_ALERT
+from lockstep import ACCESS_DENIED_ALERT, INTERNAL_ERROR_ALERT
 from pki import der_chain
 
 from peers import TlsliteServer
@@ -129,8 +129,8 @@ class PeerThread(threading.Thread):
         return self.peer
 
 
-def client(ctx, pki, version, *, client_auth=ssl.CERT_NONE, alpn=()):
-    leaf = pki.leaf("localhost")
+def client(ctx, pki, version, *, client_auth=ssl.CERT_NONE, alpn=(), leaf=None):
+    leaf = leaf or pki.leaf("localhost")
     context = pki.server_context(leaf, version, client_auth=client_auth)
     if alpn:
         context.set_alpn_protocols(list(alpn))
@@ -239,6 +239,57 @@ def test_abort_after_the_server_certificate_sends_only_an_alert(ctx, pki, versio
         peer.tls.do_handshake()  # the peer's handshake ends: no application data
 
 
+# -- why it failed -------------------------------------------------------------------
+
+def failure_reason(ctx, connection) -> str | None:
+    """`failure-reason` of a client or server connection, as a guest calls it."""
+    role = "client" if isinstance(connection, tls.ClientConnection) else "server"
+    return tls.interface.functions[f"[method]{role}-connection.failure-reason"](ctx, connection)
+
+
+def test_a_failed_client_handshake_says_why(ctx, pki, version):
+    """The draft's failed future says only that the step failed; the
+    connection's failure-reason says what OpenSSL found."""
+    connection, handshake, peer = client(ctx, pki, version,
+                                         leaf=pki.leaf("localhost", trusted=False))
+    assert failure_reason(ctx, connection) is None
+    finished = tls.client_finish(ctx, handshake).obj
+    peer.receive()
+    peer.step()  # the server's flight, with the certificate the client refuses
+    assert settle(ctx, finished) == Ok(Err())
+    assert failure_reason(ctx, connection) == (
+        "certificate verify failed: unable to get local issuer certificate "
+        "(server name: localhost)")
+
+
+def test_a_server_handshake_that_got_no_client_hello_says_why(ctx, pki, version):
+    connection, handshake, peer = server(ctx, pki.client_context(version))
+    assert failure_reason(ctx, connection) is None  # not even started
+    future = tls.receive_client_hello(ctx, handshake).obj
+    peer.sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert settle(ctx, future) == Ok(Err())
+    assert failure_reason(ctx, connection) == (
+        "peer sent data that is not TLS: http request [HTTP_REQUEST]")
+
+
+def test_an_aborted_handshake_says_so(ctx, pki, version):
+    connection, handshake, peer = client(ctx, pki, version)
+    future = tls.verify_server_identity(ctx, handshake).obj
+    peer.receive()
+    peer.step()
+    value(settle(ctx, future))
+    tls.client_abort(ctx, handshake)
+    assert failure_reason(ctx, connection) == "the handshake was aborted"
+
+
+def test_a_connection_that_did_not_fail_has_no_failure_reason(ctx, pki, version):
+    connection, handshake, peer = client(ctx, pki, version)
+    answering = PeerThread(peer)
+    value(settle(ctx, tls.client_finish(ctx, handshake).obj))
+    answering.finished()
+    assert failure_reason(ctx, connection) is None
+
+
 # -- misuse is an error value --------------------------------------------------------
 
 def test_each_step_once_and_only_before_its_point(ctx, pki, version):
@@ -279,11 +330,12 @@ def test_server_misuse(ctx, pki):
 
 
 def test_a_server_without_identities_fails_its_handshake(ctx, pki, version):
+    """Nothing the client did is wrong: internal_error."""
     connection, handshake, peer = server(ctx, pki.client_context(version))
     finished = tls.server_finish(ctx, handshake).obj
     peer.step()
     assert settle(ctx, finished) == Ok(Err())
-    assert peer.receive() == ACCESS_DENIED_ALERT
+    assert peer.receive() == INTERNAL_ERROR_ALERT
 
 
 def test_bad_identities_are_refused(ctx, pki):

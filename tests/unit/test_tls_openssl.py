@@ -1,18 +1,20 @@
 """The private corners of Python's `ssl` that `wasi_tls_host.tls.openssl`
 wraps, checked on the running Python: if a CPython release moves them, these
-fail before anything subtler does. Both TLS versions, real OpenSSL on both
-ends of an in-memory pair."""
+fail before anything subtler does (the message callback slot, the record
+headers it reports, the SSL_CTX pointer, the key log callback chained in
+front of Python's, the unverified chain). Both TLS versions, real OpenSSL on
+both ends of an in-memory pair."""
 
 from __future__ import annotations
 
 import gc
 import ssl
 
-from lockstep import PlainSSLPeer, handshake_ok
+from lockstep import LIBSSL, PlainSSLPeer, handshake_ok, ssl_pointer
 from pki import Pki, der_chain
 
 from wasi_tls_host.tls import openssl
-from wasi_tls_host.tls.records import HandshakeType
+from wasi_tls_host.tls.records import HandshakeType, take_record
 
 CLIENT_HELLO, SERVER_HELLO = HandshakeType.CLIENT_HELLO, HandshakeType.SERVER_HELLO
 
@@ -20,9 +22,17 @@ CLIENT_HELLO, SERVER_HELLO = HandshakeType.CLIENT_HELLO, HandshakeType.SERVER_HE
 class Recorder:
     def __init__(self) -> None:
         self.messages: list[tuple[str, int, int, bytes]] = []
+        self.records: list[int] = []
+        self.secrets: list[tuple[str, bytes, bytes]] = []
 
     def observe(self, direction: str, version: int, message_type: int, data: bytes) -> None:
         self.messages.append((direction, version, message_type, data))
+
+    def record(self, content_type: int) -> None:
+        self.records.append(content_type)
+
+    def secret(self, label: str, secret: bytes, randoms: bytes) -> None:
+        self.secrets.append((label, secret, randoms))
 
 
 def pair(pki: Pki, version: str, leaf) -> tuple[PlainSSLPeer, PlainSSLPeer]:
@@ -79,3 +89,76 @@ def test_unverified_chain_is_the_peers_chain_as_sent(pki, version):
     handshake_ok(client, server)
     assert openssl.unverified_chain(client.obj) == der_chain(leaf)
     assert openssl.unverified_chain(server.obj) == ()  # no client certificate
+
+
+VERSION_CODES = {"1.2": 0x0303, "1.3": 0x0304}
+
+
+def content_types(data: bytes) -> list[int]:
+    buffer, types = bytearray(data), []
+    while (record := take_record(buffer)) is not None:
+        types.append(record[0])
+    return types
+
+
+def test_record_headers_report_each_record_written(pki, version):
+    client, server = pair(pki, version, pki.leaf("localhost"))
+    recorder = Recorder()
+    openssl.attach_observer(client.obj, recorder.observe, records=recorder.record)
+    sent = bytearray()
+    for _ in range(4):
+        if client.handshake() and server.handshake():
+            break
+        sent += (out := client.ciphertext_to_send())
+        server.receive_ciphertext(out)
+        server.handshake()
+        client.receive_ciphertext(server.ciphertext_to_send())
+    assert recorder.records == content_types(bytes(sent))  # outer types, in order
+
+
+def test_the_context_pointer_is_the_ssl_ctx_of_its_connections(pki, version):
+    client, server = pair(pki, version, pki.leaf("localhost"))
+    handshake_ok(client, server)
+    pointer = openssl.context_pointer(client.obj.context)
+    assert pointer is not None
+    assert pointer == LIBSSL.SSL_get_SSL_CTX(ssl_pointer(client, VERSION_CODES[version]))
+
+
+def test_secrets_reach_the_observer_and_the_key_log_file_once(pki, version, tmp_path):
+    keylog = tmp_path / "keys.log"
+    context = pki.client_context(version)
+    context.keylog_filename = str(keylog)  # Python's callback, before ours
+    openssl.observe_handshake_messages(context)
+    assert openssl.observe_secrets(context) and openssl.observe_secrets(context)  # idempotent
+    client = PlainSSLPeer(context, server_side=False, server_hostname="localhost")
+    server = PlainSSLPeer(pki.server_context(pki.leaf("localhost"), version), server_side=True)
+    recorder = Recorder()
+    openssl.attach_observer(client.obj, recorder.observe, secrets=recorder.secret)
+    handshake_ok(client, server)
+    logged = [line.split() for line in keylog.read_text().splitlines()
+              if not line.startswith("#")]
+    assert [(label, bytes.fromhex(secret)) for label, _, secret in logged
+            if label != "EXPORTER_SECRET"] == [
+        (label, secret) for label, secret, _ in recorder.secrets]  # no exporter: no use
+    assert {label for label, _, _ in logged} == (
+        {"CLIENT_RANDOM"} if version == "1.2" else
+        {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+         "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"})
+    hello = next(data for direction, _, kind, data in recorder.messages
+                 if direction == "write" and kind == HandshakeType.CLIENT_HELLO)
+    for label, _, randoms in recorder.secrets:
+        if label == "CLIENT_RANDOM":  # TLS 1.2: both randoms, the client's from its hello
+            assert randoms[:32] == hello[6:38] and randoms[32:] != bytes(32)
+            assert len(randoms) == 64
+        else:
+            assert randoms == b""
+
+
+def test_a_context_without_a_key_log_file_still_reports_secrets(pki, version):
+    client, server = pair(pki, version, pki.leaf("localhost"))
+    assert client.obj.context.keylog_filename is None
+    assert openssl.observe_secrets(client.obj.context)
+    recorder = Recorder()
+    openssl.attach_observer(client.obj, recorder.observe, secrets=recorder.secret)
+    handshake_ok(client, server)
+    assert recorder.secrets

@@ -9,7 +9,17 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from lockstep import ACCESS_DENIED_ALERT, flush, handshake_ok, lockstep
+from lockstep import (
+    ACCESS_DENIED_ALERT,
+    INTERNAL_ERROR_ALERT,
+    LIBSSL,
+    PlainSSLPeer,
+    flush,
+    handshake_ok,
+    lockstep,
+    resumed_session,
+    ssl_pointer,
+)
 from pki import TLS_VERSIONS, Pki, der_chain
 
 from wasi_tls_host.tls import (
@@ -150,6 +160,22 @@ def test_server_stops_once_the_client_certificate_is_verified(pki, version, answ
     handshake_ok(conn, peer)
 
 
+@pytest.mark.parametrize("certificate", [False, True], ids=["none", "certificate"])
+def test_a_resumed_client_shows_the_certificate_it_sent_when_the_session_was_made(
+        pki, version, certificate):
+    """A resumed handshake has no Certificate message; the session keeps the
+    leaf, so a guest that requires one does not refuse a client it accepted."""
+    leaf = pki.leaf("client.example") if certificate else None
+    peer, core = resumed_session(
+        pki.client_context(version, leaf),
+        pki.server_context(pki.leaf("localhost"), version, client_auth=ssl.CERT_OPTIONAL),
+        run_until=Point.CLIENT_CERTIFICATE)
+    assert core.suspended_at == Point.CLIENT_CERTIFICATE
+    assert core.peer_chain() == (der_chain(leaf)[:1] if leaf else ())
+    core.resume(Point.DONE)
+    handshake_ok(peer, core)
+
+
 def test_abort_replaces_the_handshake_with_an_alert(pki, version):
     conn, peer = client(pki, Point.SERVER_CERTIFICATE), server(pki, version)
     lockstep(conn, peer)
@@ -180,6 +206,33 @@ def test_post_handshake_authentication(pki):
     assert peer.read_ready() is False  # no application data, but the answer was read
     assert not peer.post_handshake_request
     assert peer.peer_chain()[0] == identity.public.chain[0]
+
+
+@pytest.mark.parametrize("case", ["not-requested", "requested", "requested-after-close"])
+def test_a_key_update_asking_for_ours_is_answered_by_the_read_that_took_it(pki, case):
+    """TLS 1.3 only. OpenSSL 3 writes its KeyUpdate answer only when asked to
+    write: the core asks (an empty write) right after the read, so a guest
+    that only reads does not keep the peer waiting. Once this side has sent
+    close_notify there is nothing to answer with, and reading goes on."""
+    peer = PlainSSLPeer(pki.server_context(pki.leaf("localhost"), "1.3"), server_side=True)
+    conn = client(pki, Point.DONE)
+    handshake_ok(conn, peer)
+    if case == "requested-after-close":
+        conn.close()
+        flush(conn, peer)
+    assert LIBSSL.SSL_key_update(ssl_pointer(peer, 0x0304), int(case != "not-requested")) == 1
+    peer.write(b"hello")
+    flush(peer, conn)
+    assert conn.read(100) == b"hello"
+    answer = conn.ciphertext_to_send()
+    assert bool(answer) == (case == "requested")
+    if answer:
+        peer.receive_ciphertext(answer)
+        assert peer.read(100) is None  # the answer, taken without error
+        conn.write(b"after")  # under the key the answer announced
+        flush(conn, peer)
+        assert peer.read(100) == b"after"
+    assert conn.error is None
 
 
 def test_post_handshake_authentication_is_refused_on_tls_1_2(pki):
@@ -214,10 +267,11 @@ def test_a_server_without_a_context_fails_with_an_alert(pki, version):
     assert errors[conn].kind == "alert"
 
 
-def test_a_server_whose_context_factory_raises_value_error_refuses_with_access_denied(
+def test_a_server_whose_context_factory_raises_value_error_refuses_with_internal_error(
         pki, version, tmp_path):
     """A context that cannot be built (here an unreadable client CA file) is a
-    configuration error, and the client that sent its hello is told so."""
+    configuration error; the client that sent its hello is told that
+    nothing it did is wrong (internal_error)."""
     missing = str(tmp_path / "no-such-ca.pem")
     identity = pki.identity("localhost")
 
@@ -235,11 +289,11 @@ def test_a_server_whose_context_factory_raises_value_error_refuses_with_access_d
     assert str(info.value) == f"client CA file not found: {missing}"
     assert info.value.kind == ErrorKind.CONFIGURATION
     assert peer.state == "broken" and peer.error is info.value
-    assert peer.ciphertext_to_send() == ACCESS_DENIED_ALERT
-    conn.receive_ciphertext(ACCESS_DENIED_ALERT)
+    assert peer.ciphertext_to_send() == INTERNAL_ERROR_ALERT
+    conn.receive_ciphertext(INTERNAL_ERROR_ALERT)
     with pytest.raises(TlsFailure) as refused:
         conn.handshake()
-    assert refused.value.kind == "alert" and refused.value.alert == "access denied"
+    assert refused.value.kind == "alert" and refused.value.alert == "internal error"
 
 
 def test_a_client_whose_context_factory_raises_value_error_fails_without_an_alert(

@@ -36,6 +36,7 @@ last took some, i.e. time spent waiting on the peer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
 
 import h11
 
@@ -70,6 +71,7 @@ class H1Connection:
                  classify: Classify = errors.from_transport,
                  max_head_size: int = MAX_HEAD_SIZE):
         self.h11 = h11.Connection(role, max_incomplete_event_size=max_head_size)
+        self.max_head_size = max_head_size
         self.context = "response" if role is h11.CLIENT else "request"
         self.transport_in = transport_in
         self.transport_out = transport_out
@@ -79,6 +81,9 @@ class H1Connection:
         self.read_failure: HttpFailure | None = None
         self.write_failure: HttpFailure | None = None
         self.peer_closed = False
+        #: Bytes the transport has taken, all messages together (a server
+        #: tells a client that stopped reading from one that reads slowly).
+        self.bytes_sent = 0
         self._new_message()
         self._timeout_ns: int | None = None
         self._timeout_failure: Callable[[], HttpFailure] | None = None
@@ -115,6 +120,13 @@ class H1Connection:
                 break
             progressed = True
             if isinstance(event, (h11.Request, h11.Response)):
+                if head_size(event) > self.max_head_size:
+                    # h11 bounds only a head still arriving, not one that
+                    # came whole in one read.
+                    self.read_failure = self._protocol_failure(h11.RemoteProtocolError(
+                        f"the {self.context} head is larger than {self.max_head_size} bytes",
+                        error_status_hint=431))
+                    break
                 self.head = event
             elif isinstance(event, h11.Data):
                 if not self.discarding:
@@ -243,6 +255,7 @@ class H1Connection:
             if permit and self.wire:
                 chunk = take_front(self.wire, permit)
                 self.transport_out.write(chunk)
+                self.bytes_sent += len(chunk)
         except StreamClosed:
             self.write_failure = errors.failure(
                 "connection-terminated", "the peer no longer takes what is sent")
@@ -291,6 +304,17 @@ class H1Connection:
         """A server's next request on a kept-alive connection (h11's cycle)."""
         self.h11.start_next_cycle()
         self._new_message()
+
+
+def head_size(head: h11.Request | h11.Response) -> int:
+    """About how many bytes `head` took on the wire (its start line and
+    fields, each with its separators)."""
+    if isinstance(head, h11.Request):
+        start = len(head.method) + len(head.target) + len(b"  HTTP/1.1\r\n")
+    else:
+        start = len(head.reason) + len(b"HTTP/1.1 000 \r\n")
+    return start + sum(len(name) + len(value) + len(b": \r\n")
+                       for name, value in head.headers.raw_items()) + len(b"\r\n")
 
 
 class MessageBody:
@@ -351,7 +375,22 @@ def incoming_request(head: h11.Request, scheme: Case, body: IncomingBody) -> Inc
         received_fields(head.headers.raw_items()), body)
 
 
-def response_head(response: OutgoingResponse) -> h11.Response:
-    """The head a server sends for a handler's `outgoing-response`. Without
-    a Content-Length, h11 frames the body (chunked for HTTP/1.1 clients)."""
-    return h11.Response(status_code=response.status, headers=response.headers.wire())
+def response_head(response: OutgoingResponse,
+                  extra_headers: list[tuple[bytes, bytes]] | None = None) -> h11.Response:
+    """The head a server sends for a handler's `outgoing-response`, with the
+    standard reason phrase and any headers the server adds (`extra_headers`:
+    ones the guest may not set, such as Connection). Without a
+    Content-Length, h11 frames the body (chunked for HTTP/1.1 clients).
+    Raises h11.LocalProtocolError for a status that cannot be a final
+    response (1xx)."""
+    return h11.Response(status_code=response.status,
+                        headers=[*response.headers.wire(), *(extra_headers or ())],
+                        reason=reason_phrase(response.status))
+
+
+def reason_phrase(status: int) -> bytes:
+    """RFC 9110's reason phrase for `status`, or none for a code it does not name."""
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""

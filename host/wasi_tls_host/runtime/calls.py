@@ -20,16 +20,19 @@ call the trampoline:
 from __future__ import annotations
 
 import ctypes
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import wasmtime
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
 from . import capi, codec
 from .errors import ErrorValue, GuestExit, Interrupted, Trap
+from .poll import StopSwitch
 from .table import TableError
 from .values import Err
 
@@ -61,6 +64,14 @@ class Interface:
         return self.name.split("@", 1)[0]
 
 
+#: A function's lifts, its result's lower (None without a result), and
+#: whether the result is a WIT result (an ErrorValue becomes its err case).
+Codecs = tuple[list[codec.Lift], codec.Lower | None, bool]
+#: Compiled codecs by (qualified function name, the function type wasmtime
+#: hands the trampoline, which lives as long as the component).
+_CODECS: dict[tuple[str, int], Codecs] = {}
+
+
 class HostFunction:
     """One host function bound to a context. The first call compiles its
     lifting and lowering from the declared type into `call`, specialised by
@@ -78,12 +89,7 @@ class HostFunction:
         self.call(context, ty_ptr, args, results)
 
     def _specialise(self, ty_ptr: int) -> Callable[[Any, int, Any, Any], None]:
-        fty = wc.FuncType._from_ptr(
-            ctypes.cast(ty_ptr, ctypes.POINTER(ffi.wasmtime_component_func_type_t)), owner=self)
-        lifts = [codec.lifter(pty) for _, pty in fty.params]
-        result_ty = fty.result
-        lower = codec.lowerer(result_ty, self.ctx.resource_id) if result_ty is not None else None
-        returns_result = isinstance(result_ty, wc.ResultType)
+        lifts, lower, returns_result = self._codecs(ty_ptr)
         impl, ctx, scope = self.impl, self.ctx, self.scope
 
         def finish(error: ErrorValue) -> Err:
@@ -113,6 +119,23 @@ class HostFunction:
                     lower(scope, value, results[0])
         return call
 
+    def _codecs(self, ty_ptr: int) -> Codecs:
+        """The function's lifts and lower, compiled once for every store: they
+        depend only on its type (resource types are the host's, alike in each
+        context), and a server makes a store per request."""
+        key = (self.name, ty_ptr)
+        codecs = _CODECS.get(key)
+        if codecs is None:
+            fty = wc.FuncType._from_ptr(
+                ctypes.cast(ty_ptr, ctypes.POINTER(ffi.wasmtime_component_func_type_t)),
+                owner=self)
+            result_ty = fty.result
+            codecs = _CODECS[key] = (
+                [codec.lifter(pty) for _, pty in fty.params],
+                codec.lowerer(result_ty, self.ctx.resource_id) if result_ty is not None else None,
+                isinstance(result_ty, wc.ResultType))
+        return codecs
+
     def invoke(self, context: Any, ty_ptr: int, args: Any, results: Any) -> int:
         try:
             self.call(context, ty_ptr, args, results)
@@ -122,8 +145,8 @@ class HostFunction:
             return _error(str(exit_request))
         except (Trap, TableError) as misuse:
             return _error(f"{self.name}: {misuse}")
-        except Interrupted:
-            return _error(f"{self.name}: interrupted")
+        except Interrupted as stop:
+            return _error(f"{self.name}: the guest was stopped ({stop})")
         except Exception as bug:  # a host defect must not take the process down
             return _error(self.ctx.record_host_bug(self.name, bug))
         except BaseException as interrupt:
@@ -165,8 +188,9 @@ def _error(message: str) -> int:
 
 
 #: What the C callbacks dispatch to, by the data word wasmtime hands back.
-_CALLBACKS: dict[int, HostFunction | Destructor] = {}
-_next_callback_id = 1
+_CALLBACKS: dict[int, HostFunction | Destructor | EpochWatch] = {}
+#: Ids for `_CALLBACKS`; `next` on it is atomic, and guests link on several threads.
+_callback_ids = itertools.count(1)
 
 
 @capi.HostFunctionCallback
@@ -184,10 +208,36 @@ def _forget(data):  # type: ignore[no-untyped-def]
     _CALLBACKS.pop(data, None)
 
 
-def _register(callback: HostFunction | Destructor) -> int:
-    global _next_callback_id
-    callback_id = _next_callback_id
-    _next_callback_id += 1
+class EpochWatch:
+    """What one store does at each tick of the engine's epoch: trap once its
+    guest's stop switch has a reason, otherwise run on to the next tick. So
+    bumping the epoch stops only the guests that were asked to stop."""
+
+    def __init__(self, switch: StopSwitch):
+        self.switch = switch
+
+    def invoke(self, next_deadline: Any, action: Any) -> int:
+        if self.switch.reason is not None:
+            return _error(f"the guest was stopped ({self.switch.reason})")
+        next_deadline[0] = 1
+        action[0] = capi.EPOCH_DEADLINE_CONTINUE
+        return 0
+
+
+@capi.EpochDeadlineCallback
+def _epoch_deadline(context, data, next_deadline, action):  # type: ignore[no-untyped-def]
+    return _CALLBACKS[data].invoke(next_deadline, action)
+
+
+def stop_on_epoch(store: wasmtime.Store, switch: StopSwitch) -> None:
+    """Let `switch` stop the guest in `store` when the engine's epoch is bumped."""
+    store.set_epoch_deadline(1)
+    capi.store_epoch_deadline_callback(ctypes.cast(store.ptr(), ctypes.c_void_p).value,
+                                       _epoch_deadline, _register(EpochWatch(switch)), _forget)
+
+
+def _register(callback: HostFunction | Destructor | EpochWatch) -> int:
+    callback_id = next(_callback_ids)
     _CALLBACKS[callback_id] = callback
     return callback_id
 

@@ -11,7 +11,7 @@ and resource destructors. Only the functions the call layer needs are here.
 from __future__ import annotations
 
 import ctypes
-from ctypes import POINTER, c_bool, c_char_p, c_size_t, c_uint32, c_void_p
+from ctypes import POINTER, c_bool, c_char_p, c_size_t, c_uint8, c_uint32, c_uint64, c_void_p
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
@@ -48,6 +48,16 @@ HostFunctionCallback = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_void_p, c_void_p, 
 DestructorCallback = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_uint32)
 Finalizer = ctypes.CFUNCTYPE(None, c_void_p)
 
+#: What a store does when it reaches its epoch deadline: (store context, data,
+#: out ticks to its next deadline, out what to do next) -> error (a trap) or NULL.
+EpochDeadlineCallback = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_void_p, POINTER(c_uint64),
+                                         POINTER(c_uint8))
+#: What to do next, as an EpochDeadlineCallback answers: run on to the new deadline.
+EPOCH_DEADLINE_CONTINUE = 0
+
+store_epoch_deadline_callback = _prototype(
+    "wasmtime_store_epoch_deadline_callback", None, c_void_p, EpochDeadlineCallback, c_void_p,
+    Finalizer)
 linker_instance_add_func = _prototype(
     "wasmtime_component_linker_instance_add_func", c_void_p, c_void_p, c_char_p, c_size_t,
     HostFunctionCallback, c_void_p, Finalizer)

@@ -13,7 +13,7 @@ from wasmtime import component as wc
 from ..config import HostConfig, Preopen
 from . import background
 from .errors import Interrupted
-from .poll import Waitable, finish_lingering, wait_any
+from .poll import StopSwitch, Waitable, finish_lingering, wait_any
 from .resources import Res
 from .streams import FileInput, FileOutput, InputStream, OutputStream
 from .table import ResourceTable
@@ -86,6 +86,8 @@ class WasiCtx:
         #: Typed by what the poll loop needs; everything in it came through
         #: `linger`, so it can also be closed.
         self.lingering: list[Waitable] = []
+        #: Ends the guest's waits when its run is stopped (set by the runner).
+        self.stop: StopSwitch | None = None
 
     # -- resource types ----------------------------------------------------
     def resource_type(self, type_id: int) -> wc.ResourceType:
@@ -112,13 +114,16 @@ class WasiCtx:
         self.lingering.append(work)
 
     def wait_any(self, waitables: list[Waitable]) -> list[int]:
-        return wait_any(self.now_ns, waitables, self.lingering)
+        return wait_any(self.now_ns, waitables, self.lingering, self.stop)
 
     def wait_for(self, waitable: Waitable) -> None:
-        wait_any(self.now_ns, (waitable,), self.lingering)
+        wait_any(self.now_ns, (waitable,), self.lingering, self.stop)
 
-    def close(self) -> None:
-        """Release everything the guest left open (sockets, files, TLS)."""
+    def close(self, *, wait_for_background: bool = True) -> None:
+        """Release everything the guest left open (sockets, files, TLS).
+        `wait_for_background` also gives the process's background senders
+        (`runtime.background`) time to finish, as a run's end does; a
+        server's request, which shares the process, leaves them be."""
         for obj in self.table.drain():
             close = getattr(obj, "close", None)
             if close is not None:
@@ -127,7 +132,7 @@ class WasiCtx:
                 except Exception:  # closing is best effort once the guest is gone
                     pass
         try:
-            finish_lingering(self.now_ns, self.lingering, int(LINGER_S * 1e9))
+            finish_lingering(self.now_ns, self.lingering, int(LINGER_S * 1e9), self.stop)
         except Interrupted:
             pass
         for work in self.lingering:
@@ -135,4 +140,5 @@ class WasiCtx:
         self.lingering.clear()
         for stream in (self.stdout, self.stderr):
             stream.close()
-        background.wait_all(LINGER_S)
+        if wait_for_background:
+            background.wait_all(LINGER_S)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import select
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -62,46 +63,74 @@ class Deadline:
         return WaitSpec(deadline_ns=self.deadline_ns)
 
 
-class InterruptSwitch:
-    """Lets a signal handler wake every wait: it sets `requested` and writes
-    to a pipe that `wait_any` always watches while the switch is armed."""
+class StopSwitch:
+    """Ends one guest run, from any thread: `GuestRun.stop()`, the run's time
+    limit, or Ctrl-C. The first `request` names the reason; later ones are
+    ignored.
 
-    def __init__(self) -> None:
-        self.requested = False
-        self.read_fd: int | None = None
-        self.write_fd: int | None = None
+    A guest is either waiting in a host call or computing. Every wait of the
+    guest watches the switch's pipe, which `request` writes to, so a wait
+    ends at once; `wake` (the engine's epoch increment) reaches the guest's
+    code, where the store's epoch callback sees `reason` and traps. Other
+    guests on the same engine pass the callback and go on.
+    """
 
-    def arm(self) -> None:
-        if self.read_fd is None:
-            self.read_fd, self.write_fd = os.pipe()
-            os.set_blocking(self.write_fd, False)
-        self.requested = False
+    def __init__(self, wake: Callable[[], None] = lambda: None):
+        self.reason: str | None = None
+        self._wake = wake
+        # Non-blocking: a full pipe already holds a wake-up (one call, not three).
+        self.read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # Reentrant: a signal handler may request while its thread closes.
+        self._lock = threading.RLock()
+        self._timer: threading.Timer | None = None
 
-    def request(self) -> None:
-        """Async-signal-safe enough for a Python signal handler."""
-        self.requested = True
-        if self.write_fd is not None:
+    def request(self, reason: str) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            if self._write_fd is None:
+                return  # the run is over: nothing to wake
             try:
-                os.write(self.write_fd, b"!")
+                os.write(self._write_fd, b"!")
             except BlockingIOError:
                 pass  # a wake-up is already pending
+        self._wake()
 
+    def request_after(self, seconds: float, reason: str) -> None:
+        """Request a stop for `reason` once `seconds` have passed."""
+        self._timer = threading.Timer(seconds, self.request, (reason,))
+        self._timer.daemon = True
+        self._timer.start()
 
-#: The process-wide switch `Host.run` connects to SIGINT.
-INTERRUPTS = InterruptSwitch()
+    def check(self) -> None:
+        if self.reason is not None:
+            raise Interrupted(self.reason)
+
+    def close(self) -> None:
+        """Release the pipe and the timer; later requests only set `reason`."""
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._lock:
+            if self._write_fd is not None:
+                # Forgotten before it is closed: a signal handler may run in between.
+                write_fd, self._write_fd = self._write_fd, None
+                os.close(write_fd)
+                os.close(self.read_fd)
 
 
 def wait_any(now_ns: Callable[[], int], waitables: Sequence[Waitable],
-             lingering: list[Waitable] | None = None) -> list[int]:
+             lingering: list[Waitable] | None = None,
+             stop: StopSwitch | None = None) -> list[int]:
     """Block until at least one waitable is ready; return the ready indexes.
 
     `lingering` is work left behind by dropped resources (a TLS goodbye still
     being sent): it makes progress on every turn and its waits are watched
     too, but it never counts as ready; finished work is removed from the list.
+    A request on `stop` ends the wait with `Interrupted`.
     """
     while True:
-        if INTERRUPTS.requested:
-            raise Interrupted()
+        if stop is not None:
+            stop.check()
         if lingering:
             lingering[:] = [work for work in lingering if not work.ready()]
         ready = [index for index, waitable in enumerate(waitables) if waitable.ready()]
@@ -117,8 +146,8 @@ def wait_any(now_ns: Callable[[], int], waitables: Sequence[Waitable],
                 deadline = spec.deadline_ns if deadline is None else min(deadline, spec.deadline_ns)
         if not masks and deadline is None:
             raise Trap("poll would block forever: none of the pollables can become ready")
-        if INTERRUPTS.read_fd is not None:
-            masks[INTERRUPTS.read_fd] = READ
+        if stop is not None:
+            masks[stop.read_fd] = READ
         poller = select.poll()
         for fd, events in masks.items():
             poller.register(fd, events)
@@ -130,11 +159,11 @@ def wait_any(now_ns: Callable[[], int], waitables: Sequence[Waitable],
 
 
 def finish_lingering(now_ns: Callable[[], int], lingering: list[Waitable],
-                     timeout_ns: int) -> None:
+                     timeout_ns: int, stop: StopSwitch | None = None) -> None:
     """Give lingering work up to `timeout_ns` to finish (when the store ends)."""
     until = Deadline(now_ns, now_ns() + timeout_ns)
     done_or_late = _Either(until, lingering)
-    wait_any(now_ns, (done_or_late,), lingering)
+    wait_any(now_ns, (done_or_late,), lingering, stop)
 
 
 class _Either:

@@ -91,7 +91,12 @@ def _handshake_message(data: bytes | bytearray) -> bytes | None:
         kind, major = data[position], data[position + 1]
         if kind != ContentType.HANDSHAKE or major != 3:
             raise ClientHelloError("the first bytes are not a TLS handshake record")
-        end = position + HEADER_SIZE + int.from_bytes(data[position + 3:position + 5], "big")
+        fragment_length = int.from_bytes(data[position + 3:position + 5], "big")
+        if fragment_length == 0:
+            # RFC 8446 §5.1 forbids them; skipping them would let a peer
+            # fill the inbox without ever getting closer to a ClientHello.
+            raise ClientHelloError("a zero-length handshake record")
+        end = position + HEADER_SIZE + fragment_length
         if end > len(data):
             return None
         fragments += data[position + HEADER_SIZE:end]

@@ -21,7 +21,20 @@ and after each asks ``tls.progress`` whether the handshake messages OpenSSL
 processed reached the limit; if so it stops feeding and holds what OpenSSL
 queued to send until `resume`. A server reads the ClientHello itself
 (``tls.client_hello``) so that its context (certificates, ALPN ids) can be
-chosen from it before any ``SSLObject`` exists; OpenSSL then gets the same bytes.
+chosen from it before any ``SSLObject`` exists; OpenSSL then gets the same
+bytes. Bytes it cannot read as a ClientHello go to OpenSSL at once, under a
+context that serves nothing if the guest's cannot be had yet, so the peer
+hears OpenSSL's verdict on them.
+
+Every alert goes out as the peer expects it. OpenSSL sends its own through
+its record layer. The host's own, for an abort and for a server without a
+context, are chosen and written by ``tls.alerts``: Python's ``ssl`` has no
+call to send an alert, so the host protects it itself, when this side's
+records have already switched the peer to reading with keys (only a server
+that stopped for the client's certificate), with the traffic secrets OpenSSL
+hands its key log callback (``tls.openssl`` chains a callback of its own
+there, so ``--tls-keylog`` still works) and a sequence number counted from
+the record headers OpenSSL reports writing, less those the abort drops.
 
 Every ``SSLObject`` call goes through one funnel, `_call`, the only place
 that catches ``ssl.SSLError``. It keeps the handshake messages the call
@@ -32,10 +45,13 @@ connection; after it, a failed read ends the read side (close_notify
 cleanly, a transport EOF as truncation, anything else with an error raised
 once the plaintext decrypted before it has been read); a refused
 post-handshake certificate request harms nothing; any other failure breaks
-the connection. The life cycle is a table (``tls.state``) and `_transition`
-the one place the state changes. Failures are sticky: every operation after
-the first fatal error raises that same `TlsFailure` (OpenSSL is never asked
-twice), and an alert OpenSSL queued while failing still goes out.
+the connection. A read that processed the peer's KeyUpdate asking for ours
+is followed by an empty write: OpenSSL 3 writes its answer only when asked
+to write, and a peer that only waits must still get it. The life cycle is a
+table (``tls.state``) and `_transition` the one place the state changes.
+Failures are sticky: every operation after the first fatal error raises
+that same `TlsFailure` (OpenSSL is never asked twice), and an alert OpenSSL
+queued while failing still goes out.
 
 Habits borrowed from h11 and trio's ssl wrapper: reads and writes before
 the handshake completes drive or wait for it; plaintext OpenSSL could not
@@ -53,6 +69,7 @@ from contextlib import suppress
 from typing import Any, NoReturn
 
 from . import openssl
+from .alerts import OwnRecords
 from .client_hello import ClientHello, ClientHelloError, parse_client_hello
 from .errors import MSG_CLOSED_FOR_WRITING, MSG_EOF_IN_HANDSHAKE, ErrorKind, TlsFailure, translate
 from .facts import SessionFacts
@@ -61,7 +78,6 @@ from .openssl import check_server_name
 from .progress import Point, Progress, Role
 from .records import AlertDescription, alert_record
 from .state import (
-    PEER_ENDED,
     READING,
     RECEIVING,
     SENDING_CLOSED,
@@ -147,60 +163,7 @@ class TlsCore(SessionFacts):
         self._rx_error: TlsFailure | None = None  # why reading ended; raised once _rx is drained
         self._tx = bytearray()  # plaintext accepted by write() but not yet encrypted
         self._alert = b""  # an alert of our own, sent when abandoning a handshake
-
-    # state
-    @property
-    def state(self) -> CoreState:
-        return self._state
-
-    @property
-    def error(self) -> TlsFailure | None:
-        """The sticky error of a broken connection, else ``None``."""
-        return self._error
-
-    @property
-    def handshake_complete(self) -> bool:
-        """The handshake completed (the connection may have closed or broken since)."""
-        return self._progress.done
-
-    @property
-    def suspended_at(self) -> Point | None:
-        return self._progress.limit if self._state is CoreState.SUSPENDED else None
-
-    def reached(self, point: Point) -> bool:
-        """Whether the handshake has got to `point` (TLS 1.3 does not pass
-        them in order: its CertificateRequest comes before the certificate)."""
-        return self._progress.reached(point)
-
-    @property
-    def started(self) -> bool:
-        """Whether the context has been chosen (the SSLObject exists)."""
-        return self._obj is not None
-
-    @property
-    def peer_closed(self) -> bool:
-        """True once the plaintext stream from the peer has ended (any way)."""
-        return self._state in PEER_ENDED
-
-    @property
-    def certificate_requested(self) -> bool:
-        """Client: the server sent a CertificateRequest in the handshake."""
-        return self._progress.certificate_requested
-
-    @property
-    def identity_committed(self) -> bool:
-        """Client: OpenSSL has already written the Certificate message it answers with."""
-        return self._progress.own_certificate is not None
-
-    @property
-    def own_certificate_message(self) -> bytes | None:
-        """The Certificate handshake message this side sent, if any."""
-        return self._progress.own_certificate
-
-    @property
-    def post_handshake_request(self) -> bool:
-        """Server: a certificate request after the handshake awaits the client's answer."""
-        return self._progress.post_handshake_request
+        self._own_records = OwnRecords(server_side)  # counted until the handshake completes
 
     def _transition(self, event: Event) -> None:
         """The one place the state changes."""
@@ -238,6 +201,11 @@ class TlsCore(SessionFacts):
         elif op is Op.READ or not self._progress.done:
             self._starved = False  # OpenSSL took what it needed from the peer
         self._progress.commit()
+        if self._progress.key_update_requested and self._state is CoreState.OPEN:
+            # OpenSSL 3 writes its answer to a KeyUpdate only when asked to
+            # write; the peer may be waiting for it, and an empty write will do.
+            self._progress.key_update_requested = False
+            self._call(Op.WRITE, b"")
         return result
 
     def _call_failed(self, op: str, exc: ssl.SSLError) -> Stop:
@@ -362,23 +330,42 @@ class TlsCore(SessionFacts):
     def _start(self) -> ssl.SSLObject:
         """Create the SSLObject, now that the context can be chosen."""
         try:
-            context = self._context
-            if not isinstance(context, ssl.SSLContext):
-                context = context(self.client_hello)
+            context = self._choose_context()
             openssl.observe_handshake_messages(context)
+            # Only a server that may stop for the client's certificate can
+            # abort after its records switched the peer to keys (tls.alerts):
+            # other handshakes skip the cost of the key log callback.
+            self._own_records.keys_observed = (
+                self.server_side and self._progress.limit == Point.CLIENT_CERTIFICATE
+                and openssl.observe_secrets(context))
             obj = context.wrap_bio(self._inbound.bio, self._outgoing,
                                    server_side=self.server_side,
                                    server_hostname=self.server_hostname)
         except (TlsFailure, ValueError) as error:
             # No context can be had (no identity configured, a CA file that
-            # cannot be read): a client that sent its hello gets an alert,
-            # the caller the reason.
+            # cannot be read): a client that sent its hello is told that
+            # nothing it did is wrong, the caller the reason.
             if self.server_side:
-                self._alert = alert_record(AlertDescription.ACCESS_DENIED)
+                self._alert = alert_record(AlertDescription.INTERNAL_ERROR)
             self._fail(error if isinstance(error, TlsFailure)
                        else TlsFailure(str(error), kind=ErrorKind.CONFIGURATION))
-        openssl.attach_observer(obj, self._progress.observe)
+        own = self._own_records
+        openssl.attach_observer(obj, self._progress.observe, records=own.record_written,
+                                secrets=own.secret)
         return obj
+
+    def _choose_context(self) -> ssl.SSLContext:
+        context = self._context
+        if isinstance(context, ssl.SSLContext):
+            return context
+        try:
+            return context(self.client_hello)
+        except (TlsFailure, ValueError):
+            if self.server_side and self.client_hello is None:
+                # Bytes that are no ClientHello the parser can read: OpenSSL
+                # judges them whatever the guest configured (or has not yet).
+                return openssl.judging_context()
+            raise
 
     def _drive(self) -> bool:
         """Alternate OpenSSL steps with feeding it the peer's records, until the
@@ -407,6 +394,8 @@ class TlsCore(SessionFacts):
         return False
 
     def _finish(self) -> None:
+        if self._obj is not None:  # no more alerts of our own: stop counting records
+            openssl.attach_observer(self._obj, self._progress.observe)
         held = self._progress.finish()
         if held is not None:
             self._inbound.inbox[:0] = held
@@ -432,11 +421,17 @@ class TlsCore(SessionFacts):
 
     def abort(self) -> None:
         """Abandon the handshake: drop what OpenSSL queued and send a fatal
-        access_denied alert instead. The peer sees the connection end."""
+        alert instead, chosen and protected by ``tls.alerts``. The peer sees
+        the connection end."""
         if self._error is not None:
             return
-        self._outgoing.read()
-        self._alert = alert_record(AlertDescription.ACCESS_DENIED)
+        dropped = self._outgoing.read()
+        cipher = self._obj.cipher() if self._obj is not None else None
+        if not self.handshake_complete:
+            self._alert = self._own_records.abort_alert(
+                dropped=dropped, suite=openssl.cipher_codes().get(cipher[0]) if cipher else None,
+                missing_client_certificate=(self.server_side and not self.peer_chain()
+                                            and self.reached(Point.CLIENT_CERTIFICATE)))
         self.fail(TlsFailure("the handshake was aborted", kind=ErrorKind.ABORTED))
 
     def fail(self, error: TlsFailure) -> None:

@@ -1,50 +1,86 @@
 """The private corners of Python's ``ssl`` module the core relies on, each wrapped once.
 
 * ``SSLContext._msg_callback`` reports every handshake message OpenSSL reads
-  or writes (the decrypted TLS 1.3 ones too). It is the only way to learn,
-  between two records, that the peer's Certificate or CertificateRequest has
-  been processed. One dispatcher serves every context; it finds the
-  connection's own observer through the ``SSLObject`` it is called with.
+  or writes (the decrypted TLS 1.3 ones too), and the header of every record.
+  It is the only way to learn, between two records, that the peer's
+  Certificate or CertificateRequest has been processed, and how many records
+  this side wrote. One dispatcher serves every context; it finds the
+  connection's own observers through the ``SSLObject`` it is called with.
   It is installed through ``_ssl._SSLContext``'s own attribute, below the
   ``ssl.SSLContext`` property, whose wrapper turns every number of every
   message into an enum (a failed lookup raises and catches ValueError): that
   wrapper cost ~0.1 ms per handshake, an eighth of OpenSSL's own work.
+* The traffic secrets, for the alerts the host protects itself
+  (``tls.alerts``): OpenSSL hands each to its key log callback, and Python's
+  ``ssl`` uses that slot only to write ``keylog_filename``. `observe_secrets`
+  puts a callback of ours in it through ``ctypes`` (the libssl ``_ssl`` is
+  linked with, and the ``SSL_CTX`` pointer that ``_ssl._SSLContext`` keeps
+  first after its object header), which calls the one it replaced, so the
+  operator's key log file is still written. The callback finds the
+  connection through the ``SSL``'s app data, which ``_ssl`` sets to its
+  ``_SSLSocket``.
 * The peer's certificate chain as sent: ``SSLObject.get_unverified_chain`` is
   public from Python 3.13 and private (``_sslobj``) before.
 * Whether OpenSSL takes a server name (`check_server_name`), asked of a
   throwaway ``SSLObject`` so that a bad name is refused before any byte is
   sent; the wire codes of its version and cipher names.
 
-`tests/unit/test_tls_openssl.py` checks both on the running Python.
+`tests/unit/test_tls_openssl.py` checks each on the running Python.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import ssl
+import sys
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .errors import without_source_line
 
 #: (direction "read"/"write", protocol version, handshake message type, message bytes)
 Observer = Callable[[str, int, int, bytes], None]
+#: The content type of a record this side wrote.
+RecordObserver = Callable[[int], None]
+#: (key log label, secret, client random + server random for a TLS 1.2 master secret)
+SecretObserver = Callable[[str, bytes, bytes], None]
 
 _HANDSHAKE = 22
-# Both sides weak: the observer's owner holds the SSLObject, so a strong
-# value would keep the entry (and the whole connection) alive forever.
-_observers: weakref.WeakKeyDictionary[ssl.SSLObject, weakref.WeakMethod] = (
+_RECORD_HEADER = 256  # OpenSSL's SSL3_RT_HEADER: the callback's data is a record header
+_WRITE = "write"
+
+
+@dataclass
+class _Observers:
+    # Weak: the observers' owner holds the SSLObject, so strong references
+    # would keep the entry (and the whole connection) alive forever.
+    messages: weakref.WeakMethod
+    secrets: weakref.WeakMethod | None
+
+
+_observers: weakref.WeakKeyDictionary[ssl.SSLObject, _Observers] = weakref.WeakKeyDictionary()
+#: The connections whose written records are counted, apart: while it is
+#: empty, a record costs the dispatcher one test.
+_counting: weakref.WeakKeyDictionary[ssl.SSLObject, weakref.WeakMethod] = (
     weakref.WeakKeyDictionary())
+#: Each observed connection by the address of its ``_SSLSocket``, for the key log callback.
+_by_address: weakref.WeakValueDictionary[int, ssl.SSLObject] = weakref.WeakValueDictionary()
 
 
 def _dispatch(connection: ssl.SSLObject, direction: str, version: int, content_type: int,
               message_type: int, data: bytes) -> None:
-    if content_type != _HANDSHAKE:
-        return
-    reference = _observers.get(connection)
-    observer = reference() if reference is not None else None
-    if observer is not None:
-        observer(direction, version, message_type, data)
+    if content_type == _HANDSHAKE:
+        observers = _observers.get(connection)
+        observer = observers.messages() if observers is not None else None
+        if observer is not None:
+            observer(direction, version, message_type, data)
+    elif content_type == _RECORD_HEADER and _counting and direction == _WRITE:
+        reference = _counting.get(connection)
+        counter = reference() if reference is not None else None
+        if counter is not None:
+            counter(message_type)  # a header's message type is the record's content type
 
 
 #: The C-level message callback slot (plain ints, no enum conversion).
@@ -53,15 +89,123 @@ _MESSAGE_CALLBACK = ssl._ssl._SSLContext._msg_callback  # type: ignore[attr-defi
 
 
 def observe_handshake_messages(context: ssl.SSLContext) -> None:
-    """Route the handshake messages of connections made from `context` to
-    their observers. Idempotent, and harmless for connections without one."""
+    """Route the handshake messages and record headers of connections made
+    from `context` to their observers. Idempotent, and harmless for
+    connections without one."""
     if _MESSAGE_CALLBACK.__get__(context) is not _dispatch:
         _MESSAGE_CALLBACK.__set__(context, _dispatch)
 
 
-def attach_observer(connection: ssl.SSLObject, observer: Observer) -> None:
-    """`observer` is a bound method; it is held weakly."""
-    _observers[connection] = weakref.WeakMethod(observer)
+def attach_observer(connection: ssl.SSLObject, observer: Observer, *,
+                    records: RecordObserver | None = None,
+                    secrets: SecretObserver | None = None) -> None:
+    """Observers are bound methods, held weakly; attaching again replaces
+    them all (leave `records` and `secrets` out to stop those reports)."""
+    _observers[connection] = _Observers(
+        weakref.WeakMethod(observer),
+        weakref.WeakMethod(secrets) if secrets is not None else None)
+    if records is not None:
+        _counting[connection] = weakref.WeakMethod(records)
+    else:
+        _counting.pop(connection, None)
+    _by_address[id(connection._sslobj)] = connection  # type: ignore[attr-defined]
+
+
+# -- the key log -------------------------------------------------------------------
+
+#: OpenSSL's ``void (*)(const SSL *, const char *line)``.
+_KeylogCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p)
+_RANDOM_SIZE = 32
+_PROTOTYPES = {  # name: (result, arguments)
+    "SSL_CTX_get_options": (ctypes.c_uint64, [ctypes.c_void_p]),
+    "SSL_CTX_get_keylog_callback": (ctypes.c_void_p, [ctypes.c_void_p]),
+    "SSL_CTX_set_keylog_callback": (None, [ctypes.c_void_p, ctypes.c_void_p]),
+    "SSL_get_SSL_CTX": (ctypes.c_void_p, [ctypes.c_void_p]),
+    "SSL_get_ex_data": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_int]),
+    "SSL_get_server_random": (ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]),
+}
+
+
+def _load_libssl() -> ctypes.PyDLL | None:
+    """The libssl ``_ssl`` is linked with, its functions typed; None where it
+    cannot be reached (not CPython, or OpenSSL linked in and hidden). They
+    are called holding the GIL (PyDLL): each is a quick getter or setter,
+    and the key log callback would otherwise give the GIL up and take it
+    back around every one."""
+    if sys.implementation.name != "cpython":
+        return None
+    try:
+        library = ctypes.PyDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]  # no stubs
+        for name, (result, arguments) in _PROTOTYPES.items():
+            function = getattr(library, name)
+            function.restype, function.argtypes = result, arguments
+    except (OSError, AttributeError):
+        return None
+    return library
+
+
+_LIBSSL = _load_libssl()
+#: The key log callback a context had before ours, by its SSL_CTX address
+#: (only those that had one: Python's, writing keylog_filename).
+_previous: dict[int, Callable[[int, bytes], None]] = {}
+#: Secrets no observer needs (a protected alert uses traffic keys only).
+_UNUSED_SECRETS = frozenset({b"EXPORTER_SECRET", b"EARLY_EXPORTER_SECRET"})
+
+
+def _on_secret(ssl_pointer: int, line: bytes) -> None:
+    # Called by OpenSSL for every secret of every handshake on a context we
+    # hooked: each foreign call here costs, so as few as it takes.
+    assert _LIBSSL is not None  # installed only when it is there
+    if _previous:
+        previous = _previous.get(_LIBSSL.SSL_get_SSL_CTX(ssl_pointer))
+        if previous is not None:
+            previous(ssl_pointer, line)  # the operator's key log file
+    label, client_random, secret = line.split()
+    if label in _UNUSED_SECRETS:
+        return
+    connection = _by_address.get(_LIBSSL.SSL_get_ex_data(ssl_pointer, 0))
+    observers = _observers.get(connection) if connection is not None else None
+    observer = observers.secrets() if observers is not None and observers.secrets else None
+    if observer is None:
+        return
+    randoms = b""
+    if label == b"CLIENT_RANDOM":  # TLS 1.2: the key block needs the server's random too
+        server_random = ctypes.create_string_buffer(_RANDOM_SIZE)
+        _LIBSSL.SSL_get_server_random(ssl_pointer, server_random, _RANDOM_SIZE)
+        randoms = bytes.fromhex(client_random.decode("ascii")) + server_random.raw
+    observer(label.decode("ascii"), bytes.fromhex(secret.decode("ascii")), randoms)
+
+
+_ON_SECRET = _KeylogCallback(_on_secret)
+_ON_SECRET_ADDRESS = ctypes.cast(_ON_SECRET, ctypes.c_void_p).value
+
+
+def context_pointer(context: ssl.SSLContext) -> int | None:
+    """The ``SSL_CTX *`` of `context`: the first field after the object
+    header of ``_ssl._SSLContext``, checked against the options OpenSSL
+    reports for it. None where libssl cannot be reached."""
+    if _LIBSSL is None:
+        return None
+    address = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
+    if not address or _LIBSSL.SSL_CTX_get_options(address) != context.options:
+        return None
+    return address
+
+
+def observe_secrets(context: ssl.SSLContext) -> bool:
+    """Have the key log callback of `context` report each secret to the
+    connection's observer too, after the callback it had (Python's, which
+    writes ``keylog_filename``). Idempotent; False where it cannot be done."""
+    address = context_pointer(context)
+    if _LIBSSL is None or address is None:
+        return False
+    current = _LIBSSL.SSL_CTX_get_keylog_callback(address)
+    if current != _ON_SECRET_ADDRESS:
+        if current:
+            _previous[address] = _KeylogCallback(current)
+            weakref.finalize(context, _previous.pop, address, None)
+        _LIBSSL.SSL_CTX_set_keylog_callback(address, _ON_SECRET_ADDRESS)
+    return True
 
 
 def unverified_chain(connection: ssl.SSLObject) -> tuple[bytes, ...]:
@@ -81,6 +225,17 @@ _DER = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]  # private module, no
 @functools.cache
 def _name_check_context() -> ssl.SSLContext:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+@functools.cache
+def judging_context() -> ssl.SSLContext:
+    """A server context that serves nothing (no certificate, the TLS 1.2
+    floor): OpenSSL's verdict on bytes that are no ClientHello the host can
+    read, with the alert it sends for them (none to bytes that are not TLS at
+    all: it takes them for another protocol)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def check_server_name(name: str | None) -> None:

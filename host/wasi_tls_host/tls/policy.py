@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 import os
 import ssl
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,9 @@ class ClientAuth(enum.Enum):
 
     NONE = "none"
     IN_HANDSHAKE = "in-handshake"
+    #: In the handshake, and a client that sends none is refused (by OpenSSL,
+    #: with the alert its TLS version prescribes).
+    REQUIRED = "required"
     #: Only after the handshake, on request (TLS 1.3 post-handshake authentication).
     POST_HANDSHAKE = "post-handshake"
 
@@ -183,14 +187,19 @@ class TlsPolicy:
     def choose_server_context(self, hello: ClientHello | None,
                               identities: Sequence[PrivateIdentity], *,
                               alpn_ids: Sequence[str] = (),
-                              request_client_identity: bool = False) -> ContextChoice:
+                              request_client_identity: bool = False,
+                              require_client_identity: bool = False) -> ContextChoice:
         """The context of a server whose guest offers `identities` and
         `alpn_ids`, for the client that sent `hello` (None when it could not
         be read). It asks for a client certificate in the handshake if the
         guest takes that step (`request_client_identity`), else after the
         handshake if the client offers post-handshake authentication under
-        TLS 1.3, else never; `choose_identities` picks what it serves."""
-        if request_client_identity:
+        TLS 1.3, else never; `choose_identities` picks what it serves. With
+        `require_client_identity` (a host's own server, `serve`), a client
+        without a certificate is refused in the handshake."""
+        if require_client_identity:
+            client_auth = ClientAuth.REQUIRED
+        elif request_client_identity:
             client_auth = ClientAuth.IN_HANDSHAKE
         elif (hello is not None and ssl.TLSVersion.TLSv1_3 in hello.versions
               and hello.post_handshake_auth):
@@ -210,7 +219,8 @@ class TlsPolicy:
         if alpn_ids:
             context.set_alpn_protocols(list(alpn_ids))
         if client_auth is not ClientAuth.NONE:
-            context.verify_mode = ssl.CERT_OPTIONAL
+            context.verify_mode = (ssl.CERT_REQUIRED if client_auth is ClientAuth.REQUIRED
+                                   else ssl.CERT_OPTIONAL)
             for path in self.client_ca_files:
                 _load_ca_file(context, path, "client CA file")
             self._apply_revocation(context)
@@ -236,15 +246,21 @@ def choose_identities(identities: Sequence[PrivateIdentity], server_name: str | 
     return list(chosen.values())
 
 
+#: Guards the context caches: a server (`serve`) handshakes on many threads
+#: with one policy.
+_CACHE_LOCK = threading.Lock()
+
+
 def _cached(cache: OrderedDict, key: Hashable, build) -> ssl.SSLContext:
-    context = cache.get(key)
-    if context is None:
-        context = cache[key] = build()
-        if len(cache) > CONTEXT_CACHE_SIZE:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
-    return context
+    with _CACHE_LOCK:
+        context = cache.get(key)
+        if context is None:
+            context = cache[key] = build()
+            if len(cache) > CONTEXT_CACHE_SIZE:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(key)
+        return context
 
 
 def _base_context(protocol: int, policy: TlsPolicy) -> ssl.SSLContext:

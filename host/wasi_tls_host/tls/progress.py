@@ -114,6 +114,8 @@ class Progress:
         self.own_certificate: bytes | None = None
         #: Server: a post-handshake certificate request awaits the client's answer.
         self.post_handshake_request = False
+        #: The peer's KeyUpdate asked for ours, which OpenSSL has not written yet.
+        self.key_update_requested = False
         self._stop_before = {message: point for (role, message), point in STOP_BEFORE.items()
                              if role is self.role}
         self._scanner = HandshakeScanner()
@@ -167,9 +169,12 @@ class Progress:
             return
         if self.done:
             # Post-handshake: a client answers a request with the identity it
-            # has; a server's request is answered once the client's Finished is in.
+            # has; a server's request is answered once the client's Finished
+            # is in; a KeyUpdate's last byte says whether it wants ours.
             if self.role is Role.SERVER and message_type == HandshakeType.FINISHED:
                 self.post_handshake_request = False
+            elif message_type == HandshakeType.KEY_UPDATE and message[-1:] == b"\x01":
+                self.key_update_requested = True
             return
         if message_type == HandshakeType.CERTIFICATE_REQUEST and self.role is Role.CLIENT:
             self.certificate_requested = True

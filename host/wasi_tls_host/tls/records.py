@@ -40,7 +40,12 @@ class HandshakeType(enum.IntEnum):
 
 
 class AlertDescription(enum.IntEnum):
+    """The alerts the host sends itself (``tls.alerts``)."""
+
+    HANDSHAKE_FAILURE = 40
     ACCESS_DENIED = 49
+    INTERNAL_ERROR = 80
+    CERTIFICATE_REQUIRED = 116
 
 
 def take_record(buffer: bytearray) -> bytes | None:
@@ -71,7 +76,7 @@ def certificate_list_is_empty(message: bytes, version: int) -> bool:
 
 
 def alert_record(description: AlertDescription) -> bytes:
-    """A fatal alert in a plaintext record, for abandoning a handshake."""
+    """A fatal alert in a plaintext record (TLS 1.3 keeps the 1.2 record version)."""
     fatal = 2
     return bytes((ContentType.ALERT, 3, 3, 0, 2, fatal, description))
 

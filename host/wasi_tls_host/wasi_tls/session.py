@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..runtime.futures import Failed, Future, Ready
-from ..runtime.poll import Waitable, WaitSpec
+from ..runtime.poll import WaitSpec
 from ..runtime.streams import OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed, StreamFailed
 from ..tls.client_hello import ClientHello
 from ..tls.core import CoreState, Point, TlsCore
@@ -55,7 +55,7 @@ from ..tls.errors import ErrorKind, TlsFailure
 from ..tls.policy import ClientAuth, ContextChoice
 
 if TYPE_CHECKING:
-    from ..runtime.context import WasiCtx
+    from ..runtime.context import Lingering, WasiCtx
     from ..tls.identity import PrivateIdentity, PublicIdentity
 
 #: Most transport bytes one pump step reads.
@@ -93,7 +93,7 @@ class TlsSession:
     def __init__(self, choose: ContextSource, transport_in: InputStream,
                  transport_out: OutputStream, *, server_name: str | None,
                  run_until: Point, now_ns: Callable[[], int], handshake_timeout_s: float,
-                 linger: Callable[[Waitable], None]):
+                 linger: Callable[[Lingering], None]):
         self._choose = choose
         self.core = TlsCore(self._choose_context, server_side=server_name is None,
                             server_hostname=server_name, run_until=run_until)

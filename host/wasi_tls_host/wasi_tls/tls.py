@@ -386,17 +386,24 @@ def _session_fact(read: Callable[[TlsSession], object]) -> Callable[[WasiCtx, Co
     return getter
 
 
+def _failure_reason(session: TlsSession) -> str | None:
+    """Why the session failed: what the draft's failed futures cannot say."""
+    return session.error_message() if session.failure is not None else None
+
+
 for _role in ("client", "server"):
     for _fact, _read in (("alpn-id", TlsSession.alpn_id),
                          ("protocol-version", TlsSession.protocol_version),
-                         ("cipher-suite", TlsSession.cipher_suite)):
+                         ("cipher-suite", TlsSession.cipher_suite),
+                         ("failure-reason", _failure_reason)):
         interface.func(f"[method]{_role}-connection.{_fact}")(_session_fact(_read))
 
 
 # -- futures ------------------------------------------------------------------------
 
 def _future_get(ctx: WasiCtx, future: Future) -> object:
-    """`get` for every future here; the draft's failures carry nothing."""
+    """`get` for every future here; the draft's failures carry nothing (the
+    connection's `failure-reason` says why)."""
     return future.get()
 
 

@@ -19,10 +19,11 @@ Each blocking call has a task namesake (``connect_task``, ``accept_task``,
 ``TlsConnection.read_task``...) for `tasks`: a server runs every connection's
 handshake and traffic through one poll.
 
-Failures of the TLS layer raise TlsError. Its message is the host's io-error
-debug string where the interface gives one (the upstream client and the
-plaintext streams); the draft's futures only say that a step failed. TCP
-failures raise NetError.
+Failures of the TLS layer raise TlsError. Its message is the host's reason:
+the io-error debug string of the upstream client and of the plaintext
+streams, and for a failed step of the draft (whose futures say only that it
+failed) the connection's ``failure-reason``, which wasi-tls-host:tls adds.
+TCP failures raise NetError.
 
 Resource order: the transport streams are handed to the TLS connection
 (which owns them from then on); the TLS streams are children of the
@@ -115,12 +116,14 @@ def _outcome_task(future):
     return result
 
 
-def _settled_task(future, what):
-    """Task: the value of a draft future (``future<T>``); the future is dropped."""
+def _settled_task(future, what, connection):
+    """Task: the value of a draft future (``future<T>``) of ``connection``;
+    the future is dropped. A failed step raises TlsError with the reason the
+    connection gives ("<what> failed" if it gives none)."""
     result = yield from _outcome_task(future)
     inner = result.value if isinstance(result, Ok) else result
     if isinstance(result, Err) or isinstance(inner, Err):
-        raise TlsError(f"{what} failed")
+        raise TlsError(connection.failure_reason() or f"{what} failed")
     return inner.value if isinstance(inner, Ok) else inner
 
 
@@ -249,17 +252,17 @@ def _draft_client_task(server_name, inp, out, alpn, identity, verify):
         hs.configure_alpn(alpn)
         if verify is not None:
             public = yield from _settled_task(hs.resource.verify_server_identity(),
-                                              "verifying the server's certificate")
+                                              "verifying the server's certificate", connection)
             if not verify(_export_chain(public)):
                 yield from hs.abort_task(draft.ClientHandshake)
                 raise TlsError("the verify hook rejected the server's certificate")
         if identity is not None:
             request = yield from _settled_task(hs.resource.receive_client_identity_request(),
-                                               "waiting for a certificate request")
+                                               "waiting for a certificate request", connection)
             if request is not None:
                 draft.ClientIdentityRequest.respond(request, [identity])
         tin, tout = yield from _settled_task(draft.ClientHandshake.finish(hs.take()),
-                                             "the TLS handshake")
+                                             "the TLS handshake", connection)
     except BaseException:
         hs.drop()
         close(connection)
@@ -341,7 +344,7 @@ def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None,
         hs.resource = _draft_call(connection.accept, "accepting")
         if choose is not None:
             hello = yield from _settled_task(hs.resource.receive_client_hello(),
-                                             "reading the ClientHello")
+                                             "reading the ClientHello", connection)
             try:
                 identities, alpn = choose(ClientHello(hello), identities, alpn)
             finally:
@@ -351,14 +354,14 @@ def accept_task(tcp, identities, *, alpn=(), choose=None, client_auth=None,
         hs.configure_alpn(alpn)
         if client_auth is not None:
             public = yield from _settled_task(hs.resource.request_client_identity(),
-                                              "asking for a client certificate")
+                                              "asking for a client certificate", connection)
             if public is not None:
                 close(public)  # the connection reports it too
             elif client_auth == "require":
                 yield from hs.abort_task(draft.ServerHandshake)
                 raise TlsError("the client sent no certificate")
         tin, tout = yield from _settled_task(draft.ServerHandshake.finish(hs.take()),
-                                             "the TLS handshake")
+                                             "the TLS handshake", connection)
     except BaseException:
         hs.drop()
         close(connection)
@@ -522,7 +525,8 @@ class TlsConnection:
         or a client that did not offer it)."""
         future = _draft_call(self.connection.request_client_identity,
                              "asking for a client certificate after the handshake")
-        public = yield from _settled_task(future, "post-handshake authentication")
+        public = yield from _settled_task(future, "post-handshake authentication",
+                                          self.connection)
         return _export_chain(public) if public is not None else None
 
     # ------------------------------------------------------------ closing

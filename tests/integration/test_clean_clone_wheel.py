@@ -1,0 +1,90 @@
+"""A wheel built from a clean clone is complete: its `conformance` runs.
+
+The repository is cloned as a user clones it (the committed HEAD: no
+build/, no .venv, no packed conformance components), `pip wheel` builds it
+(setup.py builds the conformance components with componentize-py from the
+build requirements), and the wheel is installed into a fresh virtualenv
+whose `wasi-tls-host conformance` runs a few cases from outside any
+checkout. Building the components takes a minute or more, so this is under
+the `wheel` marker.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.wheel
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKED = "host/wasi_tls_host/conformance/components"
+CASES = ("wasi/poll-mixed", "tls/handshake-python-ssl@tls1.3", "draft-identity/parse-garbage")
+
+
+def run(command: list[str | Path], cwd: Path, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """As from a shell with no virtualenv activated and nothing of the repository on the path."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    return subprocess.run([str(part) for part in command], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: nothing to clone")
+    source = tmp_path_factory.mktemp("clone") / "wasi-tls-host"
+    cloned = run(["git", "clone", "--quiet", ROOT, source], cwd=source.parent)
+    assert cloned.returncode == 0, cloned.stderr
+    assert not list((source / PACKED).glob("*.wasm.xz"))
+    return source
+
+
+@pytest.fixture(scope="module")
+def wheel(clone, tmp_path_factory) -> Path:
+    dist = tmp_path_factory.mktemp("dist")
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", dist, "."], cwd=clone)
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    [wheel_file] = dist.glob("wasi_tls_host-*.whl")
+    return wheel_file
+
+
+def test_no_wheel_when_the_components_cannot_be_built(clone, tmp_path):
+    """A conformance guest that does not build stops the wheel build, with a
+    message that says so; no wheel without the components."""
+    broken = tmp_path / "broken"
+    copied = run(["git", "clone", "--quiet", clone, broken], cwd=tmp_path)
+    assert copied.returncode == 0, copied.stderr
+    (broken / "guests/conformance/client/app.py").write_text("this is not Python\n")
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", tmp_path / "dist",
+                 "."], cwd=broken)
+    assert built.returncode != 0
+    assert ("wasi-tls-host: cannot build the conformance components with componentize-py"
+            in built.stdout + built.stderr)
+    assert not list((tmp_path / "dist").glob("*.whl"))
+
+
+def test_the_wheel_carries_the_conformance_components_and_type_marker(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"wasi_tls_host/conformance/components/client.wasm.xz",
+            "wasi_tls_host/conformance/components/draft.wasm.xz",
+            "wasi_tls_host/conformance/manifest.toml",
+            "wasi_tls_host/py.typed"} <= names
+
+
+def test_conformance_runs_from_the_installed_wheel(wheel, tmp_path):
+    venv = tmp_path / "env"
+    created = run([sys.executable, "-m", "venv", venv], cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    installed = run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", wheel],
+                    cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr
+    only = [arg for case in CASES for arg in ("--only", case)]
+    ran = run([venv / "bin" / "wasi-tls-host", "conformance", *only], cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert f"{len(CASES)} cases: {len(CASES)} passed, 0 failed, 0 not applicable" in ran.stdout
