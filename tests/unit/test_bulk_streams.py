@@ -31,7 +31,7 @@ from wasi_tls_host.io import bulk, poll, streams
 from wasi_tls_host.runtime import codec
 from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue, Interrupted, Trap
-from wasi_tls_host.runtime.poll import INTERRUPTS
+from wasi_tls_host.runtime.poll import StopSwitch
 from wasi_tls_host.runtime.streams import Pipe
 from wasi_tls_host.runtime.values import Case
 from wasi_tls_host.sockets.tcp import TcpSocket
@@ -281,17 +281,16 @@ def test_forward_from_a_failed_source_is_its_failure():
     ctx.close()
 
 
-def test_ctrl_c_stops_a_forward_that_never_waits():
+def test_a_stop_request_ends_a_forward_that_never_waits():
     source, sink = Pipe(capacity=1 << 20), Pipe(capacity=1 << 20)
     source.output.write(b"x" * 1000)
     ctx = WasiCtx(HostConfig())
-    INTERRUPTS.requested = True
-    try:
-        with pytest.raises(Interrupted):
-            bulk.forward(ctx, source.input, sink.output, 1000)
-    finally:
-        INTERRUPTS.requested = False
+    ctx.stop = StopSwitch()
+    ctx.stop.request("Ctrl-C")
+    with pytest.raises(Interrupted, match="Ctrl-C"):
+        bulk.forward(ctx, source.input, sink.output, 1000)
     assert sink.buffer == b""
+    ctx.stop.close()
     ctx.close()
 
 

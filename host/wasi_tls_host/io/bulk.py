@@ -36,8 +36,7 @@ import binascii
 
 from ..runtime.calls import Interface
 from ..runtime.context import WasiCtx
-from ..runtime.errors import ErrorValue, Interrupted, Trap
-from ..runtime.poll import INTERRUPTS
+from ..runtime.errors import ErrorValue, Trap
 from ..runtime.resources import Res
 from ..runtime.streams import InputStream, OutputStream
 from ..runtime.values import Case
@@ -92,9 +91,9 @@ def forward(ctx: WasiCtx, source: InputStream, sink: OutputStream, length: int) 
     moved = 0
     while moved < length:
         # A copy between streams that are always ready never waits, and
-        # only a wait notices Ctrl-C by itself.
-        if INTERRUPTS.requested:
-            raise Interrupted()
+        # only a wait notices a stop request by itself.
+        if ctx.stop is not None:
+            ctx.stop.check()
         try:
             moved += streams.blocking_splice(ctx, sink, source, length - moved)
         except ErrorValue as error:
