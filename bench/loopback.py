@@ -2,7 +2,8 @@
 connection, in the bench's process (the clients under test run in their own
 processes):
 
-* `source`: sends `payload` bytes, then closes (TLS: close_notify, then it
+* `source`: sends `payload` bytes (zeros, or a block of its own over and
+  over), then closes (TLS: close_notify, then it
   waits for the client's);
 * `sink`: reads until the client is done (TCP: end of stream; TLS: its
   close_notify), then closes (TLS: answers with its own close_notify);
@@ -87,9 +88,8 @@ class Peer:
         self.listener.close()
 
 
-def source(payload: int) -> Handler:
-    block = bytes(CHUNK)
-
+def source(payload: int, block: bytes = bytes(CHUNK)) -> Handler:
+    """Send `payload` bytes, `block` (64 KiB) over and over."""
     def send(conn: socket.socket) -> None:
         remaining = payload
         while remaining:

@@ -8,7 +8,8 @@ core and an interpreter to itself as the guest's host process has.
 `hold` prints `ready` after one connection, waits for a line on stdin, opens
 N more, prints `open`, waits for another line and closes them all.
 `https-get HOST:PORT BYTES NAME CA` is the https-get guest's job: one GET of
-/blob with http.client, the body read in 64 KiB pieces and hashed.
+/blob with http.client, the body read in 64 KiB pieces and hashed;
+`download` is net-bench's: the same GET with the body written to a file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import socket
 import ssl
 import sys
+import tempfile
 import time
 
 CHUNK = 64 * 1024
@@ -109,6 +111,23 @@ def https_get(address: str, total: int, context: ssl.SSLContext, server_name: st
     return {"seconds": time.perf_counter() - start, "bytes": received}
 
 
+def download(address: str, total: int, context: ssl.SSLContext, server_name: str) -> dict:
+    """What `net-bench download` does: GET /blob into a file."""
+    start = time.perf_counter()
+    connection = http.client.HTTPSConnection(server_name, _split(address)[1], context=context)
+    connection.request("GET", "/blob")
+    response = connection.getresponse()
+    with tempfile.TemporaryFile() as file:
+        while chunk := response.read(CHUNK):
+            file.write(chunk)
+        file.flush()
+        received = file.tell()
+    connection.close()
+    if received != total:
+        raise RuntimeError(f"received {received} of {total} bytes")
+    return {"seconds": time.perf_counter() - start, "bytes": received}
+
+
 def main(argv: list[str]) -> int:
     command, address, number, server_name, ca_file = argv
     context = ssl.create_default_context(cafile=ca_file)
@@ -120,6 +139,7 @@ def main(argv: list[str]) -> int:
         "handshakes": lambda: handshakes(address, int(number), context, server_name),
         "hold": lambda: hold(address, int(number), context, server_name),
         "https-get": lambda: https_get(address, int(number), context, server_name),
+        "download": lambda: download(address, int(number), context, server_name),
     }
     print(json.dumps(commands[command]()))
     return 0

@@ -4,7 +4,7 @@ bench/results/latest.json. bench/README.md explains each figure.
 
     python bench/run.py [--only SCENARIO ...]
 
-Scenarios, in order: startup, calls, network, load. Only loopback is used.
+Scenarios, in order: startup, calls, network, bulk, load. Only loopback is used.
 Repeats: REPEATS for anything that starts a process, CALL_REPEATS for the
 in-process call figures; variants are interleaved within each repeat, so a
 busy machine slows all of them alike.
@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import median
 
+import bulk_candidates
 import loopback
 import tiny_guest
 import wasmtime_cli
@@ -49,6 +50,8 @@ RESULTS = HERE / "results" / "latest.json"
 PARTIAL_RESULTS = BUILD / "partial-results.json"
 NET_BENCH_APP = HERE / "guests" / "net-bench"
 NET_BENCH = BUILD / "net-bench.wasm"
+#: The same app built for a world of this host's own (with wasi-tls-host:io/bulk).
+NET_BENCH_HOST_WORLD = BUILD / "net-bench-host.wasm"
 ECHO_SERVER = GUESTS / "tls-echo-server.wasm"
 #: The wasmtime binary itself (not the pip wrapper script, which is Python).
 WASMTIME = str(Path(wasmtime_cli.__file__).with_name("wasmtime"))
@@ -65,6 +68,11 @@ CALL_REPEATS = 11
 IN_PROCESS_LOOP_S = 0.1
 CLI_LOOP_S = 0.5
 BULK_BYTES = 16 << 20
+#: Issue 16 asks each direction of the bulk path for this much, on the
+#: 2-core development machine.
+BULK_FLOOR_MB_S = 150.0
+#: Seconds each candidate form moves bytes for, per repeat.
+BULK_FORM_SECONDS = 0.3
 HTTPS_BYTES = 16 << 20
 HANDSHAKES = 20
 IDLE_CONNECTIONS = 100
@@ -357,15 +365,21 @@ def print_breakdown(bench: Bench) -> None:
 
 # -- network ---------------------------------------------------------------------
 
-def ensure_net_bench_guest() -> None:
+def ensure_net_bench_guests() -> None:
+    """net-bench for the portable world tls-client (it also runs under
+    `wasmtime run`) and for tls-full-client, a world of this host's own."""
     sources = [NET_BENCH_APP, GUEST_LIB_DIR, WIT_DIR]
     newest = max(path.stat().st_mtime for root in sources for path in root.rglob("*")
                  if "__pycache__" not in path.parts)
-    if NET_BENCH.exists() and NET_BENCH.stat().st_mtime > newest:
-        return
     BUILD.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "wasi_tls_host", "build", str(NET_BENCH_APP),
-                    "-w", "tls-client", "-o", str(NET_BENCH)], check=True)
+    builds = [subprocess.Popen([sys.executable, "-m", "wasi_tls_host", "build",
+                                str(NET_BENCH_APP), "-w", world, "-o", str(output)])
+              for output, world in ((NET_BENCH, "tls-client"),
+                                    (NET_BENCH_HOST_WORLD, "tls-full-client"))
+              if not output.exists() or output.stat().st_mtime <= newest]
+    for build in builds:
+        if build.wait() != 0:
+            raise RuntimeError("building net-bench failed")
 
 
 @contextlib.contextmanager
@@ -392,7 +406,7 @@ def https_server(credentials: loopback.Credentials, body: bytes) -> Iterator[int
 
 
 def network(bench: Bench) -> None:
-    ensure_net_bench_guest()
+    ensure_net_bench_guests()
     credentials = loopback.Credentials()
     tls = credentials.server_context()
     servers = {"tcp-read": loopback.Peer(loopback.source(BULK_BYTES)),
@@ -486,7 +500,7 @@ def network(bench: Bench) -> None:
     bench.add(
         Row(f"HTTPS GET {HTTPS_BYTES // MIB} MiB end to end", median(
             [run.seconds for run in https["guest"]]), "native Python (http.client, ssl)",
-            median([run.seconds for run in https["native"]]), "s",
+            median([run.seconds for run in https["native"]]), "s", target=3.0,
             note="process start to exit, https-get guest vs a Python process doing the same"),
         Row(f"HTTPS GET {HTTPS_BYTES // MIB} MiB end to end", median(
             [run.seconds for run in https["guest"]]), "wasmtime run -S tls", None, "s",
@@ -503,6 +517,119 @@ def network(bench: Bench) -> None:
         "https_seconds": {name: [run.seconds for run in samples]
                           for name, samples in https.items()},
     }
+
+
+# -- bulk data past the list<u8> wall ---------------------------------------------
+
+def bulk(bench: Bench) -> None:
+    """The forms bytes could cross in (bulk_candidates.py), then 16 MiB of
+    random bytes over TLS each way through `wasi_guest`: the same app in a
+    world of this host's own, which has wasi-tls-host:io/bulk, and in the
+    portable world, where the library falls back to the list<u8> methods;
+    once with TlsConnection's read_all/write_all, once by hand with 64 KiB
+    calls of `wasi_guest.bulk` (what the library adds is the difference).
+    Last, an HTTPS download into a file, which needs no guest at all
+    (`http.get(url, to=path)`), in both worlds against native Python."""
+    candidates = bulk_candidates.run_guest(bulk_candidates.SIZE, BULK_FORM_SECONDS, REPEATS)
+    ensure_net_bench_guests()
+    credentials = loopback.Credentials()
+    tls = credentials.server_context()
+    source = loopback.Peer(loopback.source(BULK_BYTES, os.urandom(loopback.CHUNK)), tls)
+    sink = loopback.Peer(loopback.sink, tls)
+    servers = {"read-all": source, "write-all": sink, "bulk-read": source, "bulk-write": sink}
+    worlds = {"host world": NET_BENCH_HOST_WORLD, "portable world": NET_BENCH}
+    variants = {f"{world} {command}": [
+        *HOST_RUN, "--ca-file", str(credentials.ca_file), "--allow-net", "127.0.0.1",
+        str(guest), command, server.address, str(BULK_BYTES), "localhost"]
+        for world, guest in worlds.items() for command, server in servers.items()}
+    run_process(variants["host world bulk-read"])  # fills the compile cache
+    run_process(variants["portable world bulk-read"])
+    runs = interleaved({name: functools.partial(run_process, command)
+                        for name, command in variants.items()}, REPEATS)
+    source.close()
+    sink.close()
+    downloads = _downloads(credentials)
+    credentials.close()
+
+    def mb_s(name: str) -> float:
+        return median([run.result["bytes"] / run.result["seconds"] / 1e6 for run in runs[name]])
+
+    form = {name: median(samples) for name, samples in candidates.items()}
+    size_kib = bulk_candidates.SIZE // 1024
+    bench.add(
+        Row(f"{size_kib} KiB into a guest as hex (io/bulk)", form["read hex"],
+            "list<u8> (wasi:io), same guest", form["read list<u8>"], "MB/s", better="higher",
+            note="random bytes; every form side by side below the table"),
+        Row(f"{size_kib} KiB out of a guest as hex (io/bulk)", form["write hex"],
+            "list<u8> (wasi:io), same guest", form["write list<u8>"], "MB/s", better="higher"),
+    )
+    portable = "the same app in the portable world (tls-client)"
+    for direction in ("read", "write"):
+        figure = f"TLS {direction} {BULK_BYTES // MIB} MiB, conn.{direction}_all(), host world"
+        ours = mb_s(f"host world {direction}-all")
+        raw = f"TLS {direction} {BULK_BYTES // MIB} MiB, 64 KiB bulk.{direction} calls, host world"
+        bench.add(
+            Row(figure, ours, portable, mb_s(f"portable world {direction}-all"), "MB/s",
+                better="higher", target=3.0,
+                note="random bytes through wasi_guest's TlsConnection; the guest times itself"),
+            Row(figure, ours, "issue 16's floor on this machine", BULK_FLOOR_MB_S, "MB/s",
+                better="higher", target=1.0),
+            Row(figure, ours, "the same by hand, 64 KiB bulk calls (host world)",
+                mb_s(f"host world bulk-{direction}"), "MB/s", better="higher",
+                note="the guest library's own cost: 1x is none"),
+            Row(raw, mb_s(f"host world bulk-{direction}"), portable,
+                mb_s(f"portable world bulk-{direction}"), "MB/s", better="higher"))
+    native_download = median(run.result["seconds"] for run in downloads["native"])
+    for world in ("host world", "portable world"):
+        bench.add(Row(
+            f"HTTPS GET {HTTPS_BYTES // MIB} MiB into a file, http.get(to=), {world}",
+            median(run.result["seconds"] for run in downloads[world]),
+            "native Python (http.client into a file)", native_download, "s",
+            note="the body goes from the TLS stream to the file inside the host "
+                 "(blocking-splice); request to file closed, timed by each client"))
+    bench.details["bulk"] = {
+        "downloads": {name: [run.result for run in samples]
+                      for name, samples in downloads.items()},
+        "candidates_mb_s": candidates, "host_codec_mb_s": bulk_candidates.host_codec_mb_s(),
+        "bytes": BULK_BYTES,
+        "runs": {name: [run.result for run in samples] for name, samples in runs.items()}}
+
+
+def _downloads(credentials: loopback.Credentials) -> dict[str, list[ProcessRun]]:
+    """net-bench `download` in both worlds and its native anchor, each
+    checked to have saved the whole body."""
+    body = os.urandom(HTTPS_BYTES)
+    ca = str(credentials.ca_file)
+    with https_server(credentials, body) as port, \
+            tempfile.TemporaryDirectory(prefix="bulk-download-") as directory:
+        saved = Path(directory) / "blob"
+
+        def guest(wasm: Path) -> Callable[[], ProcessRun]:
+            def fetch() -> ProcessRun:
+                saved.unlink(missing_ok=True)
+                run = run_process([*HOST_RUN, "--ca-file", ca, "--allow-net",
+                                   f"localhost:{port}", "--dir", f"{directory}::/data",
+                                   str(wasm), "download", f"127.0.0.1:{port}",
+                                   str(HTTPS_BYTES), "localhost"])
+                if saved.read_bytes() != body:
+                    raise RuntimeError(f"{wasm.name} download saved something else")
+                return run
+            return fetch
+        variants = {"host world": guest(NET_BENCH_HOST_WORLD),
+                    "portable world": guest(NET_BENCH),
+                    "native": functools.partial(run_process, [
+                        *NATIVE, "download", f"127.0.0.1:{port}", str(HTTPS_BYTES),
+                        "localhost", ca])}
+        return interleaved(variants, REPEATS)
+
+
+def print_candidates(bench: Bench) -> None:
+    details = bench.details.get("bulk")
+    if details:
+        print("\nforms bytes can cross wasmtime's C API in, into and out of a "
+              "componentize-py guest (medians):")
+        bulk_candidates.print_table(details["candidates_mb_s"], details["host_codec_mb_s"],
+                                    bulk_candidates.SIZE)
 
 
 # -- a guest TLS server under load ----------------------------------------------
@@ -573,7 +700,8 @@ def tls_server_load(bench: Bench) -> None:
 # -- the run ---------------------------------------------------------------------
 
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
-    "startup": startup, "calls": calls, "network": network, "load": tls_server_load,
+    "startup": startup, "calls": calls, "network": network, "bulk": bulk,
+    "load": tls_server_load,
 }
 
 
@@ -620,6 +748,7 @@ def main() -> int:
         SCENARIOS[name](bench)
     print_table(bench.rows)
     print_breakdown(bench)
+    print_candidates(bench)
     run["machine"]["load_average_at_end"] = os.getloadavg()
     run["seconds"] = time.perf_counter() - started
     run["rows"] = [asdict(row) | {"ratio": row.ratio, "met": row.met} for row in bench.rows]

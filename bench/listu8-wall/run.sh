@@ -2,7 +2,8 @@
 # The list<u8> wall in one command: the same guest reads MIB MiB from stdin
 # in 64 KiB reads under wasmtime's typed Rust host path and under C
 # callbacks through wasmtime's C API, and the cost per 64 KiB of each is
-# printed (median of 3 runs).
+# printed (median of 3 runs); then the same bytes through the same C API as
+# a string (as they are, in hex, in base64) and as a list<u64>.
 #
 #   bench/listu8-wall/run.sh
 #
@@ -24,7 +25,7 @@ build=${BUILD_DIR:-$root/build/bench/listu8-wall}
 
 mkdir -p "$build"
 gcc -O2 -Wall -Wextra -Wno-unused-parameter -o "$build/host" \
-    "$here/host.c" "$here/value_callbacks.c" \
+    "$here/host.c" "$here/value_callbacks.c" "$here/text_callbacks.c" \
     -L"$lib_dir" -l:_libwasmtime.so -Wl,-rpath,"$lib_dir"
 head -c "${mib}M" /dev/zero > "$build/input"
 : > "$build/empty"
@@ -32,10 +33,15 @@ chunks=$((mib * 16))
 
 median() { sort -n | sed -n 2p; }
 
+# glibc would give memory back after most calls and fault it in again on the
+# next (a 87 KiB string then costs about 0.1 ms more); keep it, so that the
+# figures are wasmtime's work and not the allocator's trimming.
+export GLIBC_TUNABLES=glibc.malloc.trim_threshold=67108864:glibc.malloc.mmap_threshold=33554432
+
 # The C host times the guest's run call itself (no start-up in the figure)
 # and prints that, then where blocking-read spent its time.
 host_seconds() {
-    for _ in 1 2 3; do "$build/host" "$1" "$here/guest.wat" < "$build/input"; done | median
+    for _ in 1 2 3; do "$build/host" "$1" "$here/$2" < "$build/input"; done | median
 }
 
 # The CLI is timed from outside, so its start-up (a run on empty input) is
@@ -50,8 +56,8 @@ cli_seconds() {
     done | median
 }
 
-typed=$(host_seconds typed)
-values=$(host_seconds values)
+typed=$(host_seconds typed guest.wat)
+values=$(host_seconds values guest.wat)
 cli_full=$(cli_seconds input)
 cli_empty=$(cli_seconds empty)
 
@@ -68,4 +74,26 @@ function us(seconds) { return seconds / chunks * 1e6 }
     printf "%-62s %8.1f us\n", "  wasmtime_component_vallist_new_uninit(65536)", us(allocate)
     printf "%-62s %8.1f us\n", "  the callback writing 65536 cells", us(cells)
     printf "%-62s %8.1f us  (%.1f ns per byte)\n", "  wasmtime lowering the cells into the guest, freeing them", us(lowering), us(lowering) / 65536 * 1e3
+}'
+
+# The other forms: "run read encode result" seconds per mode.
+echo "the same bytes through the same C API in other forms (guest-text.wat, C callbacks)"
+for form in string hex base64 words; do
+    echo "$form ${typed%% *} $(host_seconds "$form" guest-text.wat)"
+done | awk -v chunks="$chunks" '
+function us(seconds) { return seconds / chunks * 1e6 }
+BEGIN {
+    title["string"] = "a string of the bytes as they are (64 KiB)"
+    title["hex"] = "a string of hex digits (128 KiB)"
+    title["base64"] = "a base64 string (87 KiB)"
+    title["words"] = "a list<u64> (8192 cells of 8 bytes)"
+}
+{
+    form = $1; typed = $2; run = $3; read = $4; encode = $5; result = $6
+    rest = run - read - encode - result
+    printf "%-62s %8.1f us per 64 KiB  (%.1fx typed)\n", title[form], us(run), run / typed
+    if (form == "words")
+        printf "%-62s %8.1f us\n%-62s %8.1f us\n%-62s %8.1f us  (%.1f ns per cell)\n", "  read(2)", us(read), "  allocating and writing the cells", us(result), "  wasmtime lowering the cells into the guest, freeing them", us(rest), us(rest) / 8192 * 1e3
+    else
+        printf "%-62s %8.1f us\n%-62s %8.1f us\n%-62s %8.1f us\n%-62s %8.1f us\n", "  read(2)", us(read), "  the callback encoding it", us(encode), "  wasm_byte_vec_new (one copy)", us(result), "  wasmtime copying the string into the guest", us(rest)
 }'

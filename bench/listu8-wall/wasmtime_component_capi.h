@@ -48,8 +48,10 @@ typedef struct wasmtime_component_func_t {
 enum {
     WASMTIME_COMPONENT_U8 = 2,
     WASMTIME_COMPONENT_U64 = 8,
+    WASMTIME_COMPONENT_STRING = 12,
     WASMTIME_COMPONENT_LIST = 13,
     WASMTIME_COMPONENT_VARIANT = 16,
+    WASMTIME_COMPONENT_OPTION = 18,
     WASMTIME_COMPONENT_RESULT = 19,
     WASMTIME_COMPONENT_RESOURCE = 21,
 };
@@ -68,6 +70,7 @@ struct wasmtime_component_val {
     union {
         uint8_t u8;
         uint64_t u64;
+        wasm_name_t string;
         wasmtime_component_vallist_t list;
         struct {
             wasm_name_t discriminant;
@@ -77,6 +80,7 @@ struct wasmtime_component_val {
             bool is_ok;
             wasmtime_component_val_t *val;
         } result;
+        wasmtime_component_val_t *option;
         wasmtime_component_resource_any_t *resource;
     } of;
 };

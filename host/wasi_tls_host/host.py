@@ -12,7 +12,6 @@ moment whether it computes or waits in `poll`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import os
@@ -38,6 +37,8 @@ from .runtime.exports import exported_function
 from .runtime.poll import StopSwitch
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .http.serve import HttpServer, ServeSettings
 
 
@@ -240,6 +241,8 @@ class Host:
         """`run` for asyncio, on a thread of its own. Cancelling the awaiting
         task stops the guest, waits (without blocking the loop) for it to
         end, and raises CancelledError."""
+        import asyncio  # a run from the command line never needs it: ~10 ms of start-up
+
         loop = asyncio.get_running_loop()
         ended = loop.create_future()
 

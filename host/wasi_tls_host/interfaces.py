@@ -18,6 +18,7 @@ REGISTRY: dict[str, str] = {
     "wasi:io/error": "io.error",
     "wasi:io/poll": "io.poll",
     "wasi:io/streams": "io.streams",
+    "wasi-tls-host:io/bulk": "io.bulk",
     "wasi:clocks/monotonic-clock": "clocks.monotonic_clock",
     "wasi:clocks/wall-clock": "clocks.wall_clock",
     "wasi:random/random": "random.random",

@@ -9,6 +9,16 @@ line of results.
                                sending side and wait for the peer to close
   tls-read HOST:PORT BYTES     the same over TLS (to the peer's close_notify)
   tls-write HOST:PORT BYTES    the same over TLS (close_notify, then the peer's)
+  read-all HOST:PORT BYTES     one TlsConnection.read_all() of everything
+  write-all HOST:PORT BYTES    one TlsConnection.write_all() of BYTES random
+                               bytes, then as tls-write
+  bulk-read HOST:PORT BYTES    tls-read with wasi_guest.bulk.read (the host's
+                               fast path in a world that has it), waiting on
+                               the stream when nothing is there
+  bulk-write HOST:PORT BYTES   tls-write with check-write and
+                               wasi_guest.bulk.write of random bytes
+  download HOST:PORT BYTES     http.get("https://NAME:PORT/blob", to=/data/blob):
+                               the body into a file (in a preopened /data)
   handshakes HOST:PORT COUNT   COUNT TLS connections one after another, each
                                closed right after its handshake
   hold HOST:PORT COUNT         print `ready` after one TLS connection, wait for
@@ -16,20 +26,25 @@ line of results.
                                wait for another line, close them all
 
 SERVER_NAME (TLS only) defaults to HOST. Results: {"seconds": S, "bytes": N,
-"calls": C} for reads and writes (C read or write calls), {"seconds": [S, ...]}
-with one entry per handshake. Errors: `error: ...` on stderr, exit status 1.
+"calls": C} for reads and writes (C read or write calls; 1 for read-all and
+write-all), {"seconds": [S, ...]} with one entry per handshake. tcp-write and
+tls-write write zeros, the others random bytes (64 KiB of them, repeated).
+Errors: `error: ...` on stderr, exit status 1.
 """
 
 import json
+import os
 import sys
 
+from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import monotonic_clock, stdin
+from wit_world.imports import monotonic_clock, stdin, streams
 
-from wasi_guest import WasiError, cli, io, net, tls
+from wasi_guest import WasiError, bulk, cli, http, io, net, tls
 
 CHUNK = 64 * 1024
-USAGE = "usage: net-bench tcp-read|tcp-write|tls-read|tls-write|handshakes|hold HOST:PORT N [NAME]"
+USAGE = ("usage: net-bench tcp-read|tcp-write|tls-read|tls-write|read-all|write-all|"
+         "bulk-read|bulk-write|download|handshakes|hold HOST:PORT N [NAME]")
 
 
 def seconds_since(start_ns):
@@ -109,6 +124,87 @@ def tls_write(address, total, server_name):
     return {"seconds": elapsed, "bytes": sent, "calls": calls}
 
 
+def random_bytes(total):
+    """`total` random bytes: 64 KiB of them, repeated (the guest's random
+    source is a host call that returns list<u8>, which would take long)."""
+    block = os.urandom(CHUNK)
+    return (block * (total // CHUNK + 1))[:total]
+
+
+def read_all(address, total, server_name):
+    conn = tls_connect(address, server_name)
+    start = monotonic_clock.now()
+    received = len(conn.read_all())
+    elapsed = seconds_since(start)
+    conn.close()
+    return checked({"seconds": elapsed, "bytes": received, "calls": 1}, total)
+
+
+def write_all(address, total, server_name):
+    conn = tls_connect(address, server_name)
+    data = random_bytes(total)
+    start = monotonic_clock.now()
+    conn.write_all(data)
+    conn.close_output()
+    conn.read_all()
+    elapsed = seconds_since(start)
+    conn.close()
+    return {"seconds": elapsed, "bytes": total, "calls": 1}
+
+
+def bulk_read(address, total, server_name):
+    conn = tls_connect(address, server_name)
+    received = calls = 0
+    start = monotonic_clock.now()
+    while True:
+        try:
+            data = bulk.read(conn.input, CHUNK)
+        except Err as error:
+            if isinstance(error.value, streams.StreamError_Closed):
+                break
+            raise WasiError("io", repr(error.value)) from None
+        calls += 1
+        if data:
+            received += len(data)
+        else:
+            io.wait_for(conn.input)
+    elapsed = seconds_since(start)
+    conn.close()
+    return checked({"seconds": elapsed, "bytes": received, "calls": calls}, total)
+
+
+def bulk_write(address, total, server_name):
+    conn = tls_connect(address, server_name)
+    chunk = random_bytes(CHUNK)
+    sent = calls = 0
+    start = monotonic_clock.now()
+    while sent < total:
+        permit = io.check_write(conn.output)
+        if permit == 0:
+            io.wait_for(conn.output)
+            continue
+        size = min(permit, CHUNK, total - sent)
+        bulk.write(conn.output, chunk[:size])
+        sent += size
+        calls += 1
+    conn.flush()
+    conn.close_output()
+    conn.read_all()
+    elapsed = seconds_since(start)
+    conn.close()
+    return {"seconds": elapsed, "bytes": sent, "calls": calls}
+
+
+def download(address, total, server_name):
+    host, port = net.split_host_port(address)
+    start = monotonic_clock.now()
+    response = http.get(f"https://{server_name or host}:{port}/blob", to="/data/blob")
+    elapsed = seconds_since(start)
+    if response.status != 200:
+        raise WasiError("http", f"status {response.status}")
+    return {"seconds": elapsed, "bytes": total, "calls": 1}
+
+
 def handshakes(address, count, server_name):
     times = []
     for _ in range(count):
@@ -142,6 +238,11 @@ COMMANDS = {
     "tcp-write": tcp_write,
     "tls-read": tls_read,
     "tls-write": tls_write,
+    "read-all": read_all,
+    "write-all": write_all,
+    "bulk-read": bulk_read,
+    "bulk-write": bulk_write,
+    "download": download,
     "handshakes": handshakes,
     "hold": hold,
 }
@@ -155,7 +256,7 @@ def main(argv):
     server_name = argv[3] if len(argv) == 4 else None
     try:
         result = COMMANDS[command](address, int(number), server_name)
-    except (WasiError, ValueError) as error:
+    except (WasiError, ValueError, http.HttpError) as error:
         cli.eprint(f"error: {error}")
         return 1
     print(json.dumps(result), flush=True)

@@ -37,6 +37,9 @@ resource_any_to_host = _prototype("wasmtime_component_resource_any_to_host",
 resource_host_to_any = _prototype("wasmtime_component_resource_host_to_any",
                                   c_void_p, c_void_p, c_void_p, POINTER(c_void_p))
 
+#: (out byte vector, size, data): `out` gets a copy of the `size` bytes at `data`.
+byte_vec_new = _prototype("wasm_byte_vec_new", None, c_void_p, c_size_t, c_char_p)
+
 #: A host function: (data, store context, function type, args, nargs,
 #: results, nresults) -> error or NULL.
 HostFunctionCallback = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_void_p, c_void_p, POINTER(Val),

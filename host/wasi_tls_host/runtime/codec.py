@@ -6,6 +6,10 @@ compiles, once per host function, a lift (C -> Python) and a lower
 (Python -> C) closure for each parameter and for the result, from the
 declared WIT type. `list<u8>` is moved as one block: each element is a
 32-byte cell with its kind byte at offset 0 and the byte at offset 8.
+Strings are copied straight between their byte vector and Python, once
+each way; a string result may also be given as ASCII `bytes` (checked),
+which is how `wasi-tls-host:io/bulk` hands stream bytes over without a
+decode and re-encode.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import threading
 from collections.abc import Callable
-from ctypes import byref, c_void_p
+from ctypes import byref, c_size_t, c_void_p
 from typing import Any
 
 from wasmtime import _ffi as ffi
@@ -80,6 +84,20 @@ _INT_RANGE = {"u8": (0, 0xFF), "u16": (0, 0xFFFF), "u32": (0, 0xFFFFFFFF),
              "s64": (-0x8000000000000000, 0x7FFFFFFFFFFFFFFF)}
 
 
+#: Where a value cell's payload starts, and a byte vector's data pointer.
+PAYLOAD = capi.PAYLOAD_OFFSET
+_VECTOR_DATA: int = ffi.wasm_byte_vec_t.data.offset  # type: ignore[attr-defined]
+
+
+def _text(vector_address: int) -> str:
+    """The UTF-8 text of the byte vector (size, then data) at `vector_address`."""
+    size = c_size_t.from_address(vector_address).value
+    if not size:
+        return ""
+    data = c_void_p.from_address(vector_address + _VECTOR_DATA).value or 0
+    return ctypes.string_at(data, size).decode()
+
+
 def _boxed(raw: Any) -> Any:
     """Copy a stack cell into a heap cell owned by its enclosing value."""
     return ffi.wasmtime_component_val_new(byref(raw))
@@ -143,7 +161,7 @@ def _lift_char(ty: wc.Char) -> Lift:
 
 @_lifts(wc.String)
 def _lift_string(ty: wc.String) -> Lift:
-    return lambda scope, c: ffi.to_str(c.of.string)
+    return lambda scope, c: _text(ctypes.addressof(c) + PAYLOAD)
 
 
 @_lifts(wc.ListType)
@@ -193,7 +211,7 @@ def _lift_variant(ty: wc.VariantType) -> Lift:
     cases = {name: (lifter(cty) if cty is not None else None) for name, cty in ty.cases}
 
     def lift_variant(scope: CallScope, c: Any) -> Case:
-        tag = ffi.to_str(c.of.variant.discriminant)
+        tag = _text(ctypes.addressof(c) + PAYLOAD)  # the discriminant leads the payload
         lift = cases[tag]
         return Case(tag, lift(scope, c.of.variant.val.contents) if lift else None)
     return lift_variant
@@ -277,10 +295,21 @@ def _lower_char(ty: wc.Char, resource_ids: ResourceIds) -> Lower:
 
 @_lowers(wc.String)
 def _lower_string(ty: wc.String, resource_ids: ResourceIds) -> Lower:
-    def lower_string(scope: CallScope, value: Any, dst: Any) -> None:
-        dst.kind = K_STRING
-        dst.of.string = ffi.str_to_capi(value)
-    return lower_string
+    return _lower_text
+
+
+def _lower_text(scope: CallScope, value: Any, dst: Any) -> None:
+    if type(value) is str:
+        data = value.encode()
+    elif type(value) is bytes and value.isascii():
+        data = value  # already what the string's UTF-8 would be
+    else:
+        # Never hand wasmtime bytes that are not UTF-8: its C API unwraps
+        # the check (a panic, not an error).
+        what = "bytes that are not ASCII" if type(value) is bytes else type(value).__name__
+        raise ValueError(f"a string must be a str or ASCII bytes, got {what}")
+    dst.kind = K_STRING
+    capi.byte_vec_new(ctypes.addressof(dst) + PAYLOAD, len(data), data)
 
 
 @_lowers(wc.EnumType)

@@ -4,6 +4,10 @@ with componentize-py.
 Modules:
   errors  -- exception types carrying WASI error-code names
   io      -- wasi:io stream helpers (read_exactly, read_all, write_all, wait)
+  bulk    -- stream bytes past the list<u8> wall where the host offers it
+             (wasi-tls-host:io/bulk), the stream methods otherwise; io, tls
+             and http move their bytes through it; forward (stream to stream
+             inside the host)
   net     -- wasi:sockets TCP helpers (parse_address, connect_tcp, listen_tcp)
   fs      -- wasi:filesystem helpers (preopens, whole-file read/write)
   cli     -- process exit helper

@@ -4,11 +4,17 @@ The generated module for wasi:filesystem/types is ``wit_world.imports.types``
 in a world whose only "types" interface is the filesystem one (world
 ``plain``), and ``wit_world.imports.wasi_filesystem_types`` where another
 package also has a "types" interface (world ``tls-client`` imports
-wasi:tls/types).  ``fstypes`` below is whichever exists.
+wasi:tls/types).  ``fstypes`` below is whichever exists; likewise
+``preopens``, which is ``wasi_filesystem_preopens`` in the worlds that also
+import wasi-tls-host:tls/preopens (``tls-server``, ``tls-full-client``).
 """
 
 from componentize_py_types import Err
-from wit_world.imports import preopens
+
+try:
+    from wit_world.imports import wasi_filesystem_preopens as preopens
+except ImportError:
+    from wit_world.imports import preopens
 
 try:
     from wit_world.imports import wasi_filesystem_types as fstypes
@@ -58,6 +64,27 @@ def find_preopen(guest_path: str):
     if found is None:
         raise FsError("no-entry", guest_path)
     return found
+
+
+def locate(guest_path: str):
+    """(descriptor of the preopened directory that holds ``guest_path``, the
+    path relative to it): the preopen with the longest name that is a
+    leading part of ``guest_path``. FsError("no-entry") if none holds it.
+    The other preopen handles are dropped."""
+    best = None
+    for path, desc in preopened_directories():
+        base = path.rstrip("/")
+        inside = guest_path.startswith(base + "/") and len(guest_path) > len(base) + 1
+        if inside and (best is None or len(base) > len(best[0])):
+            if best is not None:
+                close(best[1])
+            best = (base, desc)
+        else:
+            close(desc)
+    if best is None:
+        raise FsError("no-entry", guest_path)
+    base, desc = best
+    return desc, guest_path[len(base) + 1:]
 
 
 def type_name(t) -> str:

@@ -8,6 +8,8 @@ plain wasi:sockets TCP (http://).
         for chunk in resp:
             ...
 
+    http.get("https://example.com/big.iso", to="/data/big.iso")   # to a file
+
 One request per connection: every request carries ``Host``,
 ``User-Agent: wasi-tls-host-guest`` and ``Connection: close`` (caller headers
 of the same name replace these).  Bodies framed by Content-Length, chunked
@@ -16,17 +18,25 @@ read; a connection-delimited body over TLS must end with the server's
 close_notify, otherwise the truncation is reported as TlsError.  Redirects are
 returned as they are, never followed.
 
+A body saved to a file (``get(url, to=path)``, ``StreamingResponse.save``)
+moves from the connection to the file inside the host when it is framed by
+Content-Length or by the end of the connection (wasi:io splice, see
+`bulk.forward`): the guest never holds it. A chunked body goes through h11.
+
 Errors: HttpError (bad URL, HTTP protocol problem reported by h11; str() is
 the problem), NetError (TCP), TlsError (TLS), StreamFailed (plain TCP
-stream).  h11 is bundled into the component from the build's site-packages.
+stream), FsError (the file).  h11 is bundled into the component from the
+build's site-packages.
 """
 
 from urllib.parse import urlsplit
 
 import h11
+from componentize_py_types import Err
 
+from . import bulk, close, fs, net, tls
 from . import io as _io
-from . import net, tls
+from .errors import StreamClosed, StreamFailed
 from .io import READ_CHUNK
 
 USER_AGENT = "wasi-tls-host-guest"
@@ -100,6 +110,72 @@ class StreamingResponse(Response):
     def read(self) -> bytes:
         """The rest of the body, as one bytes object."""
         return b"".join(self.chunks())
+
+    def save(self, path) -> int:
+        """Write the rest of the body into the file ``path`` (under a
+        preopened directory; created or truncated) and close the response;
+        return the number of bytes written."""
+        directory, name = fs.locate(path)
+        try:
+            descriptor = fs.open_file(directory, name, create=True, truncate=True, write=True)
+            try:
+                output = fs.call(descriptor.write_via_stream, 0, what=path)
+                try:
+                    size = self._save_to(output)
+                    _io.flush(output)
+                    return size
+                finally:
+                    close(output)
+            finally:
+                close(descriptor)
+        finally:
+            close(directory)
+            self.close()
+
+    def _save_to(self, output):
+        length = self._body_length()
+        if length == "chunked":
+            written = 0
+            for chunk in self.chunks():
+                _io.write_all(output, chunk, flush_after=False)
+                written += len(chunk)
+            return written
+        # What h11 holds past the head starts the body; the rest is still in
+        # the connection, and goes to the file without passing through here.
+        buffered = self._h11.trailing_data[0]
+        first = buffered if length is None else buffered[:length]
+        _io.write_all(output, first, flush_after=False)
+        rest = None if length is None else length - len(first)
+        try:
+            moved = bulk.forward(self._conn.input, output, rest)
+        except Err as error:
+            raise self._forward_failure(error, output) from None
+        if rest is not None and moved < rest:
+            raise HttpError("connection closed before the end of the body")
+        self.complete = True
+        return len(first) + moved
+
+    def _forward_failure(self, error, output):
+        """The exception for a failed forward: the file's if it is the file
+        that failed (it fails its check-write too), else the connection's."""
+        try:
+            _io.check_write(output)
+        except (StreamClosed, StreamFailed) as file_failure:
+            return fs.FsError("io", f"writing the body: {file_failure.detail or 'closed'}")
+        failure = _io.stream_error(error)
+        if isinstance(self._conn, tls.TlsConnection):
+            return tls.TlsError(failure.detail or "the connection closed")
+        return failure
+
+    def _body_length(self):
+        """How the body ends: "chunked" (h11 decodes it), its Content-Length,
+        or None (with the connection)."""
+        if self.status in (204, 304):
+            return 0
+        if self.header("transfer-encoding") is not None:
+            return "chunked"
+        length = self.header("content-length")
+        return int(length) if length is not None else None
 
     def close(self):
         conn, self._conn = self._conn, None
@@ -256,8 +332,15 @@ def request(method, url, headers=None, body=b"", server_name=None) -> Response:
     return Response(resp.status, resp.reason, resp.http_version, resp.headers, data)
 
 
-def get(url, headers=None, server_name=None) -> Response:
-    return request("GET", url, headers, server_name=server_name)
+def get(url, headers=None, server_name=None, to=None) -> Response:
+    """GET ``url`` and read the whole response. With ``to`` (a file path
+    under a preopened directory), the body goes into that file instead and
+    the response's ``body`` is b"" (see `StreamingResponse.save`)."""
+    if to is None:
+        return request("GET", url, headers, server_name=server_name)
+    with request_stream("GET", url, headers, server_name=server_name) as resp:
+        resp.save(to)
+    return Response(resp.status, resp.reason, resp.http_version, resp.headers)
 
 
 __all__ = [

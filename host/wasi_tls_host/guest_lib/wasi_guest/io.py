@@ -1,6 +1,10 @@
 """wasi:io helpers: reads and writes on top of the non-blocking wasi:io/streams
 API, waiting on pollables (never busy-spinning). Each ``*_task`` is a task for
-`tasks` (to wait beside other work in one poll); its plain namesake blocks.
+`tasks` (to wait beside other work in one poll); its plain namesake blocks,
+waiting inside the host (``blocking-read``: one call per chunk).
+
+The bytes move through `bulk`: past the list<u8> wall where the host offers
+a way (wasi-tls-host's own worlds), through the stream methods otherwise.
 
 Errors: a closed stream raises StreamClosed (UnexpectedEof from read_exactly),
 a failed operation raises StreamFailed carrying the host's debug string.
@@ -9,7 +13,7 @@ a failed operation raises StreamFailed carrying the host's debug string.
 from componentize_py_types import Err
 from wit_world.imports import poll, streams
 
-from . import close, tasks
+from . import bulk, close, tasks
 from .errors import StreamClosed, StreamFailed, UnexpectedEof
 
 # Largest single read request / write call.  Writes are further limited by the
@@ -55,15 +59,21 @@ def wait_for(source) -> None:
 # ---------------------------------------------------------------- reading
 
 
-def _read_now(input_stream, max_bytes):
-    """One non-blocking read: bytes (b"" when none yet), or None at end of stream."""
+def _read(read, input_stream, max_bytes):
+    """One read with ``read`` (`bulk.read` or `bulk.blocking_read`): bytes,
+    or None at end of stream."""
     try:
-        return input_stream.read(max_bytes)
+        return read(input_stream, max_bytes)
     except Err as e:
         exc = stream_error(e)
         if isinstance(exc, StreamClosed):
             return None
         raise exc from None
+
+
+def _read_now(input_stream, max_bytes):
+    """One non-blocking read: bytes (b"" when none yet), or None at end of stream."""
+    return _read(bulk.read, input_stream, max_bytes)
 
 
 def read_task(read_now, input_stream, deadline=None, what="waiting for data"):
@@ -89,7 +99,8 @@ def read_some_task(input_stream, max_bytes=READ_CHUNK, deadline=None):
 
 
 def read_some(input_stream, max_bytes=READ_CHUNK):
-    return tasks.run(read_some_task(input_stream, max_bytes))
+    """At least one byte (at most ``max_bytes``), or None at end of stream."""
+    return _read(bulk.blocking_read, input_stream, max_bytes)
 
 
 def read_exactly_task(input_stream, n: int):
@@ -110,14 +121,21 @@ def read_exactly(input_stream, n: int) -> bytes:
 def read_all(input_stream, limit=None) -> bytes:
     """Read until end of stream.  With ``limit``, raise StreamFailed once more
     than ``limit`` bytes have arrived."""
-    buf = bytearray()
-    while True:
-        data = read_some(input_stream, READ_CHUNK)
-        if data is None:
-            return bytes(buf)
-        buf += data
-        if limit is not None and len(buf) > limit:
-            raise StreamFailed(detail=f"more than {limit} bytes")
+    return join_chunks(lambda: read_some(input_stream, READ_CHUNK), limit,
+                       lambda: StreamFailed(detail=f"more than {limit} bytes"))
+
+
+def join_chunks(read_chunk, limit, too_much):
+    """The chunks ``read_chunk()`` returns until it returns None or b"",
+    joined with one copy at the end; ``too_much()`` is raised once they add
+    up to more than ``limit`` (when given)."""
+    chunks, size = [], 0
+    while data := read_chunk():
+        chunks.append(data)
+        size += len(data)
+        if limit is not None and size > limit:
+            raise too_much()
+    return b"".join(chunks)
 
 
 # ---------------------------------------------------------------- writing
@@ -158,7 +176,7 @@ def write_all_task(output_stream, data, flush_after=True):
             continue
         n = min(budget, WRITE_CHUNK, len(view) - off)
         try:
-            output_stream.write(bytes(view[off : off + n]))
+            bulk.write(output_stream, view[off : off + n])
         except Err as e:
             raise stream_error(e) from None
         off += n

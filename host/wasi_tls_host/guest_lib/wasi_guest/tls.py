@@ -35,7 +35,7 @@ import hashlib
 from componentize_py_types import Err, Ok
 from wit_world.imports import streams
 
-from . import close, io, net, tasks
+from . import bulk, close, io, net, tasks
 from .errors import StreamClosed, UnexpectedEof, WasiError
 from .io import READ_CHUNK
 
@@ -418,10 +418,15 @@ class TlsConnection:
     def try_read(self, max_bytes=READ_CHUNK):
         """Non-blocking read: bytes (possibly b"" if nothing is available
         yet), or None at clean end of stream.  Raises TlsError."""
+        return self._read(bulk.read, max_bytes)
+
+    def _read(self, read, max_bytes):
+        """One read with ``read`` (`bulk.read` or `bulk.blocking_read`):
+        bytes, or None at clean end of stream."""
         if self.eof:
             return None
         try:
-            return self.input.read(max_bytes)
+            return read(self.input, max_bytes)
         except Err as e:
             exc = _stream_exc(e)
             if exc is None:
@@ -443,19 +448,17 @@ class TlsConnection:
         return b"" if data is None else data
 
     def read(self, max_bytes=READ_CHUNK, deadline=None) -> bytes:
+        if deadline is None and self.idle_timeout is None:
+            # Nothing to time: the host waits, one call per chunk.
+            data = self._read(bulk.blocking_read, max_bytes)
+            return b"" if data is None else data
         return tasks.run(self.read_task(max_bytes, deadline))
 
     def read_all(self, limit=None) -> bytes:
         """Read until clean end of stream.  With ``limit``, raise TlsError
         once more than ``limit`` bytes have arrived."""
-        buf = bytearray()
-        while True:
-            data = self.read(READ_CHUNK)
-            if not data:
-                return bytes(buf)
-            buf += data
-            if limit is not None and len(buf) > limit:
-                raise TlsError(f"more than {limit} bytes")
+        return io.join_chunks(lambda: self.read(READ_CHUNK), limit,
+                              lambda: TlsError(f"more than {limit} bytes"))
 
     def read_exactly(self, n) -> bytes:
         buf = bytearray()
