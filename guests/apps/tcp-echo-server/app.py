@@ -110,6 +110,8 @@ def serve(listener, max_conns: int) -> int:
                         cli.eprint(f"error: accept: {e.code}")
                         break
                     if got is None:
+                        if not listener.is_listening():
+                            max_conns = accepted  # the host drains us: finish these
                         break
                     accepted += 1
                     conn = Conn(accepted, *got)

@@ -49,6 +49,7 @@ from .network import (
     counted,
     error_code,
     fail,
+    guest_network,
     socket_address_value,
     socket_call,
 )
@@ -386,6 +387,14 @@ class TcpSocket(HostSocket):
     def close(self) -> None:
         self.shared.release()
 
+    def stop_listening(self) -> None:
+        """Close a listener's descriptor for good (its guest drains): the
+        kernel refuses new clients and resets those still in the backlog;
+        the socket's slot stays taken until the guest drops it."""
+        if self.state in (TcpState.LISTEN_STARTED, TcpState.LISTENING):
+            self.sock.close()
+            self.state = TcpState.CLOSED
+
     def bind(self, sockaddr: tuple) -> None:
         # A listener can take a port whose earlier connections are in TIME_WAIT.
         socket_call(lambda: self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1))
@@ -453,6 +462,10 @@ def start_listen(ctx: WasiCtx, tcp: TcpSocket) -> None:
         tcp.transition(Event.FAIL)  # as the operational semantics say
         raise fail(error_code(error)) from None
     tcp.transition(Event.START_LISTEN)
+    sockets = guest_network(ctx)
+    sockets.listeners.add(tcp)
+    if sockets.draining:
+        tcp.stop_listening()
 
 
 @interface.func("[method]tcp-socket.finish-listen")
@@ -463,7 +476,10 @@ def finish_listen(ctx: WasiCtx, tcp: TcpSocket) -> None:
 @interface.func("[method]tcp-socket.accept")
 def accept(ctx: WasiCtx, tcp: TcpSocket) -> tuple[TcpSocket, Child, Child]:
     """Beyond the guest's socket limit: `new-socket-limit`, and the client waits
-    in the listen backlog until the guest has closed a socket."""
+    in the listen backlog until the guest has closed a socket. Once the
+    guest drains, `invalid-state` (the listener has closed)."""
+    if guest_network(ctx).draining:
+        tcp.stop_listening()
     tcp.require(TcpState.LISTENING)
     client = counted(ctx, lambda slot: _accept(tcp, slot))
     input_stream, output_stream = client.connected_streams()
