@@ -211,7 +211,8 @@ class ScriptedGuest:
         try:
             self.outcome.status = host.run(component, ["call-script"], config=self._config)
         except GuestTrap as trap:
-            self.outcome.trap = str(trap)
+            # The one-line message, then wasmtime's report ("Caused by: ...").
+            self.outcome.trap = f"{trap}\n{trap.details}"
         except BaseException as escaped:  # the finding this test exists for
             self.outcome.escaped = escaped
         finally:
