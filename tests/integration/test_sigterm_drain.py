@@ -6,6 +6,7 @@ or with 143 when the --grace period runs out first."""
 
 from __future__ import annotations
 
+import io
 import signal
 import socket
 import subprocess
@@ -14,6 +15,9 @@ import time
 import pytest
 
 from conftest import HOST, GuestServer
+from wasi_tls_host import GuestRun, GuestTrap, Host, HostConfig
+from wasi_tls_host.config import NetRule
+from wasi_tls_host.tls import TlsPolicy
 
 REQUEST_START = b"GET /drain HTTP/1.1\r\nHost: b.example\r\n"
 REQUEST_END = b"Connection: close\r\n\r\n"
@@ -140,3 +144,40 @@ def test_a_guest_without_listeners_is_stopped_at_the_end_of_the_grace_period(gue
             _, err = process.communicate(timeout=30)
     assert process.returncode == 143
     assert b"still running at the end of its grace period after SIGTERM" in err
+
+
+def test_an_embedder_drains_a_guest_run_on_its_own_thread(guests, pki, leaf, version):
+    """`GuestRun.drain` through the API, with tls-echo-server: an echo in
+    flight goes on, a new client is refused, and the run ends with the
+    guest's 0 once the connection closes; a run never drained stops at its
+    grace's end with kind "stopped"."""
+    def echo_server() -> tuple[GuestRun, int]:
+        stdout = io.BytesIO()
+        policy = TlsPolicy(identities={"b.example": pki.identity("b.example")})
+        run = Host().start(guests["tls-echo-server"], ["tls-echo-server", "127.0.0.1:0"],
+                           config=HostConfig(allow_net=[NetRule.parse("127.0.0.1")], tls=policy,
+                                             stdout=stdout, stderr=io.BytesIO()))
+        deadline = time.monotonic() + 120
+        while b"\n" not in stdout.getvalue():
+            assert not run.done and time.monotonic() < deadline
+            time.sleep(0.01)
+        return run, int(stdout.getvalue().split(b"\n")[0].rsplit(b":", 1)[1])
+
+    run, port = echo_server()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, \
+            pki.client_context(version).wrap_socket(raw, server_hostname="b.example") as conn:
+        conn.sendall(b"before")
+        assert conn.recv(6) == b"before"
+        run.drain(30)
+        assert refuses_connections(port)
+        conn.sendall(b"after")
+        assert conn.recv(5) == b"after"
+    assert run.wait(timeout=30) == 0
+
+    held, port = echo_server()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, \
+            pki.client_context(version).wrap_socket(raw, server_hostname="b.example"):
+        held.drain(0.5)
+        with pytest.raises(GuestTrap) as stopped:
+            held.wait(timeout=30)
+    assert (stopped.value.kind, stopped.value.exit_status) == ("stopped", 143)
