@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 TRAP_STATUS = EXIT_STATUSES["trap"]
 #: Exit status when the guest runs past --timeout, as coreutils `timeout` reports it.
 TIMEOUT_STATUS = EXIT_STATUSES["timeout"]
+#: Exit status when the guest is still running at the end of the grace
+#: period after SIGTERM (128 + SIGTERM).
+STOPPED_STATUS = EXIT_STATUSES["stopped"]
 #: Exit status after Ctrl-C, as shells report SIGINT (128 + 2).
 INTERRUPTED_STATUS = 130
 #: Exit status for a command-line mistake, or when the host cannot start the guest.
@@ -308,7 +311,11 @@ def _add_run(commands) -> None:
                     f"guest's (0 or 1); {TRAP_STATUS} when it traps, also on a host defect, "
                     f"past --max-memory or --fuel (one line; --debug adds the wasm backtrace "
                     f"or the traceback); {TIMEOUT_STATUS} past --timeout; "
-                    f"{INTERRUPTED_STATUS} after Ctrl-C; {USAGE_STATUS} when it cannot start.")
+                    f"{INTERRUPTED_STATUS} after Ctrl-C; {USAGE_STATUS} when it cannot start. "
+                    "SIGTERM drains the guest: its listening sockets close (clients are "
+                    "refused, and the guest library's servers stop accepting) while its "
+                    "connections go on; the exit status is the guest's if it ends within "
+                    f"--grace, else it is stopped and the status is {STOPPED_STATUS}.")
     _add_guest_options(
         run,
         identity_help="provision a TLS identity for the guest under NAME (repeatable): a PEM "
@@ -323,6 +330,9 @@ def _add_run(commands) -> None:
                           "it makes or accepts, listeners and UDP sockets. Beyond it, creating "
                           "or accepting one fails with new-socket-limit (and a client waits in "
                           f"the listen backlog). Default: {DEFAULT_MAX_CONNECTIONS}")
+    run.add_argument("--grace", type=_seconds, default=DEFAULT_GRACE, metavar="SECONDS",
+                     help="after SIGTERM, how long the guest may take to finish its "
+                          f"connections before it is stopped (default: {DEFAULT_GRACE:g})")
     _add_limits(run, "the guest")
     run.add_argument("component", type=_existing_file("component"),
                      help="the .wasm component to run")
@@ -543,6 +553,8 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
         allow_net=list(options.allow_net),
         inherit_network=options.inherit_network,
         max_connections=getattr(options, "max_connections", DEFAULT_MAX_CONNECTIONS),
+        # run's: serve drains its own way (ServeSettings.grace).
+        sigterm_grace=options.grace if options.command == "run" else None,
         tls=TlsPolicy(ca_files=list(options.ca_file), system_trust=options.system_trust,
                       client_ca_files=list(options.client_ca),
                       crl_files=list(options.crl_file),

@@ -185,6 +185,11 @@ class HostConfig:
     connections it makes or accepts, listeners, UDP sockets); beyond it,
     creating or accepting a socket fails with `new-socket-limit`.
 
+    `sigterm_grace` (None: SIGTERM is left alone) makes SIGTERM drain a
+    guest that `Host.run` runs on the main thread: its listeners close, its
+    connections may finish, and it is stopped after that many seconds
+    (`GuestRun.drain` does the same for a guest on a thread of its own).
+
     The standard streams are binary file objects (None: the process's own);
     anything else is refused here with a TypeError that names the stream.
     Clocks and randomness are injectable so that tests can pin them. An
@@ -199,6 +204,7 @@ class HostConfig:
     allow_net: list[NetRule] = field(default_factory=list)
     inherit_network: bool = False
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    sigterm_grace: float | None = None
     initial_cwd: str | None = None
     tls: TlsPolicy = field(default_factory=TlsPolicy)
     #: Client certificates for wasi:http requests, by server host (keyed by `host_key`).
@@ -215,6 +221,8 @@ class HostConfig:
     def __post_init__(self) -> None:
         if self.max_connections < 0:
             raise ValueError(f"max_connections must be 0 or more, got {self.max_connections}")
+        if self.sigterm_grace is not None and not self.sigterm_grace >= 0:
+            raise ValueError(f"sigterm_grace must be 0 or more seconds, got {self.sigterm_grace}")
         _check_stream("stdin", self.stdin, "read")
         _check_stream("stdout", self.stdout, "write")
         _check_stream("stderr", self.stderr, "write")

@@ -80,6 +80,9 @@ def stopped(reason: str, limits: Limits, details: str = "") -> BaseException:
     if reason == "timeout":
         return GuestTrap(f"the guest ran past its time limit ({limits.describe_timeout()})",
                          "timeout", details)
+    if reason == "grace":
+        return GuestTrap("the guest was stopped: still running at the end of its grace "
+                         "period after SIGTERM", "stopped", details)
     return GuestTrap("the guest was stopped", "stopped", details)
 
 
@@ -151,6 +154,14 @@ class GuestRun:
     def stop(self) -> None:
         """End the guest (thread-safe; nothing happens once it has ended)."""
         self._switch.request("stopped")
+
+    def drain(self, grace: float) -> None:
+        """Wind the guest down, as SIGTERM does under `wasi-tls-host run`
+        (thread-safe; only the first call counts): its listeners close at
+        its next wait, so its servers stop accepting while its connections
+        go on; if it has not ended `grace` seconds later, it is stopped and
+        `wait()` raises GuestTrap with kind "stopped"."""
+        self._switch.drain(grace)
 
     def wait(self, timeout: float | None = None) -> int:
         """The guest's exit status, once it has ended; raises its GuestTrap

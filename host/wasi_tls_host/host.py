@@ -221,7 +221,7 @@ class Host:
         config = _merged(config, args, env)
         engine = self._engine(config.limits.fuel is not None)
         switch = StopSwitch(engine.engine.increment_epoch)
-        with _sigint_stops(switch):
+        with _signals_stop(switch, config.sigterm_grace):
             return self._run(component, config, link, engine, switch)
 
     def start(self, component: ComponentOrPath, args: list[str] | None = None,
@@ -407,57 +407,68 @@ def _resolve(future: asyncio.Future) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_stops(switch: StopSwitch) -> Iterator[None]:
+def _signals_stop(switch: StopSwitch, sigterm_grace: float | None) -> Iterator[None]:
     """While the guest runs on the main thread, Ctrl-C stops it through its
     switch instead of raising KeyboardInterrupt inside a host call, where it
-    cannot be delivered safely.
+    cannot be delivered safely; with `sigterm_grace`, SIGTERM drains it
+    (`StopSwitch.drain`).
 
     A Python signal handler runs only when the main thread runs Python, and
     a guest that computes keeps it in WebAssembly: so the signal also goes,
     from C, to a wake-up pipe (`signal.set_wakeup_fd`), where a thread
-    waits to request the stop, which reaches the computing guest through
-    the epoch. The thread lives as long as the process: starting one for
-    each run would cost more than a small run.
+    waits to act on it, and a stop reaches the computing guest through the
+    epoch. The thread lives as long as the process: starting one for each
+    run would cost more than a small run.
     """
-    global _sigint_target
+    global _signal_target
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous_target, _sigint_target = _sigint_target, switch
-    previous_handler = signal.signal(signal.SIGINT,
-                                     lambda signum, frame: switch.request("interrupted"))
-    previous_fd = signal.set_wakeup_fd(_sigint_pipe(), warn_on_full_buffer=False)
+    previous_target, _signal_target = _signal_target, (switch, sigterm_grace)
+    previous_handlers = {signal.SIGINT: signal.signal(
+        signal.SIGINT, lambda signum, frame: switch.request("interrupted"))}
+    if sigterm_grace is not None:
+        previous_handlers[signal.SIGTERM] = signal.signal(
+            signal.SIGTERM, lambda signum, frame: switch.drain(sigterm_grace))
+    previous_fd = signal.set_wakeup_fd(_signal_pipe(), warn_on_full_buffer=False)
     try:
         yield
     finally:
         signal.set_wakeup_fd(previous_fd)
-        signal.signal(signal.SIGINT, previous_handler)
-        _sigint_target = previous_target
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+        _signal_target = previous_target
 
 
-#: The switch of the run on the main thread, which Ctrl-C stops.
-_sigint_target: StopSwitch | None = None
-_sigint_write_fd: int | None = None
+#: The switch of the run on the main thread, and its SIGTERM grace (None:
+#: SIGTERM is not the host's).
+_signal_target: tuple[StopSwitch, float | None] | None = None
+_signal_write_fd: int | None = None
 
 
-def _sigint_pipe() -> int:
+def _signal_pipe() -> int:
     """The write end of the wake-up pipe, made with its reader on first use."""
-    global _sigint_write_fd
-    if _sigint_write_fd is None:
+    global _signal_write_fd
+    if _signal_write_fd is None:
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
-        threading.Thread(target=_stop_on_sigint, args=(read_fd,), name="Ctrl-C watcher",
+        threading.Thread(target=_act_on_signals, args=(read_fd,), name="signal watcher",
                          daemon=True).start()
-        _sigint_write_fd = write_fd
-    return _sigint_write_fd
+        _signal_write_fd = write_fd
+    return _signal_write_fd
 
 
-def _stop_on_sigint(read_fd: int) -> None:
+def _act_on_signals(read_fd: int) -> None:
     while True:
         signals = os.read(read_fd, 64)
-        target = _sigint_target
-        if signal.SIGINT in signals and target is not None:
-            target.request("interrupted")
+        target = _signal_target
+        if target is None:
+            continue
+        switch, sigterm_grace = target
+        if signal.SIGINT in signals:
+            switch.request("interrupted")
+        if signal.SIGTERM in signals and sigterm_grace is not None:
+            switch.drain(sigterm_grace)
 
 
 def _is_ok(outcome: object) -> bool:

@@ -20,6 +20,7 @@ import threading
 import time
 
 import pytest
+from serving import process_rss
 
 from conftest import HOST, ROOT, GuestServer, run_host
 from peers import python_https_get
@@ -27,6 +28,7 @@ from wasi_tls_host import Host
 
 #: How long the streaming client keeps sending at most, when nothing stops it.
 STREAM_CAP_S = 20.0
+MiB = 1 << 20
 
 
 def https_server(guests, pki, *args: str, prefix: tuple[str, ...] = ()) -> GuestServer:
@@ -87,6 +89,56 @@ def test_a_client_that_never_stops_sending_holds_up_no_one(guests, pki, version)
     assert seen.status == 200 and seen.protocol == f"TLSv{version}"
     assert not capped, f"the second client was served only when the first stopped ({waited:.1f} s)"
     print(f"second client served in {waited:.2f} s, beside {streamer.sent >> 20} MiB streamed")
+
+
+#: What a client that never reads may cost the host, however much it sends
+#: (bench/hostile_clients.py measured 8.7 MiB for an uploader, 1.9 MiB for a
+#: client that never reads its responses, the same over 15 s and 30 s).
+HOSTILE_CLIENT_RSS_BOUND = 16 * MiB
+
+
+class NonReader(Streamer):
+    """A client that sends pipelined requests without pause and never reads
+    a response, until told to stop or STREAM_CAP_S has passed."""
+
+    def run(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=60) as raw, \
+                self.context.wrap_socket(raw, server_hostname="localhost") as conn:
+            conn.settimeout(0.5)
+            burst = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" * 64
+            started = time.monotonic()
+            while not self.stop.is_set() and time.monotonic() - started < STREAM_CAP_S:
+                try:
+                    conn.sendall(burst)
+                except TimeoutError:
+                    self.streaming.set()  # held back: the server stopped reading
+                    continue
+                self.sent += len(burst)
+
+
+@pytest.mark.parametrize("client", [Streamer, NonReader], ids=["uploader", "non-reader"])
+def test_a_client_that_never_reads_costs_the_host_bounded_memory(guests, pki, version, client):
+    """The host's RSS, sampled while one client uploads without pause (or
+    pipelines requests) and never reads, grows by less than the bound,
+    whatever the client sent by then. (That the uploader holds up no one is
+    the test above.)"""
+    server = https_server(guests, pki)
+    try:
+        assert get(server, pki, version).status == 200  # the first request's allocations
+        before = peak = process_rss(server.process.pid)
+        hostile = client(server.port, pki.client_context(version))
+        hostile.start()
+        assert hostile.streaming.wait(30), "the client never got going"
+        until = time.monotonic() + 5
+        while time.monotonic() < until:
+            peak = max(peak, process_rss(server.process.pid))
+            time.sleep(0.1)
+        hostile.stop.set()
+        hostile.join(30)
+    finally:
+        server.close()
+    assert peak - before < HOSTILE_CLIENT_RSS_BOUND, (
+        f"{(peak - before) / MiB:.1f} MiB held after the client sent {hostile.sent >> 20} MiB")
 
 
 def idle_connection(port: int, context, first_bytes: bytes) -> bytes:

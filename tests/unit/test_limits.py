@@ -80,6 +80,44 @@ def test_close_cancels_the_timer():
     assert switch.reason is None
 
 
+class Flag:
+    """Ready once set; nothing to wait on but the deadline of the test."""
+
+    def __init__(self):
+        self.set = False
+
+    def ready(self):
+        return self.set
+
+    def wait_on(self):
+        return WaitSpec(deadline_ns=time.monotonic_ns() + 60 * 10**9)
+
+
+def test_a_drain_wakes_a_wait_runs_its_actions_once_then_stops_after_the_grace(never):
+    """SIGTERM's drain: the waiting guest's actions run on its own thread
+    (here one makes a waitable ready, as a closed listener is), the wait
+    goes on without a stop, and the stop follows at the grace's end."""
+    switch = StopSwitch()
+    listener_closed = Flag()
+    ran = []
+
+    def close_listeners():
+        ran.append(threading.current_thread())
+        listener_closed.set = True
+
+    switch.on_drain.append(close_listeners)
+    threading.Timer(0.1, switch.drain, (0.5,)).start()
+    started = time.monotonic()
+    assert wait_any(time.monotonic_ns, [never, listener_closed], stop=switch) == [1]
+    assert ran == [threading.current_thread()]
+    switch.drain(0.01)  # a second drain changes nothing
+    with pytest.raises(Interrupted, match="grace"):
+        wait_any(time.monotonic_ns, [never], stop=switch)
+    assert ran == [threading.current_thread()]
+    assert 0.5 < time.monotonic() - started < 5
+    switch.close()
+
+
 @pytest.mark.parametrize("kwargs, problem", [
     ({"timeout": 0}, "Limits(timeout=0): expected a finite number of seconds above 0"),
     ({"timeout": float("inf")}, "Limits(timeout=inf)"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import threading
 import time
 
 import pytest
@@ -146,3 +147,85 @@ def test_a_limit_of_zero_allows_no_socket():
     assert error_code(tcp_create_socket.create_tcp_socket, nothing, "ipv4") == \
         "new-socket-limit"
     nothing.close()
+
+
+def fill_and_drop(ctx: WasiCtx, listener: tcp.TcpSocket, port: int) -> tuple[socket.socket, int]:
+    """A connection whose client reads nothing yet, dropped by the guest with
+    bytes still buffered: the client and how many bytes the guest wrote.
+    Fixed small buffers keep the kernel from taking the rest as it tunes them."""
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    client.connect(("127.0.0.1", port))
+    ctx.wait_for(listener)
+    accepted, reader, writer = tcp.accept(ctx, listener)
+    accepted.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    written = 0
+    while budget := writer.obj.check_write():
+        writer.obj.write(b"x" * budget)
+        written += budget
+    assert writer.obj.pending
+    drop_connection((accepted, reader, writer))
+    return client, written
+
+
+def linger_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "tcp-linger"]
+
+
+def wait_until(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def read_to_end(client: socket.socket) -> int:
+    client.settimeout(10)
+    received = 0
+    while data := client.recv(1 << 20):
+        received += len(data)
+    client.close()
+    return received
+
+
+def test_dropped_connections_share_one_sender_thread():
+    ctx = guest(40)
+    listener, port = listen(ctx)
+    dropped = [fill_and_drop(ctx, listener, port) for _ in range(20)]
+    assert (len(linger_threads()), tcp.DELIVERIES.count) == (1, 20)
+    assert guest_network(ctx).open == 21
+    assert [read_to_end(client) for client, _ in dropped] == [written for _, written in dropped]
+    assert wait_until(lambda: not linger_threads())  # the thread ends with its work
+    assert guest_network(ctx).open == 1
+    listener.close()
+    ctx.close()
+
+
+def test_a_delivery_to_a_client_that_never_reads_ends_at_its_deadline(monkeypatch):
+    monkeypatch.setattr(tcp, "LINGER_S", 0.5)
+    ctx = guest(3)
+    listener, port = listen(ctx)
+    client, _ = fill_and_drop(ctx, listener, port)
+    started = time.monotonic()
+    assert wait_until(lambda: guest_network(ctx).open == 1)
+    assert 0.4 < time.monotonic() - started < 5
+    assert wait_until(lambda: not linger_threads())
+    client.close()
+    listener.close()
+    ctx.close()
+
+
+def test_drops_beyond_the_cap_lose_their_unsent_bytes_at_once(monkeypatch):
+    monkeypatch.setattr(tcp, "MAX_LINGERING", 2)
+    ctx = guest(10)
+    listener, port = listen(ctx)
+    dropped = [fill_and_drop(ctx, listener, port) for _ in range(3)]
+    assert tcp.DELIVERIES.count == 2
+    assert guest_network(ctx).open == 3  # the listener and the two delivering
+    last_client, last_written = dropped[-1]
+    assert read_to_end(last_client) < last_written  # what the kernel had, then the end
+    assert [read_to_end(client) for client, _ in dropped[:2]] == \
+        [written for _, written in dropped[:2]]
+    assert wait_until(lambda: guest_network(ctx).open == 1 and not linger_threads())
+    listener.close()
+    ctx.close()

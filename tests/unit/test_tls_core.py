@@ -17,7 +17,16 @@ import warnings
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lockstep import PlainSSLPeer, flush, handshake_ok, lockstep, read_all, send
+from lockstep import (
+    LIBSSL,
+    PlainSSLPeer,
+    flush,
+    handshake_ok,
+    lockstep,
+    read_all,
+    send,
+    ssl_pointer,
+)
 from pki import TLS_VERSIONS, Pki, der_chain
 
 from wasi_tls_host.tls import CoreState, TlsCore, TlsFailure, TlsPolicy
@@ -753,3 +762,43 @@ def test_keylog_file_is_written(core_pki, version, tmp_path):
     text = keylog.read_text()
     label = "CLIENT_TRAFFIC_SECRET_0" if version == "1.3" else "CLIENT_RANDOM"
     assert label in text
+
+
+
+# Renegotiation exists only in TLS 1.2, so these two run under 1.2 alone.
+def test_the_host_client_refuses_a_servers_renegotiation(core_pki):
+    """A server's HelloRequest gets a no_renegotiation alert, which the
+    server takes as a refusal (OpenSSL 3 would follow it without
+    OP_NO_RENEGOTIATION); the client's session goes on."""
+    client = TlsCore(core_pki.client(), server_hostname="localhost")
+    server = PlainSSLPeer(core_pki.server("1.2"), server_side=True)
+    handshake_ok(client, server)
+    assert LIBSSL.SSL_renegotiate(ssl_pointer(server, 0x0303)) == 1
+    server.obj.do_handshake()  # sends the HelloRequest
+    flush(server, client)
+    assert client.read(100) is None  # nothing for the guest; the refusal is queued
+    assert flush(client, server)
+    with pytest.raises(ssl.SSLError) as refused:
+        server.read(100)
+    assert refused.value.reason == "NO_RENEGOTIATION"
+    assert client.state is CoreState.OPEN
+
+
+def test_a_host_server_refuses_a_clients_renegotiation(core_pki):
+    policy = core_pki.shared.policy()
+    context = policy.server_context([core_pki.shared.identity("localhost")])
+    assert context.options & ssl.OP_NO_RENEGOTIATION
+    server = TlsCore(context, server_side=True)
+    client_context = ssl.create_default_context(cafile=core_pki.ca_file)
+    client_context.maximum_version = ssl.TLSVersion.TLSv1_2
+    client = PlainSSLPeer(client_context, server_side=False, server_hostname="localhost")
+    handshake_ok(client, server)
+    assert LIBSSL.SSL_renegotiate(ssl_pointer(client, 0x0303)) == 1
+    with pytest.raises(ssl.SSLWantReadError):
+        client.obj.do_handshake()  # sends a new ClientHello
+    flush(client, server)
+    assert server.read(100) is None
+    assert flush(server, client)
+    with pytest.raises(ssl.SSLError) as refused:
+        client.obj.do_handshake()
+    assert refused.value.reason == "NO_RENEGOTIATION"

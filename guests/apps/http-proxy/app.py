@@ -7,6 +7,8 @@
                         its status and body relayed as they arrive; 502 if it fails
     GET  /sleep/MS      the greeting after MS milliseconds (a slow request)
     POST /sleep/MS      the same, reading nothing of the request body
+    GET  /compute/N     a sum over N steps, then its result (a request that computes)
+    GET  /allocate/MIB  holds MIB MiB at once, then says so (a request that allocates)
     GET  /trap          traps before answering
     GET  /no-response   returns without setting a response
 
@@ -160,6 +162,16 @@ def route(request, response_out) -> None:
     elif (get or post) and (match := re.fullmatch(r"/sleep/(\d+)", path)):
         sleep(int(match.group(1)))
         text(response_out, 200, f"Hello from a Python component after {match.group(1)} ms\n")
+    elif get and (match := re.fullmatch(r"/compute/(\d+)", path)):
+        steps = int(match.group(1))
+        total = 0
+        for step in range(steps):
+            total = (total + step * step) % 1_000_003
+        text(response_out, 200, f"computed {steps} steps: {total}\n")
+    elif get and (match := re.fullmatch(r"/allocate/(\d+)", path)):
+        mebibytes = int(match.group(1))
+        held = bytearray(mebibytes << 20)
+        text(response_out, 200, f"allocated {len(held) >> 20} MiB\n")
     elif get and path == "/trap":
         raise RuntimeError("asked to trap")
     elif get and path == "/no-response":

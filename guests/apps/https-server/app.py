@@ -62,6 +62,8 @@ class Server:
         number = 0
         while True:
             tcp = yield from net.accept_task(self.listener)
+            if tcp is None:
+                return  # the host closed the listener (SIGTERM): drain
             number += 1
             self.runner.spawn(self.serve(tcp, number), on_error=lambda error, n=number: cli.eprint(
                 f"connection {n}: error: {error}"))

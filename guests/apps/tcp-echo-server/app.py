@@ -93,6 +93,8 @@ def serve(listener, max_conns: int) -> int:
             kind, c = targets[i]
             if kind == "accept":
                 accepted = _accept(listener, conns, accepted, max_conns)
+                if not listener.is_listening():
+                    max_conns = accepted  # the host drains us: finish these
             elif not c.done and not _step(c, kind):
                 failures += 1
                 finished += 1

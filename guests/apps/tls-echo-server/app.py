@@ -40,6 +40,8 @@ class Server:
     def accept_loop(self):
         while self.max_connections is None or self.accepted < self.max_connections:
             tcp = yield from net.accept_task(self.listener)
+            if tcp is None:
+                return  # the host closed the listener (SIGTERM): drain
             self.accepted += 1
             number = self.accepted
             self.runner.spawn(self.echo(tcp, number),

@@ -1,8 +1,9 @@
 """Work that outlives the host call that started it.
 
 Dropping a TCP output stream must not block the guest, yet what the guest
-wrote must still reach the peer: the unsent bytes are handed to a daemon
-thread that waits for the socket itself. `ctx.close()` gives such threads a
+wrote must still reach the peer: the unsent bytes are handed to the one
+daemon thread that sends for every dropped stream (`sockets.tcp`,
+`DELIVERIES`). `ctx.close()` gives such threads a
 bounded time to finish before the process may exit.
 """
 

@@ -68,6 +68,11 @@ class StopSwitch:
     limit, or Ctrl-C. The first `request` names the reason; later ones are
     ignored.
 
+    `drain` (SIGTERM, `GuestRun.drain`) asks for a gentler end first: the
+    guest's next wait wakes and runs the `on_drain` actions on the guest's
+    thread (the guest's listeners close, so its servers stop accepting),
+    and a stop follows after a grace period unless the guest ends first.
+
     A guest is either waiting in a host call or computing. Every wait of the
     guest watches the switch's pipe, which `request` writes to, so a wait
     ends at once; `wake` (the engine's epoch increment) reaches the guest's
@@ -83,7 +88,11 @@ class StopSwitch:
         self._write_fd: int | None = write_fd  # None once closed
         # Reentrant: a signal handler may request while its thread closes.
         self._lock = threading.RLock()
-        self._timer: threading.Timer | None = None
+        self._timers: list[threading.Timer] = []
+        self.draining = False
+        self._drained = False
+        #: Called once on the guest's thread, at its first wait after `drain`.
+        self.on_drain: list[Callable[[], None]] = []
 
     def request(self, reason: str) -> None:
         with self._lock:
@@ -91,26 +100,58 @@ class StopSwitch:
                 self.reason = reason
             if self._write_fd is None:
                 return  # the run is over: nothing to wake
-            try:
-                os.write(self._write_fd, b"!")
-            except BlockingIOError:
-                pass  # a wake-up is already pending
-        self._wake()
+            self._wake()  # the computing guest first: a waiting one may end at the poke
+            self._poke()
+
+    def _poke(self) -> None:
+        """Wake the guest's wait (the caller holds the lock)."""
+        if self._write_fd is None:
+            return  # the run is over
+        try:
+            os.write(self._write_fd, b"!")
+        except BlockingIOError:
+            pass  # a wake-up is already pending
 
     def request_after(self, seconds: float, reason: str) -> None:
         """Request a stop for `reason` once `seconds` have passed."""
-        self._timer = threading.Timer(seconds, self.request, (reason,))
-        self._timer.daemon = True
-        self._timer.start()
+        timer = threading.Timer(seconds, self.request, (reason,))
+        timer.daemon = True
+        with self._lock:
+            self._timers.append(timer)
+        timer.start()
+
+    def drain(self, grace: float) -> None:
+        """Start draining (see the class doc), and stop the guest for
+        "grace" once `grace` seconds have passed; only the first call counts."""
+        with self._lock:
+            if self.draining:
+                return
+            self.draining = True
+            self._poke()
+        self.request_after(grace, "grace")
 
     def check(self) -> None:
-        if self.reason is not None:
+        """On the guest's thread, in every wait: run the drain's actions
+        once it was asked for; raise Interrupted once a stop was."""
+        if self.draining and not self._drained:
+            self._drained = True
+            with self._lock:
+                if self._write_fd is not None:
+                    try:
+                        os.read(self.read_fd, 64)  # the drain's wake-up, seen
+                    except BlockingIOError:
+                        pass
+            for action in self.on_drain:
+                action()
+        if self.reason is not None:  # after the read: a stop's wake-up may be gone
             raise Interrupted(self.reason)
 
     def close(self) -> None:
-        """Release the pipe and the timer; later requests only set `reason`."""
-        if self._timer is not None:
-            self._timer.cancel()
+        """Release the pipe and the timers; later requests only set `reason`."""
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
         with self._lock:
             if self._write_fd is not None:
                 # Forgotten before it is closed: a signal handler may run in between.

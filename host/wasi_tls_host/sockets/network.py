@@ -19,7 +19,7 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from ..config import IpAddress
 from ..io.error import IoError
@@ -49,9 +49,17 @@ class Network:
 
 # -- what the host keeps per guest -------------------------------------------------
 
+class Listener(Protocol):
+    def stop_listening(self) -> None: ...
+
+
 class GuestNetwork:
     """One guest's open sockets, counted against `HostConfig.max_connections`,
-    and the denied accesses already reported.
+    its listeners, and the denied accesses already reported.
+
+    Once the guest's run drains (SIGTERM), its listeners close: clients are
+    refused, and `accept` says `invalid-state`, which the guest library
+    takes as the end of accepting. Connections already made go on.
 
     Every descriptor a guest's socket holds counts: TCP sockets it creates
     (connections and listeners) or accepts, and UDP sockets. A socket's slot
@@ -65,6 +73,15 @@ class GuestNetwork:
         self.open = 0
         self._lock = threading.Lock()
         self._denied: set[tuple[str, IpAddress, int]] = set()
+        self.listeners: weakref.WeakSet[Listener] = weakref.WeakSet()
+        self.draining = False
+
+    def drain(self) -> None:
+        """Close every listener (on the guest's thread); later ones close at
+        their first accept."""
+        self.draining = True
+        for listener in list(self.listeners):
+            listener.stop_listening()
 
     def claim(self) -> SocketSlot:
         """A slot for one more socket, or the guest's `new-socket-limit`."""
@@ -117,6 +134,8 @@ def guest_network(ctx: WasiCtx) -> GuestNetwork:
         sockets = _guests.get(ctx)
         if sockets is None:
             sockets = _guests[ctx] = GuestNetwork(ctx.config.max_connections)
+            if ctx.stop is not None:
+                ctx.stop.on_drain.append(sockets.drain)
         return sockets
 
 

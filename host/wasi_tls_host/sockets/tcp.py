@@ -10,6 +10,8 @@ connect or listen. The socket's pollable is ready exactly when the pending
 from __future__ import annotations
 
 import errno
+import math
+import os
 import select
 import socket
 import threading
@@ -47,6 +49,7 @@ from .network import (
     counted,
     error_code,
     fail,
+    guest_network,
     socket_address_value,
     socket_call,
 )
@@ -61,6 +64,9 @@ NS_PER_S = 1_000_000_000
 DEFAULT_BACKLOG = 128
 #: How long a dropped output stream keeps trying to deliver what it buffered.
 LINGER_S = 10.0
+#: Dropped output streams delivering at once, in the whole process (each
+#: holds at most OUTPUT_BUDGET bytes).
+MAX_LINGERING = 256
 #: What `shutdown` fails with once the peer has closed or reset the connection.
 PEER_GONE = frozenset({errno.ENOTCONN, errno.EPIPE, errno.ECONNRESET})
 
@@ -221,9 +227,13 @@ class TcpOutput(OutputStream):
             return
         data = bytes(self.pending)
         self.pending.clear()
-        self.lingering = True
         self.shared.acquire()  # the sender's own reference keeps the fd open
-        background.start(lambda: _deliver(self, data), "tcp-linger")
+        self.lingering = True  # before the sender may end it
+        if not DELIVERIES.add(self, data):
+            self.lingering = False
+            self.shared.release()  # too many deliveries already: the bytes are lost
+            if self.fin_requested:
+                self.send_fin()
 
     def send_fin(self) -> None:
         """Shut down the sending side, once: a second shutdown after the peer
@@ -233,30 +243,112 @@ class TcpOutput(OutputStream):
             self.sock.shutdown(socket.SHUT_WR)
 
 
-def _deliver(output: TcpOutput, data: bytes) -> None:
-    """Send `data` on the (non-blocking) socket from a background thread,
-    giving up after LINGER_S; then send FIN if the guest asked for it."""
-    deadline = time.monotonic() + LINGER_S
-    view = memoryview(data)
-    shared = output.shared
-    sock = shared.sock
-    try:
-        while view and time.monotonic() < deadline:
-            poller = select.poll()
-            poller.register(sock.fileno(), WRITE)
-            if not poller.poll(max(0, int((deadline - time.monotonic()) * 1000))):
-                continue
+class _Delivery:
+    """What one dropped output still has to send, until its deadline."""
+
+    def __init__(self, output: TcpOutput, data: bytes):
+        self.output = output
+        self.unsent = memoryview(data)
+        self.deadline = time.monotonic() + LINGER_S
+
+    def step(self) -> bool:
+        """Send what the socket takes now; True once delivery is over
+        (all sent, the peer gone, or out of time), FIN sent if asked for."""
+        sock = self.output.shared.sock
+        try:
+            while self.unsent:
+                self.unsent = self.unsent[sock.send(self.unsent):]
+        except BlockingIOError:
+            if time.monotonic() < self.deadline:
+                return False
+        except OSError:
+            return True  # the peer is gone: nothing left to deliver to
+        self.output.lingering = False
+        if self.output.fin_requested and not self.unsent:
             try:
-                view = view[sock.send(view):]
+                self.output.send_fin()
+            except OSError:
+                pass
+        return True
+
+
+class _Deliveries:
+    """One background thread sends what every dropped TCP output left
+    unsent, for all guests of the process: a thread per stream would let a
+    guest (or a server's many requests) start threads without bound.
+
+    At most MAX_LINGERING deliveries run at once, each for at most LINGER_S;
+    a drop beyond that loses its unsent bytes. The thread ends when no
+    delivery is left, and a new drop starts it again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: list[_Delivery] = []
+        self._running = False
+        self._wake_fd: int | None = None
+        self._woken_fd: int | None = None
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def add(self, output: TcpOutput, data: bytes) -> bool:
+        """Deliver `data` for `output`, which holds a reference on its
+        socket for the sender (released when delivery ends); False, with
+        nothing taken, when MAX_LINGERING deliveries already run."""
+        with self._lock:
+            if len(self._active) >= MAX_LINGERING:
+                return False
+            if self._wake_fd is None:
+                self._woken_fd, self._wake_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._active.append(_Delivery(output, data))
+            start, self._running = not self._running, True
+        if start:
+            background.start(self._run, "tcp-linger")
+        else:
+            try:
+                os.write(self._wake_fd, b"!")  # watch the new socket too
             except BlockingIOError:
-                continue
-        output.lingering = False
-        if output.fin_requested:
-            output.send_fin()
-    except OSError:
-        pass  # the peer is gone: nothing left to deliver to
-    finally:
-        shared.release()
+                pass  # a wake-up is already pending
+        return True
+
+    def _run(self) -> None:
+        assert self._woken_fd is not None
+        while True:
+            with self._lock:
+                active = list(self._active)
+                if not active:
+                    self._running = False
+                    return
+            poller = select.poll()
+            poller.register(self._woken_fd, READ)
+            for delivery in active:
+                poller.register(delivery.output.shared.sock.fileno(), WRITE)
+            soonest = min(delivery.deadline for delivery in active)
+            poller.poll(max(0, math.ceil((soonest - time.monotonic()) * 1000)))
+            try:
+                os.read(self._woken_fd, 64)
+            except BlockingIOError:
+                pass
+            done = [delivery for delivery in active if delivery.step()]
+            with self._lock:
+                for delivery in done:
+                    self._active.remove(delivery)
+            for delivery in done:
+                delivery.output.shared.release()
+
+
+    def forget(self) -> None:
+        """In a forked child: the parent's deliveries and thread are not ours."""
+        self._lock = threading.Lock()
+        self._active = []
+        self._running = False
+
+
+DELIVERIES = _Deliveries()
+os.register_at_fork(after_in_child=DELIVERIES.forget)
 
 
 class TcpSocket(HostSocket):
@@ -294,6 +386,14 @@ class TcpSocket(HostSocket):
 
     def close(self) -> None:
         self.shared.release()
+
+    def stop_listening(self) -> None:
+        """Close a listener's descriptor for good (its guest drains): the
+        kernel refuses new clients and resets those still in the backlog;
+        the socket's slot stays taken until the guest drops it."""
+        if self.state in (TcpState.LISTEN_STARTED, TcpState.LISTENING):
+            self.sock.close()
+            self.state = TcpState.CLOSED
 
     def bind(self, sockaddr: tuple) -> None:
         # A listener can take a port whose earlier connections are in TIME_WAIT.
@@ -362,6 +462,10 @@ def start_listen(ctx: WasiCtx, tcp: TcpSocket) -> None:
         tcp.transition(Event.FAIL)  # as the operational semantics say
         raise fail(error_code(error)) from None
     tcp.transition(Event.START_LISTEN)
+    sockets = guest_network(ctx)
+    sockets.listeners.add(tcp)
+    if sockets.draining:
+        tcp.stop_listening()
 
 
 @interface.func("[method]tcp-socket.finish-listen")
@@ -372,7 +476,10 @@ def finish_listen(ctx: WasiCtx, tcp: TcpSocket) -> None:
 @interface.func("[method]tcp-socket.accept")
 def accept(ctx: WasiCtx, tcp: TcpSocket) -> tuple[TcpSocket, Child, Child]:
     """Beyond the guest's socket limit: `new-socket-limit`, and the client waits
-    in the listen backlog until the guest has closed a socket."""
+    in the listen backlog until the guest has closed a socket. Once the
+    guest drains, `invalid-state` (the listener has closed)."""
+    if guest_network(ctx).draining:
+        tcp.stop_listening()
     tcp.require(TcpState.LISTENING)
     client = counted(ctx, lambda slot: _accept(tcp, slot))
     input_stream, output_stream = client.connected_streams()

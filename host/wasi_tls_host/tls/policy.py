@@ -270,6 +270,10 @@ def _base_context(protocol: int, policy: TlsPolicy) -> ssl.SSLContext:
     # the core must see truncation to report it.
     flag = getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     context.options &= ~flag
+    # No renegotiation either way (TLS 1.2): OpenSSL 3 already refuses a
+    # client's by default, but a client would follow a server's HelloRequest,
+    # and an OpenSSL 1.1.1 server would take a client's.
+    context.options |= ssl.OP_NO_RENEGOTIATION
     if policy.keylog_file:
         try:
             context.keylog_filename = policy.keylog_file

@@ -248,16 +248,20 @@ def listen_tcp(addr: str, backlog: int = 128):
 
 
 def accept_task(listener):
-    """Task: the next connection -> (socket, input, output). A temporary
-    failure (TEMPORARY_ACCEPT_ERRORS) is waited out: the task pauses, 10 ms
-    at first and twice as long each time after, up to a second, and tries
-    again; others raise NetError."""
+    """Task: the next connection -> (socket, input, output), or None once the
+    listener has closed (the host does that when it drains the guest, on
+    SIGTERM): a server's accept loop ends there and lets its connections
+    finish. A temporary failure (TEMPORARY_ACCEPT_ERRORS) is waited out:
+    the task pauses, 10 ms at first and twice as long each time after, up to
+    a second, and tries again; others raise NetError."""
     pause, longest = ACCEPT_PAUSES_S
     while True:
         try:
             return listener.accept()
         except Err as e:
             code = code_name(e.value)
+            if code == "invalid-state" and not listener.is_listening():
+                return None
             if code != "would-block" and code not in TEMPORARY_ACCEPT_ERRORS:
                 raise _net_error(e) from None
         if code == "would-block":
@@ -268,8 +272,9 @@ def accept_task(listener):
 
 
 def accept(listener, block: bool = True):
-    """Accept one connection -> (socket, input, output).  With block=False,
-    return None instead of waiting when no connection is pending."""
+    """Accept one connection -> (socket, input, output), or None once the
+    listener has closed.  With block=False, also None instead of waiting
+    when no connection is pending."""
     steps = accept_task(listener)
     if block:
         return tasks.run(steps)
