@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pki import TLS_VERSIONS, Pki
 
+from wasi_tls_host import Host
 from wasi_tls_host.command_line import installed_command
 from wasi_tls_host.conformance.peers import TcpService
 
@@ -36,10 +37,19 @@ def version(request) -> str:
 
 @pytest.fixture(scope="session")
 def guests() -> dict[str, Path]:
-    """Build every guest (up-to-date ones are skipped) and map name -> .wasm."""
+    """Build every guest (up-to-date ones are skipped) and map name -> .wasm.
+
+    Each is compiled into the user's component cache here, as `run` and
+    `serve` compile it: a guest run cold prints `wasi-tls-host: compiling
+    ...` first, which tests that expect stderr line for line would take for
+    a failure (a fresh build of a guest is a cold one)."""
     subprocess.run([sys.executable, str(ROOT / "guests" / "build.py")], check=True,
                    stdout=subprocess.DEVNULL)
-    return {path.stem: path for path in BUILD.glob("*.wasm")}
+    built = {path.stem: path for path in BUILD.glob("*.wasm")}
+    warm = Host()
+    for path in built.values():
+        warm.load(path)
+    return built
 
 
 def run_host(component: Path | str, *args: str, flags: tuple[str, ...] = (),
