@@ -9,7 +9,9 @@ import pytest
 import wasmtime
 
 from conftest import HOST, run_host
+from wasi_tls_host import Host, all_interfaces
 from wasi_tls_host.guest_tools import WIT_DIR
+from wasi_tls_host.host import missing_imports
 
 
 def test_no_arguments_lists_the_commands():
@@ -226,3 +228,13 @@ def test_wit_writes_the_tree_the_host_implements(tmp_path):
                for path in (tmp_path / "wit").rglob("*.wit")}
     assert written == {str(path.relative_to(WIT_DIR)) for path in WIT_DIR.rglob("*.wit")}
     assert (tmp_path / "wit" / "tls.wit").read_text() == (WIT_DIR / "tls.wit").read_text()
+
+
+def test_the_http_guests_imports_are_all_provided(guests):
+    """What the host says is missing when instantiation fails: nothing, for
+    guests it runs. Regression: wasi:http's `type headers = fields` (and
+    trailers) were named as missing resources."""
+    host = Host()
+    for name in ("http-proxy", "http-fetch", "https-get"):
+        component = host.load(guests[name])
+        assert missing_imports(host.engine, component, all_interfaces()) == [], name
