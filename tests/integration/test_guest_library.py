@@ -23,6 +23,7 @@ import pytest
 
 from conftest import HOST, ROOT, GuestServer, run_host
 from peers import python_https_get
+from wasi_tls_host import Host
 
 #: How long the streaming client keeps sending at most, when nothing stops it.
 STREAM_CAP_S = 20.0
@@ -217,13 +218,16 @@ class Run(exports.Run):
 
 @pytest.fixture(scope="module")
 def runner_app(tmp_path_factory):
-    """RUNNER_APP built with `wasi-tls-host build` (world plain)."""
+    """RUNNER_APP built with `wasi-tls-host build` (world plain), and
+    compiled into the user's cache, so that its first run's stderr is the
+    guest's alone (no `compiling ...` note)."""
     directory = tmp_path_factory.mktemp("runner-app")
     (directory / "app.py").write_text(RUNNER_APP)
     component = directory / "runner-app.wasm"
     built = subprocess.run([HOST, "build", directory, "-w", "plain", "-o", component],
                            capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr
+    Host().load(component)
     return component
 
 
