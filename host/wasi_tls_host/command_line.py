@@ -323,7 +323,9 @@ def _add_run(commands) -> None:
                       "encrypted or not), or a PKCS#12 (.p12/.pfx) file. The guest gets it "
                       "from wasi-tls-host:tls/preopens; the key never enters the guest",
         client_ca_help="trust the CA certificates in PEM for the client certificates a guest "
-                       "server asks for (repeatable; none trusted by default)")
+                       "server asks for (repeatable; none trusted by default)",
+        debug_help="print the wasm backtrace of a trap and the full traceback of a host "
+                   "defect")
     run.add_argument("--max-connections", type=_count, default=DEFAULT_MAX_CONNECTIONS,
                      metavar="N",
                      help="the most sockets the guest may hold open at once: TCP connections "
@@ -333,18 +335,21 @@ def _add_run(commands) -> None:
     run.add_argument("--grace", type=_seconds, default=DEFAULT_GRACE, metavar="SECONDS",
                      help="after SIGTERM, how long the guest may take to finish its "
                           f"connections before it is stopped (default: {DEFAULT_GRACE:g})")
-    _add_limits(run, "the guest")
+    _add_limits(run, "the guest", timed_out=f"exit {TIMEOUT_STATUS}",
+                ended=f"exit {TRAP_STATUS}")
     run.add_argument("component", type=_existing_file("component"),
                      help="the .wasm component to run")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the guest")
 
 
 def _add_guest_options(parser: argparse.ArgumentParser, *, identity_help: str,
-                       client_ca_help: str) -> None:
+                       client_ca_help: str, debug_help: str) -> None:
     """What `run` and `serve` grant a guest alike: environment, files,
     network, and TLS trust and identities. `--identity` and `--client-ca`
     are for the guest's TLS servers under `run` and for the host's own
-    HTTPS server under `serve`, so each command says what they mean."""
+    HTTPS server under `serve`, and `--debug` shows more under `run` (a
+    trap's backtrace) than under `serve`, so each command says what they
+    mean."""
     parser.add_argument("--env", action="append", type=_env_pair, default=[], metavar="K[=V]",
                         help="set an environment variable for the guest, or with K alone pass "
                              "the host's value of K (repeatable)")
@@ -396,22 +401,25 @@ def _add_guest_options(parser: argparse.ArgumentParser, *, identity_help: str,
                         metavar="SECONDS",
                         help="fail a TLS handshake that takes longer (default: 30)")
     parser.add_argument("--debug", action="store_true",
-                        help="print the wasm backtrace of a trap and the full traceback of a "
-                             f"host defect (also: {DEBUG_VARIABLE}=1)")
+                        help=f"{debug_help} (also: {DEBUG_VARIABLE}=1)")
     _add_cache_options(parser)
 
 
-def _add_limits(parser: argparse.ArgumentParser, each: str) -> None:
-    """The limits on a guest; `each` says what one guest is (a run, a request)."""
+def _add_limits(parser: argparse.ArgumentParser, each: str, *, timed_out: str,
+                ended: str) -> None:
+    """The limits on a guest. `each` says what one guest is (the run's, a
+    request's); `timed_out` and `ended` what follows when it is ended past
+    --timeout, and past --fuel or a memory cap it cannot live with."""
     parser.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
                         help=f"end {each} after SECONDS, waiting in poll included "
-                             f"(exit {TIMEOUT_STATUS} under run)")
+                             f"({timed_out})")
     parser.add_argument("--max-memory", type=_size, metavar="SIZE",
                         help=f"cap each linear memory (and table) of {each} at SIZE bytes, "
-                             "with a K, M or G suffix; growing beyond it fails in the guest")
+                             "with a K, M or G suffix; growing beyond it fails in the guest "
+                             f"(if that ends it: {ended})")
     parser.add_argument("--fuel", type=_positive_count, metavar="N",
                         help=f"end {each} once it has run N units of fuel (about one per "
-                             "WebAssembly instruction)")
+                             f"WebAssembly instruction) ({ended})")
 
 
 def _add_cache_options(parser: argparse.ArgumentParser) -> None:
@@ -446,7 +454,9 @@ def _add_serve(commands) -> None:
                       "chooses among them, the first by default). The key never enters the "
                       "guest",
         client_ca_help="trust the CA certificates in PEM for client certificates "
-                       "(repeatable); they are asked for as --client-auth says")
+                       "(repeatable); they are asked for as --client-auth says",
+        debug_help="print the full traceback of a host defect (a trap is the one line "
+                   "logged for its request)")
     serve.add_argument("--client-auth", choices=("request", "require"),
                        help="ask clients for a certificate (request), or refuse a client "
                             "without one (require); verified against --client-ca (default "
@@ -476,7 +486,8 @@ def _add_serve(commands) -> None:
     serve.add_argument("--grace", type=_seconds, default=DEFAULT_GRACE, metavar="SECONDS",
                        help="once stopped, how long requests in flight may take to finish "
                             f"before they are cut (default: {DEFAULT_GRACE:g})")
-    _add_limits(serve, "each request's guest")
+    _add_limits(serve, "each request's guest", timed_out="its client gets a 500, or a cut "
+                "response", ended="its client gets a 500, or a cut response")
     serve.add_argument("component", type=_existing_file("component"),
                        help="the .wasm component to serve")
 

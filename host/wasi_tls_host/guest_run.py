@@ -63,9 +63,9 @@ def ending(error: wasmtime.WasmtimeError, ctx: WasiCtx, switch: StopSwitch,
         return ctx.exit_code
     if switch.reason is not None:
         raise stopped(switch.reason, limits, details)
-    if limits.fuel is not None and store.get_fuel() == 0:
-        raise GuestTrap(f"the guest ran out of fuel ({limits.describe_fuel()})", "fuel",
-                        details)
+    burnt = out_of_fuel(store, limits, details)
+    if burnt is not None:
+        raise burnt
     if ctx.host_bug is not None:
         raise GuestTrap(f"the guest trapped: {ctx.host_bug}", "host-bug", details)
     panic = " after a panic" if "rust_panic" in details else ""
@@ -84,6 +84,13 @@ def stopped(reason: str, limits: Limits, details: str = "") -> BaseException:
         return GuestTrap("the guest was stopped: still running at the end of its grace "
                          "period after SIGTERM", "stopped", details)
     return GuestTrap("the guest was stopped", "stopped", details)
+
+
+def out_of_fuel(store: wasmtime.Store, limits: Limits, details: str) -> GuestTrap | None:
+    """The GuestTrap for a guest that burnt all its fuel, if it did."""
+    if limits.fuel is None or store.get_fuel() != 0:
+        return None
+    return GuestTrap(f"the guest ran out of fuel ({limits.describe_fuel()})", "fuel", details)
 
 
 def memory_note(limits: Limits) -> str:

@@ -30,7 +30,7 @@ from wasmtime import component as wc
 from . import interfaces as registry
 from .component_cache import ComponentCache, compile_file
 from .config import HostConfig, Limits
-from .guest_run import GuestRun, ending, instantiation_refused, stopped
+from .guest_run import GuestRun, ending, instantiation_refused, out_of_fuel, stopped
 from .runtime.calls import Interface, link, stop_on_epoch
 from .runtime.context import WasiCtx
 from .runtime.exports import exported_function
@@ -100,7 +100,8 @@ def missing_imports(engine: wasmtime.Engine, component: wc.Component,
         item = extern.ty
         if isinstance(item, wc.ComponentInstanceType):
             provided = set(candidates[0].functions) | set(candidates[0].resources)
-            lacking = sorted(set(item.exports(engine)) - provided - _type_names(item, engine))
+            lacking = sorted(set(item.exports(engine)) - provided - _type_names(item, engine)
+                             - _resource_aliases(item, engine, provided))
             if lacking:
                 problems.append(f"`{import_name}` (its {', '.join(lacking)})")
     return problems
@@ -109,6 +110,18 @@ def missing_imports(engine: wasmtime.Engine, component: wc.Component,
 def _type_names(item: wc.ComponentInstanceType, engine: wasmtime.Engine) -> set[str]:
     return {name for name, extern in item.exports(engine).items()
             if not isinstance(extern.ty, (wc.FuncType, wc.ResourceType))}
+
+
+def _resource_aliases(item: wc.ComponentInstanceType, engine: wasmtime.Engine,
+                      provided: set[str]) -> set[str]:
+    """Resources exported under a second name, such as wasi:http's `type
+    headers = fields`: provided with the resource they name."""
+    exports = item.exports(engine)
+    resources = [exports[name].ty for name in provided
+                 if name in exports and isinstance(exports[name].ty, wc.ResourceType)]
+    return {name for name, extern in exports.items()
+            if name not in provided and isinstance(extern.ty, wc.ResourceType)
+            and any(extern.ty == resource for resource in resources)}
 
 
 @dataclass
@@ -322,6 +335,9 @@ class Host:
                 raise refused from None
             if switch.reason is not None:  # stopped in the guest's start function
                 raise stopped(switch.reason, limits, str(error)) from None
+            burnt = out_of_fuel(store, limits, str(error))  # in the start function too
+            if burnt is not None:
+                raise burnt from None
             if "cross-`Engine`" in str(error):
                 counting = "counts" if engine.fuel else "does not count"
                 raise HostError(

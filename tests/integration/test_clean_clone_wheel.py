@@ -1,4 +1,5 @@
-"""A wheel built from a clean clone is complete: its `conformance` runs.
+"""A wheel built from a clean clone is complete: its `conformance` runs,
+also when pip builds it itself for `pip install git+URL`.
 
 The repository is cloned as a user clones it (the committed HEAD: no
 build/, no .venv, no packed conformance components), `pip wheel` builds it
@@ -72,14 +73,30 @@ def test_the_wheel_carries_the_conformance_components_and_type_marker(wheel):
             "wasi_tls_host/py.typed"} <= names
 
 
-def test_conformance_runs_from_the_installed_wheel(wheel, tmp_path):
+def installed(requirement: str | Path, tmp_path: Path) -> Path:
+    """A fresh virtualenv with `pip install REQUIREMENT` done; its bin directory."""
     venv = tmp_path / "env"
     created = run([sys.executable, "-m", "venv", venv], cwd=tmp_path)
     assert created.returncode == 0, created.stderr
-    installed = run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", wheel],
-                    cwd=tmp_path)
-    assert installed.returncode == 0, installed.stderr
-    only = [arg for case in CASES for arg in ("--only", case)]
-    ran = run([venv / "bin" / "wasi-tls-host", "conformance", *only], cwd=tmp_path)
+    done = run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", requirement],
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return venv / "bin"
+
+
+def assert_conformance_runs(bin_dir: Path, cases: tuple[str, ...], cwd: Path) -> None:
+    only = [arg for case in cases for arg in ("--only", case)]
+    ran = run([bin_dir / "wasi-tls-host", "conformance", *only], cwd=cwd)
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert f"{len(CASES)} cases: {len(CASES)} passed, 0 failed, 0 not applicable" in ran.stdout
+    assert f"{len(cases)} cases: {len(cases)} passed, 0 failed, 0 not applicable" in ran.stdout
+
+
+def test_conformance_runs_from_the_installed_wheel(wheel, tmp_path):
+    assert_conformance_runs(installed(wheel, tmp_path), CASES, tmp_path)
+
+
+def test_pip_install_of_a_git_url_builds_the_components_too(clone, tmp_path):
+    """`pip install git+URL` builds from a clone of its own (pip's), in a
+    temporary directory: the wheel it makes and installs is as complete."""
+    bin_dir = installed(f"git+file://{clone}", tmp_path)
+    assert_conformance_runs(bin_dir, CASES[:1], tmp_path)

@@ -9,7 +9,9 @@ import pytest
 import wasmtime
 
 from conftest import HOST, run_host
+from wasi_tls_host import Host, all_interfaces
 from wasi_tls_host.guest_tools import WIT_DIR
+from wasi_tls_host.host import missing_imports
 
 
 def test_no_arguments_lists_the_commands():
@@ -17,7 +19,8 @@ def test_no_arguments_lists_the_commands():
     stderr = result.stderr.decode()
     assert result.returncode == 2
     assert stderr.startswith("usage: wasi-tls-host")
-    for command in ("run COMPONENT", "wit DIR", "build APP_DIR"):
+    for command in ("run COMPONENT", "serve [--addr H:P] COMPONENT", "wit DIR", "build APP_DIR",
+                    "conformance"):
         assert command in stderr
     assert "wasi-tls-host COMMAND --help" in stderr
 
@@ -28,12 +31,44 @@ def test_version_is_the_installed_distributions():
     assert result.stdout.decode() == f"wasi-tls-host {metadata.version('wasi-tls-host')}\n"
 
 
+def help_text(command: str) -> str:
+    """`wasi-tls-host COMMAND --help`, its lines joined (argparse wraps them)."""
+    result = subprocess.run([HOST, command, "--help"], capture_output=True, timeout=60)
+    assert (result.returncode, result.stderr) == (0, b"")
+    return " ".join(result.stdout.decode().split())
+
+
 def test_run_help_explains_the_options():
-    result = subprocess.run([HOST, "run", "--help"], capture_output=True, timeout=60)
-    out = result.stdout.decode()
-    assert result.returncode == 0
-    for option in ("--allow-net", "--dir", "--ca-file", "--tls-handshake-timeout", "--debug"):
-        assert option in out
+    text = help_text("run")
+    for option in ("--allow-net", "--dir", "--ca-file", "--tls-handshake-timeout",
+                   "--cache-dir DIR", "--no-cache", "--max-connections N"):
+        assert option in text
+    for explained in (
+            "--timeout SECONDS end the guest after SECONDS, waiting in poll included (exit 124)",
+            "--max-memory SIZE cap each linear memory (and table) of the guest at SIZE bytes",
+            "fails in the guest (if that ends it: exit 134)",
+            "--fuel N end the guest once it has run N units of fuel",
+            "--debug print the wasm backtrace of a trap and the full traceback of a host "
+            "defect"):
+        assert explained in text
+
+
+def test_serve_help_says_what_the_options_shared_with_run_mean_for_a_request():
+    """serve takes run's guest options and limits; each says what it does
+    there (a limit costs a request its response, not the process an exit)."""
+    text = help_text("serve")
+    for option in ("--allow-net", "--dir", "--ca-file", "--env K[=V]", "--cache-dir DIR",
+                   "--no-cache", "--grace SECONDS", "--workers N"):
+        assert option in text
+    for explained in (
+            "--timeout SECONDS end each request's guest after SECONDS, waiting in poll "
+            "included (its client gets a 500, or a cut response)",
+            "--max-memory SIZE cap each linear memory (and table) of each request's guest",
+            "--fuel N end each request's guest once it has run N units of fuel",
+            "--debug print the full traceback of a host defect (a trap is the one line logged "
+            "for its request)"):
+        assert explained in text
+    assert "exit 124" not in text and "exit 134" not in text
 
 
 def assert_clean_error(result, *fragments):
@@ -226,3 +261,13 @@ def test_wit_writes_the_tree_the_host_implements(tmp_path):
                for path in (tmp_path / "wit").rglob("*.wit")}
     assert written == {str(path.relative_to(WIT_DIR)) for path in WIT_DIR.rglob("*.wit")}
     assert (tmp_path / "wit" / "tls.wit").read_text() == (WIT_DIR / "tls.wit").read_text()
+
+
+def test_the_http_guests_imports_are_all_provided(guests):
+    """What the host says is missing when instantiation fails: nothing, for
+    guests it runs. Regression: wasi:http's `type headers = fields` (and
+    trailers) were named as missing resources."""
+    host = Host()
+    for name in ("http-proxy", "http-fetch", "https-get"):
+        component = host.load(guests[name])
+        assert missing_imports(host.engine, component, all_interfaces()) == [], name

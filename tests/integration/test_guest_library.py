@@ -270,7 +270,9 @@ class Run(exports.Run):
 
 @pytest.fixture(scope="module")
 def runner_app(tmp_path_factory):
-    """RUNNER_APP built with `wasi-tls-host build` (world plain)."""
+    """RUNNER_APP built with `wasi-tls-host build` (world plain), and
+    compiled into the user's cache, so that its first run's stderr is the
+    guest's alone (no `compiling ...` note)."""
     directory = tmp_path_factory.mktemp("runner-app")
     (directory / "app.py").write_text(RUNNER_APP)
     component = directory / "runner-app.wasm"

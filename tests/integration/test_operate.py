@@ -123,6 +123,14 @@ def test_fuel_ends_a_computing_guest(probe):
         "wasi-tls-host: the guest ran out of fuel (1000000 units by --fuel)"
 
 
+def test_fuel_that_runs_out_while_the_guest_starts(probe):
+    """Regression: fuel burnt in the guest's start function was "cannot
+    instantiate ...: all fuel consumed", exit 2."""
+    result = run_host(probe, "count", "1", flags=("--fuel", "1000"))
+    assert (result.returncode, result.stdout, result.stderr.decode()) == (
+        134, b"", "wasi-tls-host: the guest ran out of fuel (1000 units by --fuel)\n")
+
+
 def test_enough_fuel_lets_the_guest_finish(probe):
     result = run_host(probe, "count", "1000", flags=("--fuel", "10000000000"))
     assert (result.returncode, result.stdout) == (0, b"limits-probe: count\ncounted 1000\n")

@@ -7,6 +7,7 @@ worker processes, and every command-line mistake as one line with exit 2."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import ssl
@@ -192,6 +193,45 @@ def test_a_client_that_never_reads_holds_only_its_own_connection(handler):
     assert "the client took nothing of the response for 2 s" in served.stderr
 
 
+@pytest.mark.parametrize("flags, target, reason", [
+    (("--timeout", "3"), "/sleep/60000", "the guest ran past its time limit (3 s)"),
+    # Enough to instantiate the guest (serve does so once at start), not
+    # enough for a request; fuel is counted alike on every run.
+    (("--fuel", "100000"), "/", "the guest ran out of fuel (100000 units by --fuel)"),
+], ids=["timeout", "fuel"])
+def test_a_limit_ends_the_requests_guest_and_the_server_goes_on(handler, flags, target, reason):
+    """run's limits bound each request's guest under serve: past one, that
+    request gets a 500 (for --timeout, waiting in poll counts), one line
+    names the request and the limit, and the server serves on."""
+    served = Served(handler, *flags)
+    try:
+        begun = time.monotonic()
+        assert get(served.port, target).status == 500
+        if target.startswith("/sleep/"):
+            assert time.monotonic() - begun < 3 + 2
+            # A request that ends within the limit is answered.
+            assert get(served.port, "/sleep/10").status == 200
+        assert get(served.port, target).status == 500  # each request has the limit afresh
+    finally:
+        assert served.stop() == 0
+    logged = [line for line in served.stderr.splitlines()
+              if line.startswith("wasi-tls-host: GET ")]
+    assert logged == [f"wasi-tls-host: GET {target}: {reason}; answered 500"] * 2, served.stderr
+
+
+@pytest.mark.parametrize("flags, line", [
+    (("--fuel", "1000"), r"wasi-tls-host: the guest ran out of fuel \(1000 units by --fuel\)"),
+    (("--max-memory", "1M"), r"wasi-tls-host: the guest does not fit in its memory limit: "
+                             r"memory minimum size of \d+ pages exceeds memory limits \(memory "
+                             r"capped at 1 MiB by --max-memory\)"),
+], ids=["fuel", "max-memory"])
+def test_limits_a_guest_cannot_start_in_are_refused_at_start(handler, flags, line):
+    """Regression: fuel that ran out while the guest was instantiated was
+    taken for missing imports (`wasi:http/types` lacked `headers`)."""
+    error = one_line_error(serve_mistake("--addr", "127.0.0.1:0", *flags, handler))
+    assert re.fullmatch(line, error), error
+
+
 def test_sigterm_lets_a_request_in_flight_finish(pki, handler, version):
     served = Served(handler, *identity_flags(pki))
     context = pki.client_context(version)
@@ -300,6 +340,11 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     (("--identity", "site={ca}"), "argument --identity: identity 'site'"),
     (("--identity", "site=/nonexistent.pem,/nonexistent.key"), "argument --identity"),
     (("--ca-file", "/nonexistent.pem"), "argument --ca-file: CA file not found"),
+    (("--timeout", "0"), "argument --timeout: must be a finite number of seconds above 0"),
+    (("--max-memory", "12X"), "argument --max-memory: expected a size above 0"),
+    (("--fuel", "0"), "argument --fuel: expected a whole number above 0, got '0'"),
+    (("--no-cache", "--cache-dir", "/tmp"),
+     "argument --cache-dir: not allowed with argument --no-cache"),
 ])
 def test_command_line_mistakes(pki, handler, arguments, message):
     arguments = tuple(argument.replace("{ca}", str(pki.ca_file)) for argument in arguments)
