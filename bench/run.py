@@ -4,7 +4,7 @@ bench/results/latest.json. bench/README.md explains each figure.
 
     python bench/run.py [--only SCENARIO ...]
 
-Scenarios, in order: startup, calls, network, load. Only loopback is used.
+Scenarios, in order: startup, calls, network, load, http. Only loopback is used.
 Repeats: REPEATS for anything that starts a process, CALL_REPEATS for the
 in-process call figures; variants are interleaved within each repeat, so a
 busy machine slows all of them alike.
@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import median
 
+import http_bench
 import loopback
 import tiny_guest
 import wasmtime_cli
@@ -574,6 +575,7 @@ def tls_server_load(bench: Bench) -> None:
 
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "startup": startup, "calls": calls, "network": network, "load": tls_server_load,
+    "http": http_bench.http_figures,
 }
 
 
