@@ -4,7 +4,7 @@ bench/results/latest.json. bench/README.md explains each figure.
 
     python bench/run.py [--only SCENARIO ...]
 
-Scenarios, in order: startup, calls, network, bulk, load. Only loopback is used.
+Scenarios, in order: startup, calls, network, bulk, load, http. Only loopback is used.
 Repeats: REPEATS for anything that starts a process, CALL_REPEATS for the
 in-process call figures; variants are interleaved within each repeat, so a
 busy machine slows all of them alike.
@@ -34,6 +34,7 @@ from pathlib import Path
 from statistics import median
 
 import bulk_candidates
+import http_bench
 import loopback
 import tiny_guest
 import wasmtime_cli
@@ -701,7 +702,7 @@ def tls_server_load(bench: Bench) -> None:
 
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "startup": startup, "calls": calls, "network": network, "bulk": bulk,
-    "load": tls_server_load,
+    "load": tls_server_load, "http": http_bench.http_figures,
 }
 
 

@@ -10,15 +10,17 @@ error-code, printed by the guest, never a trap.
 
 from __future__ import annotations
 
+import os
 import ssl
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 from http_peers import H11Server, NginxHttps, RawServer, body_bytes, hold, read_head, sha256
 from js_components import build_js_components
 
-from conftest import HOST, run_host
+from conftest import HOST, ROOT, run_host
 from peers import OpenSSLServer, free_port
 
 MIB = 1 << 20
@@ -508,3 +510,32 @@ def test_js_fetch_over_https_on_the_hosts_policy(pki, leaf, version):
         assert "trapped" not in refused.stderr.decode()
     assert "denied connect to 127.0.0.1" in not_allowed.stderr.decode()
     assert len(server.seen) == served  # none of the refused requests got through
+
+
+# -- the README's example ------------------------------------------------------------
+
+@pytest.mark.js
+def test_the_readme_fetch_example_runs_as_printed(fetch_guest, tmp_path):
+    """The shell block of the README's section on `run` with wasi:http, run by
+    bash in an empty directory with the installed host first on PATH: each
+    command prints what the README's comments say it prints."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Outgoing HTTP from a component", 1)[1].split("\n## ", 1)[0]
+    script = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    port = str(free_port())
+    # A person waits for the server to start before typing the next line.
+    wait = f"until (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; do sleep 0.1; done\n"
+    script = (script.replace("8443", port)
+              .replace("build/guests/http-fetch.wasm", str(fetch_guest))
+              .replace("build/js/fetch.wasm", str(build_js_components().fetch))
+              .replace(" -WWW &\n", f" -WWW &\nserver=$!\n{wait}", 1))
+    script += "kill $server\n"
+    environment = dict(os.environ, PATH=f"{Path(HOST).parent}:{os.environ['PATH']}")
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=environment,
+                            capture_output=True, timeout=300)
+    stdout, stderr = result.stdout.decode(), result.stderr.decode()
+    ca_size = (tmp_path / "pki" / "client.pem").stat().st_size
+    assert f"HTTP 200\nContent-type: text/plain\nbody: {ca_size} bytes sha256=" in stdout, stdout
+    assert "status 200" in stdout.splitlines()
+    assert stderr.strip().splitlines()[-1] == "error: TLS-certificate-error", stderr
+    assert "trapped" not in stderr
