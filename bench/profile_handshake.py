@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from run import HERE, NATIVE, NET_BENCH, ensure_net_bench_guest
+from run import HERE, NATIVE, NET_BENCH, ensure_net_bench_guests
 
 from wasi_tls_host import Host, HostConfig, NetRule, TlsPolicy
 from wasi_tls_host.runtime import calls
@@ -161,7 +161,7 @@ def in_memory_client_seconds(ca_pem: str, server_context: ssl.SSLContext) -> flo
 
 
 def main(count: int) -> None:
-    ensure_net_bench_guest()
+    ensure_net_bench_guests()
     # The server runs in a process of its own: its threads must not take
     # the GIL from the host being measured.
     server = subprocess.Popen([sys.executable, "-c", SERVER], cwd=HERE, text=True,
