@@ -162,18 +162,3 @@ def test_a_context_without_a_key_log_file_still_reports_secrets(pki, version):
     openssl.attach_observer(client.obj, recorder.observe, secrets=recorder.secret)
     handshake_ok(client, server)
     assert recorder.secrets
-
-
-def test_a_server_name_gets_the_same_verdict_every_time() -> None:
-    """The verdicts are kept (each costs a throwaway SSLObject): a refused
-    name is refused again with the same message, a taken one taken again."""
-    too_long = "a" * 300
-    messages = []
-    for _ in range(2):
-        openssl.check_server_name("example.com")
-        try:
-            openssl.check_server_name(too_long)
-        except ValueError as error:
-            messages.append(str(error))
-    assert len(messages) == 2 and messages[0] == messages[1]
-    assert messages[0].startswith(f"invalid server name {too_long!r}: ")

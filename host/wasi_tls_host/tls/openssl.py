@@ -243,27 +243,12 @@ def check_server_name(name: str | None) -> None:
     reason (empty, too long, bad characters), before any byte is sent."""
     if not name:
         raise ValueError("invalid server name: empty")
-    refusal = _server_name_refusal(name)
-    if refusal is not None:
-        raise ValueError(refusal)
-
-
-#: Names a guest run checks again and again (every connection to one server)
-#: are answered from here: the throwaway SSLObject costs ~50 us, a tenth of a
-#: client's work before its ClientHello leaves.
-NAME_CHECKS_KEPT = 256
-
-
-@functools.lru_cache(maxsize=NAME_CHECKS_KEPT)
-def _server_name_refusal(name: str) -> str | None:
-    """Why OpenSSL refuses `name` (a non-empty string), or None if it takes it."""
     try:
         _name_check_context().wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=name)
     # Python refuses some names (ValueError, UnicodeError, TypeError), OpenSSL
     # others (SSLError: e.g. longer than 255 bytes): all are invalid names.
     except (ValueError, TypeError, ssl.SSLError) as error:
-        return f"invalid server name {name!r}: {without_source_line(error)}"
-    return None
+        raise ValueError(f"invalid server name {name!r}: {without_source_line(error)}") from None
 
 
 #: The negotiated version's name, as ``SSLObject.version`` gives it, and its wire code.
