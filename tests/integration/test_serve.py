@@ -219,7 +219,7 @@ def test_the_handler_fetches_nothing_it_is_not_allowed_to(pki, handler, handlers
     assert not upstream.seen
 
 
-@pytest.mark.parametrize("route", ["/trap", "/no-response"])
+@pytest.mark.parametrize("route", ["/trap", "/exit", "/no-response"])
 def test_a_handler_that_fails_gets_the_client_a_500(guests, route):
     served = Served(guests["http-proxy"])
     try:
@@ -231,7 +231,8 @@ def test_a_handler_that_fails_gets_the_client_a_500(guests, route):
         assert greeting_ok(get(served.port))
     finally:
         assert served.stop() == 0
-    reason = "the guest trapped" if route == "/trap" else "without setting a response"
+    reason = {"/trap": "the guest trapped", "/exit": "the guest exited with status 1",
+              "/no-response": "without setting a response"}[route]
     assert f"GET {route}: " in served.stderr and reason in served.stderr
 
 

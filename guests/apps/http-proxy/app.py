@@ -10,6 +10,7 @@
     GET  /compute/N     a sum over N steps, then its result (a request that computes)
     GET  /allocate/MIB  holds MIB MiB at once, then says so (a request that allocates)
     GET  /trap          traps before answering
+    GET  /exit          ends the instance with wasi:cli/exit before answering
     GET  /no-response   returns without setting a response
 
 Every response carries x-handler: componentize-py. Anything else is 404.
@@ -24,7 +25,7 @@ from wit_world import exports
 from wit_world.imports import monotonic_clock, outgoing_handler, streams
 from wit_world.imports import wasi_http_types as http
 
-from wasi_guest import io
+from wasi_guest import cli, io
 
 PATTERN_PERIOD = 251
 CHUNK = 64 * 1024
@@ -174,6 +175,8 @@ def route(request, response_out) -> None:
         text(response_out, 200, f"allocated {len(held) >> 20} MiB\n")
     elif get and path == "/trap":
         raise RuntimeError("asked to trap")
+    elif get and path == "/exit":
+        cli.exit(1)
     elif get and path == "/no-response":
         return
     else:

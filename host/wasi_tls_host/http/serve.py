@@ -171,7 +171,7 @@ class GuestHandler:
             except GuestTrap as error:
                 failed(error)
             else:
-                failed(GuestTrap(f"the guest exited with status {status}", "exit"))
+                failed(GuestTrap(f"the guest exited with status {status} instead of answering"))
         except (HostError, GuestTrap) as error:
             failed(error)
         finally:
