@@ -147,8 +147,10 @@ def _load_identities(parser: argparse.ArgumentParser, options: argparse.Namespac
     --identity-password-file or $WASI_TLS_HOST_IDENTITY_PASSWORD. That
     variable is removed from this process's environment, so that no guest
     inherits it (--inherit-env)."""
-    from .tls.identity import IdentityError, IdentityPasswordError
     password, source = _identity_password(parser, options.identity_password_file)
+    if not (options.identity or options.http_client_identity):
+        return  # `cryptography` costs tens of milliseconds: only for identities
+    from .tls.identity import IdentityError, IdentityPasswordError
     for option in ("identity", "http_client_identity"):
         loaded = []
         for spec in getattr(options, option):

@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -166,6 +165,8 @@ class ComponentCache:
             pass  # a cache that cannot be written only costs the next start-up
 
     def _write_atomically(self, target: Path, data: bytes | bytearray) -> None:
+        import tempfile  # only a miss writes; a run from the cache need not import it
+
         descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
         try:
             with os.fdopen(descriptor, "wb") as file:

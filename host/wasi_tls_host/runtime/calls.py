@@ -75,7 +75,7 @@ _CODECS: dict[tuple[str, int], Codecs] = {}
 class HostFunction:
     """One host function bound to a context. The first call compiles its
     lifting and lowering from the declared type into `call`, specialised by
-    the number of parameters (a zero-argument call builds no argument list)."""
+    the number of parameters (a call of none or one builds no argument list)."""
 
     def __init__(self, ctx: WasiCtx, qualified_name: str, impl: Impl):
         self.ctx = ctx
@@ -102,6 +102,18 @@ class HostFunction:
                 scope.context = context
                 try:
                     value = impl(ctx)
+                except ErrorValue as error:
+                    value = finish(error)
+                if lower is not None:
+                    lower(scope, value, results[0])
+        elif len(lifts) == 1:
+            lift = lifts[0]
+
+            def call(context: Any, ty_ptr: int, args: Any, results: Any) -> None:
+                scope.context = context
+                argument = lift(scope, args[0])
+                try:
+                    value = impl(ctx, argument)
                 except ErrorValue as error:
                     value = finish(error)
                 if lower is not None:
@@ -166,20 +178,20 @@ class Destructor:
         self.ctx = ctx
         self.type_id = type_id
         self.name = name
+        self._delete = ctx.table.delete
 
     def invoke(self, rep: int) -> int:
-        ctx = self.ctx
         try:
-            close = getattr(ctx.table.delete(rep, self.type_id), "close", None)
+            close = getattr(self._delete(rep, self.type_id), "close", None)
             if close is not None:
                 close()
             return 0
         except TableError as misuse:
             return _error(f"{self.name}: {misuse}")
         except Exception as bug:
-            return _error(ctx.record_host_bug(self.name, bug))
+            return _error(self.ctx.record_host_bug(self.name, bug))
         except BaseException as interrupt:  # see HostFunction.invoke
-            ctx.interrupted = interrupt
+            self.ctx.interrupted = interrupt
             return _error(f"{self.name}: interrupted")
 
 

@@ -71,10 +71,6 @@ def payload_pointer(cell: Val) -> int:
     return c_void_p.from_address(ctypes.addressof(cell) + PAYLOAD_OFFSET).value or 0
 
 
-def set_payload_pointer(cell: Val, pointer: int) -> None:
-    c_void_p.from_address(ctypes.addressof(cell) + PAYLOAD_OFFSET).value = pointer
-
-
 def error_from(pointer: int) -> WasmtimeError:
     """The WasmtimeError behind a `wasmtime_error_t *` a C API call returned
     (it takes ownership of the error)."""

@@ -15,6 +15,7 @@ decode and re-encode.
 from __future__ import annotations
 
 import ctypes
+import struct
 import threading
 from collections.abc import Callable
 from ctypes import byref, c_size_t, c_void_p
@@ -34,13 +35,18 @@ assert CELL == 32, "wasmtime_component_val_t layout changed; revisit bulk list<u
 
 
 class CallScope:
-    """What lifting and lowering need for one call: the store context and the table."""
+    """What lifting and lowering need for one call: the store context, the
+    table, and an out-parameter for the resource conversions of the C API
+    (one per scope rather than per call; a scope serves one store, which
+    runs on one thread at a time)."""
 
-    __slots__ = ("context", "table")
+    __slots__ = ("context", "handle", "handle_ref", "table")
 
     def __init__(self, context: Any, table: ResourceTable):
         self.context = context
         self.table = table
+        self.handle = c_void_p()
+        self.handle_ref = byref(self.handle)
 
 
 Lift = Callable[[CallScope, Any], Any]
@@ -150,8 +156,9 @@ def _lowers(*classes: type) -> Callable[[LowerBuilder], LowerBuilder]:
 
 @_lifts(*_SCALARS)
 def _lift_scalar(ty: wc.ValType) -> Lift:
-    _, field, convert = _SCALARS[type(ty)]
-    return lambda scope, c: convert(getattr(c.of, field))
+    # ctypes already gives a bool, int or float for the union's field.
+    field = _SCALARS[type(ty)][1]
+    return lambda scope, c: getattr(c.of, field)
 
 
 @_lifts(wc.Char)
@@ -255,10 +262,10 @@ def _lift_borrow(ty: wc.BorrowType) -> Lift:
 
 def _resource_arg(scope: CallScope, c: Any, owned: bool) -> Any:
     """Resolve a handle to its host object; this also ends a borrow."""
-    host = c_void_p()
-    error = capi.resource_any_to_host(scope.context, capi.payload_pointer(c), byref(host))
+    error = capi.resource_any_to_host(scope.context, capi.payload_pointer(c), scope.handle_ref)
     if error:
         raise Trap(str(capi.error_from(error)))
+    host = scope.handle.value
     rep = capi.resource_host_rep(host)
     type_id = capi.resource_host_type(host)
     capi.resource_host_delete(host)
@@ -441,14 +448,17 @@ def _lower_own(ty: wc.OwnType, resource_ids: ResourceIds) -> Lower:
         obj, parent = value if isinstance(value, Child) else (value, None)
         rep = scope.table.push(obj, type_id, parent)
         host = capi.resource_host_new(True, rep, type_id)
-        resource = c_void_p()
-        error = capi.resource_host_to_any(scope.context, host, byref(resource))
+        error = capi.resource_host_to_any(scope.context, host, scope.handle_ref)
         capi.resource_host_delete(host)
         if error:
             raise Trap(str(capi.error_from(error)))
-        dst.kind = K_RESOURCE
-        capi.set_payload_pointer(dst, resource.value or 0)
+        _RESOURCE_CELL.pack_into(dst, 0, K_RESOURCE, scope.handle.value or 0)
     return lower_own
+
+
+#: A resource cell: its kind byte, then the resource pointer as its payload;
+#: packed in one step, where setting the two fields through ctypes takes three.
+_RESOURCE_CELL = struct.Struct(f"@B{PAYLOAD - 1}xP")
 
 
 def _payload(scope: CallScope, lower: Lower | None, value: Any) -> Any:

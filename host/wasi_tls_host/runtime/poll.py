@@ -45,12 +45,16 @@ class Waitable(Protocol):
 class Pollable:
     """The `pollable` resource: a handle on a waitable."""
 
+    __slots__ = ("waitable",)
+
     def __init__(self, waitable: Waitable):
         self.waitable = waitable
 
 
 class Deadline:
     """Ready once the monotonic clock reaches `deadline_ns`."""
+
+    __slots__ = ("deadline_ns", "now_ns")
 
     def __init__(self, now_ns: Callable[[], int], deadline_ns: int):
         self.now_ns = now_ns

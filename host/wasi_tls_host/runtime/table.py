@@ -63,12 +63,16 @@ class ResourceTable:
 
     def delete(self, rep: int, type_id: int) -> object:
         """Remove and return the resource; refuses while children remain."""
-        obj, _, parent = self._entry(rep, type_id)
+        entry = self._entries.get(rep)
+        if entry is None or entry[1] != type_id:
+            entry = self._entry(rep, type_id)  # raises, naming what is wrong
+        obj, _, parent = entry
         children = self._children.get(rep)
-        if children:
-            raise HasChildren(f"resource {rep} still has {len(children)} child resource(s)")
+        if children is not None:
+            if children:
+                raise HasChildren(f"resource {rep} still has {len(children)} child resource(s)")
+            del self._children[rep]
         del self._entries[rep]
-        self._children.pop(rep, None)
         self._rep_by_object.pop(id(obj), None)
         if parent is not None:
             siblings = self._children.get(parent)
