@@ -173,7 +173,8 @@ def test_a_template_without_the_optional_placeholders_has_none_of_them():
     ("host {args}", "the host command needs {component}"),
     ("host {component}", "the host command needs {args}"),
     ("host {component} {args} {ca}", "unknown placeholder {ca} (known: {component}, {args}, "
-                                     "{ca_file}, {allow_net}, {identity_args})"),
+                                     "{ca_file}, {allow_net}, {identity_args}, "
+                                     "{http_identity_args}, {addr})"),
     ("host {component} --x={args}", "{args} must be an argument of its own"),
     ("host {component} {args} -i{identity_args}",
      "{identity_args} must be an argument of its own"),
