@@ -116,6 +116,32 @@ class NonReader(Streamer):
                 self.sent += len(burst)
 
 
+def discard_lines(stream) -> None:
+    for _line in stream:
+        pass
+
+
+def test_a_client_that_pipelines_requests_and_never_reads_holds_up_no_one(guests, pki, version):
+    """While one client pipelines requests without pause and never reads the
+    answers, a second one handshakes and is served."""
+    server = https_server(guests, pki)
+    # It logs a line per request: unread, its stdout pipe would fill and stop it.
+    threading.Thread(target=discard_lines, args=(server.process.stdout,), daemon=True).start()
+    try:
+        pipeliner = NonReader(server.port, pki.client_context(version))
+        pipeliner.start()
+        assert pipeliner.streaming.wait(30), "the pipelining client never got going"
+        started = time.monotonic()
+        seen = get(server, pki, version)
+        waited = time.monotonic() - started
+        pipeliner.stop.set()
+        pipeliner.join(30)
+    finally:
+        server.close()
+    assert seen.status == 200 and seen.protocol == f"TLSv{version}"
+    print(f"second client served in {waited:.2f} s, beside {pipeliner.sent >> 10} KiB pipelined")
+
+
 @pytest.mark.parametrize("client", [Streamer, NonReader], ids=["uploader", "non-reader"])
 def test_a_client_that_never_reads_costs_the_host_bounded_memory(guests, pki, version, client):
     """The host's RSS, sampled while one client uploads without pause (or
@@ -233,8 +259,9 @@ def test_running_out_of_descriptors_is_waited_out(guests, pki, version):
 
 RUNNER_APP = """
 from wit_world import exports
+from wit_world.imports import stdout
 
-from wasi_guest import cli, tasks
+from wasi_guest import cli, io, tasks
 
 
 def failing():
@@ -248,9 +275,20 @@ def counting(log):
         log.append(number)
 
 
+def writing(name, console):
+    for number in range(3):
+        yield from io.write_all_task(console, f"{name}{number} ".encode())
+
+
 def main(argv):
     mode, log = argv[0], []
     runner = tasks.Runner()
+    if mode == "writes":  # stdout never makes a writer wait
+        console = stdout.get_stdout()
+        runner.spawn(writing("a", console))
+        runner.spawn(writing("b", console))
+        runner.run()
+        return 0
     on_error = (lambda error: print(f"on_error took: {error}")) if mode == "on-error" else None
     runner.spawn(failing(), on_error, fatal=mode == "fatal")
     runner.spawn(counting(log))
@@ -301,6 +339,16 @@ def test_a_fatal_task_ends_the_run(runner_app):
     result = run_host(runner_app, "fatal")
     assert (result.returncode, result.stdout.decode(), result.stderr.decode()) == (
         0, "run raised: one task's own failure\nthe other task counted to 0\n", "")
+
+
+def test_tasks_that_write_without_waiting_take_turns(runner_app):
+    """Each write_all_task lets the other tasks step, even when the output
+    never makes it wait (a server answering pipelined requests out of one
+    read must not keep the other connections waiting until it has answered
+    them all)."""
+    result = run_host(runner_app, "writes")
+    assert (result.returncode, result.stdout.decode(), result.stderr.decode()) == (
+        0, "a0 b0 a1 b1 a2 b2 ", "")
 
 
 # -- the README's server -------------------------------------------------------------

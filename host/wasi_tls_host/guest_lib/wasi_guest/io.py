@@ -166,7 +166,11 @@ def flush(output_stream) -> None:
 
 def write_all_task(output_stream, data, flush_after=True):
     """Task: write all of ``data``, respecting check-write budgets, then (by
-    default) flush and wait for the flush to complete."""
+    default) flush and wait for the flush to complete. Every chunk written,
+    the last one too, is followed by a bare yield: a task that answers many
+    requests out of one read (a client pipelining them) lets the other
+    tasks take a step between two answers, even while the output never
+    makes it wait."""
     view = memoryview(data).cast("B")
     off = 0
     while off < len(view):
@@ -180,8 +184,7 @@ def write_all_task(output_stream, data, flush_after=True):
         except Err as e:
             raise stream_error(e) from None
         off += n
-        if off < len(view):
-            yield  # every other task gets a step between two chunks
+        yield
     if flush_after:
         yield from flush_task(output_stream)
 
