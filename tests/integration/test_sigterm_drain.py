@@ -42,6 +42,8 @@ def refuses_connections(port: int, seconds: float = 10.0) -> bool:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
         except ConnectionRefusedError:
             return True
+        except ConnectionResetError:
+            pass  # queued when the listener closed, and reset with it: try again
         time.sleep(0.05)
     return False
 
