@@ -130,8 +130,18 @@ class _Supervisor:
                       "starting another", file=sys.stderr, flush=True)
                 time.sleep(max(0.0, self.last_spawn + RESPAWN_INTERVAL_S - time.monotonic()))
                 if not self.stopping:
-                    self.spawn()
+                    self._replace()
         return 1 if self.failed else 0
+
+    def _replace(self) -> None:
+        """Start a worker in place of one that ended; one that cannot start
+        is reported, and the workers still running go on serving."""
+        try:
+            self.spawn()
+        except StartupError as error:
+            self.failed = True
+            print(f"wasi-tls-host: a replacement worker could not start ({error}); "
+                  f"serving with {len(self.workers)}", file=sys.stderr, flush=True)
 
     def kill_all(self) -> None:
         for pid in self.workers:
