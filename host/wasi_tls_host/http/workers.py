@@ -139,6 +139,8 @@ class _Supervisor:
         try:
             self.spawn()
         except StartupError as error:
+            if self.stopping:
+                return  # a stop came while it started, and ended it: nothing failed
             self.failed = True
             print(f"wasi-tls-host: a replacement worker could not start ({error}); "
                   f"serving with {len(self.workers)}", file=sys.stderr, flush=True)
