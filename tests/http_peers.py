@@ -14,8 +14,7 @@ connection, over TLS when given a context. Its routes:
 Every request it read is kept in `seen` (method, target, headers, body
 size and digest, trailers, client subject, the ALPN id chosen).
 
-`NginxHttps` serves a directory over HTTPS, optionally requiring a client
-certificate (`location /client-cert` answers SUCCESS for a verified one).
+nginx, with or without a client certificate, is `peers.Nginx`.
 """
 
 from __future__ import annotations
@@ -24,16 +23,11 @@ import functools
 import hashlib
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import h11
-from pki import Leaf
-
-from peers import free_port, nginx_binary, wait_for_port
 
 CHUNK = 64 * 1024
 
@@ -226,54 +220,3 @@ def hold(seconds: float) -> Callable[[socket.socket], None]:
     def behave(sock: socket.socket) -> None:
         threading.Event().wait(seconds)
     return behave
-
-
-class NginxHttps:
-    """nginx serving `root` over HTTPS pinned to one TLS version; with
-    `client_ca` it requires a client certificate issued by it."""
-
-    def __init__(self, leaf: Leaf, root: Path, version: str, workdir: Path,
-                 client_ca: Path | None = None):
-        self.port = free_port()
-        prefix = workdir / "nginx"
-        (prefix / "logs").mkdir(parents=True, exist_ok=True)
-        client_auth = (f"ssl_client_certificate {client_ca}; ssl_verify_client on;"
-                       if client_ca else "")
-        config = prefix / "nginx.conf"
-        config.write_text(f"""
-            daemon off;
-            master_process off;
-            user root;
-            error_log stderr warn;
-            pid {prefix}/nginx.pid;
-            events {{ worker_connections 64; }}
-            http {{
-                access_log off;
-                client_body_temp_path {prefix}/body;
-                proxy_temp_path {prefix}/proxy;
-                fastcgi_temp_path {prefix}/fastcgi;
-                uwsgi_temp_path {prefix}/uwsgi;
-                scgi_temp_path {prefix}/scgi;
-                server {{
-                    listen 127.0.0.1:{self.port} ssl;
-                    ssl_certificate {leaf.cert_file};
-                    ssl_certificate_key {leaf.key_file};
-                    ssl_protocols TLSv{version};
-                    {client_auth}
-                    root {root};
-                    location /client-cert {{ return 200 "$ssl_client_verify"; }}
-                }}
-            }}
-        """)
-        self.process = subprocess.Popen(
-            [nginx_binary(), "-p", str(prefix), "-c", str(config)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for_port(self.port, self.process)
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()

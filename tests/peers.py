@@ -91,16 +91,22 @@ class OpenSSLServer:
 
 
 class Nginx:
-    """nginx, HTTP/1.1 with keep-alive and Content-Length; its own files
-    beside the PKI's."""
+    """nginx serving `root` over HTTPS pinned to one TLS version, HTTP/1.1
+    with keep-alive and Content-Length; its own files beside the PKI's.
+    `leaf` is its certificate (default: the PKI's localhost); with
+    `client_ca` it requires a client certificate issued by it, and
+    /client-cert answers nginx's verdict on the one it got."""
 
     name = "nginx"
 
-    def __init__(self, pki: Pki, root: Path, version: str):
-        leaf = pki["localhost"]
+    def __init__(self, pki: Pki, root: Path, version: str, *, leaf: Leaf | None = None,
+                 client_ca: Path | None = None):
+        leaf = leaf or pki["localhost"]
         self.port = free_port()
         prefix = pki.directory / f"nginx-{self.port}"
         (prefix / "logs").mkdir(parents=True, exist_ok=True)
+        client_auth = (f"ssl_client_certificate {client_ca}; ssl_verify_client on;"
+                       if client_ca else "")
         config = prefix / "nginx.conf"
         config.write_text(f"""
             daemon off;
@@ -121,7 +127,9 @@ class Nginx:
                     ssl_certificate {leaf.cert_file};
                     ssl_certificate_key {leaf.key_file};
                     ssl_protocols TLSv{version};
+                    {client_auth}
                     root {root};
+                    location /client-cert {{ return 200 "$ssl_client_verify"; }}
                 }}
             }}
         """)

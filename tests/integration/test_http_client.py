@@ -17,11 +17,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from http_peers import H11Server, NginxHttps, RawServer, body_bytes, hold, read_head, sha256
+from http_peers import H11Server, RawServer, body_bytes, hold, read_head, sha256
 from js_components import build_js_components
 
 from conftest import HOST, ROOT, run_host
-from peers import OpenSSLServer, free_port
+from peers import Nginx, OpenSSLServer, free_port
 
 MIB = 1 << 20
 #: A failure must be reported well within this, the guest's own start included.
@@ -164,7 +164,7 @@ def test_https_from_nginx(fetch_guest, pki, leaf, version, tmp_path):
     root = tmp_path / "site"
     root.mkdir()
     (root / "file.bin").write_bytes(body_bytes(MIB + 3))
-    server = NginxHttps(leaf, root, version, tmp_path)
+    server = Nginx(pki, root, version, leaf=leaf)
     try:
         fetched = Fetched(fetch(fetch_guest, f"https://localhost:{server.port}/file.bin",
                                 flags=trusting(pki, server.port)))
@@ -270,7 +270,7 @@ def test_client_identity_is_presented_when_asked(fetch_guest, pki, leaf, version
 
 def test_client_identity_with_nginx(fetch_guest, pki, leaf, version, tmp_path):
     client = pki.leaf("client.example")
-    server = NginxHttps(leaf, tmp_path, version, tmp_path, client_ca=pki.ca_file)
+    server = Nginx(pki, tmp_path, version, leaf=leaf, client_ca=pki.ca_file)
     url = f"https://localhost:{server.port}/client-cert"
     try:
         result = fetch(fetch_guest, url, flags=trusting(
