@@ -113,21 +113,33 @@ def _body_of(context: str, headers: Fields) -> OutgoingBody:
     return OutgoingBody(context, length)
 
 
-class OutgoingRequest:
+class _OutgoingMessage:
+    """What an outgoing request and response share: headers the guest can
+    no longer change, and a body taken at most once."""
+
+    role: str
+
     def __init__(self, headers: Fields):
         headers.mutable = False
         self.headers = headers
-        self.method = Case("get")
-        self.path_with_query: str | None = None
-        self.scheme: Case | None = None
-        self.authority: str | None = None
         self.body: OutgoingBody | None = None
 
     def take_body(self) -> OutgoingBody:
         if self.body is not None:
             raise ErrorValue()
-        self.body = _body_of("request", self.headers)
+        self.body = _body_of(self.role, self.headers)
         return self.body
+
+
+class OutgoingRequest(_OutgoingMessage):
+    role = "request"
+
+    def __init__(self, headers: Fields):
+        super().__init__(headers)
+        self.method = Case("get")
+        self.path_with_query: str | None = None
+        self.scheme: Case | None = None
+        self.authority: str | None = None
 
     def set_method(self, method: Case) -> None:
         if method.tag == "other" and not _TOKEN.fullmatch(method.payload):
@@ -207,18 +219,12 @@ class IncomingRequest:
             self.body.close()
 
 
-class OutgoingResponse:
-    def __init__(self, headers: Fields):
-        headers.mutable = False
-        self.headers = headers
-        self.status = 200
-        self.body: OutgoingBody | None = None
+class OutgoingResponse(_OutgoingMessage):
+    role = "response"
 
-    def take_body(self) -> OutgoingBody:
-        if self.body is not None:
-            raise ErrorValue()
-        self.body = _body_of("response", self.headers)
-        return self.body
+    def __init__(self, headers: Fields):
+        super().__init__(headers)
+        self.status = 200
 
     def set_status(self, status: int) -> None:
         if not 100 <= status <= 999:
