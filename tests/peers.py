@@ -147,6 +147,27 @@ class Nginx:
             self.process.wait()
 
 
+def openssl_client_hello(server_name: str | None = "example.com", alpn: tuple[str, ...] = (),
+                         maximum: ssl.TLSVersion | None = None,
+                         post_handshake_auth: bool = False) -> bytes:
+    """The first flight of an OpenSSL client with these settings: its
+    ClientHello record(s), as a peer would receive them."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    if maximum is not None:
+        context.maximum_version = maximum
+    context.post_handshake_auth = post_handshake_auth
+    outgoing = ssl.MemoryBIO()
+    client = context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname=server_name)
+    try:
+        client.do_handshake()
+    except ssl.SSLWantReadError:
+        return outgoing.read()
+    raise AssertionError("an OpenSSL client finished a handshake without a server")
+
+
 def nginx_binary() -> str:
     return shutil.which("nginx") or "/usr/sbin/nginx"
 

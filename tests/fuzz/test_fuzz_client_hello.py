@@ -14,6 +14,7 @@ import ssl
 from hypothesis import given
 from hypothesis import strategies as st
 
+from peers import openssl_client_hello
 from wasi_tls_host.tls.client_hello import (
     MAX_CLIENT_HELLO,
     ClientHello,
@@ -23,27 +24,6 @@ from wasi_tls_host.tls.client_hello import (
 from wasi_tls_host.tls.records import ContentType, HandshakeType
 
 from .fuzzing import TALLY, fuzz_settings, mutate, mutations, no_hang, split_sizes
-
-
-def openssl_client_hello(*, server_name: str | None = "example.com", alpn: tuple[str, ...] = (),
-                         maximum: ssl.TLSVersion | None = None,
-                         post_handshake_auth: bool = False) -> bytes:
-    """The first flight of an OpenSSL client: its ClientHello record(s)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    if alpn:
-        context.set_alpn_protocols(list(alpn))
-    if maximum is not None:
-        context.maximum_version = maximum
-    context.post_handshake_auth = post_handshake_auth
-    outgoing = ssl.MemoryBIO()
-    client = context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname=server_name)
-    try:
-        client.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return outgoing.read()
-
 
 #: Real ClientHellos to mutate: TLS 1.3 and 1.2 clients, with and without
 #: SNI and ALPN, and one whose ALPN list is so long that OpenSSL spreads the

@@ -7,6 +7,7 @@ import ssl
 
 import pytest
 
+from peers import openssl_client_hello
 from wasi_tls_host.tls.client_hello import (
     MAX_CLIENT_HELLO,
     ClientHelloError,
@@ -20,22 +21,6 @@ from wasi_tls_host.tls.records import (
 )
 
 
-def client_hello_bytes(server_name: str | None = "example.com", alpn=(), maximum=None,
-                       post_handshake_auth=False) -> bytes:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    if alpn:
-        context.set_alpn_protocols(list(alpn))
-    if maximum is not None:
-        context.maximum_version = maximum
-    context.post_handshake_auth = post_handshake_auth
-    outgoing = ssl.MemoryBIO()
-    conn = context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname=server_name)
-    with pytest.raises(ssl.SSLWantReadError):
-        conn.do_handshake()
-    return outgoing.read()
-
-
 def reframe(records: bytes, size: int) -> bytes:
     """The same handshake bytes in records of at most `size` body bytes."""
     body = bytearray()
@@ -47,7 +32,7 @@ def reframe(records: bytes, size: int) -> bytes:
 
 
 def test_openssl_client_hello_is_read_exactly():
-    hello = parse_client_hello(client_hello_bytes(alpn=("h2", "http/1.1"),
+    hello = parse_client_hello(openssl_client_hello(alpn=("h2", "http/1.1"),
                                                   post_handshake_auth=True))
     assert hello.server_name == "example.com"
     assert hello.alpn_ids == (b"h2", b"http/1.1")
@@ -58,7 +43,7 @@ def test_openssl_client_hello_is_read_exactly():
 
 
 def test_tls_1_2_client_without_sni_or_alpn():
-    hello = parse_client_hello(client_hello_bytes(server_name=None,
+    hello = parse_client_hello(openssl_client_hello(server_name=None,
                                                   maximum=ssl.TLSVersion.TLSv1_2))
     assert hello.server_name is None and hello.alpn_ids == ()
     assert hello.versions == (0x0303,) and not hello.post_handshake_auth
@@ -66,12 +51,12 @@ def test_tls_1_2_client_without_sni_or_alpn():
 
 @pytest.mark.parametrize("size", [1, 7, 100])
 def test_a_hello_spread_over_many_records(size):
-    whole = client_hello_bytes(alpn=("h2",))
+    whole = openssl_client_hello(alpn=("h2",))
     assert parse_client_hello(reframe(whole, size)) == parse_client_hello(whole)
 
 
 def test_need_more_data_is_a_value():
-    whole = client_hello_bytes()
+    whole = openssl_client_hello()
     for cut in (0, 3, 5, 20, len(whole) - 1):
         assert parse_client_hello(whole[:cut]) is None
 
