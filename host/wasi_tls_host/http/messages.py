@@ -177,13 +177,11 @@ class RequestOptions:
     between_bytes_timeout: int | None = None
 
 
-class IncomingResponse:
-    """A received response: status, immutable headers, and its body once."""
+class _IncomingMessage:
+    """What a received request and response share: a body the guest may
+    consume once, closed with the message if it never was."""
 
-    def __init__(self, status: int, headers: Fields, body: IncomingBody):
-        self.status = status
-        self.headers = headers
-        self.body: IncomingBody | None = body
+    body: IncomingBody | None
 
     def consume(self) -> IncomingBody:
         if self.body is None:
@@ -196,8 +194,17 @@ class IncomingResponse:
             self.body.close()
 
 
+class IncomingResponse(_IncomingMessage):
+    """A received response: status, immutable headers, and its body once."""
+
+    def __init__(self, status: int, headers: Fields, body: IncomingBody):
+        self.status = status
+        self.headers = headers
+        self.body: IncomingBody | None = body
+
+
 @dataclass
-class IncomingRequest:
+class IncomingRequest(_IncomingMessage):
     """A received request (built by the server side). `scheme` and
     `authority` are what the server knows of how it was reached."""
 
@@ -207,16 +214,6 @@ class IncomingRequest:
     authority: str | None
     headers: Fields
     body: IncomingBody | None = field(default=None)
-
-    def consume(self) -> IncomingBody:
-        if self.body is None:
-            raise ErrorValue()
-        body, self.body = self.body, None
-        return body
-
-    def close(self) -> None:
-        if self.body is not None:
-            self.body.close()
 
 
 class OutgoingResponse(_OutgoingMessage):
