@@ -1,8 +1,9 @@
 """Session resumption (`--tls-resume`) with guests built from source against
 real servers on loopback, under TLS 1.2 and 1.3: off by default; on, a
 guest's later connections to the same server resume (the server says so),
-with the same facts for the guest; another server name, a session made with
-a client certificate, and another guest run get a full handshake."""
+through the upstream client, the draft client and wasi:http, with the same
+facts for the guest; another server name, a session made with a client
+certificate, and another guest run get a full handshake."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import ssl
 import subprocess
 
 import pytest
+from http_peers import H11Server
 
 from conftest import run_host
 from peers import facts, fingerprint, free_port, openssl_flag, wait_for_port
@@ -160,3 +162,21 @@ def test_openssl_s_server_sees_the_second_connection_resume(guests, pki, identit
     assert result.returncode == 0, result.stderr.decode()
     assert [report["reply"] for report in reports(result.stdout)] == ["gnip", "gnip"]
     assert openssl_resumed(log) == [False, True]
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["default", "tls-resume"])
+def test_wasi_http_requests_resume_only_when_asked(guests, pki, version, resume):
+    context = pki.server_context(pki.leaf("localhost", "127.0.0.1"), version)
+    context.set_alpn_protocols(["http/1.1"])
+    server = H11Server(context)
+    try:
+        result = run_host(guests["http-fetch"], "--repeat", "3",
+                          f"https://localhost:{server.port}/bytes/100",
+                          flags=("--ca-file", str(pki.ca_file), "--allow-net",
+                                 f"localhost:{server.port}", *(["--tls-resume"] * resume)))
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().count("HTTP 200\n") == 3
+    assert [seen.resumed for seen in server.seen] == [False, resume, resume]
+    assert [seen.alpn for seen in server.seen] == ["http/1.1"] * 3
