@@ -7,7 +7,9 @@ processes):
   waits for the client's);
 * `sink`: reads until the client is done (TCP: end of stream; TLS: its
   close_notify), then closes (TLS: answers with its own close_notify);
-* `idle` (TLS): completes the handshake and waits for the client to close.
+* `idle` (TLS): completes the handshake and waits for the client to close;
+* `greet` (TLS): sends one byte, R when the handshake resumed a session and
+  F when it was a full one, then waits for the client to close.
 
 `Credentials` is a throwaway CA (trustme) and a certificate for localhost
 and 127.0.0.1, with the CA written to a file for the clients.
@@ -112,3 +114,9 @@ def sink(conn: socket.socket) -> None:
 def idle(conn: socket.socket) -> None:
     while conn.recv(CHUNK):
         pass
+
+
+def greet(conn: socket.socket) -> None:
+    assert isinstance(conn, ssl.SSLSocket)
+    conn.sendall(b"R" if conn.session_reused else b"F")
+    idle(conn)

@@ -83,6 +83,22 @@ def handshakes(address: str, count: int, context: ssl.SSLContext, server_name: s
     return {"seconds": times}
 
 
+def resumed_handshakes(address: str, count: int, context: ssl.SSLContext,
+                       server_name: str) -> dict:
+    """`handshakes`, each connection offering the session the one before it
+    ended with, and reading the server's greeting (R: it resumed)."""
+    times, resumed, session = [], [], None
+    for _ in range(count):
+        start = time.perf_counter()
+        conn = context.wrap_socket(socket.create_connection(_split(address)),
+                                   server_hostname=server_name, session=session)
+        times.append(time.perf_counter() - start)
+        resumed.append(conn.recv(1) == b"R")  # TLS 1.3: the ticket comes with it
+        session = conn.session
+        conn.close()
+    return {"seconds": times, "resumed": resumed}
+
+
 def hold(address: str, count: int, context: ssl.SSLContext, server_name: str) -> dict:
     connections = [_connect(address, context, server_name)]
     print("ready", flush=True)
@@ -137,6 +153,8 @@ def main(argv: list[str]) -> int:
         "tls-read": lambda: read(address, int(number), context, server_name),
         "tls-write": lambda: write(address, int(number), context, server_name),
         "handshakes": lambda: handshakes(address, int(number), context, server_name),
+        "resumed-handshakes": lambda: resumed_handshakes(address, int(number), context,
+                                                         server_name),
         "hold": lambda: hold(address, int(number), context, server_name),
         "https-get": lambda: https_get(address, int(number), context, server_name),
         "download": lambda: download(address, int(number), context, server_name),

@@ -421,11 +421,12 @@ def network(bench: Bench) -> None:
                "tcp-write": loopback.Peer(loopback.sink),
                "tls-read": loopback.Peer(loopback.source(BULK_BYTES), tls),
                "tls-write": loopback.Peer(loopback.sink, tls),
-               "handshakes": loopback.Peer(loopback.idle, tls)}
+               "handshakes": loopback.Peer(loopback.idle, tls),
+               "resumed-handshakes": loopback.Peer(loopback.greet, tls)}
     ca = str(credentials.ca_file)
 
-    def guest(command: str, number: int) -> list[str]:
-        return [*HOST_RUN, "--ca-file", ca, "--allow-net", "127.0.0.1", str(NET_BENCH),
+    def guest(command: str, number: int, *flags: str) -> list[str]:
+        return [*HOST_RUN, "--ca-file", ca, "--allow-net", "127.0.0.1", *flags, str(NET_BENCH),
                 command, servers[command].address, str(number), "localhost"]
 
     def native(command: str, number: int) -> list[str]:
@@ -443,6 +444,9 @@ def network(bench: Bench) -> None:
         variants[f"wasmtime-run {command}"] = wasmtime_run(command, BULK_BYTES)
     variants["guest handshakes"] = guest("handshakes", HANDSHAKES)
     variants["native handshakes"] = native("handshakes", HANDSHAKES)
+    variants["guest resumed-handshakes"] = guest("resumed-handshakes", HANDSHAKES + 1,
+                                                 "--tls-resume")
+    variants["native resumed-handshakes"] = native("resumed-handshakes", HANDSHAKES + 1)
     run_process(guest("tcp-read", BULK_BYTES))  # fills the compile caches
     run_process(wasmtime_run("tcp-read", BULK_BYTES))
     runs = interleaved({name: functools.partial(run_process, command)
@@ -453,6 +457,18 @@ def network(bench: Bench) -> None:
 
     def handshake_ms(name: str) -> float:
         return median([1e3 * median(run.result["seconds"]) for run in runs[name]])
+
+    def resumed_ms(name: str) -> float | None:
+        """The median resumed handshake (None if none resumed: the row shows -)."""
+        per_run = [[seconds for seconds, resumed in zip(run.result["seconds"],
+                                                        run.result["resumed"], strict=True)
+                    if resumed] for run in runs[name]]
+        return median([1e3 * median(times) for times in per_run if times]) if any(
+            per_run) else None
+
+    def resumed_count(name: str) -> str:
+        return (f"{sum(sum(run.result['resumed']) for run in runs[name])} of "
+                f"{sum(len(run.result['resumed']) for run in runs[name])}")
 
     ceiling = "value-path ceiling (64 KiB list<u8>)"
     bench.add(
@@ -476,6 +492,13 @@ def network(bench: Bench) -> None:
             "native Python ssl (sockets on loopback)", handshake_ms("native handshakes"), "ms",
             target=1.2, note=f"median of {HANDSHAKES} handshakes in a row, connect included; "
                              "the same Python ssl server"),
+        Row("one TLS handshake resumed (--tls-resume)",
+            resumed_ms("guest resumed-handshakes"), "native Python ssl resuming too",
+            resumed_ms("native resumed-handshakes"), "ms",
+            note=f"median of the resumed ones of {HANDSHAKES + 1} connections in a row, each "
+                 "reading the server's one-byte greeting (TLS 1.3: the ticket) before the "
+                 f"next; resumed: guest {resumed_count('guest resumed-handshakes')}, native "
+                 f"{resumed_count('native resumed-handshakes')}"),
         Row("peak RSS, TCP read run", max(run.max_rss_mib for run in runs["guest tcp-read"]),
             "wasmtime run", max(run.max_rss_mib for run in runs["wasmtime-run tcp-read"]), "MiB"),
         Row("peak RSS, TLS read run", max(run.max_rss_mib for run in runs["guest tls-read"]),

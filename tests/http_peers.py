@@ -52,6 +52,8 @@ class SeenRequest:
     trailers: list[tuple[str, str]] = field(default_factory=list)
     client_subject: str | None = None
     alpn: str | None = None
+    #: Whether the connection's TLS handshake resumed a session.
+    resumed: bool | None = None
 
     def header(self, name: str) -> str | None:
         return next((value for key, value in self.headers if key == name), None)
@@ -118,6 +120,7 @@ class H11Server(_Peer):
         if isinstance(sock, ssl.SSLSocket):
             seen.client_subject = _subject(sock.getpeercert())
             seen.alpn = sock.selected_alpn_protocol()
+            seen.resumed = sock.session_reused
         digest = hashlib.sha256()
         while True:
             event = _next_event(conn, sock)

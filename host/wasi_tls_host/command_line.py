@@ -402,6 +402,11 @@ def _add_guest_options(parser: argparse.ArgumentParser, *, identity_help: str,
     parser.add_argument("--tls-handshake-timeout", type=_positive_seconds, default=30.0,
                         metavar="SECONDS",
                         help="fail a TLS handshake that takes longer (default: 30)")
+    parser.add_argument("--tls-resume", action="store_true",
+                        help="let the guest's TLS clients resume a session from an earlier "
+                             "connection to the same server (same name, address, trust, ALPN "
+                             "ids and client certificate) in the same run (serve: the same "
+                             "request); sessions are never shared between runs. Off by default")
     parser.add_argument("--debug", action="store_true",
                         help=f"{debug_help} (also: {DEBUG_VARIABLE}=1)")
     _add_cache_options(parser)
@@ -573,6 +578,7 @@ def config_from_args(options: argparse.Namespace) -> HostConfig:
                       crl_files=list(options.crl_file),
                       identities=_unique_names(options.identity),
                       handshake_timeout=options.tls_handshake_timeout,
+                      resume_sessions=options.tls_resume,
                       **({"keylog_file": options.tls_keylog} if options.tls_keylog else {})),
         http_client_identities=_by_host(options.http_client_identity),
         limits=limits_from_args(options),

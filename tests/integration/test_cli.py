@@ -40,7 +40,7 @@ def help_text(command: str) -> str:
 
 def test_run_help_explains_the_options():
     text = help_text("run")
-    for option in ("--allow-net", "--dir", "--ca-file", "--tls-handshake-timeout",
+    for option in ("--allow-net", "--dir", "--ca-file", "--tls-handshake-timeout", "--tls-resume",
                    "--cache-dir DIR", "--no-cache", "--max-connections N"):
         assert option in text
     for explained in (

@@ -21,13 +21,20 @@ line of results.
                                the body into a file (in a preopened /data)
   handshakes HOST:PORT COUNT   COUNT TLS connections one after another, each
                                closed right after its handshake
+  resumed-handshakes HOST:PORT COUNT
+                               `handshakes`, each connection then reading the
+                               server's one-byte greeting (R: the handshake
+                               resumed a session, F: a full one) before it is
+                               closed; run with --tls-resume, every connection
+                               after the first may resume
   hold HOST:PORT COUNT         print `ready` after one TLS connection, wait for
                                a line on stdin, open COUNT more, print `open`,
                                wait for another line, close them all
 
 SERVER_NAME (TLS only) defaults to HOST. Results: {"seconds": S, "bytes": N,
 "calls": C} for reads and writes (C read or write calls; 1 for read-all and
-write-all), {"seconds": [S, ...]} with one entry per handshake. tcp-write and
+write-all), {"seconds": [S, ...]} with one entry per handshake (and
+"resumed": [true|false, ...] for resumed-handshakes). tcp-write and
 tls-write write zeros, the others random bytes (64 KiB of them, repeated).
 Errors: `error: ...` on stderr, exit status 1.
 """
@@ -44,7 +51,7 @@ from wasi_guest import WasiError, bulk, cli, http, io, net, tls
 
 CHUNK = 64 * 1024
 USAGE = ("usage: net-bench tcp-read|tcp-write|tls-read|tls-write|read-all|write-all|"
-         "bulk-read|bulk-write|download|handshakes|hold HOST:PORT N [NAME]")
+         "bulk-read|bulk-write|download|handshakes|resumed-handshakes|hold HOST:PORT N [NAME]")
 
 
 def seconds_since(start_ns):
@@ -215,6 +222,18 @@ def handshakes(address, count, server_name):
     return {"seconds": times}
 
 
+def resumed_handshakes(address, count, server_name):
+    times, resumed = [], []
+    for _ in range(count):
+        start = monotonic_clock.now()
+        conn = tls_connect(address, server_name)
+        times.append(seconds_since(start))
+        # TLS 1.3: the session ticket comes after the handshake, with this byte.
+        resumed.append(conn.read_exactly(1) == b"R")
+        conn.close()
+    return {"seconds": times, "resumed": resumed}
+
+
 def wait_for_line(stream):
     while io.read_some(stream, 1) not in (None, b"\n"):
         pass
@@ -244,6 +263,7 @@ COMMANDS = {
     "bulk-write": bulk_write,
     "download": download,
     "handshakes": handshakes,
+    "resumed-handshakes": resumed_handshakes,
     "hold": hold,
 }
 

@@ -18,6 +18,8 @@ Options:
     --trailer 'Name: value'    a request trailer (repeatable; implies a body)
     --connect-timeout S, --first-byte-timeout S, --between-bytes-timeout S
                                request-options, in seconds
+    --repeat N                 send the request N times, one after the other,
+                               each reported as above (without --data-stdin)
 
 On failure prints `error: <error-code>` to stderr and exits 1.  The code is
 spelled as in the WIT (`TLS-certificate-error`, `DNS-error(rcode=...)`,
@@ -41,7 +43,7 @@ from wasi_guest import cli
 
 USAGE = ("usage: http-fetch [-X METHOD] [-H 'Name: value']... [--data-stdin] "
          "[--trailer 'Name: value']... [--connect-timeout S] [--first-byte-timeout S] "
-         "[--between-bytes-timeout S] URL")
+         "[--between-bytes-timeout S] [--repeat N] URL")
 READ_SIZE = 64 * 1024
 TIMEOUTS = {"--connect-timeout": "set_connect_timeout",
             "--first-byte-timeout": "set_first_byte_timeout",
@@ -84,12 +86,13 @@ def fields(pairs):
 
 
 def parse(argv):
-    options = {"method": "GET", "headers": [], "trailers": [], "data": False, "timeouts": {}}
+    options = {"method": "GET", "headers": [], "trailers": [], "data": False, "timeouts": {},
+               "repeat": 1}
     args = list(argv)
     url = None
     while args:
         arg = args.pop(0)
-        if arg in ("-X", "-H", "--trailer", *TIMEOUTS) and not args:
+        if arg in ("-X", "-H", "--trailer", "--repeat", *TIMEOUTS) and not args:
             raise Failed(USAGE)
         if arg == "-X":
             options["method"] = args.pop(0)
@@ -99,6 +102,11 @@ def parse(argv):
             options["trailers"].append(field(args.pop(0)))
         elif arg == "--data-stdin":
             options["data"] = True
+        elif arg == "--repeat":
+            count = args.pop(0)
+            if not count.isdigit() or int(count) < 1:
+                raise Failed(f"--repeat needs a whole number above 0, not {count!r}")
+            options["repeat"] = int(count)
         elif arg in TIMEOUTS:
             options["timeouts"][TIMEOUTS[arg]] = int(float(args.pop(0)) * 1e9)
         elif url is None and not arg.startswith("-"):
@@ -204,6 +212,11 @@ def read_body(response):
 
 def fetch(argv) -> None:
     url, options = parse(argv)
+    for _ in range(options["repeat"]):
+        fetch_once(url, options)
+
+
+def fetch_once(url, options) -> None:
     request = build_request(url, options)
     body = request.body() if options["data"] or options["trailers"] else None
     request_options = http.RequestOptions()

@@ -1,4 +1,5 @@
 """mtls-client HOST:PORT [SERVER_NAME] [--identity NAME] [--message TEXT] [--reject-server]
+              [--alpn IDS] [--repeat N]
 
 A TLS client with a client certificate, through the full wasi-tls-host:tls
 client: it stops once the host has verified the server's chain (and prints
@@ -14,6 +15,12 @@ back. Then it prints what the handshake settled:
     protocol: TLSv1.3
     cipher suite: 0x1302
 
+With --alpn it offers the ALPN ids IDS (comma-separated) and reports the one
+the server chose (`alpn: ID`, or `alpn: none`) after the cipher suite. With
+--repeat it does all of it N times (default 1), one connection after the
+other, each reported as above (repeat connections in one run, for the
+host's session resumption).
+
 With --reject-server the verify hook refuses the server's certificate once
 it has been shown: the handshake is aborted (the server gets an alert and no
 application data) and the guest exits 1.
@@ -26,22 +33,29 @@ from wit_world import exports
 from wasi_guest import cli, net, tls
 
 USAGE = ("usage: mtls-client HOST:PORT [SERVER_NAME] [--identity NAME] [--message TEXT] "
-         "[--reject-server]")
+         "[--reject-server] [--alpn IDS] [--repeat N]")
 
 
 def main(argv) -> int:
-    argv, options = cli.split_options(argv, ("--identity", "--message"),
+    argv, options = cli.split_options(argv, ("--identity", "--message", "--alpn", "--repeat"),
                                       flags=("--reject-server",))
     if not 1 <= len(argv) <= 2:
         raise ValueError(USAGE)
+    for _ in range(cli.number(options.get("--repeat", "1"), "--repeat", minimum=1)):
+        connect(argv, options)
+    return 0
+
+
+def connect(argv, options):
     host, port = net.split_host_port(argv[0])
     identity = tls.preopened_identity(options.get("--identity"))
+    alpn = options["--alpn"].split(",") if "--alpn" in options else ()
 
     def show_server(chain):
         print(f"server certificate: {tls.fingerprint(chain)}", flush=True)
         return "--reject-server" not in options
     conn = tls.connect_tls(host, port, argv[1] if len(argv) > 1 else host,
-                           identity=identity, verify=show_server)
+                           identity=identity, verify=show_server, alpn=alpn)
     with conn:
         conn.write_all(options.get("--message", "hello").encode() + b"\n")
         reply = bytearray()
@@ -51,8 +65,8 @@ def main(argv) -> int:
     first_line = bytes(reply).split(b"\n")[0].decode(errors="replace")
     print(cli.facts_text([("reply", first_line),
                           ("client certificate sent", tls.fingerprint(details["own_chain"])),
-                          *tls.negotiated(details)]), end="")
-    return 0
+                          *tls.negotiated(details),
+                          *([("alpn", details["alpn"] or "none")] if alpn else [])]), end="")
 
 
 class Run(exports.Run):

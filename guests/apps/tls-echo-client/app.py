@@ -1,4 +1,4 @@
-"""tls-echo-client [--shutdown-first] HOST:PORT [BYTES] [SERVER_NAME]
+"""tls-echo-client [--shutdown-first] [--names NAME,...] HOST:PORT [BYTES] [SERVER_NAME]
 
 Opens a TLS connection (server name SERVER_NAME, default HOST), sends BYTES
 (default 1024) bytes of the pattern bytes(i % 251 for i in range(N)) while
@@ -8,6 +8,10 @@ stream).  Prints
 
     echoed N bytes sha256=<hex>
     closed cleanly
+
+With --names it does all that once per NAME, in order, each connection
+closed before the next opens, with NAME as the server name (repeat connections
+in one run, for the host's session resumption).
 
 With --shutdown-first it shuts down the TCP connection's sending side and
 waits for the peer to close before the handshake, which therefore cannot
@@ -24,7 +28,8 @@ from wit_world import exports
 
 from wasi_guest import cli, close, io, net, tls
 
-USAGE = "usage: tls-echo-client [--shutdown-first] HOST:PORT [BYTES] [SERVER_NAME]"
+USAGE = ("usage: tls-echo-client [--shutdown-first] [--names NAME,...] HOST:PORT [BYTES] "
+         "[SERVER_NAME]")
 
 
 def pattern(n: int) -> bytes:
@@ -46,16 +51,26 @@ def connect_after_shutdown(host_port: str, server_name: str):
 
 
 def main(argv) -> int:
-    argv, options = cli.split_options(argv, (), flags=("--shutdown-first",))
+    argv, options = cli.split_options(argv, ("--names",), flags=("--shutdown-first",))
     if not 1 <= len(argv) <= 3:
         raise ValueError(USAGE)
     n = cli.number(argv[1], "BYTES") if len(argv) > 1 else 1024
     host, port = net.split_host_port(argv[0])
-    server_name = argv[2] if len(argv) > 2 else host
+    names = options["--names"].split(",") if "--names" in options else [
+        argv[2] if len(argv) > 2 else host]
+    for server_name in names:
+        status = echo(argv[0], server_name, n, "--shutdown-first" in options)
+        if status:
+            return status
+    return 0
+
+
+def echo(host_port, server_name, n, shutdown_first) -> int:
     data = pattern(n)
-    if "--shutdown-first" in options:
-        conn = connect_after_shutdown(argv[0], server_name)
+    if shutdown_first:
+        conn = connect_after_shutdown(host_port, server_name)
     else:
+        host, port = net.split_host_port(host_port)
         conn = tls.connect_tls(host, port, server_name=server_name)
     with conn:
         echoed = conn.duplex(data, n)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol, TextIO, cast
 from wasmtime import component as wc
 
 from ..config import HostConfig, Preopen
+from ..tls.resumption import SessionCache
 from . import background
 from .errors import Interrupted
 from .poll import StopSwitch, Waitable, finish_lingering, wait_any
@@ -81,6 +82,9 @@ class WasiCtx:
         self.stderr: OutputStream = FileOutput(config.stderr or _process_stream(sys.stderr, "wb"))
         self.filesystem = FilesystemState()
         self.random = RandomState()
+        #: TLS sessions this run's clients may resume (`TlsPolicy.resume_sessions`):
+        #: one run's own, never another's.
+        self.tls_sessions = SessionCache()
         #: Work a dropped resource left behind (a TLS goodbye still being
         #: sent); every wait moves it on, and `close` gives it time to end.
         #: Typed by what the poll loop needs; everything in it came through

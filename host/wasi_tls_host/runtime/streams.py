@@ -52,6 +52,11 @@ class InputStream:
     def wait_on(self) -> WaitSpec:
         return NEVER
 
+    def peer_address(self) -> object:
+        """The far end's address when this stream reads a connected socket
+        (TLS matches resumed sessions by it), else None."""
+        return None
+
     def close(self) -> None:
         pass
 

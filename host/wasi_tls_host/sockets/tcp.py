@@ -134,6 +134,12 @@ class TcpInput(InputStream):
     def wait_on(self) -> WaitSpec:
         return WaitSpec(fds=((self.sock.fileno(), READ),))
 
+    def peer_address(self) -> object:
+        try:
+            return self.sock.getpeername()
+        except OSError:  # not connected (any more): no address to match
+            return None
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True

@@ -88,7 +88,7 @@ from .state import (
 )
 
 __all__ = ["TlsCore", "TlsFailure", "CoreState", "Point", "ErrorKind", "TRANSITIONS",
-           "check_server_name", "ContextFactory"]
+           "check_server_name", "ContextFactory", "SessionSource"]
 
 
 class Op:
@@ -113,6 +113,8 @@ READ_SIDE_ENDED = Stop("read-side-ended")  #: no more plaintext (see `TlsCore._f
 
 #: Builds the context once a server knows the ClientHello (None if unreadable).
 ContextFactory = Callable[[ClientHello | None], ssl.SSLContext]
+#: Client: the earlier session to offer from the chosen context, if any.
+SessionSource = Callable[[ssl.SSLContext], ssl.SSLSession | None]
 
 
 class TlsCore(SessionFacts):
@@ -137,10 +139,12 @@ class TlsCore(SessionFacts):
 
     def __init__(self, context: ssl.SSLContext | ContextFactory, *, server_side: bool = False,
                  server_hostname: str | None = None, suppress_ragged_eofs: bool = False,
-                 run_until: Point = Point.DONE) -> None:
+                 run_until: Point = Point.DONE,
+                 offer_session: SessionSource | None = None) -> None:
         if not server_side:
             check_server_name(server_hostname)
         self._context = context
+        self._offer_session = offer_session
         self.server_side = server_side
         self.server_hostname = server_hostname
         #: Server: what the client offered, once read (None before, or if unreadable).
@@ -341,6 +345,10 @@ class TlsCore(SessionFacts):
             obj = context.wrap_bio(self._inbound.bio, self._outgoing,
                                    server_side=self.server_side,
                                    server_hostname=self.server_hostname)
+            if self._offer_session is not None:
+                session = self._offer_session(context)
+                if session is not None:
+                    obj.session = session
         except (TlsFailure, ValueError) as error:
             # No context can be had (no identity configured, a CA file that
             # cannot be read): a client that sent its hello is told that
@@ -589,6 +597,19 @@ class TlsCore(SessionFacts):
         if self._rx_error is None:
             self.close_notify_sent = True
             self._call(Op.GOODBYE)  # NEED_INPUT: the peer's close_notify is still to come
+
+    def resumable_session(self) -> tuple[ssl.SSLContext, ssl.SSLSession] | None:
+        """Client: the session this connection ended with and the context it
+        belongs to, if it ended well: the handshake completed, nothing broke
+        and the peer did not truncate the stream. Under TLS 1.3 that is the
+        latest ticket OpenSSL read (tickets come after the handshake)."""
+        obj = self._obj
+        if (obj is None or self.server_side or not self.handshake_complete
+                or self._error is not None or self._rx_error is not None
+                or self._state is CoreState.TRUNCATED):
+            return None
+        session = obj.session
+        return (obj.context, session) if session is not None else None
 
     def __repr__(self) -> str:
         role = "server" if self.server_side else f"client {self.server_hostname!r}"

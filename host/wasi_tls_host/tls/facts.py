@@ -124,6 +124,10 @@ class SessionFacts:
         """The ALPN protocol the server selected, or None."""
         return self._session_fact(ssl.SSLObject.selected_alpn_protocol)
 
+    def session_reused(self) -> bool:
+        """Whether the handshake resumed an earlier session (False before it completed)."""
+        return bool(self._session_fact(lambda obj: obj.session_reused))
+
     def peer_certificate_der(self) -> bytes | None:
         """The peer's leaf certificate (DER), or None if it sent none."""
         return self._session_fact(lambda obj: obj.getpeercert(binary_form=True))

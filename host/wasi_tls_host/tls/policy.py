@@ -78,6 +78,7 @@ class TlsPolicy:
     system store are named (or ``use_certifi`` says otherwise). CRL files
     (PEM) turn on revocation checking of servers' and clients' certificates.
     The key log (NSS format, for Wireshark) defaults to $SSLKEYLOGFILE.
+    Session resumption (`resume_sessions`) is off unless asked for.
     """
 
     ca_files: list[str] = field(default_factory=list)
@@ -90,6 +91,9 @@ class TlsPolicy:
     keylog_file: str | None = field(
         default_factory=lambda: os.environ.get("SSLKEYLOGFILE") or None)
     handshake_timeout: float = 30.0
+    #: Whether a guest run's TLS clients may resume a session from an earlier
+    #: connection of the same run to the same server (`tls.resumption`).
+    resume_sessions: bool = False
     _client_contexts: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
     _server_contexts: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
     _revocation: RevocationLists | None = field(default=None, init=False, repr=False)

@@ -34,6 +34,9 @@ neither reaches past it to the core:
   writes; `stream_failure` is the one mapping from TLS errors to stream errors.
 * `handshake_future` is the `runtime.futures.Future` for the handshake
   getting as far as a step asks.
+* A client of a guest run with resumption on (`tls.resumption`) offers a
+  session its run kept for the same server, and keeps the one it ends with
+  when it is closed.
 
 The handshake deadline covers each stretch in which the host waits for the
 peer: it restarts whenever the guest resumes a suspended handshake.
@@ -57,6 +60,7 @@ from ..tls.policy import ClientAuth, ContextChoice
 if TYPE_CHECKING:
     from ..runtime.context import Lingering, WasiCtx
     from ..tls.identity import PrivateIdentity, PublicIdentity
+    from ..tls.resumption import Resumption
 
 #: Most transport bytes one pump step reads.
 TRANSPORT_READ = 64 * 1024
@@ -93,10 +97,12 @@ class TlsSession:
     def __init__(self, choose: ContextSource, transport_in: InputStream,
                  transport_out: OutputStream, *, server_name: str | None,
                  run_until: Point, now_ns: Callable[[], int], handshake_timeout_s: float,
-                 linger: Callable[[Lingering], None]):
+                 linger: Callable[[Lingering], None], resumption: Resumption | None = None):
         self._choose = choose
+        self._resumption = resumption
         self.core = TlsCore(self._choose_context, server_side=server_name is None,
-                            server_hostname=server_name, run_until=run_until)
+                            server_hostname=server_name, run_until=run_until,
+                            offer_session=resumption.offer if resumption is not None else None)
         self.transport_in = transport_in
         self.transport_out = transport_out
         self.now_ns = now_ns
@@ -135,6 +141,11 @@ class TlsSession:
 
     def reached(self, point: Point) -> bool:
         return self.core.reached(point)
+
+    @property
+    def resumed(self) -> bool:
+        """Whether the handshake completed by resuming an earlier session."""
+        return self.core.session_reused()
 
     @property
     def broken(self) -> bool:
@@ -400,6 +411,8 @@ class TlsSession:
         if self.closed:
             return
         self.closed = True
+        if self._resumption is not None:
+            self._resumption.keep(self.core)
         goodbye = _Goodbye(self)
         if not goodbye.ready():
             self._linger(goodbye)
@@ -410,12 +423,16 @@ def open_session(ctx: WasiCtx, transport_in: InputStream, transport_out: OutputS
                  run_until: Point = Point.DONE) -> TlsSession:
     """A session for a guest (a client for `server_name`, a server without
     one): the host's handshake timeout, the store's clock, its lingering
-    work. Pumped once, so a running handshake sends at once. ``ValueError``
-    for a server name OpenSSL refuses."""
+    work, and for a client with resumption on, the guest run's sessions.
+    Pumped once, so a running handshake sends at once. ``ValueError`` for a
+    server name OpenSSL refuses."""
+    policy = ctx.config.tls
+    resumption = (ctx.tls_sessions.resumption(server_name, transport_in.peer_address())
+                  if server_name is not None and policy.resume_sessions else None)
     session = TlsSession(choose, transport_in, transport_out, server_name=server_name,
                          run_until=run_until, now_ns=ctx.now_ns,
-                         handshake_timeout_s=ctx.config.tls.handshake_timeout,
-                         linger=ctx.linger)
+                         handshake_timeout_s=policy.handshake_timeout,
+                         linger=ctx.linger, resumption=resumption)
     session.pump()
     return session
 

@@ -232,18 +232,25 @@ def client_configure_alpn_ids(ctx: WasiCtx, handshake: ClientHandshake, ids: lis
     handshake.configure_alpn_ids(ids)
 
 
+# A resumed handshake (--tls-resume) has neither the server's certificate nor
+# a certificate request: it runs through at the guest's first step, and each
+# step then settles at once, with the leaf the session keeps and no request.
+
 @interface.func("[method]client-handshake.verify-server-identity")
 def verify_server_identity(ctx: WasiCtx, handshake: ClientHandshake) -> Child:
     session = handshake.session
-    return handshake.step(Point.SERVER_CERTIFICATE, session.reached(Point.SERVER_CERTIFICATE),
-                          session.peer_identity)
+    return handshake.step(
+        Point.SERVER_CERTIFICATE,
+        session.reached(Point.SERVER_CERTIFICATE) and not session.resumed,
+        session.peer_identity)
 
 
 @interface.func("[method]client-handshake.receive-client-identity-request")
 def receive_client_identity_request(ctx: WasiCtx, handshake: ClientHandshake) -> Child:
     session = handshake.session
     return handshake.step(
-        Point.CLIENT_IDENTITY_REQUEST, session.identity_committed or session.reached(Point.DONE),
+        Point.CLIENT_IDENTITY_REQUEST,
+        session.identity_committed or (session.reached(Point.DONE) and not session.resumed),
         lambda: (Child(ClientIdentityRequest(handshake), handshake)
                  if session.certificate_requested else None))
 
