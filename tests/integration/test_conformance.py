@@ -59,10 +59,7 @@ def suite(guests, tmp_path_factory):
 
 #: Cases known to fail now and then against this host, each with what is seen.
 #: Open defects, not expectations: they are allowed to fail, never required to.
-KNOWN_DEFECTS = {
-    "tls/tls-in-tls@tls1.2": "the inner handshake times out (10 s) in a full run of the "
-                             "suite on a busy machine; alone it passes. Cause not yet found.",
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 def test_every_case_is_applicable_and_passes_against_this_host(suite):

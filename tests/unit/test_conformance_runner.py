@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
+import threading
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,29 @@ def test_fill_takes_the_peers_values_and_the_pkis(pki):
                 pki) == "127.0.0.1:1/127.0.0.1:2"
     assert fill("chain={pki:sha256:localhost}", {}, pki) == f"chain={chain}"
     assert fill("no placeholder, {Upper} {}", {}, pki) == "no placeholder, {Upper} {}"
+
+
+@pytest.mark.parametrize("label", ["inner", "rsa"])
+def test_a_suite_leaf_asked_for_on_several_threads_at_once_is_issued_once(tmp_path, label):
+    """The runner starts the peers of the cases that run together on threads
+    of their own, and a leaf is issued on first use: tls/tls-in-tls under
+    TLS 1.2 and 1.3 ask for `inner` together. One leaf, whose two files match."""
+    pki = Pki(tmp_path)
+    askers = 8
+    together = threading.Barrier(askers)
+    leaves = []
+
+    def ask() -> None:
+        together.wait()
+        leaves.append(pki[label])
+    threads = [threading.Thread(target=ask) for _ in range(askers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(leaves) == askers and all(leaf is leaves[0] for leaf in leaves)
+    assert leaves[0].cert_file.read_bytes() == leaves[0].cert_chain_pems[0].bytes()
+    leaves[0].configure_cert(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))  # the key matches
 
 
 @pytest.mark.parametrize("text, missing", [

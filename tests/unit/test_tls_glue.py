@@ -6,6 +6,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from lockstep import LIBSSL, SSL_KEY_UPDATE_REQUESTED, PlainSSLPeer, ssl_pointer
@@ -337,3 +338,82 @@ def test_a_refused_renegotiation_is_answered_as_the_guest_reads(ctx, pki):
     assert TlsInput(session).read(100) == b""  # nothing for the guest
     answer = downstream.input.read(1 << 20)
     assert answer[:1] == bytes([ContentType.ALERT])  # without a write from the guest
+
+
+# -- a TLS connection over another's plaintext streams -------------------------------------
+
+class AnsweringOutput(OutputStream):
+    """A pipe's writing end whose peer, once `answer` is set, answers each
+    write before the write returns: a peer on loopback that runs while the
+    host is still sending, as it does on a busy machine."""
+
+    def __init__(self, pipe: Pipe):
+        self.pipe = pipe
+        self.answer: Callable[[], None] | None = None
+
+    def check_write(self) -> int:
+        return self.pipe.output.check_write()
+
+    def write(self, data: bytes) -> None:
+        self.pipe.output.write(data)
+        if self.answer is not None:
+            self.answer()
+
+
+class NestedEchoPeer:
+    """The conformance peer TlsNestedEcho over pipes, in step with the test:
+    a TLS server whose plaintext carries a second TLS server that echoes."""
+
+    def __init__(self, pki: Pki, version: str, upstream: Pipe, downstream: Pipe):
+        self.outer = PlainSSLPeer(pki.server_context(pki.leaf("localhost"), version),
+                                  server_side=True)
+        self.inner = PlainSSLPeer(pki.server_context(pki.leaf("inner.test"), version),
+                                  server_side=True)
+        self.upstream, self.downstream = upstream, downstream
+
+    def answer(self) -> None:
+        """Take what the host sent and answer all of it."""
+        self.outer.receive_ciphertext(self.downstream.input.read(1 << 20))
+        if self.outer.handshake():
+            while plaintext := self.outer.read(1 << 16):
+                self.inner.receive_ciphertext(plaintext)
+            if self.inner.handshake():
+                while echo := self.inner.read(1 << 16):
+                    self.inner.write(echo)
+            self.outer.write(self.inner.ciphertext_to_send())
+        self.upstream.output.write(self.outer.ciphertext_to_send())
+
+
+def test_a_connection_over_another_sees_what_its_transport_took_in_while_sending(pki, version):
+    """tls/tls-in-tls@tls1.2 timed out on a busy machine. The outer session
+    pulls the peer's bytes in whenever the inner one sends through it; when
+    the peer has answered by then (its answer to the inner client's last
+    TLS 1.2 flight, an echo), the bytes sit undecrypted in the outer core.
+    The inner pollable must be ready for them, not sleep until its deadline
+    (the handshake) or forever (the echo)."""
+    ctx = WasiCtx(HostConfig(tls=pki.policy(handshake_timeout=2)))
+    upstream, downstream = Pipe(), Pipe()
+    transport_out = AnsweringOutput(downstream)
+    peer = NestedEchoPeer(pki, version, upstream, downstream)
+    outer = open_session(ctx, upstream.input, transport_out,
+                         lambda hello: ContextChoice(ctx.config.tls.client_context()),
+                         server_name="localhost")
+    while not outer.handshake_done:
+        peer.answer()
+        outer.pump()
+    peer.answer()  # the client's last flight (TLS 1.3), answered with tickets
+    handshake = tls_types.new_client_handshake(ctx, "inner.test", TlsInput(outer),
+                                               TlsOutput(outer))
+    future = tls_types.finish(ctx, handshake)  # the inner ClientHello goes out
+    peer.answer()  # its answer comes after the host's turn...
+    transport_out.answer = peer.answer  # ...and every later one at once
+
+    ctx.wait_for(future)
+    outcome = tls_types.get(ctx, future)
+    assert isinstance(outcome, Ok) and isinstance(outcome.value, Ok), outcome
+    _, inner_input, inner_output = outcome.value.value
+    assert streams.check_write(ctx, inner_output.obj) > 0
+    streams.write(ctx, inner_output.obj, b"ping")
+    ctx.wait_for(inner_input.obj)
+    assert streams.read(ctx, inner_input.obj, 100) == b"ping"
+    ctx.close()

@@ -38,6 +38,7 @@ import hashlib
 import ipaddress
 import os
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,13 +144,17 @@ class Pki:
         self.untrusted_ca_file = self.untrusted_ca.file
         self._labelled: dict[str, Leaf] = {}
         self._unlabelled = 0
+        # The runner starts the peers of cases that run together on their own
+        # threads: each leaf is issued once, and no two threads write one file.
+        self._issuing = threading.Lock()
 
     def __getitem__(self, label: str) -> Leaf:
         """The suite leaf `label` (see the module doc), issued on first use."""
-        if label not in self._labelled:
-            names, options = SUITE_LEAVES[label]
-            self._labelled[label] = self.leaf(*names, label=label, **options)
-        return self._labelled[label]
+        with self._issuing:
+            if label not in self._labelled:
+                names, options = SUITE_LEAVES[label]
+                self._labelled[label] = self.leaf(*names, label=label, **options)
+            return self._labelled[label]
 
     def leaf(self, *names: str, key_type: str = "ecdsa", trusted: bool = True,
              self_signed: bool = False, expired: bool = False, not_yet_valid: bool = False,
@@ -159,8 +164,9 @@ class Pki:
         is only the subject), good for servers and clients unless `usage`
         says otherwise, written as `LABEL.pem` and `LABEL.key`."""
         if label is None:
-            self._unlabelled += 1
-            label = f"leaf-{self._unlabelled}"
+            with self._issuing:
+                self._unlabelled += 1
+                label = f"leaf-{self._unlabelled}"
         key = _NEW_KEY[key_type]()
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
         start, end = -1, 30

@@ -11,7 +11,9 @@ neither reaches past it to the core:
   allows, reads transport bytes only when the core is starved, and drives the
   handshake. Every guest-visible operation calls `pump()`, so a guest that
   only calls `get` between polls still makes progress, and every pollable's
-  `wait_on()` names exactly the transport readiness `pump()` needs. A
+  `wait_on()` names exactly the transport readiness `pump()` needs; an input
+  stream whose session already holds the peer's bytes is due at once (a TLS
+  connection nested in this one, sending, makes it pull them in). A
   suspended handshake makes the core hold its bytes, so the pump moves
   nothing in either direction until the guest resumes it. Reading can make
   OpenSSL speak too (a post-handshake Certificate, an alert), so whatever a
@@ -379,10 +381,22 @@ class TlsSession:
     def wait_spec(self, *, deadline: bool) -> WaitSpec:
         """What could unblock the pump: transport input, transport output, time."""
         fds = self.transport_out.wait_on().fds
-        if self.core.wants_ciphertext():
-            fds += self.transport_in.wait_on().fds
         running = deadline and not self.suspended and not self.handshake_done
-        return WaitSpec(fds=fds, deadline_ns=self.deadline_ns if running else None)
+        deadline_ns = self.deadline_ns if running else None
+        if self.core.wants_ciphertext():
+            incoming = self.transport_in.wait_on()
+            fds += incoming.fds
+            # A transport that is another TLS stream says "now" with a deadline.
+            if incoming.deadline_ns is not None:
+                deadline_ns = (incoming.deadline_ns if deadline_ns is None
+                               else min(deadline_ns, incoming.deadline_ns))
+        return WaitSpec(fds=fds, deadline_ns=deadline_ns)
+
+    def input_in_hand(self) -> bool:
+        """Whether a read gets on without the transport: the core holds the
+        peer's plaintext, its ending, a failure, or ciphertext it has not
+        yet decrypted (a suspended handshake waits for the guest instead)."""
+        return not self.core.wants_ciphertext() and not self.suspended
 
     def error_message(self) -> str:
         """What the guest is told of the failure (there must be one)."""
@@ -516,7 +530,15 @@ class TlsInput(InputStream):
         return self.ended or self.session.read_ready()
 
     def wait_on(self) -> WaitSpec:
-        return self.session.wait_spec(deadline=False)
+        session = self.session
+        spec = session.wait_spec(deadline=False)
+        if session.input_in_hand():
+            # Due now. `ready()` said no, but a TLS connection nested in
+            # this one (this stream is its transport) may since have sent
+            # through it, and this session pulled in the peer's answer: no
+            # fd announces bytes already taken off the socket.
+            return WaitSpec(fds=spec.fds, deadline_ns=session.now_ns())
+        return spec
 
 
 class TlsOutput(OutputStream):
