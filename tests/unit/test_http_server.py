@@ -120,7 +120,7 @@ def test_close_stops_accepting_and_frees_the_port(serve):
         socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
-def fails_after_the_head():
+def fails_after_the_head(backtrace: str = ""):
     """A handler that sends its head and some body, then fails as a trap
     does under serve (`GuestHandler` calls `handler_failed`)."""
     def handler(exchange) -> None:
@@ -129,7 +129,7 @@ def fails_after_the_head():
         outgoing = response.take_body()
         exchange.outparam.set(Ok(response))
         outgoing.write().write(b"partial")
-        exchange.handler_failed("the guest trapped: boom")
+        exchange.handler_failed("the guest trapped: boom", backtrace)
     return handler
 
 
@@ -146,3 +146,20 @@ def test_a_response_a_failure_cut_short_is_logged_once_as_cut_short(serve, caplo
     server.close(grace=0)
     assert logged(caplog) == [
         ("WARNING", "GET /stream: response cut short: the guest trapped: boom")]
+
+
+@pytest.mark.parametrize("head_sent", [False, True], ids=["answered", "cut-short"])
+def test_a_failures_backtrace_is_logged_above_its_line(serve, caplog, head_sent):
+    caplog.set_level(logging.INFO, logger="wasi_tls_host")
+
+    def fails_at_once(exchange) -> None:
+        exchange.handler_failed("the guest trapped: boom", "wasm backtrace:\n  0: handle\n")
+
+    server = serve(fails_after_the_head("wasm backtrace:\n  0: handle\n") if head_sent
+                   else fails_at_once)
+    exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    server.close(grace=0)
+    outcome = ("response cut short: the guest trapped: boom" if head_sent
+               else "the guest trapped: boom; answered 500")
+    assert logged(caplog) == [("WARNING", "GET /: wasm backtrace:\n  0: handle"),
+                              ("WARNING", f"GET /: {outcome}")]

@@ -257,8 +257,12 @@ class Exchange:
         self.status = status
         send_plain(self.conn, status, closing=self.shutdown.draining)
 
-    def handler_failed(self, why: str) -> None:
-        """The handler ended without finishing its response (a trap)."""
+    def handler_failed(self, why: str, backtrace: str = "") -> None:
+        """The handler ended without finishing its response (a trap).
+        `backtrace`, the trap's wasm backtrace (under --debug), is logged
+        first, as `run --debug` prints it above the trap's line."""
+        if backtrace:
+            log.warning("%s: %s", self, backtrace.rstrip())
         self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, why)
 
     def abort(self, why: str, level: int = logging.INFO) -> None:
