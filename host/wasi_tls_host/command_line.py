@@ -349,9 +349,9 @@ def _add_guest_options(parser: argparse.ArgumentParser, *, identity_help: str,
     """What `run` and `serve` grant a guest alike: environment, files,
     network, and TLS trust and identities. `--identity` and `--client-ca`
     are for the guest's TLS servers under `run` and for the host's own
-    HTTPS server under `serve`, and `--debug` shows more under `run` (a
-    trap's backtrace) than under `serve`, so each command says what they
-    mean."""
+    HTTPS server under `serve`, and `--debug` prints a trap's backtrace
+    under `run` but logs it for a request under `serve`, so each command
+    says what they mean."""
     parser.add_argument("--env", action="append", type=_env_pair, default=[], metavar="K[=V]",
                         help="set an environment variable for the guest, or with K alone pass "
                              "the host's value of K (repeatable)")
@@ -462,8 +462,8 @@ def _add_serve(commands) -> None:
                       "guest",
         client_ca_help="trust the CA certificates in PEM for client certificates "
                        "(repeatable); they are asked for as --client-auth says",
-        debug_help="print the full traceback of a host defect (a trap is the one line "
-                   "logged for its request)")
+        debug_help="log the wasm backtrace of a request's trap above its line, and print "
+                   "the full traceback of a host defect")
     serve.add_argument("--client-auth", choices=("request", "require"),
                        help="ask clients for a certificate (request), or refuse a client "
                             "without one (require); verified against --client-ca (default "

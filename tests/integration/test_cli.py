@@ -65,8 +65,8 @@ def test_serve_help_says_what_the_options_shared_with_run_mean_for_a_request():
             "included (its client gets a 500, or a cut response)",
             "--max-memory SIZE cap each linear memory (and table) of each request's guest",
             "--fuel N end each request's guest once it has run N units of fuel",
-            "--debug print the full traceback of a host defect (a trap is the one line logged "
-            "for its request)"):
+            "--debug log the wasm backtrace of a request's trap above its line, and print the "
+            "full traceback of a host defect"):
         assert explained in text
     assert "exit 124" not in text and "exit 134" not in text
 

@@ -99,6 +99,28 @@ def test_timeout_ends_a_guest_computing_waiting_in_poll_or_in_a_blocking_read(pr
     assert seconds < 2 + STOP_BOUND_S
 
 
+def test_timeout_ends_a_guest_waiting_to_write_to_a_stdout_nobody_reads(guests, tmp_path):
+    """A write to a full pipe waits in poll, where the time limit ends it.
+    Regression: the host's write to the pipe blocked in the kernel, where
+    nothing could stop it (the process never ended)."""
+    data = tmp_path / "data"
+    data.write_bytes(b"x" * (1 << 20))  # more than a pipe holds
+    with data.open("rb") as stdin:
+        process = subprocess.Popen(
+            [HOST, "run", "--timeout", "2", str(guests["bulk-probe"]), "write", "stdout", "65536"],
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        status = process.wait(timeout=120)
+        stderr = process.stderr.read().decode()
+    finally:
+        process.kill()
+        process.stdout.close()
+        process.stderr.close()
+        process.wait()
+    assert (status, stderr.splitlines()[-1]) == (
+        124, "wasi-tls-host: the guest ran past its time limit (2 s)")
+
+
 def test_ctrl_c_stops_a_computing_guest(probe):
     """Regression: the SIGINT handler, Python code, never ran while the main
     thread computed in WebAssembly, so Ctrl-C reached only guests that

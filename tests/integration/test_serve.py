@@ -236,6 +236,28 @@ def test_a_handler_that_fails_gets_the_client_a_500(guests, route):
     assert f"GET {route}: " in served.stderr and reason in served.stderr
 
 
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "plain"])
+def test_debug_logs_a_requests_trap_with_its_backtrace(guests, debug):
+    """As `run --debug` does, the wasm backtrace comes before the trap's
+    line; without --debug the line alone."""
+    served = Served(guests["http-proxy"], *(["--debug"] if debug else []))
+    try:
+        assert get(served.port, "/trap").status == 500
+    finally:
+        assert served.stop() == 0
+    lines = served.stderr.splitlines()
+    answered = [index for index, line in enumerate(lines)
+                if line.startswith("wasi-tls-host: GET /trap: the guest trapped")]
+    assert len(answered) == 1 and lines[answered[0]].endswith("; answered 500"), served.stderr
+    backtrace = "wasi-tls-host: GET /trap: error while executing at wasm backtrace:"
+    if debug:
+        assert lines.index(backtrace) < answered[0], served.stderr
+        assert any("!wasi:http/incoming-handler@" in line and line.endswith("#handle")
+                   for line in lines), served.stderr
+    else:
+        assert not any("wasm backtrace" in line for line in lines), served.stderr
+
+
 def test_a_component_that_is_not_a_handler_is_refused():
     served_command = BUILD / "wasi-probe.wasm"
     with pytest.raises(RuntimeError, match="does not export wasi:http/incoming-handler"):

@@ -219,6 +219,28 @@ def test_a_limit_ends_the_requests_guest_and_the_server_goes_on(handler, flags, 
     assert logged == [f"wasi-tls-host: GET {target}: {reason}; answered 500"] * 2, served.stderr
 
 
+def test_a_response_its_guest_cut_short_is_logged_once(handler):
+    """Once the head has gone, the guest's end (here its time limit, while
+    it waits for the rest of the request body) cuts the response short, and
+    one line says so. Regression: a second line said it was answered 500."""
+    served = Served(handler, "--timeout", "2")
+    try:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=30) as client:
+            client.sendall(b"POST /echo HTTP/1.1\r\nHost: localhost\r\n"
+                           b"Content-Length: 100\r\n\r\nonly some")
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += client.recv(4096)
+            assert received.startswith(b"HTTP/1.1 200 ")
+            assert closed_by_peer(client, 30)
+        assert get(served.port, "/").status == 200
+    finally:
+        assert served.stop() == 0
+    logged = [line for line in served.stderr.splitlines() if "POST /echo" in line]
+    assert logged == ["wasi-tls-host: POST /echo: response cut short: the guest ran past its "
+                      "time limit (2 s)"], served.stderr
+
+
 @pytest.mark.parametrize("flags, line", [
     (("--fuel", "1000"), r"wasi-tls-host: the guest ran out of fuel \(1000 units by --fuel\)"),
     (("--max-memory", "1M"), r"wasi-tls-host: the guest does not fit in its memory limit: "

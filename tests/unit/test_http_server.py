@@ -6,6 +6,7 @@ WebAssembly guest in the way."""
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import pytest
@@ -50,8 +51,11 @@ def exchange(server: HttpServer, data: bytes) -> bytes:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
         received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:  # how a response cut short ends
+            pass
     return received
 
 
@@ -114,3 +118,48 @@ def test_close_stops_accepting_and_frees_the_port(serve):
     assert server.stopped
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def fails_after_the_head(backtrace: str = ""):
+    """A handler that sends its head and some body, then fails as a trap
+    does under serve (`GuestHandler` calls `handler_failed`)."""
+    def handler(exchange) -> None:
+        response = OutgoingResponse(Fields([]))
+        response.set_status(200)
+        outgoing = response.take_body()
+        exchange.outparam.set(Ok(response))
+        outgoing.write().write(b"partial")
+        exchange.handler_failed("the guest trapped: boom", backtrace)
+    return handler
+
+
+def logged(caplog) -> list[tuple[str, str]]:
+    return [(record.levelname, record.getMessage()) for record in caplog.records
+            if record.name.startswith("wasi_tls_host.http")]
+
+
+def test_a_response_a_failure_cut_short_is_logged_once_as_cut_short(serve, caplog):
+    """Regression: it was logged as `answered 500` as well, which it was not."""
+    caplog.set_level(logging.INFO, logger="wasi_tls_host")
+    server = serve(fails_after_the_head())
+    exchange(server, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    server.close(grace=0)
+    assert logged(caplog) == [
+        ("WARNING", "GET /stream: response cut short: the guest trapped: boom")]
+
+
+@pytest.mark.parametrize("head_sent", [False, True], ids=["answered", "cut-short"])
+def test_a_failures_backtrace_is_logged_above_its_line(serve, caplog, head_sent):
+    caplog.set_level(logging.INFO, logger="wasi_tls_host")
+
+    def fails_at_once(exchange) -> None:
+        exchange.handler_failed("the guest trapped: boom", "wasm backtrace:\n  0: handle\n")
+
+    server = serve(fails_after_the_head("wasm backtrace:\n  0: handle\n") if head_sent
+                   else fails_at_once)
+    exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    server.close(grace=0)
+    outcome = ("response cut short: the guest trapped: boom" if head_sent
+               else "the guest trapped: boom; answered 500")
+    assert logged(caplog) == [("WARNING", "GET /: wasm backtrace:\n  0: handle"),
+                              ("WARNING", f"GET /: {outcome}")]

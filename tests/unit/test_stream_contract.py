@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import socket
 import ssl
 import threading
@@ -24,7 +25,7 @@ from wasi_tls_host.config import HostConfig
 from wasi_tls_host.io import poll, streams
 from wasi_tls_host.runtime.context import WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue, Trap
-from wasi_tls_host.runtime.streams import Pipe, StreamClosed
+from wasi_tls_host.runtime.streams import FileInput, FileOutput, Pipe, StreamClosed
 from wasi_tls_host.runtime.values import Case
 from wasi_tls_host.sockets import tcp as tcp_interface
 from wasi_tls_host.sockets.tcp import TcpSocket
@@ -79,6 +80,21 @@ def pipe_loop(ctx, pki, version):
     return Loop(pipe.output, pipe.input, pipe.output.close)
 
 
+def os_pipe_loop(ctx, pki, version):
+    """stdout into an OS pipe (through a BufferedWriter, as sys.stdout.buffer
+    is), read back as stdin from the other end."""
+    read_fd, write_fd = os.pipe()
+    writer = open(write_fd, "wb")  # noqa: SIM115 - closed by end_output or with the loop
+    ctx.stdout = FileOutput(writer)
+    ctx.stdin = FileInput(open(read_fd, "rb", buffering=0))  # noqa: SIM115 - as for writer
+
+    def end_output() -> None:
+        ctx.stdout.close()  # the host's own description of the pipe, then the file's
+        writer.close()
+
+    return Loop(ctx.stdout, ctx.stdin, end_output)
+
+
 def tcp_loop(ctx, pki, version):
     tcp, listener = connected_tcp()
     echo_peer(listener)
@@ -125,6 +141,7 @@ def tls_server_loop(ctx, pki, version):
 
 KINDS = [
     pytest.param((pipe_loop, None), id="pipe"),
+    pytest.param((os_pipe_loop, None), id="os-pipe"),
     pytest.param((tcp_loop, None), id="tcp"),
     pytest.param((tls_loop, ssl.TLSVersion.TLSv1_2), id="tls1.2"),
     pytest.param((tls_loop, ssl.TLSVersion.TLSv1_3), id="tls1.3"),

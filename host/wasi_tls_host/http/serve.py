@@ -48,7 +48,7 @@ from wasmtime import component as wc
 from .. import interfaces as registry
 from ..config import HostConfig
 from ..guest_run import GuestTrap, ending
-from ..runtime.context import WasiCtx
+from ..runtime.context import WasiCtx, debug_setting
 from ..runtime.exports import exported_function, owned
 from ..runtime.poll import READ, StopSwitch
 from ..runtime.resources import Res
@@ -109,6 +109,7 @@ class GuestHandler:
         self.component = component
         self.config = config
         self.path = path
+        self.debug = debug_setting(host.debug)
         # Only what the component imports, as for `run`.
         self.interfaces = registry.load(
             registry.imported_by(component.type.imports(engine.engine)))
@@ -140,7 +141,12 @@ class GuestHandler:
                      owned(ctx, exchange.outparam, Res.HTTP_RESPONSE_OUTPARAM))
             function.post_return(store)
 
-        self._in_fresh_instance(handle, lambda error: exchange.handler_failed(str(error)))
+        self._in_fresh_instance(handle, lambda error: exchange.handler_failed(
+            str(error), self._backtrace(error)))
+
+    def _backtrace(self, error: Exception) -> str:
+        """A trap's wasm backtrace under --debug, as `run --debug` shows it; else ""."""
+        return error.details if isinstance(error, GuestTrap) and self.debug else ""
 
     def _in_fresh_instance(self, call: Callable[[wasmtime.Store, WasiCtx, wc.Instance], None],
                            failed: Callable[[Exception], None]) -> None:

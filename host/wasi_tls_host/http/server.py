@@ -247,22 +247,30 @@ class Exchange:
 
     def send_error(self, status: HTTPStatus, why: str) -> None:
         """Answer with `status` instead of the handler, if nothing has been
-        sent yet; else cut the response short. `why` goes to the log only."""
-        log.warning("%s: %s; answered %d", self, why, status)
+        sent yet; else cut the response short. `why` goes to the log only,
+        in one line that says which of the two happened."""
         if self.responded:
-            self.abort(why)
+            self.abort(why, logging.WARNING)
             return
+        log.warning("%s: %s; answered %d", self, why, status)
         self.responded = True
         self.status = status
         send_plain(self.conn, status, closing=self.shutdown.draining)
 
-    def handler_failed(self, why: str) -> None:
-        """The handler ended without finishing its response (a trap)."""
+    def handler_failed(self, why: str, backtrace: str = "") -> None:
+        """The handler ended without finishing its response (a trap).
+        `backtrace`, the trap's wasm backtrace (under --debug), is logged
+        first, as `run --debug` prints it above the trap's line."""
+        if backtrace:
+            log.warning("%s: %s", self, backtrace.rstrip())
         self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, why)
 
-    def abort(self, why: str) -> None:
+    def abort(self, why: str, level: int = logging.INFO) -> None:
+        """Cut the response short, and log it once, at `level` (a failing
+        client is news, a failing handler a warning)."""
         if self.aborted is None:
             self.aborted = why
+            log.log(level, "%s: response cut short: %s", self, why)
             if self.pipe is not None and self.pipe.failure is None:
                 self.pipe.failure = errors.failure("HTTP-protocol-error", why)
 
@@ -323,7 +331,6 @@ class Exchange:
         while True:
             self.pump()
             if self.aborted is not None:
-                log.info("%s: response cut short: %s", self, self.aborted)
                 return False
             if self.complete:
                 break

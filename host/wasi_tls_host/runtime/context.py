@@ -40,6 +40,11 @@ def debug_from_environment() -> bool:
     return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
 
 
+def debug_setting(debug: bool | None) -> bool:
+    """`debug` as given, or when None, as $WASI_TLS_HOST_DEBUG says."""
+    return debug_from_environment() if debug is None else debug
+
+
 class Lingering(Waitable, Protocol):
     """Work a dropped resource left behind: waited on, and released at the end."""
 
@@ -68,7 +73,7 @@ class WasiCtx:
 
     def __init__(self, config: HostConfig, *, debug: bool | None = None):
         self.config = config
-        self.debug = debug_from_environment() if debug is None else debug
+        self.debug = debug_setting(debug)
         self.table = ResourceTable()
         self.exit_code: int | None = None
         #: A KeyboardInterrupt (or other BaseException) caught in a host call.

@@ -16,9 +16,14 @@ same two exceptions.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import stat
+import struct
+import termios
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from .poll import NEVER, READ, WRITE, WaitSpec
@@ -178,43 +183,125 @@ class FileInput(InputStream):
 
 
 class FileOutput(OutputStream):
-    """Writes through to a host file object (the process's stdout or stderr, or
-    whatever binary file an embedder passes in the config). The file stays open."""
+    """Writes to a host file object (the process's stdout or stderr, or
+    whatever binary file an embedder passes in the config). The file stays open.
+
+    A regular file or an in-memory one is written through the file object:
+    it never keeps a writer waiting. A pipe or a terminal can be full, and
+    a blocking write to it would stop the whole host, while its fd's
+    blocking mode belongs to the file description it shares with the parent
+    (and sys.stdout.buffer would pass on more than was granted). So its
+    bytes go through a non-blocking description of our own of the same
+    pipe or terminal (`_reopen_nonblocking`), and `check-write` grants what
+    the fd takes now: nothing until poll says writable, then PIPE_BUF (poll
+    on a pipe means a page is free), and on a pipe its free room up to the
+    budget. The room is an estimate (a page may be partly used) and another
+    writer may get there first, so what the fd does not take waits in
+    `pending`, and `check-write` grants nothing more until it has gone out.
+    """
 
     def __init__(self, file: BinaryIO):
         self.file = file
         self.failed: StreamFailed | None = None
+        self.fd = _reopen_nonblocking(file)
+        self.is_pipe = self.fd is not None and stat.S_ISFIFO(os.fstat(self.fd).st_mode)
+        #: Bytes written and granted but not yet taken by `fd`.
+        self.pending = b""
 
     def check_write(self) -> int:
+        self._check_usable()
+        if self.fd is None:
+            return OUTPUT_BUDGET
+        self._send_pending()
+        if self.pending or not writable_now(self.fd):
+            return 0
+        if not self.is_pipe:
+            return select.PIPE_BUF
+        queued = struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0" * 4))[0]
+        room = fcntl.fcntl(self.fd, fcntl.F_GETPIPE_SZ) - queued
+        # At least a page is free when poll says writable, or the reader is
+        # gone (POLLERR) and the write will say closed.
+        return max(select.PIPE_BUF, min(OUTPUT_BUDGET, room))
+
+    def write(self, data: bytes) -> None:
+        self._check_usable()
+        if self.fd is None:
+            with self._failures("write"):
+                self.file.write(data)
+        else:
+            self.pending += data
+            self._send_pending()
+
+    def flush(self) -> None:
+        self._check_usable()
+        if self.fd is None:
+            with self._failures("flush"):
+                self.file.flush()
+        else:
+            self._send_pending()
+
+    def wait_on(self) -> WaitSpec:
+        return WaitSpec(fds=((self.fd, WRITE),)) if self.fd is not None else NEVER
+
+    def close(self) -> None:
+        """Flush what can go without waiting and drop the rest: a guest that
+        wants all of its bytes delivered waits in `blocking-flush` (wasi-libc's
+        writes do)."""
+        if self.fd is None:
+            try:
+                self.file.flush()
+            except (OSError, ValueError):
+                pass
+            return
+        try:
+            self._send_pending()
+        except (StreamClosed, StreamFailed):
+            pass
+        os.close(self.fd)
+        self.fd, self.pending = None, b""
+
+    def _check_usable(self) -> None:
         if self.failed:
             raise self.failed
         if self.file.closed:
             raise StreamClosed()
-        return OUTPUT_BUDGET
 
-    def write(self, data: bytes) -> None:
+    def _send_pending(self) -> None:
+        assert self.fd is not None
+        with self._failures("write"):
+            while self.pending:
+                try:
+                    sent = os.write(self.fd, self.pending)
+                except BlockingIOError:
+                    return
+                self.pending = self.pending[sent:]
+
+    @contextmanager
+    def _failures(self, operation: str) -> Iterator[None]:
+        """A closed pipe or file is `closed`; another OSError fails the stream for good."""
         try:
-            self.file.write(data)
+            yield
         except (BrokenPipeError, ValueError):  # ValueError: the embedder closed the file
             raise StreamClosed() from None
         except OSError as error:
-            self.failed = StreamFailed(f"write failed: {error.strerror or error}")
+            self.failed = StreamFailed(f"{operation} failed: {error.strerror or error}")
             raise self.failed from None
 
-    def flush(self) -> None:
-        try:
-            self.file.flush()
-        except (BrokenPipeError, ValueError):  # ValueError: the embedder closed the file
-            raise StreamClosed() from None
-        except OSError as error:
-            self.failed = StreamFailed(f"flush failed: {error.strerror or error}")
-            raise self.failed from None
 
-    def close(self) -> None:
-        try:
-            self.file.flush()
-        except (OSError, ValueError):
-            pass
+def _reopen_nonblocking(file: BinaryIO) -> int | None:
+    """A non-blocking description of our own of the pipe or terminal behind
+    `file`, after what `file` still buffers; None for a regular or in-memory
+    file, and where Linux cannot reopen it (a socket, a pipe of another
+    user's, a pipe whose reader is gone), which is then written through
+    `file` (and a write can block)."""
+    if _pollable_fd(file) is None:
+        return None
+    try:
+        file.flush()  # the embedder's bytes come first
+        return os.open(f"/proc/self/fd/{file.fileno()}",
+                       os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except (OSError, ValueError):
+        return None
 
 
 def _pollable_fd(file: BinaryIO) -> int | None:
