@@ -5,6 +5,8 @@ by the host (a `use`d resource too, so the types match across interfaces)."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -79,3 +81,13 @@ def test_every_function_and_resource_is_defined(name):
     (interface,) = registry.load([name])
     assert set(interface.functions) == functions
     assert set(interface.resources) == resources
+
+
+def test_no_interface_loads_cryptography():
+    """`cryptography` costs ~30 ms of start-up; only parsing an identity (a
+    guest's or the operator's) needs it, not linking any interface."""
+    check = ("import sys; from wasi_tls_host import interfaces; interfaces.load(); "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))")
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"

@@ -34,12 +34,12 @@ from ..runtime.values import Child, Err, Ok
 from ..tls.client_hello import ClientHello
 from ..tls.core import Point
 from ..tls.errors import ErrorKind, TlsFailure
-from ..tls.identity import IdentityError, PrivateIdentity, PublicIdentity
 from ..tls.policy import ContextChoice, TlsPolicy
 from .session import AlertSent, ContextSource, TlsInput, TlsOutput, TlsSession, open_session
 
 if TYPE_CHECKING:
     from ..runtime.context import WasiCtx
+    from ..tls.identity import PrivateIdentity, PublicIdentity  # see parse_identity
 
 interface = Interface("wasi-tls-host:tls/tls@0.1.0")
 for _name, _res in (
@@ -164,6 +164,9 @@ def export_x509_chain(ctx: WasiCtx, identity: PublicIdentity) -> list[bytes]:
 
 @interface.func("[static]private-identity.parse")
 def parse_identity(ctx: WasiCtx, private_key: bytes, chain: list[bytes]) -> IdentityHandle:
+    # Imported here, not at load: identities bring in cryptography (~30 ms of
+    # start-up), which a guest that never parses one should not pay for.
+    from ..tls.identity import IdentityError, PrivateIdentity
     try:
         return IdentityHandle(PrivateIdentity.parse(private_key, chain))
     except IdentityError:
@@ -172,6 +175,7 @@ def parse_identity(ctx: WasiCtx, private_key: bytes, chain: list[bytes]) -> Iden
 
 @interface.func("[method]private-identity.public-identity")
 def public_identity(ctx: WasiCtx, handle: IdentityHandle) -> PublicIdentity:
+    from ..tls.identity import PublicIdentity
     return PublicIdentity(handle.identity.public.chain)
 
 
