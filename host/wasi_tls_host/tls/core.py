@@ -395,7 +395,7 @@ class TlsCore(SessionFacts):
 
     def _finish(self) -> None:
         if self._obj is not None:  # no more alerts of our own: stop counting records
-            openssl.attach_observer(self._obj, self._progress.observe)
+            openssl.stop_handshake_reports(self._obj)
         held = self._progress.finish()
         if held is not None:
             self._inbound.inbox[:0] = held
