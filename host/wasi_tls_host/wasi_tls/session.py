@@ -298,8 +298,7 @@ class TlsSession:
             if not self.handshake_done:
                 self._step_handshake()
             self._send_ciphertext()
-            if self.core.wants_ciphertext():
-                self._receive_ciphertext()
+            if self.core.wants_ciphertext() and self._receive_ciphertext():
                 if not self.handshake_done:
                     self._step_handshake()
                 self._send_ciphertext()
@@ -351,18 +350,21 @@ class TlsSession:
             return False
         return True
 
-    def _receive_ciphertext(self) -> None:
+    def _receive_ciphertext(self) -> bool:
+        """Hand the core what the transport has; False when it had nothing
+        (then the core has nothing new to say either)."""
         try:
             data = self.transport_in.read(TRANSPORT_READ)
         except StreamClosed:
             self.core.receive_eof()
-            return
+            return True
         except StreamFailed as error:
             if not self.handshake_done and error.network_code == "connection-reset":
                 raise TlsFailure("peer closed the connection during the handshake "
                                  "(connection reset)", kind=ErrorKind.EOF) from None
             raise
         self.core.receive_ciphertext(data)
+        return bool(data)
 
     # -- readiness ------------------------------------------------------------
     def wait_spec(self, *, deadline: bool) -> WaitSpec:
