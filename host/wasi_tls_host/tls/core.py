@@ -129,7 +129,9 @@ class TlsCore(SessionFacts):
     ``context`` is an ``ssl.SSLContext``, or for a server a `ContextFactory`.
     ``run_until`` is how far the handshake may go before the first `resume`:
     `Point.DONE` runs it straight through, `Point.START` keeps it suspended
-    until asked. What was negotiated: `SessionFacts`.
+    until asked. What was negotiated: `SessionFacts`. A client's
+    ``server_hostname`` is checked (``ValueError`` if OpenSSL refuses it)
+    unless ``name_accepted`` says it was before.
     """
 
     #: Plaintext requested from OpenSSL per call: one full record.
@@ -137,8 +139,8 @@ class TlsCore(SessionFacts):
 
     def __init__(self, context: ssl.SSLContext | ContextFactory, *, server_side: bool = False,
                  server_hostname: str | None = None, suppress_ragged_eofs: bool = False,
-                 run_until: Point = Point.DONE) -> None:
-        if not server_side:
+                 run_until: Point = Point.DONE, name_accepted: bool = False) -> None:
+        if not server_side and not name_accepted:
             check_server_name(server_hostname)
         self._context = context
         self.server_side = server_side

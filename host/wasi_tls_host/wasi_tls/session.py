@@ -93,10 +93,11 @@ class TlsSession:
     def __init__(self, choose: ContextSource, transport_in: InputStream,
                  transport_out: OutputStream, *, server_name: str | None,
                  run_until: Point, now_ns: Callable[[], int], handshake_timeout_s: float,
-                 linger: Callable[[Lingering], None]):
+                 linger: Callable[[Lingering], None], name_accepted: bool = False):
         self._choose = choose
         self.core = TlsCore(self._choose_context, server_side=server_name is None,
-                            server_hostname=server_name, run_until=run_until)
+                            server_hostname=server_name, run_until=run_until,
+                            name_accepted=name_accepted)
         self.transport_in = transport_in
         self.transport_out = transport_out
         self.now_ns = now_ns
@@ -413,11 +414,14 @@ def open_session(ctx: WasiCtx, transport_in: InputStream, transport_out: OutputS
     """A session for a guest (a client for `server_name`, a server without
     one): the host's handshake timeout, the store's clock, its lingering
     work. Pumped once, so a running handshake sends at once. ``ValueError``
-    for a server name OpenSSL refuses."""
+    for a server name OpenSSL refuses (asked once per name for each guest)."""
     session = TlsSession(choose, transport_in, transport_out, server_name=server_name,
                          run_until=run_until, now_ns=ctx.now_ns,
                          handshake_timeout_s=ctx.config.tls.handshake_timeout,
-                         linger=ctx.linger)
+                         linger=ctx.linger,
+                         name_accepted=server_name in ctx.tls.accepted_server_names)
+    if server_name is not None:
+        ctx.tls.accepted(server_name)
     session.pump()
     return session
 
