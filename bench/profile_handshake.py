@@ -54,10 +54,14 @@ class Clocks:
         self.impls: dict[str, list[float]] = collections.defaultdict(list)
         self.waits: list[float] = []
         self.steps: dict[bool, list[float]] = {True: [], False: []}
+        self.sequence: list[str] = []  # every call's name, in order
 
     def install(self) -> None:
+        sequence = self.sequence
+
         def timed(original):
             def invoke(callback, *args):
+                sequence.append(callback.name)
                 start = time.perf_counter()
                 try:
                     return original(callback, *args)
@@ -113,6 +117,17 @@ class Clocks:
             finally:
                 self.steps[had_input].append(time.perf_counter() - start)
         TlsCore._call = timed_call
+
+
+def calls_per_handshake(sequence: list[str]) -> tuple[float, float]:
+    """Host calls per handshake: those between the guest's two clock reads
+    around each handshake (its timed span), and all of them, closing
+    included (from one handshake's first call to the next one's)."""
+    clock_reads = [index for index, name in enumerate(sequence) if name.endswith("#now")]
+    starts, ends = clock_reads[0::2], clock_reads[1::2]
+    timed = [end - start - 1 for start, end in zip(starts, ends, strict=False)]
+    cycles = [later - start - 2 for start, later in zip(starts, starts[1:], strict=False)]
+    return statistics.mean(timed), statistics.mean(cycles)
 
 
 def guest_handshakes(address: str, ca_file: str, count: int) -> list[float]:
@@ -203,6 +218,9 @@ def main(count: int) -> None:
         print(f"  {name:68s} {ms(statistics.median(samples))} {layer} x {per_handshake:3.1f}")
     wait = sum(clocks.waits) / count
     with_input, without = clocks.steps[True], clocks.steps[False]
+    timed_calls, cycle_calls = calls_per_handshake(clocks.sequence)
+    print(f"  host calls per handshake: {timed_calls:.2f} in the timed span (the guest's clock "
+          f"reads left out), {cycle_calls:.2f} with closing")
     print(f"  of which waiting in poll(2)      {ms(wait)} per handshake")
     print(f"OpenSSL steps per handshake: {len(with_input) / count:.1f} with new bytes "
           f"(median {ms(statistics.median(with_input))}), {len(without) / count:.1f} without "

@@ -259,9 +259,9 @@ def test_running_out_of_descriptors_is_waited_out(guests, pki, version):
 
 RUNNER_APP = """
 from wit_world import exports
-from wit_world.imports import stdout
+from wit_world.imports import monotonic_clock, stdout
 
-from wasi_guest import cli, io, tasks
+from wasi_guest import Timeout, cli, close, io, tasks
 
 
 def failing():
@@ -280,8 +280,37 @@ def writing(name, console):
         yield from io.write_all_task(console, f"{name}{number} ".encode())
 
 
+def waiting_past_a_deadline():
+    long_timer = monotonic_clock.subscribe_duration(10 * tasks.NS_PER_S)
+    try:
+        yield tasks.Until(long_timer, tasks.deadline_in(0.01), "the long timer")
+    except Timeout as timeout:
+        return f"timed out: {timeout.detail}"
+    finally:
+        close(long_timer)
+    return "not timed out"
+
+
+def one_task():
+    yield  # nothing to wait for: it goes on at once
+    yield from tasks.sleep_task(0.01)
+    short_timer = monotonic_clock.subscribe_duration(1000)
+    try:
+        yield tasks.Until(short_timer, tasks.deadline_in(5))  # ready long before it
+    finally:
+        close(short_timer)
+    return (yield from waiting_past_a_deadline())
+
+
 def main(argv):
     mode, log = argv[0], []
+    if mode == "run":  # one task, without a runner of one's own
+        print(tasks.run(one_task()))
+        try:
+            tasks.run(failing())
+        except ValueError as error:
+            print(f"run raised: {error}")
+        return 0
     runner = tasks.Runner()
     if mode == "writes":  # stdout never makes a writer wait
         console = stdout.get_stdout()
@@ -339,6 +368,12 @@ def test_a_fatal_task_ends_the_run(runner_app):
     result = run_host(runner_app, "fatal")
     assert (result.returncode, result.stdout.decode(), result.stderr.decode()) == (
         0, "run raised: one task's own failure\nthe other task counted to 0\n", "")
+
+
+def test_one_task_run_alone_waits_times_out_and_fails_like_under_a_runner(runner_app):
+    result = run_host(runner_app, "run")
+    assert (result.returncode, result.stdout.decode(), result.stderr.decode()) == (
+        0, "timed out: the long timer\nrun raised: one task's own failure\n", "")
 
 
 def test_tasks_that_write_without_waiting_take_turns(runner_app):

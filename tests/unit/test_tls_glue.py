@@ -14,12 +14,13 @@ from pki import Pki
 
 from wasi_tls_host.config import HostConfig
 from wasi_tls_host.io import streams
-from wasi_tls_host.runtime.context import WasiCtx
+from wasi_tls_host.runtime.context import ACCEPTED_SERVER_NAMES_MAX, TlsState, WasiCtx
 from wasi_tls_host.runtime.errors import ErrorValue
 from wasi_tls_host.runtime.poll import Deadline
 from wasi_tls_host.runtime.streams import OutputStream, Pipe, StreamFailed
 from wasi_tls_host.runtime.values import Err, Ok
 from wasi_tls_host.sockets.tcp import TcpSocket
+from wasi_tls_host.tls import core
 from wasi_tls_host.tls.policy import ContextChoice
 from wasi_tls_host.tls.records import ContentType
 from wasi_tls_host.wasi_tls import types as tls_types
@@ -75,6 +76,39 @@ def test_invalid_server_name_settles_the_future_with_an_error(ctx, name):
     assert "invalid server name" in outcome.value.value.message
     assert tls_types.get(ctx, future) == Err()
     assert downstream.writer_closed  # the transport was released
+
+
+def test_a_server_name_is_checked_once_per_guest(pki, monkeypatch):
+    checked: list[str | None] = []
+    real_check = core.check_server_name
+    monkeypatch.setattr(core, "check_server_name",
+                        lambda name: (checked.append(name), real_check(name)))
+    contexts = [WasiCtx(HostConfig(tls=pki.policy())) for _ in range(2)]
+
+    def start(ctx, name):
+        upstream, downstream = Pipe(), Pipe()
+        return tls_types.finish(ctx, tls_types.new_client_handshake(
+            ctx, name, upstream.input, downstream.output))
+    try:
+        futures = [start(contexts[0], "localhost"), start(contexts[0], "localhost"),
+                   start(contexts[1], "localhost"),  # another guest: asked again
+                   start(contexts[0], ".x"), start(contexts[0], ".x")]  # a refusal is not kept
+        assert checked == ["localhost", "localhost", ".x", ".x"]
+        outcome = tls_types.get(contexts[0], futures[-1])
+        assert "invalid server name" in outcome.value.value.message
+        assert contexts[0].tls.accepted_server_names == {"localhost"}
+    finally:
+        for ctx in contexts:
+            ctx.close()
+
+
+def test_the_accepted_names_of_a_guest_are_bounded():
+    state = TlsState()
+    for index in range(ACCEPTED_SERVER_NAMES_MAX):
+        state.accepted(f"host{index}.example")
+    assert len(state.accepted_server_names) == ACCEPTED_SERVER_NAMES_MAX
+    state.accepted("one-more.example")  # full: it starts over
+    assert state.accepted_server_names == {"one-more.example"}
 
 
 def test_flush_completes_only_once_the_transport_sent_everything(ctx, pki):

@@ -162,3 +162,15 @@ def test_a_context_without_a_key_log_file_still_reports_secrets(pki, version):
     openssl.attach_observer(client.obj, recorder.observe, secrets=recorder.secret)
     handshake_ok(client, server)
     assert recorder.secrets
+
+
+def test_stopping_the_handshake_reports_keeps_only_the_messages(pki, version):
+    client, server = pair(pki, version, pki.leaf("localhost"))
+    assert openssl.observe_secrets(client.obj.context)
+    recorder = Recorder()
+    openssl.attach_observer(client.obj, recorder.observe, records=recorder.record,
+                            secrets=recorder.secret)
+    openssl.stop_handshake_reports(client.obj)
+    handshake_ok(client, server)
+    assert recorder.messages  # still observed
+    assert recorder.records == [] and recorder.secrets == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol, TextIO, cast
 
 from wasmtime import component as wc
@@ -66,6 +66,27 @@ class RandomState:
     insecure_seed: bytes | None = None
 
 
+#: Names kept in `TlsState.accepted_server_names` at most (then it starts over).
+ACCEPTED_SERVER_NAMES_MAX = 256
+
+
+@dataclass
+class TlsState:
+    #: Server names OpenSSL took for this guest's TLS clients. Its verdict
+    #: comes from a throwaway connection (tens of microseconds before a
+    #: ClientHello can leave), so it is asked once per name and guest; kept
+    #: per guest, so no guest can time what another connected to.
+    accepted_server_names: set[str] = field(default_factory=set)
+    #: Sessions this guest's clients may resume (`TlsPolicy.resume_sessions`):
+    #: its own, never another guest's.
+    sessions: SessionCache = field(default_factory=SessionCache)
+
+    def accepted(self, server_name: str) -> None:
+        if len(self.accepted_server_names) >= ACCEPTED_SERVER_NAMES_MAX:
+            self.accepted_server_names.clear()
+        self.accepted_server_names.add(server_name)
+
+
 class WasiCtx:
     """`debug` prints the traceback of each host defect to stderr (by
     default, when $WASI_TLS_HOST_DEBUG is set); the trap message alone is
@@ -87,9 +108,7 @@ class WasiCtx:
         self.stderr: OutputStream = FileOutput(config.stderr or _process_stream(sys.stderr, "wb"))
         self.filesystem = FilesystemState()
         self.random = RandomState()
-        #: TLS sessions this run's clients may resume (`TlsPolicy.resume_sessions`):
-        #: one run's own, never another's.
-        self.tls_sessions = SessionCache()
+        self.tls = TlsState()
         #: Work a dropped resource left behind (a TLS goodbye still being
         #: sent); every wait moves it on, and `close` gives it time to end.
         #: Typed by what the poll loop needs; everything in it came through

@@ -131,7 +131,9 @@ class TlsCore(SessionFacts):
     ``context`` is an ``ssl.SSLContext``, or for a server a `ContextFactory`.
     ``run_until`` is how far the handshake may go before the first `resume`:
     `Point.DONE` runs it straight through, `Point.START` keeps it suspended
-    until asked. What was negotiated: `SessionFacts`.
+    until asked. What was negotiated: `SessionFacts`. A client's
+    ``server_hostname`` is checked (``ValueError`` if OpenSSL refuses it)
+    unless ``name_accepted`` says it was before.
     """
 
     #: Plaintext requested from OpenSSL per call: one full record.
@@ -139,9 +141,9 @@ class TlsCore(SessionFacts):
 
     def __init__(self, context: ssl.SSLContext | ContextFactory, *, server_side: bool = False,
                  server_hostname: str | None = None, suppress_ragged_eofs: bool = False,
-                 run_until: Point = Point.DONE,
+                 run_until: Point = Point.DONE, name_accepted: bool = False,
                  offer_session: SessionSource | None = None) -> None:
-        if not server_side:
+        if not server_side and not name_accepted:
             check_server_name(server_hostname)
         self._context = context
         self._offer_session = offer_session
@@ -403,7 +405,7 @@ class TlsCore(SessionFacts):
 
     def _finish(self) -> None:
         if self._obj is not None:  # no more alerts of our own: stop counting records
-            openssl.attach_observer(self._obj, self._progress.observe)
+            openssl.stop_handshake_reports(self._obj)
         held = self._progress.finish()
         if held is not None:
             self._inbound.inbox[:0] = held

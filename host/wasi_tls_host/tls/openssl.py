@@ -111,6 +111,16 @@ def attach_observer(connection: ssl.SSLObject, observer: Observer, *,
     _by_address[id(connection._sslobj)] = connection  # type: ignore[attr-defined]
 
 
+def stop_handshake_reports(connection: ssl.SSLObject) -> None:
+    """Stop the reports only a handshake needs (the records `connection`
+    writes, its secrets); its messages are still observed. Cheaper than
+    attaching again, which makes new weak references."""
+    _counting.pop(connection, None)
+    observers = _observers.get(connection)
+    if observers is not None:
+        observers.secrets = None
+
+
 # -- the key log -------------------------------------------------------------------
 
 #: OpenSSL's ``void (*)(const SSL *, const char *line)``.

@@ -99,11 +99,13 @@ class TlsSession:
     def __init__(self, choose: ContextSource, transport_in: InputStream,
                  transport_out: OutputStream, *, server_name: str | None,
                  run_until: Point, now_ns: Callable[[], int], handshake_timeout_s: float,
-                 linger: Callable[[Lingering], None], resumption: Resumption | None = None):
+                 linger: Callable[[Lingering], None], name_accepted: bool = False,
+                 resumption: Resumption | None = None):
         self._choose = choose
         self._resumption = resumption
         self.core = TlsCore(self._choose_context, server_side=server_name is None,
                             server_hostname=server_name, run_until=run_until,
+                            name_accepted=name_accepted,
                             offer_session=resumption.offer if resumption is not None else None)
         self.transport_in = transport_in
         self.transport_out = transport_out
@@ -311,8 +313,7 @@ class TlsSession:
             if not self.handshake_done:
                 self._step_handshake()
             self._send_ciphertext()
-            if self.core.wants_ciphertext():
-                self._receive_ciphertext()
+            if self.core.wants_ciphertext() and self._receive_ciphertext():
                 if not self.handshake_done:
                     self._step_handshake()
                 self._send_ciphertext()
@@ -364,18 +365,21 @@ class TlsSession:
             return False
         return True
 
-    def _receive_ciphertext(self) -> None:
+    def _receive_ciphertext(self) -> bool:
+        """Hand the core what the transport has; False when it had nothing
+        (then the core has nothing new to say either)."""
         try:
             data = self.transport_in.read(TRANSPORT_READ)
         except StreamClosed:
             self.core.receive_eof()
-            return
+            return True
         except StreamFailed as error:
             if not self.handshake_done and error.network_code == "connection-reset":
                 raise TlsFailure("peer closed the connection during the handshake "
                                  "(connection reset)", kind=ErrorKind.EOF) from None
             raise
         self.core.receive_ciphertext(data)
+        return bool(data)
 
     # -- readiness ------------------------------------------------------------
     def wait_spec(self, *, deadline: bool) -> WaitSpec:
@@ -437,16 +441,21 @@ def open_session(ctx: WasiCtx, transport_in: InputStream, transport_out: OutputS
                  run_until: Point = Point.DONE) -> TlsSession:
     """A session for a guest (a client for `server_name`, a server without
     one): the host's handshake timeout, the store's clock, its lingering
-    work, and for a client with resumption on, the guest run's sessions.
+    work, the server names OpenSSL already took for it (asked once per name
+    for each guest), and for a client with resumption on, its sessions.
     Pumped once, so a running handshake sends at once. ``ValueError`` for a
     server name OpenSSL refuses."""
     policy = ctx.config.tls
-    resumption = (ctx.tls_sessions.resumption(server_name, transport_in.peer_address())
+    resumption = (ctx.tls.sessions.resumption(server_name, transport_in.peer_address())
                   if server_name is not None and policy.resume_sessions else None)
     session = TlsSession(choose, transport_in, transport_out, server_name=server_name,
                          run_until=run_until, now_ns=ctx.now_ns,
                          handshake_timeout_s=policy.handshake_timeout,
-                         linger=ctx.linger, resumption=resumption)
+                         linger=ctx.linger,
+                         name_accepted=server_name in ctx.tls.accepted_server_names,
+                         resumption=resumption)
+    if server_name is not None:
+        ctx.tls.accepted(server_name)
     session.pump()
     return session
 

@@ -11,7 +11,7 @@ a failed operation raises StreamFailed carrying the host's debug string.
 """
 
 from componentize_py_types import Err
-from wit_world.imports import poll, streams
+from wit_world.imports import streams
 
 from . import bulk, close, tasks
 from .errors import StreamClosed, StreamFailed, UnexpectedEof
@@ -43,7 +43,7 @@ def stream_error(err):
 
 def wait(pollable) -> None:
     """Block until ``pollable`` is ready (the pollable is not dropped)."""
-    poll.poll([pollable])
+    pollable.block()
 
 
 def wait_for(source) -> None:
@@ -51,7 +51,7 @@ def wait_for(source) -> None:
     new pollable is ready, and drop the pollable."""
     p = source.subscribe()
     try:
-        poll.poll([p])
+        p.block()
     finally:
         close(p)
 

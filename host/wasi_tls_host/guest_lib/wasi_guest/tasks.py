@@ -217,11 +217,38 @@ def _report(task, error):
 
 
 def run(steps):
-    """Run one task to completion and return its result (or raise its exception)."""
-    runner = Runner()
-    task = runner.spawn(steps, fatal=True)
-    runner.run()
-    return task.result
+    """Run one task to completion and return its result (or raise its exception).
+
+    One task needs no `Runner`: it waits on its one pollable with ``block``
+    (an `Until`: ``poll`` on it and the deadline), which spares every
+    blocking-style call of the library the runner's bookkeeping."""
+    error = None
+    try:
+        while True:
+            try:
+                source = steps.throw(error) if error is not None else steps.send(None)
+            except StopIteration as stop:
+                return stop.value
+            error = None
+            if source is None:
+                continue
+            if isinstance(source, Until):
+                pollable, made = _pollable(source.source)
+                timer = monotonic_clock.subscribe_instant(source.deadline)
+                try:
+                    if poll.poll([pollable, timer]) == [1]:  # only the deadline
+                        error = Timeout(detail=source.what)
+                finally:
+                    close(timer, pollable if made else None)
+            else:
+                pollable, made = _pollable(source)
+                try:
+                    pollable.block()
+                finally:
+                    if made:
+                        close(pollable)
+    finally:
+        steps.close()
 
 
 __all__ = ["Runner", "Task", "Timeout", "Until", "deadline_in", "run", "sleep_task"]

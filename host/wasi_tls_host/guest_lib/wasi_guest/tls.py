@@ -106,9 +106,14 @@ def _split_host(host, port):
     return host, int(port)
 
 
-def _outcome_task(future):
-    """Task: what ``get`` returns once the future is ready; the future is dropped."""
+def _outcome_task(future, answer_pending=False):
+    """Task: what ``get`` returns once the future is ready; the future is
+    dropped. ``answer_pending``: the future waits for the peer's answer to
+    bytes that have only just left (a client's first flight), so it is
+    waited on before the first ``get``, which would find it pending."""
     try:
+        if answer_pending:
+            yield future
         while (result := future.get()) is None:
             yield future
     finally:
@@ -116,11 +121,11 @@ def _outcome_task(future):
     return result
 
 
-def _settled_task(future, what, connection):
+def _settled_task(future, what, connection, answer_pending=False):
     """Task: the value of a draft future (``future<T>``) of ``connection``;
     the future is dropped. A failed step raises TlsError with the reason the
     connection gives ("<what> failed" if it gives none)."""
-    result = yield from _outcome_task(future)
+    result = yield from _outcome_task(future, answer_pending)
     inner = result.value if isinstance(result, Ok) else result
     if isinstance(result, Err) or isinstance(inner, Err):
         raise TlsError(connection.failure_reason() or f"{what} failed")
@@ -202,7 +207,8 @@ def _upstream_handshake_task(server_name, inp, out):
         close(inp, out)
         raise TlsError("wasi:tls is not available in this world")
     hs = tls_types.ClientHandshake(server_name, inp, out)
-    result = yield from _outcome_task(tls_types.ClientHandshake.finish(hs))
+    result = yield from _outcome_task(tls_types.ClientHandshake.finish(hs),
+                                      answer_pending=True)
     if isinstance(result, Err):
         raise TlsError("handshake result was already taken")
     inner = result.value if isinstance(result, Ok) else result
@@ -261,8 +267,10 @@ def _draft_client_task(server_name, inp, out, alpn, identity, verify):
                                                "waiting for a certificate request", connection)
             if request is not None:
                 draft.ClientIdentityRequest.respond(request, [identity])
+        # Without a step before it, the finish waits for the server's first flight.
         tin, tout = yield from _settled_task(draft.ClientHandshake.finish(hs.take()),
-                                             "the TLS handshake", connection)
+                                             "the TLS handshake", connection,
+                                             answer_pending=verify is None and identity is None)
     except BaseException:
         hs.drop()
         close(connection)
