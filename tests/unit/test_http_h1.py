@@ -14,8 +14,8 @@ from wasi_tls_host.http.errors import HttpStreamFailed
 from wasi_tls_host.http.fields import Fields
 from wasi_tls_host.http.messages import OutgoingResponse, ResponseOutparam, method_case
 from wasi_tls_host.runtime.futures import Ready
-from wasi_tls_host.runtime.poll import NEVER
-from wasi_tls_host.runtime.streams import Pipe, StreamClosed
+from wasi_tls_host.runtime.poll import NEVER, READ, WaitSpec
+from wasi_tls_host.runtime.streams import InputStream, Pipe, StreamClosed
 from wasi_tls_host.runtime.values import Case, Err, Ok
 
 
@@ -198,6 +198,29 @@ def test_a_message_the_host_cannot_send_breaks_both_directions(clock):
 def test_wait_spec_of_pipes_is_never(clock):
     client, _, _, _ = pair(clock)
     assert client.wait_spec() == NEVER
+
+
+class DueTransport(InputStream):
+    """A transport input that already holds the peer's bytes and says so
+    with a deadline of now, as a TLS stream does once it took ciphertext
+    off the socket while sending."""
+
+    def __init__(self, due_ns: int):
+        self.due_ns = due_ns
+
+    def wait_on(self) -> WaitSpec:
+        return WaitSpec(fds=((7, READ),), deadline_ns=self.due_ns)
+
+
+def test_a_transport_that_is_due_now_wakes_the_reader_before_its_read_deadline(clock):
+    upstream = Pipe(1 << 20)
+    client = h1.H1Connection(h11.CLIENT, DueTransport(due_ns=42), upstream.output, now_ns=clock)
+    client.send(request())
+    client.send(h11.EndOfMessage())
+    client.expect_within(1000, lambda: h1.errors.failure("connection-read-timeout", "slow"))
+    spec = client.wait_spec()
+    assert spec.deadline_ns == 42, "a wait on the fd alone would sleep past bytes in hand"
+    assert (7, READ) in spec.fds
 
 
 # -- the server side's resources --------------------------------------------------------

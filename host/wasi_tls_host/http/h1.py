@@ -41,7 +41,7 @@ from http import HTTPStatus
 import h11
 
 from ..runtime.futures import Ready
-from ..runtime.poll import WaitSpec
+from ..runtime.poll import WaitSpec, earliest
 from ..runtime.streams import InputStream, OutputStream, StreamClosed, StreamFailed
 from ..runtime.values import Case
 from . import errors
@@ -296,9 +296,14 @@ class H1Connection:
         """What could move this connection on: the transport taking bytes,
         the peer's bytes when they are wanted, and the read deadline."""
         fds = self.transport_out.wait_on().fds
+        deadline_ns = self.read_deadline_ns()
         if self.wants_input():
-            fds += self.transport_in.wait_on().fds
-        return WaitSpec(fds=fds, deadline_ns=self.read_deadline_ns())
+            # A TLS transport that already took the peer's bytes off the
+            # socket (while sending) is due at once: its deadline says so.
+            incoming = self.transport_in.wait_on()
+            fds += incoming.fds
+            deadline_ns = earliest(deadline_ns, incoming.deadline_ns)
+        return WaitSpec(fds=fds, deadline_ns=deadline_ns)
 
     def start_next_cycle(self) -> None:
         """A server's next request on a kept-alive connection (h11's cycle)."""

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING
 
 import h11
 
-from ..runtime.poll import MAX_TIMEOUT_MS, READ, WaitSpec
+from ..runtime.poll import MAX_TIMEOUT_MS, READ, WaitSpec, earliest
 from ..runtime.streams import InputStream, OutputStream, StreamClosed, StreamFailed
 from ..runtime.values import Case, Err
 from ..sockets.tcp import SharedSocket, TcpInput, TcpOutput
@@ -310,11 +310,8 @@ class Exchange:
         """What could move the exchange on: the connection's streams, the
         client's read deadline, and the response's progress deadline."""
         spec = self.conn.wait_spec()
-        deadline = spec.deadline_ns
-        if self._has_unsent():
-            stall = self._progress_ns + self.idle_ns
-            deadline = stall if deadline is None else min(deadline, stall)
-        return WaitSpec(spec.fds, deadline)
+        stall = self._progress_ns + self.idle_ns if self._has_unsent() else None
+        return WaitSpec(spec.fds, earliest(spec.deadline_ns, stall))
 
     # -- after the handler ------------------------------------------------------------
     @property

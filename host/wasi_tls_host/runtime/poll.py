@@ -36,6 +36,11 @@ class WaitSpec:
 NEVER = WaitSpec()
 
 
+def earliest(*deadlines_ns: int | None) -> int | None:
+    """The soonest of the deadlines that are set (None when none is)."""
+    return min((ns for ns in deadlines_ns if ns is not None), default=None)
+
+
 class Waitable(Protocol):
     def ready(self) -> bool: ...
 
@@ -188,8 +193,7 @@ def wait_any(now_ns: Callable[[], int], waitables: Sequence[Waitable],
             spec = waitable.wait_on()
             for fd, events in spec.fds:
                 masks[fd] = masks.get(fd, 0) | events
-            if spec.deadline_ns is not None:
-                deadline = spec.deadline_ns if deadline is None else min(deadline, spec.deadline_ns)
+            deadline = earliest(deadline, spec.deadline_ns)
         if not masks and deadline is None:
             raise Trap("poll would block forever: none of the pollables can become ready")
         if stop is not None:

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..runtime.futures import Failed, Future, Ready
-from ..runtime.poll import WaitSpec
+from ..runtime.poll import WaitSpec, earliest
 from ..runtime.streams import OUTPUT_BUDGET, InputStream, OutputStream, StreamClosed, StreamFailed
 from ..tls.client_hello import ClientHello
 from ..tls.core import CoreState, Point, TlsCore
@@ -391,9 +391,7 @@ class TlsSession:
             incoming = self.transport_in.wait_on()
             fds += incoming.fds
             # A transport that is another TLS stream says "now" with a deadline.
-            if incoming.deadline_ns is not None:
-                deadline_ns = (incoming.deadline_ns if deadline_ns is None
-                               else min(deadline_ns, incoming.deadline_ns))
+            deadline_ns = earliest(deadline_ns, incoming.deadline_ns)
         return WaitSpec(fds=fds, deadline_ns=deadline_ns)
 
     def input_in_hand(self) -> bool:
