@@ -7,6 +7,7 @@ line (after the usage) with exit status 2, before anything runs.
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import logging
 import math
@@ -803,6 +804,11 @@ COMMANDS = {"run": run_command, "serve": serve_command, "wit": wit_command, "bui
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Everything loaded so far (the host, wasmtime, argparse) lives as long as
+    # the process: out of the collector's sight, it is not walked again by
+    # the run's collections nor by the final one at exit, which was most of
+    # the interpreter's teardown.
+    gc.freeze()
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
