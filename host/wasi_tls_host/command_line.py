@@ -22,29 +22,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import DEFAULT_MAX_CONNECTIONS, HostConfig, Limits, NetRule, Preopen, host_key
-from .conformance import command as conformance
-from .guest_run import EXIT_STATUSES, GuestTrap
-from .guest_tools import DEFAULT_MODULE, WORLDS, build_component, copy_wit
-from .host import Host, HostError
-from .http.settings import (
+from .config import (
     DEFAULT_GRACE,
-    DEFAULT_PORT,
-    MIN_HEAD_SIZE,
-    ConnectionLimits,
-    ServeSettings,
+    DEFAULT_MAX_CONNECTIONS,
+    HostConfig,
+    Limits,
+    NetRule,
+    Preopen,
+    host_key,
 )
+from .guest_run import EXIT_STATUSES, GuestTrap
+from .host import Host, HostError
 from .runtime.context import DEBUG_VARIABLE, debug_from_environment
 from .tls.policy import TlsPolicy
 
 if TYPE_CHECKING:
+    from .http.settings import ConnectionLimits
     from .tls.identity import PrivateIdentity
-
-# The command's process ends once `main` returns. The interpreter's exit
-# would first trace every object left (wasmtime's bindings, the host's
-# interfaces) for cycles, ~25 ms after a TLS guest's run, to free memory the
-# process's end frees anyway; objects in the permanent generation it skips.
-atexit.register(gc.freeze)
 
 #: Exit status when the guest traps, as `wasmtime run` reports it (128 + SIGABRT).
 TRAP_STATUS = EXIT_STATUSES["trap"]
@@ -297,7 +291,10 @@ class _VersionAction(argparse.Action):
 
 # -- the parser ---------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line. With `command`, only that command gets its options,
+    the others are listed by name: a `run` need not import, or describe, what
+    `serve`, `build` or `conformance` take."""
     parser = _Parser(
         prog="wasi-tls-host",
         description="Run WASI 0.2 command components with wasi:tls provided by Python's ssl, "
@@ -305,17 +302,27 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=COMMANDS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
-    _add_run(commands)
-    _add_serve(commands)
-    _add_wit(commands)
-    _add_build(commands)
-    conformance.add_parser(commands, installed_command())
+    for name, add in _ADDERS.items():
+        if command in (None, name):
+            add(commands)
+        else:
+            commands.add_parser(name, help=SUMMARIES[name])
     return parser
+
+
+#: What each command does, in one line (`wasi-tls-host --help`).
+SUMMARIES = {
+    "run": "run a command component",
+    "serve": "serve an HTTP handler component over HTTPS or HTTP",
+    "wit": "write the WIT this host implements into a directory",
+    "build": "build a guest app into a component",
+    "conformance": "run the wasi:tls conformance suite against a host",
+}
 
 
 def _add_run(commands) -> None:
     run = commands.add_parser(
-        "run", help="run a command component", finish=_load_identities,
+        "run", help=SUMMARIES["run"], finish=_load_identities,
         description="Run a WASI 0.2 command component (its wasi:cli/run export). The guest "
                     "gets nothing it is not granted by the options below. Exit status: the "
                     f"guest's (0 or 1); {TRAP_STATUS} when it traps, also on a host defect, "
@@ -447,9 +454,10 @@ def _add_cache_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_serve(commands) -> None:
+    from .http.settings import DEFAULT_PORT, ConnectionLimits
     limits = ConnectionLimits()
     serve = commands.add_parser(
-        "serve", help="serve an HTTP handler component over HTTPS or HTTP",
+        "serve", help=SUMMARIES["serve"],
         finish=_finish_serve,
         description="Serve a component that exports wasi:http/incoming-handler (the "
                     "wasi:http/proxy world), as `wasmtime serve` does: each request runs in a "
@@ -509,6 +517,7 @@ def _add_serve(commands) -> None:
 
 def _finish_serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
     """What `serve`'s options require of each other, then its identities."""
+    from .http.settings import MIN_HEAD_SIZE
     if options.client_auth is not None and not options.client_ca:
         parser.error("argument --client-auth: needs --client-ca, the CAs whose client "
                      "certificates to accept")
@@ -522,14 +531,16 @@ def _finish_serve(parser: argparse.ArgumentParser, options: argparse.Namespace) 
 
 
 def _serve_limits(options: argparse.Namespace) -> ConnectionLimits:
+    from .http.settings import ConnectionLimits
     return ConnectionLimits(head_timeout=options.head_timeout,
                             idle_timeout=options.idle_timeout,
                             max_head_size=options.max_head_size)
 
 
 def _add_wit(commands) -> None:
+    from .guest_tools import WORLDS
     wit = commands.add_parser(
-        "wit", help="write the WIT this host implements into a directory",
+        "wit", help=SUMMARIES["wit"],
         description="Write the WIT tree this host implements into DIR (created if missing): "
                     f"the worlds in tls.wit ({', '.join(WORLDS)}), WASI 0.2 (wasi:http "
                     "too), wasi:tls and wasi-tls-host:tls under deps/. Use it with "
@@ -539,8 +550,9 @@ def _add_wit(commands) -> None:
 
 
 def _add_build(commands) -> None:
+    from .guest_tools import DEFAULT_MODULE
     build = commands.add_parser(
-        "build", help="build a guest app into a component",
+        "build", help=SUMMARIES["build"],
         description="Build a Python guest app into a WebAssembly component with "
                     "componentize-py, the bundled WIT and the guest library `wasi_guest` "
                     "(and h11, which `wasi_guest.http` needs). The app is a module (default "
@@ -566,6 +578,16 @@ def _add_build(commands) -> None:
     build.add_argument("-p", "--python-path", action="append", type=_existing_directory,
                        default=[], metavar="DIR",
                        help="another directory of modules the app imports (repeatable)")
+
+
+def _add_conformance(commands) -> None:
+    from .conformance import command
+    command.add_parser(commands, installed_command(), SUMMARIES["conformance"])
+
+
+#: Each command's options, added only for the command being run (`build_parser`).
+_ADDERS = {"run": _add_run, "serve": _add_serve, "wit": _add_wit, "build": _add_build,
+           "conformance": _add_conformance}
 
 
 # -- the commands -----------------------------------------------------------------
@@ -679,6 +701,7 @@ def run_command(options: argparse.Namespace) -> int:
 def serve_command(options: argparse.Namespace) -> int:
     from .http import workers
     from .http.serve import listen, url_of
+    from .http.settings import ServeSettings
     _print_host_log()
     host_name, port = options.addr
     try:
@@ -734,6 +757,7 @@ def serve_command(options: argparse.Namespace) -> int:
 
 
 def wit_command(options: argparse.Namespace) -> int:
+    from .guest_tools import copy_wit
     directory = options.directory
     try:
         count = copy_wit(directory)
@@ -746,6 +770,7 @@ def wit_command(options: argparse.Namespace) -> int:
 
 
 def build_command(options: argparse.Namespace) -> int:
+    from .guest_tools import WORLDS, build_component
     if options.wit is None and options.world not in WORLDS:
         choices = ", ".join(map(repr, WORLDS))
         options.usage_error(f"argument -w/--world: invalid choice: {options.world!r} "
@@ -776,12 +801,26 @@ def build_command(options: argparse.Namespace) -> int:
     return 0
 
 
+def conformance_command(options: argparse.Namespace) -> int:
+    from .conformance import command
+    return command.run(options)
+
+
 COMMANDS = {"run": run_command, "serve": serve_command, "wit": wit_command, "build": build_command,
-            "conformance": conformance.run}
+            "conformance": conformance_command}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    # Everything loaded so far (the host, wasmtime, argparse) lives as long as
+    # the process: out of the collector's sight, it is not walked again by
+    # the run's collections. At exit the same goes for what the run left: the
+    # interpreter's last collections would trace it all for cycles (~25 ms
+    # after a TLS guest's run) to free memory the process's end frees anyway.
+    gc.freeze()
+    atexit.register(gc.freeze)
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     options = parser.parse_args(argv)
     if options.command is None:
         parser.print_usage(sys.stderr)

@@ -6,7 +6,6 @@ import io
 import ipaddress
 import math
 import os
-import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -24,6 +23,9 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: worker_connections): half of the usual 1024 descriptors a process may
 #: open, leaving the rest to the host, the guest's files and other guests.
 DEFAULT_MAX_CONNECTIONS = 512
+#: Seconds a guest may take to finish its connections after SIGTERM (`run`),
+#: and requests in flight once a server stops (`serve`).
+DEFAULT_GRACE = 10.0
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,9 @@ class HostConfig:
     stderr: BinaryIO | None = None
     monotonic_ns: Callable[[], int] = time.monotonic_ns
     wall_ns: Callable[[], int] = time.time_ns
-    secure_random: Callable[[int], bytes] = secrets.token_bytes
+    #: The operating system's CSPRNG, as `secrets.token_bytes` (not imported:
+    #: its `random` and `hmac` would cost every start-up a millisecond).
+    secure_random: Callable[[int], bytes] = os.urandom
     insecure_random: Callable[[int], bytes] = os.urandom
     limits: Limits = field(default_factory=Limits)
 

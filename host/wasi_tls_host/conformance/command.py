@@ -30,9 +30,9 @@ EXAMPLE = ('--host-cmd "wasmtime run -S tls,http,inherit-network,allow-ip-name-l
            '{component}"')
 
 
-def add_parser(commands, host_command: str) -> None:
+def add_parser(commands, host_command: str, summary: str) -> None:
     parser = commands.add_parser(
-        "conformance", help="run the wasi:tls conformance suite against a host",
+        "conformance", help=summary,
         description="Run the wasi:tls conformance suite: guest components, each case "
                     "checking one behaviour, against peers the suite starts on loopback with "
                     "certificates it makes. Exit status 1 if any case failed.",

@@ -7,15 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..config import DEFAULT_MAX_CONNECTIONS
+from ..config import DEFAULT_GRACE, DEFAULT_MAX_CONNECTIONS
 
 if TYPE_CHECKING:
     from ..config import HostConfig
     from .server import TlsServing
 
 DEFAULT_PORT = 8080
-#: Seconds requests in flight get to finish once the server stops.
-DEFAULT_GRACE = 10.0
 #: Largest request head a server accepts by default (as nginx: 8 KiB lines, but
 #: room for the large cookies and tokens of real clients).
 DEFAULT_MAX_HEAD_SIZE = 64 * 1024
