@@ -191,3 +191,36 @@ def test_bytes_the_embedder_buffered_go_first(unread):
     streams.write(ctx, ctx.stdout, b"guest second\n")
     ctx.close()
     assert unread.receive(len(b"host first\nguest second\n")) == b"host first\nguest second\n"
+
+
+def left_pending(ctx: WasiCtx, unread: Unread) -> int:
+    """A full stdout with bytes granted that the fd has not taken yet (a
+    terminal or a partly used page takes less than the estimate)."""
+    written = within(10, lambda: fill(ctx))
+    ctx.stdout.pending = b"tail\n"  # type: ignore[attr-defined]
+    return written
+
+
+def test_the_runs_end_delivers_what_the_fd_had_not_taken_yet(unread):
+    ctx = WasiCtx(HostConfig(stdout=unread.writer))
+    written = left_pending(ctx, unread)
+    received: list[bytes] = []
+
+    def late_reader() -> None:
+        threading.Event().wait(0.3)  # reads only once the run is ending
+        received.append(unread.receive(written + len(b"tail\n")))
+
+    reader = threading.Thread(target=late_reader)
+    reader.start()
+    within(10, ctx.close)
+    reader.join(10)
+    assert received == [b"x" * written + b"tail\n"]
+
+
+def test_a_stopped_runs_end_does_not_wait_for_a_reader(unread):
+    ctx = WasiCtx(HostConfig(stdout=unread.writer))
+    ctx.stop = StopSwitch()
+    left_pending(ctx, unread)
+    ctx.stop.request("timeout")
+    within(2, ctx.close)  # nobody reads: the tail is dropped, not waited for
+    ctx.stop.close()

@@ -159,6 +159,9 @@ class WasiCtx:
                     close()
                 except Exception:  # closing is best effort once the guest is gone
                     pass
+        for stream in (self.stdout, self.stderr):
+            if (delivery := stream.leftover()) is not None:
+                self.lingering.append(delivery)
         try:
             finish_lingering(self.now_ns, self.lingering, int(LINGER_S * 1e9), self.stop)
         except Interrupted:

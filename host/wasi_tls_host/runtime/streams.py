@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from .poll import NEVER, READ, WRITE, WaitSpec
+from .poll import NEVER, READ, WRITE, Waitable, WaitSpec
 
 #: How much an output stream buffers before `check-write` says 0.
 OUTPUT_BUDGET = 64 * 1024
@@ -87,6 +87,11 @@ class OutputStream:
 
     def wait_on(self) -> WaitSpec:
         return NEVER
+
+    def leftover(self) -> Waitable | None:
+        """Delivery still owed when the store ends (waited on like other
+        lingering work, a stop excepted), or None."""
+        return None
 
     def close(self) -> None:
         pass
@@ -243,10 +248,14 @@ class FileOutput(OutputStream):
     def wait_on(self) -> WaitSpec:
         return WaitSpec(fds=((self.fd, WRITE),)) if self.fd is not None else NEVER
 
+    def leftover(self) -> Waitable | None:
+        """Bytes a guest wrote without waiting for them to go out: the run's
+        end gives them the time it gives other lingering work."""
+        return _Delivery(self) if self.fd is not None and self.pending else None
+
     def close(self) -> None:
-        """Flush what can go without waiting and drop the rest: a guest that
-        wants all of its bytes delivered waits in `blocking-flush` (wasi-libc's
-        writes do)."""
+        """Flush what can go without waiting and drop the rest: by now the
+        run's end has waited for it (`leftover`) as long as it waits."""
         if self.fd is None:
             try:
                 self.file.flush()
@@ -286,6 +295,26 @@ class FileOutput(OutputStream):
         except OSError as error:
             self.failed = StreamFailed(f"{operation} failed: {error.strerror or error}")
             raise self.failed from None
+
+
+class _Delivery:
+    """A FileOutput's pending bytes going out as the store ends."""
+
+    def __init__(self, output: FileOutput):
+        self.output = output
+
+    def ready(self) -> bool:
+        try:
+            self.output._send_pending()
+        except (StreamClosed, StreamFailed):
+            return True  # nobody left to deliver to
+        return not self.output.pending
+
+    def wait_on(self) -> WaitSpec:
+        return self.output.wait_on()
+
+    def close(self) -> None:
+        pass  # the stream's own close drops what is left
 
 
 def _reopen_nonblocking(file: BinaryIO) -> int | None:
