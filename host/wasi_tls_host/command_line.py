@@ -262,8 +262,26 @@ class _Parser(argparse.ArgumentParser):
     option gives, wherever it stands)."""
 
     def __init__(self, *args, finish=None, **kwargs):
+        self._checking_argument = False
         super().__init__(*args, **kwargs)
         self.finish = finish
+
+    def add_argument(self, *args, **kwargs):
+        self._checking_argument = True
+        try:
+            return super().add_argument(*args, **kwargs)
+        finally:
+            self._checking_argument = False
+
+    def _get_formatter(self):
+        # add_argument formats an option only to check its metavar against its
+        # nargs, which takes no width; reading the terminal's width imports
+        # shutil (with bz2 and lzma) at every start-up. Help and errors still
+        # get the terminal's width.
+        if self._checking_argument:
+            # Every HelpFormatter takes a width; typeshed's protocol names only prog.
+            return self.formatter_class(prog=self.prog, width=80)  # type: ignore[call-arg]
+        return super()._get_formatter()
 
     def parse_known_args(self, args=None, namespace=None):
         options, extras = super().parse_known_args(args, namespace)
@@ -301,7 +319,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                     "and build guests for them.",
         epilog=COMMANDS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action=_VersionAction)
-    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    # With `prog` given, argparse does not format a usage line (at the
+    # terminal's width) to find it.
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND",
+                                     prog=parser.prog)
     for name, add in _ADDERS.items():
         if command in (None, name):
             add(commands)

@@ -1,6 +1,7 @@
 """The installed `wasi-tls-host` command: its help, and the error paths of
 `run`: clear one-paragraph messages, no tracebacks."""
 
+import os
 import signal
 import subprocess
 from importlib import metadata
@@ -51,6 +52,32 @@ def test_run_help_explains_the_options():
             "--debug print the wasm backtrace of a trap and the full traceback of a host "
             "defect"):
         assert explained in text
+
+
+def test_help_is_wrapped_at_the_terminals_width():
+    """Building the parser reads no terminal width (command_line._Parser);
+    the help it prints still does."""
+    def lines(columns: int) -> list[str]:
+        result = subprocess.run([HOST, "run", "--help"], capture_output=True, timeout=60,
+                                env={**os.environ, "COLUMNS": str(columns)})
+        assert result.returncode == 0
+        return result.stdout.decode().splitlines()
+    narrow, wide = lines(60), lines(150)
+    assert len(narrow) > len(wide)
+    assert max(map(len, wide)) > 60 and max(map(len, wide)) <= 148
+
+
+def test_a_run_without_tls_imports_neither_ssl_nor_shutil(guests):
+    """What start-up does not pay for (bench/README.md, issue 16): the probe
+    makes no TLS connection, so the host's TLS policy does not import ssl,
+    and argparse does not import shutil for a terminal width it does not use."""
+    result = run_host(guests["wasi-probe"], env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 0 and b"probe: start" in result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip()
+                for line in result.stderr.decode().splitlines()
+                if line.startswith("import time:")}
+    assert "wasi_tls_host.tls.policy" in imported
+    assert not {"ssl", "_ssl", "shutil"} & imported
 
 
 def test_serve_help_says_what_the_options_shared_with_run_mean_for_a_request():

@@ -9,6 +9,7 @@ the version).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import ssl
@@ -742,6 +743,23 @@ def test_a_floor_below_tls_1_2_is_refused(legacy):
     with pytest.raises(ValueError) as info:
         TlsPolicy(minimum_version=getattr(ssl.TLSVersion, legacy))
     assert str(info.value) == "the TLS version floor cannot be below TLS 1.2"
+
+
+def test_the_floor_reads_as_the_ssl_value_given_or_by_default():
+    """The default floor is held without ssl until read (start-up); what a
+    user reads, compares, copies and prints is what was given, or TLS 1.2."""
+    default = TlsPolicy()
+    assert default.minimum_version is ssl.TLSVersion.TLSv1_2
+    assert default == TlsPolicy(minimum_version=ssl.TLSVersion.TLSv1_2)
+    assert "minimum_version=<TLSVersion.TLSv1_2: 771>" in repr(default)
+    assert dataclasses.fields(TlsPolicy)[6].name == "minimum_version"
+    assert TlsPolicy.minimum_version == ssl.TLSVersion.TLSv1_2
+    raised = TlsPolicy(minimum_version=ssl.TLSVersion.TLSv1_3)
+    assert raised.minimum_version is ssl.TLSVersion.TLSv1_3
+    assert dataclasses.replace(raised).minimum_version is ssl.TLSVersion.TLSv1_3
+    assert raised.server_context([]).minimum_version == ssl.TLSVersion.TLSv1_3
+    default.minimum_version = ssl.TLSVersion.TLSv1_3
+    assert default == TlsPolicy(minimum_version=ssl.TLSVersion.TLSv1_3)
 
 
 def test_a_keylog_file_that_cannot_be_opened_names_it(core_pki, tmp_path):

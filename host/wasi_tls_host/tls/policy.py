@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import enum
 import os
-import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import humanize
-
 if TYPE_CHECKING:  # identities come from callers; importing cryptography is slow
+    import ssl
+
     from .client_hello import ClientHello
     from .identity import PrivateIdentity
     from .revocation import RevocationLists
@@ -45,6 +44,9 @@ __all__ = ["ClientAuth", "ContextChoice", "TlsPolicy", "choose_identities"]
 
 #: Contexts kept per role; enough for every ALPN/identity mix a guest uses.
 CONTEXT_CACHE_SIZE = 64
+
+#: TLS 1.2's protocol version on the wire, the value of ``ssl.TLSVersion.TLSv1_2``.
+TLS_1_2 = 0x0303
 
 
 class ClientAuth(enum.Enum):
@@ -57,6 +59,30 @@ class ClientAuth(enum.Enum):
     REQUIRED = "required"
     #: Only after the handshake, on request (TLS 1.3 post-handshake authentication).
     POST_HANDSHAKE = "post-handshake"
+
+
+class _VersionFloor:
+    """`TlsPolicy.minimum_version`, whose default is ``ssl.TLSVersion.TLSv1_2``.
+
+    Every `HostConfig` holds a policy, and most guest runs make no TLS
+    connection: the default is held as `TLS_1_2` and turned into the
+    ``ssl`` value when read, so that ``ssl`` (2 to 4 ms) is imported only
+    by what builds a context or reads the floor."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, policy: TlsPolicy | None, owner: type | None = None) -> ssl.TLSVersion:
+        if policy is None:  # the dataclass's default, passed back to __set__
+            return TLS_1_2  # type: ignore[return-value]
+        value = policy.__dict__[self._name]
+        if value is TLS_1_2:
+            import ssl
+            return ssl.TLSVersion.TLSv1_2
+        return value
+
+    def __set__(self, policy: TlsPolicy, value: ssl.TLSVersion) -> None:
+        policy.__dict__[self._name] = value
 
 
 @dataclass(frozen=True)
@@ -87,7 +113,8 @@ class TlsPolicy:
     client_ca_files: list[str] = field(default_factory=list)
     crl_files: list[str] = field(default_factory=list)
     identities: dict[str, PrivateIdentity] = field(default_factory=dict)
-    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    # The annotation a user reads stays the value's type, not the descriptor's.
+    minimum_version: ssl.TLSVersion = _VersionFloor()  # type: ignore[assignment]
     keylog_file: str | None = field(
         default_factory=lambda: os.environ.get("SSLKEYLOGFILE") or None)
     handshake_timeout: float = 30.0
@@ -99,7 +126,8 @@ class TlsPolicy:
     _revocation: RevocationLists | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.minimum_version < ssl.TLSVersion.TLSv1_2:
+        # Read as stored: the default is TLS_1_2 itself (see _VersionFloor).
+        if self.__dict__["minimum_version"] < TLS_1_2:
             raise ValueError("the TLS version floor cannot be below TLS 1.2")
 
     def wants_certifi(self) -> bool:
@@ -110,6 +138,9 @@ class TlsPolicy:
     def check(self) -> None:
         """Read every file the policy names now, so mistakes surface at start-up
         as ValueError; certifi's bundle and the system store are left for later."""
+        if not (self.ca_files or self.client_ca_files or self.crl_files or self.keylog_file):
+            return  # nothing to read, and no context to build (nor ssl to import)
+        import ssl
         for path in self.ca_files:
             _load_ca_file(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), path)
         for path in self.client_ca_files:
@@ -149,6 +180,7 @@ class TlsPolicy:
 
     def _new_client_context(self, alpn_ids: tuple[str, ...], identity: PrivateIdentity | None,
                             post_handshake_auth: bool) -> ssl.SSLContext:
+        import ssl
         context = _base_context(ssl.PROTOCOL_TLS_CLIENT, self)
         context.verify_mode = ssl.CERT_REQUIRED
         context.check_hostname = True
@@ -201,6 +233,7 @@ class TlsPolicy:
         TLS 1.3, else never; `choose_identities` picks what it serves. With
         `require_client_identity` (a host's own server, `serve`), a client
         without a certificate is refused in the handshake."""
+        import ssl
         if require_client_identity:
             client_auth = ClientAuth.REQUIRED
         elif request_client_identity:
@@ -217,6 +250,7 @@ class TlsPolicy:
 
     def _new_server_context(self, identities: tuple[PrivateIdentity, ...],
                             alpn_ids: tuple[str, ...], client_auth: ClientAuth) -> ssl.SSLContext:
+        import ssl
         context = _base_context(ssl.PROTOCOL_TLS_SERVER, self)
         for identity in identities:
             identity.load_into(context)
@@ -268,6 +302,7 @@ def _cached(cache: OrderedDict, key: Hashable, build) -> ssl.SSLContext:
 
 
 def _base_context(protocol: int, policy: TlsPolicy) -> ssl.SSLContext:
+    import ssl
     context = ssl.SSLContext(protocol)
     context.minimum_version = policy.minimum_version
     # With this option OpenSSL reports a truncated stream as a clean EOF;
@@ -288,6 +323,9 @@ def _base_context(protocol: int, policy: TlsPolicy) -> ssl.SSLContext:
 
 
 def _load_ca_file(context: ssl.SSLContext, path: str, what: str = "CA file") -> None:
+    import ssl
+
+    from .errors import humanize
     if not os.path.exists(path):
         raise ValueError(f"{what} not found: {path}")
     if os.path.isdir(path):

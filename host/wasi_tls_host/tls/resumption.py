@@ -26,20 +26,21 @@ it is when resumed.
 
 from __future__ import annotations
 
-import ssl
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # ssl only in annotations: every guest run makes a cache
+    import ssl
+
     from .core import TlsCore
+
+    #: Where a session may be offered: server name, transport peer (or None), context.
+    SessionKey = tuple[str, object, ssl.SSLContext]
 
 __all__ = ["Resumption", "SessionCache"]
 
 #: Servers one guest run keeps a session for; the least recently used goes first.
 SESSIONS_KEPT = 64
-
-#: Where a session may be offered: server name, transport peer (or None), context.
-SessionKey = tuple[str, object, ssl.SSLContext]
 
 
 class SessionCache:
