@@ -194,10 +194,11 @@ def test_bytes_the_embedder_buffered_go_first(unread):
 
 
 def left_pending(ctx: WasiCtx, unread: Unread) -> int:
-    """A full stdout with bytes granted that the fd has not taken yet (a
-    terminal or a partly used page takes less than the estimate)."""
+    """A full stdout with bytes granted that the fd has not taken yet: a
+    terminal (or a partly used page) takes less than the estimate, and a
+    tail is added to whatever it left."""
     written = within(10, lambda: fill(ctx))
-    ctx.stdout.pending = b"tail\n"  # type: ignore[attr-defined]
+    ctx.stdout.pending += b"tail\n"  # type: ignore[attr-defined]
     return written
 
 
