@@ -157,14 +157,8 @@ class Runner:
             return
         if source is None:
             self._yielded.append(task)
-        elif isinstance(source, Until):
-            pollable, made = _pollable(source.source)
-            timer = monotonic_clock.subscribe_instant(source.deadline)
-            self._waiting.append(_Waiting(task, [pollable, timer], [made, True], 1,
-                                          source.what))
         else:
-            pollable, made = _pollable(source)
-            self._waiting.append(_Waiting(task, [pollable], [made]))
+            self._waiting.append(_waiting(task, source))
 
     def _wait(self):
         """Poll once; ready tasks become runnable, then those that yielded.
@@ -194,6 +188,17 @@ class Runner:
                                    if timed_out else None))
         self._waiting = still
         self._runnable.extend((task, None) for task in yielded)
+
+
+def _waiting(task, source):
+    """What ``task`` waits on for the ``source`` it yielded (an `Until`
+    adds its deadline's timer)."""
+    if isinstance(source, Until):
+        pollable, made = _pollable(source.source)
+        timer = monotonic_clock.subscribe_instant(source.deadline)
+        return _Waiting(task, [pollable, timer], [made, True], 1, source.what)
+    pollable, made = _pollable(source)
+    return _Waiting(task, [pollable], [made])
 
 
 def _pollable(source):
@@ -232,21 +237,14 @@ def run(steps):
             error = None
             if source is None:
                 continue
-            if isinstance(source, Until):
-                pollable, made = _pollable(source.source)
-                timer = monotonic_clock.subscribe_instant(source.deadline)
-                try:
-                    if poll.poll([pollable, timer]) == [1]:  # only the deadline
-                        error = Timeout(detail=source.what)
-                finally:
-                    close(timer, pollable if made else None)
-            else:
-                pollable, made = _pollable(source)
-                try:
-                    pollable.block()
-                finally:
-                    if made:
-                        close(pollable)
+            waiting = _waiting(None, source)
+            try:
+                if waiting.timer is None:
+                    waiting.pollables[0].block()
+                elif poll.poll(waiting.pollables) == [waiting.timer]:  # only the deadline
+                    error = Timeout(detail=waiting.what)
+            finally:
+                waiting.drop()
     finally:
         steps.close()
 
