@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import ssl
+import weakref
 
 from lockstep import LIBSSL, PlainSSLPeer, handshake_ok, ssl_pointer
 from pki import Pki, der_chain
@@ -72,14 +73,25 @@ def test_connections_without_an_observer_are_left_alone(pki, version):
     assert recorder.messages
 
 
-def test_observer_is_held_weakly(pki, version):
+def test_observers_go_with_their_connection(pki, version):
+    # The connection keeps its observers and nothing else does: once it is
+    # dropped they are freed at once (no registry holds them, no cycle).
     client, server = pair(pki, version, pki.leaf("localhost"))
+    assert openssl.observe_secrets(client.obj.context)
     recorder = Recorder()
-    openssl.attach_observer(client.obj, recorder.observe)
+    openssl.attach_observer(client.obj, recorder.observe, records=recorder.record,
+                            secrets=recorder.secret)
+    handshake_ok(client, server)
+    assert recorder.messages and recorder.records and recorder.secrets
+    gone = weakref.ref(recorder)
     del recorder
-    gc.collect()
-    handshake_ok(client, server)  # the dispatcher finds a dead reference: ignored
-    assert client.obj.version() == f"TLSv{version}"
+    assert gone() is not None  # the connection still holds its observers
+    gc.disable()
+    try:
+        del client
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 def test_unverified_chain_is_the_peers_chain_as_sent(pki, version):

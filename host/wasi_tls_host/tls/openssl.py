@@ -36,7 +36,6 @@ import ssl
 import sys
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .errors import without_source_line
 
@@ -52,35 +51,38 @@ _RECORD_HEADER = 256  # OpenSSL's SSL3_RT_HEADER: the callback's data is a recor
 _WRITE = "write"
 
 
-@dataclass
 class _Observers:
-    # Weak: the observers' owner holds the SSLObject, so strong references
-    # would keep the entry (and the whole connection) alive forever.
-    messages: weakref.WeakMethod
-    secrets: weakref.WeakMethod | None
+    """One connection's observers, kept on its ``SSLObject`` (`_OBSERVERS`):
+    they live exactly as long as the connection, with no registry to clean
+    up. The observers' owner holds the ``SSLObject``, never the reverse, so
+    this makes no reference cycle."""
+
+    __slots__ = ("messages", "records", "secrets")
+
+    def __init__(self, messages: Observer, records: RecordObserver | None,
+                 secrets: SecretObserver | None) -> None:
+        self.messages = messages
+        self.records = records
+        self.secrets = secrets
 
 
-_observers: weakref.WeakKeyDictionary[ssl.SSLObject, _Observers] = weakref.WeakKeyDictionary()
-#: The connections whose written records are counted, apart: while it is
-#: empty, a record costs the dispatcher one test.
-_counting: weakref.WeakKeyDictionary[ssl.SSLObject, weakref.WeakMethod] = (
-    weakref.WeakKeyDictionary())
-#: Each observed connection by the address of its ``_SSLSocket``, for the key log callback.
+#: The ``SSLObject`` attribute that holds its `_Observers`.
+_OBSERVERS = "_wasi_tls_host_observers"
+#: Each connection that observes its secrets, by the address of its
+#: ``_SSLSocket``, for the key log callback (which is given only the ``SSL``).
 _by_address: weakref.WeakValueDictionary[int, ssl.SSLObject] = weakref.WeakValueDictionary()
 
 
 def _dispatch(connection: ssl.SSLObject, direction: str, version: int, content_type: int,
               message_type: int, data: bytes) -> None:
     if content_type == _HANDSHAKE:
-        observers = _observers.get(connection)
-        observer = observers.messages() if observers is not None else None
-        if observer is not None:
-            observer(direction, version, message_type, data)
-    elif content_type == _RECORD_HEADER and _counting and direction == _WRITE:
-        reference = _counting.get(connection)
-        counter = reference() if reference is not None else None
-        if counter is not None:
-            counter(message_type)  # a header's message type is the record's content type
+        observers = getattr(connection, _OBSERVERS, None)
+        if observers is not None:
+            observers.messages(direction, version, message_type, data)
+    elif content_type == _RECORD_HEADER and direction == _WRITE:
+        observers = getattr(connection, _OBSERVERS, None)
+        if observers is not None and observers.records is not None:
+            observers.records(message_type)  # a header's message type is the record's content type
 
 
 #: The C-level message callback slot (plain ints, no enum conversion).
@@ -99,26 +101,20 @@ def observe_handshake_messages(context: ssl.SSLContext) -> None:
 def attach_observer(connection: ssl.SSLObject, observer: Observer, *,
                     records: RecordObserver | None = None,
                     secrets: SecretObserver | None = None) -> None:
-    """Observers are bound methods, held weakly; attaching again replaces
-    them all (leave `records` and `secrets` out to stop those reports)."""
-    _observers[connection] = _Observers(
-        weakref.WeakMethod(observer),
-        weakref.WeakMethod(secrets) if secrets is not None else None)
-    if records is not None:
-        _counting[connection] = weakref.WeakMethod(records)
-    else:
-        _counting.pop(connection, None)
-    _by_address[id(connection._sslobj)] = connection  # type: ignore[attr-defined]
+    """Observers are usually bound methods; `connection` keeps them until it
+    is gone. Attaching again replaces them all (leave `records` and
+    `secrets` out to stop those reports)."""
+    setattr(connection, _OBSERVERS, _Observers(observer, records, secrets))
+    if secrets is not None:
+        _by_address[id(connection._sslobj)] = connection  # type: ignore[attr-defined]
 
 
 def stop_handshake_reports(connection: ssl.SSLObject) -> None:
     """Stop the reports only a handshake needs (the records `connection`
-    writes, its secrets); its messages are still observed. Cheaper than
-    attaching again, which makes new weak references."""
-    _counting.pop(connection, None)
-    observers = _observers.get(connection)
+    writes, its secrets); its messages are still observed."""
+    observers = getattr(connection, _OBSERVERS, None)
     if observers is not None:
-        observers.secrets = None
+        observers.records = observers.secrets = None
 
 
 # -- the key log -------------------------------------------------------------------
@@ -174,8 +170,8 @@ def _on_secret(ssl_pointer: int, line: bytes) -> None:
     if label in _UNUSED_SECRETS:
         return
     connection = _by_address.get(_LIBSSL.SSL_get_ex_data(ssl_pointer, 0))
-    observers = _observers.get(connection) if connection is not None else None
-    observer = observers.secrets() if observers is not None and observers.secrets else None
+    observers = getattr(connection, _OBSERVERS, None)
+    observer = observers.secrets if observers is not None else None
     if observer is None:
         return
     randoms = b""
