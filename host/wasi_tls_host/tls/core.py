@@ -164,6 +164,9 @@ class TlsCore(SessionFacts):
 
         self._inbound = Inbound(self._progress)
         self._starved = False  # the last attempt to progress needs the peer's bytes
+        #: OpenSSL's last handshake step asked for the peer's bytes (a server's
+        #: first one would: it starts by reading the ClientHello).
+        self._awaiting_bytes = server_side
 
         self._rx = bytearray()  # decrypted plaintext not yet returned by read()
         self._rx_error: TlsFailure | None = None  # why reading ended; raised once _rx is drained
@@ -385,16 +388,25 @@ class TlsCore(SessionFacts):
             self._obj = self._start()
         progress = self._progress
         while True:
+            if self._awaiting_bytes and not self._inbound.bio.pending:
+                # OpenSSL's last step stopped for the peer's bytes: a step
+                # before more are given would only stop the same way.
+                fed = self._inbound.give_next()
+                if fed:
+                    self._awaiting_bytes = False
+                if self._at_limit():
+                    return False
+                if not fed:
+                    self._starved = True
+                    return False
             if not progress.openssl_finished:
                 progress.openssl_finished = self._call(Op.HANDSHAKE) is not NEED_INPUT
+                self._awaiting_bytes = not progress.openssl_finished
             if self._at_limit():
                 return False
             if progress.openssl_finished:
                 self._finish()
                 return True
-            fed = self._inbound.give_next()
-            if self._at_limit() or not fed:
-                return False
 
     def _at_limit(self) -> bool:
         """Suspend once the handshake has got as far as it may."""
