@@ -13,6 +13,7 @@ network is what an operator needs to see.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import logging
 import socket
@@ -230,15 +231,22 @@ def socket_address_value(sockaddr: tuple) -> Case:
                          "address": ip_address_value(address).payload, "scope-id": sockaddr[3]})
 
 
+@functools.lru_cache(maxsize=256)
+def _address_and_text(tag: str, parts: tuple[int, ...]) -> tuple[IpAddress, str]:
+    # Kept: a guest names the same few addresses again and again, and
+    # parsing one costs more than the system call that uses it.
+    address = ip_from_value(Case(tag, parts))
+    return address, str(address)
+
+
 def sockaddr_from_value(value: Case) -> tuple[IpAddress, tuple]:
     """A WIT `ip-socket-address` as (ip, Python socket address)."""
     record = value.payload
-    address = ip_from_value(Case(value.tag, record["address"]))
+    address, text = _address_and_text(value.tag, tuple(record["address"]))
     if value.tag == "ipv4":
-        return address, (str(address), record["port"])
+        return address, (text, record["port"])
     # The kernel takes a 20-bit flow label; higher bits of the u32 are ignored.
-    return address, (str(address), record["port"], record["flow-info"] & 0xFFFFF,
-                     record["scope-id"])
+    return address, (text, record["port"], record["flow-info"] & 0xFFFFF, record["scope-id"])
 
 
 def check_family(address: IpAddress, family: int) -> None:
@@ -249,10 +257,17 @@ def check_family(address: IpAddress, family: int) -> None:
         raise fail("invalid-argument")
 
 
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+@functools.lru_cache(maxsize=256)
+def _never_a_peer(address: IpAddress) -> bool:
+    return address.is_unspecified or address.is_multicast or address == _BROADCAST
+
+
 def check_remote(address: IpAddress, port: int) -> None:
-    if address.is_unspecified or port == 0 or address.is_multicast:
-        raise fail("invalid-argument")
-    if address.version == 4 and address == ipaddress.IPv4Address("255.255.255.255"):
+    """`invalid-argument` for a peer no connection can have."""
+    if port == 0 or _never_a_peer(address):
         raise fail("invalid-argument")
 
 
