@@ -1,9 +1,10 @@
 """Session resumption (`--tls-resume`) with guests built from source against
 real servers on loopback, under TLS 1.2 and 1.3: off by default; on, a
 guest's later connections to the same server resume (the server says so),
-through the upstream client, the draft client and wasi:http, with the same
-facts for the guest; another server name, a session made with a client
-certificate, and another guest run get a full handshake."""
+through the upstream client, the draft client and wasi:http (under `run`
+and within one `serve` request), with the same facts for the guest; another
+server name, a session made with a client certificate, another guest run
+and another `serve` request get a full handshake."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import ssl
 import subprocess
 
 import pytest
-from http_peers import H11Server
+import serving
+from http_peers import H11Server, body_bytes, sha256
 
 from conftest import run_host
 from peers import facts, fingerprint, free_port, openssl_flag, wait_for_port
@@ -180,3 +182,24 @@ def test_wasi_http_requests_resume_only_when_asked(guests, pki, version, resume)
     assert result.stdout.decode().count("HTTP 200\n") == 3
     assert [seen.resumed for seen in server.seen] == [False, resume, resume]
     assert [seen.alpn for seen in server.seen] == ["http/1.1"] * 3
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["default", "tls-resume"])
+def test_serve_resumes_within_a_request_never_across_requests(guests, pki, version, resume):
+    """`serve` gives each request a context of its own: with --tls-resume a
+    request's second outgoing connection resumes its first one's session,
+    and the next request, even on the same client connection, has none."""
+    origin = H11Server(pki.server_context(pki["localhost"], version))
+    served = serving.Served(guests["http-proxy"], "--ca-file", str(pki.ca_file),
+                            "--allow-net", f"localhost:{origin.port}", *(["--tls-resume"] * resume))
+    url = f"https://localhost:{origin.port}/bytes/100"
+    try:
+        with serving.HttpClient(served.port) as client:
+            replies = [client.request("GET", f"/fetch?url={url}&times=2") for _ in range(2)]
+    finally:
+        served.close()
+        origin.close()
+    for reply in replies:
+        assert (reply.status, reply.headers["x-upstream-status"]) == (200, "200,200"), reply
+        assert (reply.size, reply.sha256) == (100, sha256(body_bytes(100)))
+    assert [seen.resumed for seen in origin.seen] == [False, resume, False, resume]

@@ -124,6 +124,28 @@ def test_a_pipe_is_granted_what_it_has_room_for():
     os.close(read_fd)
 
 
+def test_a_pipes_capacity_is_read_once_when_the_stream_opens(monkeypatch):
+    """Only F_SETPIPE_SZ changes it: check-write does not ask again."""
+    asked: list[int] = []
+    real_fcntl = fcntl.fcntl
+
+    def counting(fd, command, *args):
+        if command == fcntl.F_GETPIPE_SZ:
+            asked.append(fd)
+        return real_fcntl(fd, command, *args)
+
+    monkeypatch.setattr(fcntl, "fcntl", counting)
+    read_fd, write_fd = os.pipe()
+    writer = open(write_fd, "wb")  # noqa: SIM115 - closed below
+    ctx = WasiCtx(HostConfig(stdout=writer, stderr=io.BytesIO()))
+    for _ in range(3):
+        streams.write(ctx, ctx.stdout, bytes(streams.check_write(ctx, ctx.stdout) // 4))
+    assert asked == [ctx.stdout.fd]  # type: ignore[attr-defined]
+    ctx.close()
+    writer.close()
+    os.close(read_fd)
+
+
 def test_blocking_write_and_flush_waits_for_the_reader(unread):
     ctx = WasiCtx(HostConfig(stdout=unread.writer))
     written = within(10, lambda: fill(ctx))

@@ -4,7 +4,10 @@
     POST /echo          the request body streamed back as it arrives
     GET  /bytes/N       N bytes of a pattern, byte i being i % 251, with Content-Length
     GET  /fetch?url=U   an outgoing request to U (wasi:http/outgoing-handler),
-                        its status and body relayed as they arrive; 502 if it fails
+                        its status and body relayed as they arrive; 502 if it fails.
+                        &times=N: U is fetched N times one after the other, each
+                        earlier body read to its end and dropped, the last
+                        relayed; x-upstream-status lists every status, in order
     GET  /sleep/MS      the greeting after MS milliseconds (a slow request)
     POST /sleep/MS      the same, reading nothing of the request body
     GET  /compute/N     a sum over N steps, then its result (a request that computes)
@@ -25,7 +28,7 @@ from wit_world import exports
 from wit_world.imports import monotonic_clock, outgoing_handler, streams
 from wit_world.imports import wasi_http_types as http
 
-from wasi_guest import cli, io
+from wasi_guest import StreamFailed, cli, io
 
 PATTERN_PERIOD = 251
 CHUNK = 64 * 1024
@@ -101,7 +104,8 @@ def pattern(response_out, length: int) -> None:
     finish(stream, body)
 
 
-def fetch(response_out, url: str) -> None:
+def send(url: str):
+    """The incoming-response to GET `url`, once its head has come."""
     parts = urlsplit(url)
     request = http.OutgoingRequest(http.Fields())
     request.set_scheme(http.Scheme_Https() if parts.scheme == "https" else http.Scheme_Http())
@@ -113,13 +117,36 @@ def fetch(response_out, url: str) -> None:
             io.wait_for(future)
         if isinstance(outcome.value, Err):
             raise Failed(describe(outcome.value.value))
-        upstream = outcome.value.value
+        return outcome.value.value
     except Err as error:
         raise Failed(describe(error.value)) from None
+
+
+def drain(upstream) -> None:
+    """Read `upstream`'s body to its end (so its connection ends whole) and drop it."""
+    with upstream:
+        incoming = upstream.consume()
+        try:
+            with incoming.stream() as source:
+                for _ in read_chunks(source):
+                    pass
+        except StreamFailed as failure:
+            raise Failed(f"an earlier response's body: {failure.detail}") from None
+        http.IncomingBody.finish(incoming).__exit__(None, None, None)
+
+
+def fetch(response_out, url: str, times: int) -> None:
+    statuses = []
+    for _ in range(times - 1):
+        earlier = send(url)
+        statuses.append(str(earlier.status()))
+        drain(earlier)
+    upstream = send(url)
+    statuses.append(str(upstream.status()))
     headers = [(name, value) for name, value in upstream.headers().entries()
                if name.lower() in ("content-type", "content-length")]
     stream, body = respond(response_out, upstream.status(), [
-        ("x-upstream-status", str(upstream.status()).encode()), *headers])
+        ("x-upstream-status", ",".join(statuses).encode()), *headers])
     incoming = upstream.consume()
     with incoming.stream() as source:
         for chunk in read_chunks(source):
@@ -152,12 +179,14 @@ def route(request, response_out) -> None:
     elif get and (match := re.fullmatch(r"/bytes/(\d+)", path)):
         pattern(response_out, int(match.group(1)))
     elif get and path == "/fetch":
-        url = parse_qs(urlsplit(target).query).get("url", [""])[0]
-        if not url:
-            text(response_out, 400, "GET /fetch needs ?url=\n")
+        query = parse_qs(urlsplit(target).query)
+        url = query.get("url", [""])[0]
+        times = query.get("times", ["1"])[0]
+        if not url or not times.isdigit() or int(times) < 1:
+            text(response_out, 400, "GET /fetch needs ?url= (and &times= a whole number above 0)\n")
             return
         try:
-            fetch(response_out, url)
+            fetch(response_out, url, int(times))
         except Failed as failure:
             text(response_out, 502, f"fetch {url} failed: {failure}\n")
     elif (get or post) and (match := re.fullmatch(r"/sleep/(\d+)", path)):

@@ -209,7 +209,12 @@ class FileOutput(OutputStream):
         self.file = file
         self.failed: StreamFailed | None = None
         self.fd = _reopen_nonblocking(file)
-        self.is_pipe = self.fd is not None and stat.S_ISFIFO(os.fstat(self.fd).st_mode)
+        #: A pipe's capacity (None if it is no pipe), read once: only
+        #: F_SETPIPE_SZ changes it, and should anyone do so, the room is an
+        #: estimate anyway (what the fd does not take waits in `pending`).
+        self.pipe_size: int | None = (
+            fcntl.fcntl(self.fd, fcntl.F_GETPIPE_SZ)
+            if self.fd is not None and stat.S_ISFIFO(os.fstat(self.fd).st_mode) else None)
         #: Bytes written and granted but not yet taken by `fd`.
         self.pending = b""
 
@@ -220,10 +225,10 @@ class FileOutput(OutputStream):
         self._send_pending()
         if self.pending or not writable_now(self.fd):
             return 0
-        if not self.is_pipe:
+        if self.pipe_size is None:
             return select.PIPE_BUF
         queued = struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0" * 4))[0]
-        room = fcntl.fcntl(self.fd, fcntl.F_GETPIPE_SZ) - queued
+        room = self.pipe_size - queued
         # At least a page is free when poll says writable, or the reader is
         # gone (POLLERR) and the write will say closed.
         return max(select.PIPE_BUF, min(OUTPUT_BUDGET, room))
