@@ -6,6 +6,7 @@ wasi:sockets/ip-name-lookup.  Failures raise NetError whose ``code`` is the
 wasi:sockets error-code name, e.g. NetError("connection-refused").
 """
 
+import functools
 import ipaddress
 
 from componentize_py_types import Err
@@ -85,16 +86,27 @@ def split_host_port(host_port: str):
     return host, int(port_s)
 
 
-def parse_ip(host: str):
-    """IP literal -> wasi IpAddress, or None if ``host`` is not an IP literal."""
+@functools.lru_cache(maxsize=64)
+def _ip_parts(host: str):
+    # Kept per text: a client connects to the same few hosts again and
+    # again, and the ipaddress module is slow in a guest.
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return None
-    if ip.version == 4:
-        return network.IpAddress_Ipv4(tuple(ip.packed))
     b = ip.packed
-    return network.IpAddress_Ipv6(tuple((b[i] << 8) | b[i + 1] for i in range(0, 16, 2)))
+    if ip.version == 4:
+        return 4, tuple(b)
+    return 6, tuple((b[i] << 8) | b[i + 1] for i in range(0, 16, 2))
+
+
+def parse_ip(host: str):
+    """IP literal -> wasi IpAddress, or None if ``host`` is not an IP literal."""
+    parts = _ip_parts(host)
+    if parts is None:
+        return None
+    version, value = parts
+    return network.IpAddress_Ipv4(value) if version == 4 else network.IpAddress_Ipv6(value)
 
 
 def socket_address(ip, port: int):
