@@ -145,7 +145,8 @@ class TlsPolicy:
             _load_ca_file(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), path)
         for path in self.client_ca_files:
             _load_ca_file(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), path, "client CA file")
-        self._apply_revocation(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+        if self.crl_files:
+            self._apply_revocation(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
         if self.keylog_file:
             _base_context(ssl.PROTOCOL_TLS_CLIENT, self)
 
