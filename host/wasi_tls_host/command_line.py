@@ -10,18 +10,17 @@ import argparse
 import atexit
 import gc
 import ipaddress
-import logging
 import math
 import os
 import re
 import signal
 import sys
 import threading
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import log
 from .config import (
     DEFAULT_GRACE,
     DEFAULT_MAX_CONNECTIONS,
@@ -680,23 +679,8 @@ def _by_host(identities: list[tuple[str, PrivateIdentity]]) -> dict[str, Private
     return by_host
 
 
-_HOST_LOG = logging.StreamHandler()
-_HOST_LOG.setFormatter(logging.Formatter("wasi-tls-host: %(message)s"))
-
-
-def _print_host_log() -> None:
-    """What the host logs while a guest runs (a denied network access, a
-    compile still running after a second) as `wasi-tls-host:` lines on
-    stderr; the handler is added once, however often `main` runs."""
-    _HOST_LOG.setStream(sys.stderr)
-    log = logging.getLogger("wasi_tls_host")
-    if _HOST_LOG not in log.handlers:
-        log.addHandler(_HOST_LOG)
-    log.setLevel(logging.INFO)
-
-
 def run_command(options: argparse.Namespace) -> int:
-    _print_host_log()
+    log.print_to_stderr()
     try:
         config = config_from_args(options)
         config.tls.check()
@@ -723,7 +707,7 @@ def serve_command(options: argparse.Namespace) -> int:
     from .http import workers
     from .http.serve import listen, url_of
     from .http.settings import ServeSettings
-    _print_host_log()
+    log.print_to_stderr()
     host_name, port = options.addr
     try:
         config = config_from_args(options)
@@ -851,6 +835,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[options.command](options)
     except Exception as bug:  # a host defect outside any guest call: one line, not a dump
         if getattr(options, "debug", False) or debug_from_environment():
+            import traceback
             traceback.print_exc()
         print(f"wasi-tls-host: internal host error: {bug!r}", file=sys.stderr)
         return TRAP_STATUS

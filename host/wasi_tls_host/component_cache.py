@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import threading
 from pathlib import Path
@@ -30,6 +29,8 @@ import wasmtime
 import wasmtime._ffi
 from wasmtime import component as wc
 
+from . import log
+
 #: Total size of the compiled entries kept (wasmtime's own cache defaults
 #: to the same); the least recently used go first. Each is tens of MB.
 MAX_BYTES = 1 << 30
@@ -37,15 +38,12 @@ MAX_BYTES = 1 << 30
 #: guest takes about 5 s, in silence otherwise.
 SLOW_COMPILE_S = 1.0
 
-LOG = logging.getLogger("wasi_tls_host")
-
-
 def compile_file(engine: wasmtime.Engine, path: str, *, cached: bool) -> wc.Component:
     """Compile the component at `path`; one that is still compiling after
     SLOW_COMPILE_S is noted (INFO) on the `wasi_tls_host` logger."""
     note = ("compiling %s (cached for next time)" if cached
             else "compiling %s (the cache is off: every run compiles)")
-    timer = threading.Timer(SLOW_COMPILE_S, LOG.info, (note, path))
+    timer = threading.Timer(SLOW_COMPILE_S, lambda: log.logger().info(note, path))
     timer.daemon = True
     timer.start()
     try:

@@ -67,17 +67,18 @@ def test_help_is_wrapped_at_the_terminals_width():
     assert max(map(len, wide)) > 60 and max(map(len, wide)) <= 148
 
 
-def test_a_run_without_tls_imports_neither_ssl_nor_shutil(guests):
+def test_a_run_imports_nothing_it_does_not_use(guests):
     """What start-up does not pay for (bench/README.md, issue 16): the probe
-    makes no TLS connection, so the host's TLS policy does not import ssl,
-    and argparse does not import shutil for a terminal width it does not use."""
+    makes no TLS connection, so the host's TLS policy does not import ssl;
+    argparse does not import shutil for a terminal width it does not use;
+    and the host logs nothing, so it imports neither logging nor traceback."""
     result = run_host(guests["wasi-probe"], env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert result.returncode == 0 and b"probe: start" in result.stdout
     imported = {line.rsplit("|", 1)[-1].strip()
                 for line in result.stderr.decode().splitlines()
                 if line.startswith("import time:")}
     assert "wasi_tls_host.tls.policy" in imported
-    assert not {"ssl", "_ssl", "shutil"} & imported
+    assert not {"ssl", "_ssl", "shutil", "logging", "traceback"} & imported
 
 
 def test_serve_help_says_what_the_options_shared_with_run_mean_for_a_request():

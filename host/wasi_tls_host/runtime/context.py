@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol, TextIO, cast
 
@@ -132,6 +131,7 @@ class WasiCtx:
         message = f"{name}: internal host error: {bug!r}"
         if self.debug:
             print(f"wasi-tls-host: host error in {name}:", file=sys.stderr)
+            import traceback
             traceback.print_exception(bug, file=sys.stderr)
         if self.host_bug is None:
             self.host_bug = message

@@ -15,13 +15,13 @@ from __future__ import annotations
 import errno
 import functools
 import ipaddress
-import logging
 import socket
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Literal, Protocol, TypeVar
 
+from .. import log
 from ..config import IpAddress
 from ..io.error import IoError
 from ..runtime.calls import WASI_VERSION, Interface
@@ -37,7 +37,6 @@ NetOperation = Literal["connect", "bind", "send"]
 #: Distinct denials reported per guest; a guest scanning ports gets no more.
 DENIALS_REPORTED = 100
 
-logger = logging.getLogger("wasi_tls_host")
 
 interface = Interface(f"wasi:sockets/network@{WASI_VERSION}")
 interface.resource("network", Res.NETWORK)
@@ -106,10 +105,10 @@ class GuestNetwork:
             self._denied.add(key)
             last = len(self._denied) > DENIALS_REPORTED
         if last:
-            logger.warning("more denied network accesses of this guest are not reported")
+            log.logger().warning("more denied network accesses of this guest are not reported")
             return
         where = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
-        logger.warning("denied %s to %s (no --allow-net grants it)", operation, where,
+        log.logger().warning("denied %s to %s (no --allow-net grants it)", operation, where,
                        extra={"operation": operation, "address": address, "port": port})
 
 
