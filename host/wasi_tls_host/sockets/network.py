@@ -109,7 +109,7 @@ class GuestNetwork:
             return
         where = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
         log.logger().warning("denied %s to %s (no --allow-net grants it)", operation, where,
-                       extra={"operation": operation, "address": address, "port": port})
+                             extra={"operation": operation, "address": address, "port": port})
 
 
 class SocketSlot:
