@@ -14,6 +14,7 @@ import io
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -99,23 +100,27 @@ def test_timeout_ends_a_guest_computing_waiting_in_poll_or_in_a_blocking_read(pr
     assert seconds < 2 + STOP_BOUND_S
 
 
-def test_timeout_ends_a_guest_waiting_to_write_to_a_stdout_nobody_reads(guests, tmp_path):
-    """A write to a full pipe waits in poll, where the time limit ends it.
-    Regression: the host's write to the pipe blocked in the kernel, where
-    nothing could stop it (the process never ended)."""
+@pytest.mark.parametrize("kind", ["pipe", "socket"])
+def test_timeout_ends_a_guest_waiting_to_write_to_a_stdout_nobody_reads(guests, tmp_path, kind):
+    """A write to a full pipe, or to a socket (journald's stdout under
+    systemd), waits in poll, where the time limit ends it. Regression: the
+    host's write blocked in the kernel, where nothing could stop it (the
+    process never ended)."""
     data = tmp_path / "data"
-    data.write_bytes(b"x" * (1 << 20))  # more than a pipe holds
+    data.write_bytes(b"x" * (1 << 20))  # more than a pipe or a socket's buffers hold
+    unread, stdout = socket.socketpair() if kind == "socket" else (None, subprocess.PIPE)
     with data.open("rb") as stdin:
         process = subprocess.Popen(
             [HOST, "run", "--timeout", "2", str(guests["bulk-probe"]), "write", "stdout", "65536"],
-            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
     try:
         status = process.wait(timeout=120)
         stderr = process.stderr.read().decode()
     finally:
         process.kill()
-        process.stdout.close()
-        process.stderr.close()
+        for end in (process.stdout, process.stderr, stdout if unread else None, unread):
+            if end is not None:
+                end.close()
         process.wait()
     assert (status, stderr.splitlines()[-1]) == (
         124, "wasi-tls-host: the guest ran past its time limit (2 s)")

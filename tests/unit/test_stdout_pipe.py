@@ -1,7 +1,7 @@
-"""stdout into a pipe or terminal that nobody reads blocks no one.
+"""stdout into a pipe, terminal or socket that nobody reads blocks no one.
 
 wasi:io lets only `poll` and the `blocking-*` calls wait. A guest's stdout
-is often a pipe (or a terminal) whose reader may stop reading: `check-write`
+is often a pipe (or a terminal, or a socket) whose reader may stop reading: `check-write`
 must then grant nothing, `write` must return at once, and the stream's
 pollable must wait in `poll` until the reader drains, so that the host's
 other work (a timer here, other guests in a server) goes on. Each host side
@@ -14,6 +14,7 @@ import fcntl
 import io
 import os
 import select
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,9 +52,15 @@ class Unread:
         return received
 
 
-@pytest.fixture(params=[os.pipe, os.openpty], ids=["pipe", "terminal"])
+def stream_socket_pair() -> tuple[int, int]:
+    return tuple(end.detach() for end in socket.socketpair())  # type: ignore[return-value]
+
+
+@pytest.fixture(params=[os.pipe, os.openpty, stream_socket_pair],
+                ids=["pipe", "terminal", "socket"])
 def unread(request) -> Iterator[Unread]:
-    """A pipe, or a pseudo-terminal (the guest writes to its slave)."""
+    """A pipe, a pseudo-terminal (the guest writes to its slave), or a
+    stream socket (journald's stdout under systemd)."""
     read_fd, write_fd = request.param()
     os.set_blocking(read_fd, False)
     writer = open(write_fd, "wb")  # noqa: SIM115 - closed below

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import socket
 import stat
 import struct
 import termios
@@ -197,7 +198,10 @@ class FileOutput(OutputStream):
     blocking mode belongs to the file description it shares with the parent
     (and sys.stdout.buffer would pass on more than was granted). So its
     bytes go through a non-blocking description of our own of the same
-    pipe or terminal (`_reopen_nonblocking`), and `check-write` grants what
+    pipe or terminal (`_reopen_nonblocking`); a socket (journald's, under
+    systemd) cannot be reopened, so its bytes are sent on a duplicate of
+    its fd with MSG_DONTWAIT, which leaves the shared description's mode
+    alone too. `check-write` grants what
     the fd takes now: nothing until poll says writable, then PIPE_BUF (poll
     on a pipe means a page is free), and on a pipe its free room up to the
     budget. The room is an estimate (a page may be partly used) and another
@@ -208,7 +212,9 @@ class FileOutput(OutputStream):
     def __init__(self, file: BinaryIO):
         self.file = file
         self.failed: StreamFailed | None = None
-        self.fd = _reopen_nonblocking(file)
+        #: A socket's bytes go out through `send` with MSG_DONTWAIT (None: no socket).
+        self.socket = _duplicate_socket(file)
+        self.fd = self.socket.fileno() if self.socket is not None else _reopen_nonblocking(file)
         #: A pipe's capacity (None if it is no pipe), read once: only
         #: F_SETPIPE_SZ changes it, and should anyone do so, the room is an
         #: estimate anyway (what the fd does not take waits in `pending`).
@@ -271,8 +277,11 @@ class FileOutput(OutputStream):
             self._send_pending()
         except (StreamClosed, StreamFailed):
             pass
-        os.close(self.fd)
-        self.fd, self.pending = None, b""
+        if self.socket is not None:
+            self.socket.close()
+        else:
+            os.close(self.fd)
+        self.fd, self.socket, self.pending = None, None, b""
 
     def _check_usable(self) -> None:
         if self.failed:
@@ -285,7 +294,8 @@ class FileOutput(OutputStream):
         with self._failures("write"):
             while self.pending:
                 try:
-                    sent = os.write(self.fd, self.pending)
+                    sent = (self.socket.send(self.pending, socket.MSG_DONTWAIT)
+                            if self.socket is not None else os.write(self.fd, self.pending))
                 except BlockingIOError:
                     return
                 self.pending = self.pending[sent:]
@@ -322,12 +332,34 @@ class _Delivery:
         pass  # the stream's own close drops what is left
 
 
+def _duplicate_socket(file: BinaryIO) -> socket.socket | None:
+    """A socket on a duplicate of `file`'s fd when that is a stream socket,
+    after what `file` still buffers; None otherwise."""
+    fd = _pollable_fd(file)
+    if fd is None or not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        return None
+    try:
+        file.flush()  # the embedder's bytes come first
+        copy = os.dup(fd)
+    except (OSError, ValueError):
+        return None
+    try:
+        duplicate = socket.socket(fileno=copy)
+    except OSError:
+        os.close(copy)
+        return None
+    if duplicate.type != socket.SOCK_STREAM:  # a datagram's bounds are not ours to cut
+        duplicate.close()
+        return None
+    return duplicate
+
+
 def _reopen_nonblocking(file: BinaryIO) -> int | None:
     """A non-blocking description of our own of the pipe or terminal behind
     `file`, after what `file` still buffers; None for a regular or in-memory
-    file, and where Linux cannot reopen it (a socket, a pipe of another
-    user's, a pipe whose reader is gone), which is then written through
-    `file` (and a write can block)."""
+    file, and where Linux cannot reopen it (a pipe of another user's, a pipe
+    whose reader is gone), which is then written through `file` (and a
+    write can block)."""
     if _pollable_fd(file) is None:
         return None
     try:
