@@ -222,7 +222,9 @@ class HttpServer:
         self._shutdown = Shutdown()
         self._connections: set[ServerConnection] = set()
         self._lock = threading.Lock()
-        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        #: Poked by each connection as it ends; None once the server has stopped.
+        self._wake_write: int | None = wake_write
         self._grace = self.settings.grace
         self._stopped = threading.Event()
         listener.setblocking(False)
@@ -316,9 +318,12 @@ class HttpServer:
             self._forget(connection)
 
     def _forget(self, connection: ServerConnection) -> None:
+        # Under the lock: once the last connection is gone the server closes
+        # the pipe, and a poke after that would write to a closed (or reused) fd.
         with self._lock:
             self._connections.discard(connection)
-        poke(self._wake_write)
+            if self._wake_write is not None:
+                poke(self._wake_write)
 
     def _drain(self) -> None:
         """After the accept loop: let connections finish within the grace
@@ -329,8 +334,11 @@ class HttpServer:
             if self._stop_guests is not None:
                 self._stop_guests()
             self._wait_for_connections(self.now_ns() + int(ABORT_WAIT_S * 1e9))
-        os.close(self._wake_read)
-        os.close(self._wake_write)
+        with self._lock:  # connections cut but not yet ended poke no more
+            os.close(self._wake_read)
+            if self._wake_write is not None:
+                os.close(self._wake_write)
+                self._wake_write = None
 
     def _wait_for_connections(self, deadline: int) -> bool:
         """True once every connection has ended; False at `deadline`."""
