@@ -213,14 +213,22 @@ class FileOutput(OutputStream):
         self.file = file
         self.failed: StreamFailed | None = None
         #: A socket's bytes go out through `send` with MSG_DONTWAIT (None: no socket).
-        self.socket = _duplicate_socket(file)
-        self.fd = self.socket.fileno() if self.socket is not None else _reopen_nonblocking(file)
+        self.socket: socket.socket | None = None
+        self.fd: int | None = None
         #: A pipe's capacity (None if it is no pipe), read once: only
         #: F_SETPIPE_SZ changes it, and should anyone do so, the room is an
         #: estimate anyway (what the fd does not take waits in `pending`).
-        self.pipe_size: int | None = (
-            fcntl.fcntl(self.fd, fcntl.F_GETPIPE_SZ)
-            if self.fd is not None and stat.S_ISFIFO(os.fstat(self.fd).st_mode) else None)
+        self.pipe_size: int | None = None
+        shared = _pollable_fd(file)
+        if shared is not None:
+            mode = os.fstat(shared).st_mode
+            if stat.S_ISSOCK(mode):
+                self.socket = _duplicate_socket(file, shared)
+                self.fd = self.socket.fileno() if self.socket is not None else None
+            else:
+                self.fd = _reopen_nonblocking(file, shared)
+                if self.fd is not None and stat.S_ISFIFO(mode):
+                    self.pipe_size = fcntl.fcntl(self.fd, fcntl.F_GETPIPE_SZ)
         #: Bytes written and granted but not yet taken by `fd`.
         self.pending = b""
 
@@ -332,12 +340,9 @@ class _Delivery:
         pass  # the stream's own close drops what is left
 
 
-def _duplicate_socket(file: BinaryIO) -> socket.socket | None:
-    """A socket on a duplicate of `file`'s fd when that is a stream socket,
-    after what `file` still buffers; None otherwise."""
-    fd = _pollable_fd(file)
-    if fd is None or not stat.S_ISSOCK(os.fstat(fd).st_mode):
-        return None
+def _duplicate_socket(file: BinaryIO, fd: int) -> socket.socket | None:
+    """A socket on a duplicate of `fd` (`file`'s) when that is a stream
+    socket, after what `file` still buffers; None otherwise."""
     try:
         file.flush()  # the embedder's bytes come first
         copy = os.dup(fd)
@@ -354,17 +359,14 @@ def _duplicate_socket(file: BinaryIO) -> socket.socket | None:
     return duplicate
 
 
-def _reopen_nonblocking(file: BinaryIO) -> int | None:
-    """A non-blocking description of our own of the pipe or terminal behind
-    `file`, after what `file` still buffers; None for a regular or in-memory
-    file, and where Linux cannot reopen it (a pipe of another user's, a pipe
-    whose reader is gone), which is then written through `file` (and a
-    write can block)."""
-    if _pollable_fd(file) is None:
-        return None
+def _reopen_nonblocking(file: BinaryIO, fd: int) -> int | None:
+    """A non-blocking description of our own of the pipe or terminal `fd`
+    (`file`'s), after what `file` still buffers; None where Linux cannot
+    reopen it (a pipe of another user's, a pipe whose reader is gone),
+    which is then written through `file` (and a write can block)."""
     try:
         file.flush()  # the embedder's bytes come first
-        return os.open(f"/proc/self/fd/{file.fileno()}",
+        return os.open(f"/proc/self/fd/{fd}",
                        os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except (OSError, ValueError):
         return None
