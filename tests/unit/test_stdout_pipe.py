@@ -254,3 +254,17 @@ def test_a_stopped_runs_end_does_not_wait_for_a_reader(unread):
     ctx.stop.request("timeout")
     within(2, ctx.close)  # nobody reads: the tail is dropped, not waited for
     ctx.stop.close()
+
+
+def test_a_datagram_socket_is_written_through_the_file():
+    """Sending on a duplicate applies to stream sockets only: a datagram's
+    bounds are the writer's, so one is written through the file as before."""
+    reader, writer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with reader, open(writer.detach(), "wb") as sink:  # noqa: SIM115
+        ctx = WasiCtx(HostConfig(stdout=sink))
+        assert ctx.stdout.socket is None and ctx.stdout.fd is None  # type: ignore[attr-defined]
+        assert streams.check_write(ctx, ctx.stdout) == OUTPUT_BUDGET
+        streams.write(ctx, ctx.stdout, b"one datagram")
+        streams.flush(ctx, ctx.stdout)
+        assert reader.recv(64) == b"one datagram"
+        ctx.close()
