@@ -116,6 +116,14 @@ def test_a_handler_that_raises_is_a_500_and_the_server_goes_on(serve):
     assert second.startswith(b"HTTP/1.1 200 OK\r\n") and b"hello\n" in second
 
 
+def test_a_connection_that_ends_after_the_server_stopped_pokes_nothing(serve):
+    """Regression: a connection ending after the server had closed its
+    wake-up pipe wrote to the closed fd (EBADF, or a file reusing it)."""
+    server = serve(answer())
+    server.close(grace=0)
+    server._forget(object())  # type: ignore[arg-type]  # as a late connection does
+
+
 def test_close_stops_accepting_and_frees_the_port(serve):
     server = serve(answer())
     port = server.port
