@@ -73,14 +73,20 @@ def test_connections_without_an_observer_are_left_alone(pki, version):
     assert recorder.messages
 
 
-def test_observers_go_with_their_connection(pki, version):
-    # The connection keeps its observers and nothing else does: once it is
-    # dropped they are freed at once (no registry holds them, no cycle).
+def fully_observed_pair(pki: Pki, version: str) -> tuple[PlainSSLPeer, PlainSSLPeer, Recorder]:
+    """A pair whose client reports its messages, records and secrets to a Recorder."""
     client, server = pair(pki, version, pki.leaf("localhost"))
     assert openssl.observe_secrets(client.obj.context)
     recorder = Recorder()
     openssl.attach_observer(client.obj, recorder.observe, records=recorder.record,
                             secrets=recorder.secret)
+    return client, server, recorder
+
+
+def test_observers_go_with_their_connection(pki, version):
+    # The connection keeps its observers and nothing else does: once it is
+    # dropped they are freed at once (no registry holds them, no cycle).
+    client, server, recorder = fully_observed_pair(pki, version)
     handshake_ok(client, server)
     assert recorder.messages and recorder.records and recorder.secrets
     gone = weakref.ref(recorder)
@@ -177,11 +183,7 @@ def test_a_context_without_a_key_log_file_still_reports_secrets(pki, version):
 
 
 def test_stopping_the_handshake_reports_keeps_only_the_messages(pki, version):
-    client, server = pair(pki, version, pki.leaf("localhost"))
-    assert openssl.observe_secrets(client.obj.context)
-    recorder = Recorder()
-    openssl.attach_observer(client.obj, recorder.observe, records=recorder.record,
-                            secrets=recorder.secret)
+    client, server, recorder = fully_observed_pair(pki, version)
     openssl.stop_handshake_reports(client.obj)
     handshake_ok(client, server)
     assert recorder.messages  # still observed
